@@ -1,0 +1,110 @@
+package criminalip
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Error classes. Every error returned by Client.Report matches exactly one of
+// them with errors.Is, so callers decide without parsing text:
+//
+//	ErrBadKey       the key was refused (401/403); retrying cannot help
+//	ErrQuota        rate limited or quota exhausted (429); retry later
+//	ErrTransient    5xx, timeout, connection failure; a retry may help
+//	ErrBadResponse  malformed JSON, body over the size limit
+//	ErrRejected     the API refused this request (another 4xx)
+//	ErrNotPublic    the IP is not globally routable; the API was not called
+var (
+	ErrBadKey      = errors.New("criminal ip: api key refused")
+	ErrQuota       = errors.New("criminal ip: rate limited or quota exhausted")
+	ErrTransient   = errors.New("criminal ip: transient failure")
+	ErrBadResponse = errors.New("criminal ip: bad response")
+	ErrRejected    = errors.New("criminal ip: request rejected")
+	ErrNotPublic   = errors.New("criminal ip: not a public ip")
+)
+
+// Error describes a failed report request. It never holds the API key.
+type Error struct {
+	Class      error  // one of the Err* sentinels
+	IP         string // the IP asked about
+	HTTPStatus int    // 0 if no HTTP answer
+	APIStatus  int    // the body's "status", 0 if absent
+	Message    string // short, key-free description
+	Attempts   int    // API calls made for this request
+	Err        error  // underlying cause (e.g. context.DeadlineExceeded), may be nil
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Class.Error())
+	if e.IP != "" {
+		fmt.Fprintf(&b, " for %s", e.IP)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.HTTPStatus != 0 {
+		fmt.Fprintf(&b, " (http %d", e.HTTPStatus)
+		if e.APIStatus != 0 && e.APIStatus != e.HTTPStatus {
+			fmt.Fprintf(&b, ", body status %d", e.APIStatus)
+		}
+		b.WriteString(")")
+	}
+	if e.Attempts > 1 {
+		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
+	}
+	return b.String()
+}
+
+// Unwrap lets errors.Is match both the class and the underlying cause.
+func (e *Error) Unwrap() []error {
+	if e.Err != nil {
+		return []error{e.Class, e.Err}
+	}
+	return []error{e.Class}
+}
+
+// Retryable reports whether err is worth retrying later (quota or transient).
+func Retryable(err error) bool {
+	return errors.Is(err, ErrQuota) || errors.Is(err, ErrTransient)
+}
+
+// Kind names err's class for metrics and logs: "bad_key", "quota",
+// "transient", "bad_response", "rejected", "not_public" or "other".
+func Kind(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrBadKey):
+		return "bad_key"
+	case errors.Is(err, ErrQuota):
+		return "quota"
+	case errors.Is(err, ErrTransient):
+		return "transient"
+	case errors.Is(err, ErrBadResponse):
+		return "bad_response"
+	case errors.Is(err, ErrRejected):
+		return "rejected"
+	case errors.Is(err, ErrNotPublic):
+		return "not_public"
+	}
+	return "other"
+}
+
+// classifyStatus maps an HTTP or body status to a class; nil means success.
+func classifyStatus(status int) error {
+	switch {
+	case status == 200 || status == 0:
+		return nil
+	case status == 401 || status == 403:
+		return ErrBadKey
+	case status == 429:
+		return ErrQuota
+	case status >= 500 || status == 408:
+		return ErrTransient
+	default:
+		return ErrRejected
+	}
+}

@@ -1,0 +1,84 @@
+package publicip
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestIs(t *testing.T) {
+	tests := []struct {
+		ip     string
+		public bool
+	}{
+		{"45.83.0.10", true},
+		{"8.8.8.8", true},
+		{"1.1.1.1", true},
+		{"10.0.0.1", false},
+		{"172.16.5.4", false},
+		{"172.32.0.1", true},
+		{"192.168.1.1", false},
+		{"127.0.0.1", false},
+		{"169.254.10.10", false},
+		{"100.64.0.1", false},
+		{"100.128.0.1", true},
+		{"192.0.2.1", false},
+		{"198.51.100.7", false},
+		{"203.0.113.9", false},
+		{"198.18.0.1", false},
+		{"224.0.0.251", false},
+		{"239.255.255.250", false},
+		{"240.0.0.1", false},
+		{"255.255.255.255", false},
+		{"0.0.0.0", false},
+		{"2a00:1450:4001:80b::200e", true},
+		{"2606:4700:4700::1111", true},
+		{"2001:db8::1", false},
+		{"3fff::1", false},
+		{"::1", false},
+		{"::", false},
+		{"fe80::1", false},
+		{"fd00::1", false},
+		{"ff02::1", false},
+		{"2002:c000:0204::1", false},
+		{"64:ff9b:1::1", false},
+		{"2001:4860::1", true}, // outside 2001::/23
+		{"2001:3::1", true},    // AMT, globally reachable inside 2001::/23
+		{"2001:2::1", false},   // benchmarking, inside 2001::/23
+		{"4000::1", false},     // outside 2000::/3
+		{"::ffff:10.0.0.1", false},
+		{"::ffff:45.83.0.10", true},
+		{"fe80::1%eth0", false},
+	}
+	for _, tc := range tests {
+		got := Is(netip.MustParseAddr(tc.ip))
+		if got != tc.public {
+			t.Errorf("Is(%s) = %v, want %v (why: %q)", tc.ip, got, tc.public, Why(netip.MustParseAddr(tc.ip)))
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	if _, err := Check("not-an-ip"); err == nil || !strings.Contains(err.Error(), "not an IP address") {
+		t.Errorf("Check(not-an-ip) error = %v, want 'not an IP address'", err)
+	}
+	_, err := Check("10.0.0.1")
+	if err == nil || !strings.Contains(err.Error(), "RFC 1918") || !strings.Contains(err.Error(), "10.0.0.1") {
+		t.Errorf("Check(10.0.0.1) error = %v, want it to name the IP and RFC 1918", err)
+	}
+	addr, err := Check("::ffff:45.83.0.10")
+	if err != nil || addr != netip.MustParseAddr("45.83.0.10") {
+		t.Errorf("Check(::ffff:45.83.0.10) = %v, %v; want 45.83.0.10 unmapped", addr, err)
+	}
+}
+
+func BenchmarkIs(b *testing.B) {
+	addrs := []netip.Addr{
+		netip.MustParseAddr("45.83.0.10"),
+		netip.MustParseAddr("10.1.2.3"),
+		netip.MustParseAddr("2606:4700:4700::1111"),
+	}
+	for i := 0; b.Loop(); i++ {
+		Is(addrs[i%len(addrs)])
+	}
+}
