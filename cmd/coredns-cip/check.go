@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/publicip"
+	"github.com/coredns-cip/coredns-cip/internal/risk"
+)
+
+// Exit statuses of `check`, as the original tool.
+const (
+	exitClean      = 0
+	exitSuspicious = 1
+	exitError      = 2
+)
+
+// defaultKeyFile is the original tool's default --keyfile, used only when it
+// exists and neither --keyfile nor CIP_API_KEY is given.
+const defaultKeyFile = "criminalip_api_key.json"
+
+const checkUsage = `Usage: coredns-cip check --ip IP [--port N] [--product NAME] [options]
+
+Validates one IP with the Criminal IP asset report API and the multi-factor
+rules (reputation score, SSL anomalies, directory listing, mining,
+VPN/Tor/proxy, SSH exposure), like the original cip_ip_report_check.py.
+
+Output: one JSON object {"ip","port","suspicious","reasons":[{"factor","detail"}],"score"}
+(or, with --pretty, "[SUSPICIOUS] IP:PORT" and one line per reason, "[OK] IP" otherwise).
+
+API key: --keyfile FILE (JSON {"api_key": "..."}), else $CIP_API_KEY, else
+./criminalip_api_key.json if it exists. The key is never printed.
+
+Exit status: 0 clean, 1 suspicious, 2 error (bad input, non-public IP, API failure).
+A non-public IP (private, loopback, link-local, CGNAT, documentation,
+multicast, reserved) is refused without calling the API.
+
+Options:
+`
+
+// checkResult is the default JSON output.
+type checkResult struct {
+	IP         string        `json:"ip"`
+	Port       *int          `json:"port"`
+	Suspicious bool          `json:"suspicious"`
+	Reasons    []risk.Reason `json:"reasons"`
+	Score      string        `json:"score"`
+}
+
+func runCheck(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return check(ctx, args, os.Stdout, os.Stderr, os.Getenv)
+}
+
+func check(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, checkUsage)
+		fs.PrintDefaults()
+	}
+	ipFlag := fs.String("ip", "", "destination `IP` to validate (required)")
+	port := fs.Int("port", 0, "destination `port` (hint: 22 counts as SSH exposure)")
+	product := fs.String("product", "", "product `name` seen on the port (hint: OpenSSH on a non-22 port counts)")
+	pretty := fs.Bool("pretty", false, "human-readable output instead of JSON")
+	dumpJSON := fs.Bool("dump-json", false, "also print the full API report (debug)")
+	keyFile := fs.String("keyfile", "", "API key `file`, JSON {\"api_key\": \"...\"}")
+	apiURL := fs.String("api-url", criminalip.DefaultBaseURL, "Criminal IP API base `URL`")
+	timeout := fs.Duration("timeout", criminalip.DefaultTimeout, "timeout per API call")
+	attempts := fs.Int("attempts", criminalip.DefaultMaxAttempts, "API calls at most, retries of transient errors and 429 included")
+	factors := fs.String("factors", "", "comma-separated factors that count (score,ssl,vuln,mining,anonymity,ssh or codes); default all")
+	levels := fs.String("score-levels", "", "comma-separated score levels that count; default dangerous,critical")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitClean
+		}
+		return exitError
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "[ERROR] "+format+"\n", a...)
+		return exitError
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+	}
+	if *ipFlag == "" {
+		return fail("--ip is required")
+	}
+	addr, err := publicip.Check(*ipFlag)
+	if err != nil {
+		return fail("--ip: %v; not sent to the API", err)
+	}
+	if *port < 0 || *port > 65535 {
+		return fail("--port: %d is not a port number (1-65535)", *port)
+	}
+	if *attempts < 1 {
+		return fail("--attempts: must be at least 1")
+	}
+	policy := risk.DefaultPolicy()
+	if *factors != "" {
+		if policy, err = policy.WithFactors(splitList(*factors)...); err != nil {
+			return fail("--factors: %v", err)
+		}
+	}
+	if *levels != "" {
+		if policy, err = policy.WithScoreLevels(splitList(*levels)...); err != nil {
+			return fail("--score-levels: %v", err)
+		}
+	}
+	key, err := resolveKey(*keyFile, getenv)
+	if err != nil {
+		return fail("%v", err)
+	}
+	client, err := criminalip.New(criminalip.Config{
+		APIKey:      key,
+		BaseURL:     *apiURL,
+		Timeout:     *timeout,
+		MaxAttempts: *attempts,
+		Rate:        -1, // one IP: the limiter has nothing to pace
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer client.Close()
+
+	rep, err := client.Report(ctx, addr)
+	if err != nil {
+		return fail("%v", err)
+	}
+	verdict := policy.Evaluate(rep, risk.Hints{Port: *port, Product: *product})
+
+	if *dumpJSON {
+		if err := dumpReport(stdout, rep.Raw); err != nil {
+			return fail("--dump-json: %v", err)
+		}
+	}
+	if *pretty {
+		printPretty(stdout, addr.String(), *port, verdict)
+	} else {
+		res := checkResult{IP: addr.String(), Suspicious: verdict.Suspicious, Reasons: verdict.Reasons, Score: verdict.Score}
+		if res.Reasons == nil {
+			res.Reasons = []risk.Reason{}
+		}
+		if *port != 0 {
+			res.Port = port
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(res); err != nil {
+			return fail("writing output: %v", err)
+		}
+	}
+	if verdict.Suspicious {
+		return exitSuspicious
+	}
+	return exitClean
+}
+
+// resolveKey finds the API key: --keyfile, then CIP_API_KEY, then the
+// original tool's default file if present.
+func resolveKey(keyFile string, getenv func(string) string) (criminalip.APIKey, error) {
+	if keyFile != "" {
+		return criminalip.LoadKeyFile(keyFile)
+	}
+	if k := strings.TrimSpace(getenv("CIP_API_KEY")); k != "" {
+		return criminalip.APIKey(k), nil
+	}
+	if _, err := os.Stat(defaultKeyFile); err == nil {
+		return criminalip.LoadKeyFile(defaultKeyFile)
+	}
+	return "", errors.New(`no API key: pass --keyfile FILE (JSON {"api_key": "..."}) or set CIP_API_KEY`)
+}
+
+func printPretty(w io.Writer, ip string, port int, v risk.Verdict) {
+	target := ip
+	if port != 0 {
+		target = net.JoinHostPort(ip, strconv.Itoa(port))
+	}
+	if !v.Suspicious {
+		score := v.Score
+		if score == "" {
+			score = "none"
+		}
+		fmt.Fprintf(w, "[OK] %s\n - no risk factor matched (score: %s)\n", target, score)
+		return
+	}
+	fmt.Fprintf(w, "[SUSPICIOUS] %s\n", target)
+	for _, r := range v.Reasons {
+		fmt.Fprintf(w, " - %s: %s\n", r.Factor, r.Detail)
+	}
+}
+
+// dumpReport prints the report as received, indented, keys in API order.
+func dumpReport(w io.Writer, raw []byte) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return err
+	}
+	b.WriteByte('\n')
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
