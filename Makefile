@@ -1,0 +1,37 @@
+# coredns-cip: `make demo` runs the offline walkthrough, `make test` the tests.
+GO        ?= go
+BIN       ?= bin/coredns-cip
+FUZZTIME  ?= 10s
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build test unit fuzz demo bench lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/coredns-cip
+
+# The CI entry point: static checks, every test with the race detector, and a
+# short run of each fuzz target.
+test: lint unit fuzz
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/criminalip
+
+demo: build
+	BIN=$(BIN) bash scripts/demo.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin
