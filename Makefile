@@ -22,7 +22,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/criminalip
 
 demo: build
-	BIN=$(BIN) bash scripts/demo.sh
+	$(GO) run ./scripts/demo -bin $(BIN) -corefile corefile.example
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

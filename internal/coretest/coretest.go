@@ -52,11 +52,60 @@ func Start(t testing.TB, corefile string) (inst *caddy.Instance, udpAddr, tcpAdd
 		t.Fatalf("coretest: start CoreDNS: %v\nCorefile:\n%s", err, corefile)
 	}
 	t.Cleanup(func() {
+		if _, gone := replaced.Load(inst); gone {
+			return
+		}
 		if err := stop(inst); err != nil {
 			t.Errorf("coretest: stop CoreDNS: %v", err)
 		}
 	})
+	awaitAll(t, inst, corefile)
+	udpAddr, tcpAddr = Addrs(inst, 0)
+	if udpAddr == "" && tcpAddr == "" {
+		t.Fatalf("coretest: CoreDNS started no DNS server\nCorefile:\n%s", corefile)
+	}
+	return inst, udpAddr, tcpAddr
+}
 
+// replaced holds the instances that Reload replaced: their servers and
+// callbacks now belong to the new instance, which the test stops instead.
+var replaced sync.Map
+
+// Reload reloads inst with corefile as CoreDNS's reload plugin does
+// (caddy.Instance.Restart: listeners are handed over, the old instance's
+// OnRestart runs first and its OnShutdown after the new one started) and
+// returns the new instance, stopped when the test ends.
+func Reload(t testing.TB, inst *caddy.Instance, corefile string) *caddy.Instance {
+	t.Helper()
+	startMu.Lock()
+	next, err := inst.Restart(caddy.CaddyfileInput{
+		Contents:       []byte(corefile),
+		Filepath:       "Corefile",
+		ServerTypeName: "dns",
+	})
+	startMu.Unlock()
+	if err != nil {
+		t.Fatalf("coretest: reload CoreDNS: %v\nCorefile:\n%s", err, corefile)
+	}
+	if next == inst {
+		t.Fatalf("coretest: reload kept the old instance\nCorefile:\n%s", corefile)
+	}
+	replaced.Store(inst, true)
+	t.Cleanup(func() {
+		if _, gone := replaced.Load(next); gone {
+			return
+		}
+		if err := stop(next); err != nil {
+			t.Errorf("coretest: stop CoreDNS: %v", err)
+		}
+	})
+	awaitAll(t, next, corefile)
+	return next
+}
+
+// awaitAll waits until every plain DNS server of inst answers.
+func awaitAll(t testing.TB, inst *caddy.Instance, corefile string) {
+	t.Helper()
 	for k := range inst.Servers() {
 		udp, tcp := Addrs(inst, k)
 		if udp == "" || tcp == "" {
@@ -66,11 +115,6 @@ func Start(t testing.TB, corefile string) (inst *caddy.Instance, udpAddr, tcpAdd
 			t.Fatalf("coretest: CoreDNS does not answer: %v\nCorefile:\n%s", err, corefile)
 		}
 	}
-	udpAddr, tcpAddr = Addrs(inst, 0)
-	if udpAddr == "" && tcpAddr == "" {
-		t.Fatalf("coretest: CoreDNS started no DNS server\nCorefile:\n%s", corefile)
-	}
-	return inst, udpAddr, tcpAddr
 }
 
 // awaitServing returns once the servers on udpAddr and tcpAddr answer.

@@ -69,9 +69,56 @@ var global6 = mustPrefixes([][2]string{
 // Is reports whether addr is a globally routable unicast address. An
 // IPv4-mapped IPv6 address is judged as the IPv4 address it carries, so
 // ::ffff:10.0.0.1 is not public but ::ffff:45.83.0.10 is.
+//
+// It runs on every DNS answer, so the common cases take a table lookup: an
+// IPv4 address whose first octet no special block touches, or an IPv6
+// address in 2000::/3 outside the few special blocks there.
 func Is(addr netip.Addr) bool {
+	if addr.Is4() {
+		switch first4[addr.As4()[0]] {
+		case octetPublic:
+			return true
+		case octetSpecial:
+			return false
+		}
+	} else if addr.Is6() && !addr.Is4In6() && addr.Zone() == "" {
+		b := addr.As16()
+		if b[0]&0xe0 == 0x20 && b[0] != 0x20 && b[0] != 0x3f {
+			return true // 2100::/8 .. 3eff::/8: no special block there
+		}
+	}
 	return Why(addr) == ""
 }
+
+// What a first IPv4 octet says about an address.
+const (
+	octetCheck   = iota // some special block starts with this octet: check
+	octetPublic         // no special block starts with it
+	octetSpecial        // the whole /8 is special
+)
+
+// first4 classifies every first octet, from specials4.
+var first4 = func() (t [256]uint8) {
+	for i := range t {
+		t[i] = octetPublic
+	}
+	for _, s := range specials4 {
+		p := s.prefix
+		lo := p.Addr().As4()[0]
+		if p.Bits() >= 8 {
+			if p.Bits() == 8 {
+				t[lo] = octetSpecial
+			} else if t[lo] != octetSpecial {
+				t[lo] = octetCheck
+			}
+			continue
+		}
+		for o := int(lo); o < int(lo)+1<<(8-p.Bits()); o++ {
+			t[o] = octetSpecial
+		}
+	}
+	return t
+}()
 
 // Why returns "" for a public address, otherwise a short phrase saying which
 // special-purpose block holds it, e.g. "private (RFC 1918)".

@@ -82,3 +82,26 @@ func BenchmarkIs(b *testing.B) {
 		Is(addrs[i%len(addrs)])
 	}
 }
+
+// TestIsAgreesWithWhy checks the fast paths of Is against the full scan of
+// Why over every first octet and a spread of IPv6 prefixes.
+func TestIsAgreesWithWhy(t *testing.T) {
+	for o := 0; o < 256; o++ {
+		for _, rest := range [][3]byte{{0, 0, 1}, {64, 0, 1}, {100, 7, 9}, {168, 1, 1}, {255, 255, 255}, {18, 0, 1}, {51, 100, 1}, {0, 2, 1}} {
+			a := netip.AddrFrom4([4]byte{byte(o), rest[0], rest[1], rest[2]})
+			if Is(a) != (Why(a) == "") {
+				t.Fatalf("Is(%s) = %v but Why says %q", a, Is(a), Why(a))
+			}
+		}
+	}
+	for hi := 0; hi < 256; hi++ {
+		for _, second := range []byte{0x00, 0x01, 0x0d, 0xff} {
+			var b [16]byte
+			b[0], b[1], b[2], b[3], b[15] = byte(hi), second, 0x0d, 0xb8, 1
+			a := netip.AddrFrom16(b)
+			if Is(a) != (Why(a) == "") {
+				t.Fatalf("Is(%s) = %v but Why says %q", a, Is(a), Why(a))
+			}
+		}
+	}
+}

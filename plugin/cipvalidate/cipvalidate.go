@@ -1,15 +1,32 @@
 // Package cipvalidate is a CoreDNS plugin that validates the public IPs in DNS
-// answers with the Criminal IP API when a client is tied to a security event.
+// answers with the Criminal IP API when a client is tied to a security event,
+// and rewrites answers that point at suspicious infrastructure.
 //
-// At this stage the plugin is a skeleton: it is wired into the server and
-// passes every query through unchanged.
+// Every answer's public IPs are recorded per client in a short window. When a
+// client is tagged (an event through the HTTP API, a static CIDR, or the
+// after-hours schedule), the IPs of its window before the event and every IP
+// it resolves while tagged are queued for validation. Validation runs in a
+// worker pool behind a rate limiter and a verdict cache; the DNS path never
+// waits for it unless `pending wait` asks to, and then only up to its limit.
 package cipvalidate
 
 import (
 	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/publicip"
+	"github.com/coredns-cip/coredns-cip/internal/validate"
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
 	"github.com/coredns/coredns/plugin"
-
+	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/miekg/dns"
 )
 
@@ -18,17 +35,313 @@ type CIPValidate struct {
 	Next plugin.Handler
 	// Zones are the zones whose answers are inspected.
 	Zones []string
-}
 
-// ServeDNS implements the plugin.Handler interface. It hands the query to the
-// next plugin without allocating anything of its own.
-func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
+	cfg *config
+	key string // server block identity: state is shared across reloads under it
+
+	st     *shared
+	client *criminalip.Client
+	queue  *validate.Queue
+	api    *events.Server
+
+	// apiFailing is true while the last API call failed in a way that says
+	// the API is unavailable (transient, quota, bad key): `fail closed` then
+	// refuses tagged clients' unvalidated answers.
+	apiFailing atomic.Bool
+	ready      atomic.Bool
+
+	counters atomic.Pointer[serverCounters]
+
+	stopSweep    chan struct{}
+	sweepDone    sync.WaitGroup
+	shutdownOnce sync.Once
 }
 
 // Name implements the plugin.Handler interface.
-func (c *CIPValidate) Name() string { return "cipvalidate" }
+func (c *CIPValidate) Name() string { return pluginName }
 
-// Ready implements the ready.Readiness interface. The skeleton has nothing to
-// wait for.
-func (c *CIPValidate) Ready() bool { return true }
+// Ready implements the ready.Readiness interface: the worker pool runs and
+// the event API, if configured, listens.
+func (c *CIPValidate) Ready() bool { return c.ready.Load() }
+
+// writerPool recycles the response writer wrappers, so an answer costs no
+// allocation of ours.
+var writerPool = sync.Pool{New: func() any { return new(writer) }}
+
+// ServeDNS implements the plugin.Handler interface.
+func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if len(r.Question) != 1 || c.st == nil {
+		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
+	}
+	qname := r.Question[0].Name
+	if !c.inZones(qname) {
+		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
+	}
+	client := clientAddr(w.RemoteAddr())
+	now := timeNow()
+
+	// A name that led to suspicious infrastructure is answered for every
+	// record type without asking the next plugin.
+	if c.st.names.Len() > 0 {
+		if v, ok := c.st.names.Get(qname, now); ok && (c.cfg.enforceAll || c.st.tags.Tagged(client, now)) && !c.allowedName(qname) {
+			if !c.cfg.monitor {
+				m := c.rewrite(r, v, v.IP)
+				c.logDecision(ctx, client, r, v, v.IP, "name")
+				w.WriteMsg(m)
+				return dns.RcodeSuccess, nil
+			}
+			c.logDecision(ctx, client, r, v, v.IP, "name")
+		}
+	}
+
+	cw := writerPool.Get().(*writer)
+	cw.ResponseWriter, cw.c, cw.ctx, cw.req, cw.client, cw.now = w, c, ctx, r, client, now
+	rc, err := plugin.NextOrFailure(c.Name(), c.Next, ctx, cw, r)
+	*cw = writer{}
+	writerPool.Put(cw)
+	return rc, err
+}
+
+// writer sees the answer on its way to the client.
+type writer struct {
+	dns.ResponseWriter
+	c      *CIPValidate
+	ctx    context.Context
+	req    *dns.Msg
+	client netip.Addr
+	now    time.Time
+	ips    [16]netip.Addr
+}
+
+// WriteMsg records the answer's public IPs, queues them if the client is
+// tagged, and rewrites the answer if one of them is known to be suspicious.
+func (cw *writer) WriteMsg(res *dns.Msg) error {
+	c := cw.c
+	ctr := c.countersFor(cw.ctx)
+	ctr.inspected.Inc()
+	ips := c.publicIPs(res, cw.ips[:0])
+	if len(ips) == 0 {
+		return cw.ResponseWriter.WriteMsg(res)
+	}
+	qname := cw.req.Question[0].Name
+	if c.allowedName(qname) {
+		return cw.ResponseWriter.WriteMsg(res)
+	}
+	st := c.st
+	st.window.Record(cw.client, qname, ips, 0, cw.now)
+	ctr.recorded.Add(float64(len(ips)))
+
+	tagged := st.tags.Tagged(cw.client, cw.now)
+	if !tagged && !c.cfg.enforceAll {
+		return cw.ResponseWriter.WriteMsg(res)
+	}
+	if v, ip, ok := c.firstSuspicious(ips, cw.now); ok {
+		return cw.enforce(res, v, ip)
+	}
+	if !tagged {
+		return cw.ResponseWriter.WriteMsg(res)
+	}
+	return cw.tagged(res, ips, qname)
+}
+
+// tagged handles the answer of a tagged client whose IPs are not known to
+// be suspicious: queue the unknown ones, maybe wait, maybe fail closed.
+func (cw *writer) tagged(res *dns.Msg, ips []netip.Addr, qname string) error {
+	c := cw.c
+	pending := false
+	for _, ip := range ips {
+		r := c.queue.Submit(validate.Job{IP: ip, Priority: validate.Low, Client: cw.client, Name: qname})
+		submitted("answer", r)
+		if r == validate.Queued || r == validate.InFlight {
+			pending = true
+		}
+	}
+	if pending && c.cfg.pendingWait > 0 {
+		ctx, cancel := context.WithTimeout(cw.ctx, c.cfg.pendingWait)
+		for _, ip := range ips {
+			if v, ok := c.queue.Wait(ctx, ip); ok && v.Suspicious() {
+				cancel()
+				return cw.enforce(res, v, ip)
+			}
+		}
+		cancel()
+	}
+	if c.cfg.failClosed {
+		for _, ip := range ips {
+			v, ok := c.st.cache.Get(ip, timeNow())
+			unvalidated := (ok && v.Outcome == verdicts.Error) || (!ok && c.apiFailing.Load())
+			if unvalidated {
+				fv := verdicts.Verdict{IP: ip, Outcome: verdicts.Error, Error: "api unavailable", Decision: verdicts.NewDecisionID()}
+				if ok {
+					fv.Error = v.Error
+				}
+				return cw.failClosed(res, fv, ip)
+			}
+		}
+	}
+	return cw.ResponseWriter.WriteMsg(res)
+}
+
+// enforce rewrites res for the suspicious verdict v of ip (or only logs it
+// in monitor mode) and remembers the name.
+func (cw *writer) enforce(res *dns.Msg, v verdicts.Verdict, ip netip.Addr) error {
+	c := cw.c
+	c.st.names.Put(cw.req.Question[0].Name, v)
+	c.logDecision(cw.ctx, cw.client, cw.req, v, ip, "answer")
+	if c.cfg.monitor {
+		return cw.ResponseWriter.WriteMsg(res)
+	}
+	return cw.ResponseWriter.WriteMsg(c.rewrite(cw.req, v, ip))
+}
+
+// failClosed refuses an answer that could not be validated.
+func (cw *writer) failClosed(res *dns.Msg, v verdicts.Verdict, ip netip.Addr) error {
+	c := cw.c
+	c.logFailClosed(cw.ctx, cw.client, cw.req, v, ip)
+	if c.cfg.monitor {
+		return cw.ResponseWriter.WriteMsg(res)
+	}
+	return cw.ResponseWriter.WriteMsg(c.refuseUnvalidated(cw.req, v, ip))
+}
+
+// Write is not used by plugins that build messages; pass it through.
+func (cw *writer) Write(b []byte) (int, error) { return cw.ResponseWriter.Write(b) }
+
+// firstSuspicious returns the first of ips with a live suspicious verdict.
+func (c *CIPValidate) firstSuspicious(ips []netip.Addr, now time.Time) (verdicts.Verdict, netip.Addr, bool) {
+	for _, ip := range ips {
+		if v, ok := c.st.cache.Suspicious(ip, now); ok {
+			return v, ip, true
+		}
+	}
+	return verdicts.Verdict{}, netip.Addr{}, false
+}
+
+// publicIPs appends to buf the A and AAAA addresses of res's answer section
+// (which holds a CNAME chain's targets too) that are worth validating:
+// public, not excluded, not allowlisted. Duplicates are dropped.
+func (c *CIPValidate) publicIPs(res *dns.Msg, buf []netip.Addr) []netip.Addr {
+	for _, rr := range res.Answer {
+		var ip netip.Addr
+		switch rr := rr.(type) {
+		case *dns.A:
+			ip, _ = netip.AddrFromSlice(rr.A)
+			ip = ip.Unmap()
+		case *dns.AAAA:
+			ip, _ = netip.AddrFromSlice(rr.AAAA)
+		default:
+			continue
+		}
+		if !publicip.Is(ip) || contains(c.cfg.exclude, ip) || contains(c.cfg.allowNets, ip) || seen(buf, ip) {
+			continue
+		}
+		if len(buf) == cap(buf) {
+			break
+		}
+		buf = append(buf, ip)
+	}
+	return buf
+}
+
+func seen(ips []netip.Addr, ip netip.Addr) bool {
+	for _, x := range ips {
+		if x == ip {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(nets []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range nets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// inZones reports whether qname is at or under one of the zones, without
+// allocating (plugin.Zones.Matches splits names into labels).
+func (c *CIPValidate) inZones(qname string) bool {
+	for _, z := range c.Zones {
+		if underZone(qname, z) {
+			return true
+		}
+	}
+	return false
+}
+
+// underZone reports whether name is zone or a subdomain of it; both are
+// fully qualified, compared case-insensitively.
+func underZone(name, zone string) bool {
+	if zone == "." {
+		return true
+	}
+	if len(name) < len(zone) || !strings.EqualFold(name[len(name)-len(zone):], zone) {
+		return false
+	}
+	return len(name) == len(zone) || name[len(name)-len(zone)-1] == '.'
+}
+
+// allowedName reports whether qname is at or under an allowlisted domain.
+func (c *CIPValidate) allowedName(qname string) bool {
+	for _, d := range c.cfg.allowDomains {
+		if underZone(qname, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAddr returns the client's IP without allocating.
+func clientAddr(a net.Addr) netip.Addr {
+	var ip net.IP
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip = a.IP
+	case *net.TCPAddr:
+		ip = a.IP
+	default:
+		if a == nil {
+			return netip.Addr{}
+		}
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			return netip.Addr{}
+		}
+		return ap.Addr().Unmap()
+	}
+	addr, _ := netip.AddrFromSlice(ip)
+	return addr.Unmap()
+}
+
+// countersFor returns the per-server counters, resolved once per server
+// label so the hot path does no label lookup.
+func (c *CIPValidate) countersFor(ctx context.Context) *serverCounters {
+	server, view := metrics.WithServer(ctx), metrics.WithView(ctx)
+	if sc := c.counters.Load(); sc != nil && sc.server == server && sc.view == view {
+		return sc
+	}
+	sc := newServerCounters(server, view)
+	c.counters.Store(sc)
+	return sc
+}
+
+// onVerdict runs in a worker for every fresh verdict.
+func (c *CIPValidate) onVerdict(v verdicts.Verdict, job validate.Job) {
+	switch {
+	case v.Outcome != verdicts.Error:
+		c.apiFailing.Store(false)
+	case v.Error == "transient" || v.Error == "quota" || v.Error == "bad_key":
+		c.apiFailing.Store(true)
+	}
+	verdictsTotal.WithLabelValues(string(v.Outcome)).Inc()
+	if v.Suspicious() && job.Name != "" && !c.allowedName(job.Name) {
+		c.st.names.Put(job.Name, v)
+	}
+	if v.Suspicious() {
+		log.Infof("verdict %s ip=%s suspicious reasons=%q score=%s client=%s name=%s event=%s",
+			v.Decision, v.IP, reasonText(v), v.Score, job.Client, job.Name, job.Event)
+	}
+}

@@ -33,7 +33,10 @@ func TestServerPassesAnswersThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	corefile := fmt.Sprintf(`.:0 {
-    cipvalidate
+    cipvalidate {
+        api_key unit
+        api_url http://127.0.0.1:9
+    }
     cache
     file %s example.org
 }

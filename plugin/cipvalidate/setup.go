@@ -1,6 +1,8 @@
 package cipvalidate
 
 import (
+	"strings"
+
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
@@ -11,46 +13,26 @@ const pluginName = "cipvalidate"
 func init() { plugin.Register(pluginName, setup) }
 
 func setup(c *caddy.Controller) error {
-	cv, err := parse(c)
+	cfg, err := parse(c)
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
+	cv := &CIPValidate{Zones: cfg.zones, cfg: cfg, key: strings.Join(c.ServerBlockKeys, " ")}
+
+	// Order on reload (caddy.Instance.Restart): the old instance's OnRestart,
+	// the new instance's setup and OnStartup, then the old OnShutdown. The
+	// event API listener is therefore closed in OnRestart, so the new one can
+	// bind the same address, and reopened if the reload fails.
+	c.OnStartup(cv.start)
+	c.OnRestart(cv.stopEvents)
+	c.OnRestartFailed(cv.startEvents)
+	c.OnShutdown(cv.shutdown)
 
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		cv.Next = next
 		return cv
 	})
-
 	return nil
-}
-
-// parse reads
-//
-//	cipvalidate [ZONES...] {
-//	}
-//
-// The block takes no options yet; each one is reported as unknown.
-func parse(c *caddy.Controller) (*CIPValidate, error) {
-	cv := &CIPValidate{}
-
-	i := 0
-	for c.Next() {
-		if i > 0 {
-			return nil, plugin.ErrOnce
-		}
-		i++
-
-		zones, err := parseZones(c, c.RemainingArgs())
-		if err != nil {
-			return nil, err
-		}
-		cv.Zones = zones
-
-		if c.NextBlock() {
-			return nil, c.Errf("unknown property %q", c.Val())
-		}
-	}
-	return cv, nil
 }
 
 // parseZones normalises the zones given as arguments, or takes the server

@@ -1,74 +1,190 @@
 package cipvalidate
 
 import (
+	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 )
 
-func TestParse(t *testing.T) {
-	tests := []struct {
-		name      string
-		input     string
-		keys      []string // server block keys
-		wantZones []string
-		wantErr   string // substring of the error; empty means no error
-	}{
-		{"server block zones", "cipvalidate", []string{"example.org:53"}, []string{"example.org."}, ""},
-		{"root zone", "cipvalidate", []string{".:1053"}, []string{"."}, ""},
-		{"several server block zones", "cipvalidate", []string{"example.org", "example.net"}, []string{"example.org.", "example.net."}, ""},
-		{"zones as arguments", "cipvalidate Example.ORG example.net.", []string{"."}, []string{"example.org.", "example.net."}, ""},
-		{"reverse zone", "cipvalidate 10.0.0.0/24", nil, []string{"0.0.10.in-addr.arpa."}, ""},
-		{"reverse zone off an octet boundary", "cipvalidate 10.0.0.0/23", nil, []string{"0.0.10.in-addr.arpa.", "1.0.10.in-addr.arpa."}, ""},
-		{"empty block", "cipvalidate {\n}", []string{"."}, []string{"."}, ""},
-		{"invalid zone", "cipvalidate example.org:", nil, nil, `invalid zone "example.org:"`},
-		{"option not supported yet", "cipvalidate {\n api_key secret\n}", nil, nil, `unknown property "api_key"`},
-		{"unknown option", "cipvalidate example.org {\n  bogus\n}", nil, nil, `unknown property "bogus"`},
-		{"used twice", "cipvalidate\ncipvalidate", nil, nil, plugin.ErrOnce.Error()},
+func parseString(t *testing.T, input string) (*config, error) {
+	t.Helper()
+	c := caddy.NewTestController("dns", input)
+	c.ServerBlockKeys = []string{"."}
+	return parse(c)
+}
+
+func TestParseDefaults(t *testing.T) {
+	cfg, err := parseString(t, "cipvalidate {\n api_key k\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.window != 5*time.Minute || cfg.retain != 15*time.Minute || cfg.watch != 30*time.Minute ||
+		!cfg.enforceAll || cfg.action != ActionSinkhole || cfg.sink4 != netip.IPv4Unspecified() || cfg.sink6 != netip.IPv6Unspecified() ||
+		cfg.monitor || cfg.pendingWait != 0 || cfg.failClosed || cfg.eventsAddr != "" ||
+		cfg.ttls.Suspicious != 24*time.Hour || cfg.ttls.Clean != time.Hour || cfg.ttls.Error != time.Minute ||
+		cfg.apiURL != "https://api.criminalip.io" || !slices.Equal(cfg.zones, []string{"."}) {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func TestParseEveryOption(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key.json")
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(keyFile, []byte(`{"api_key": "from-file"}`), 0o600)
+	os.WriteFile(tokenFile, []byte("tok\n"), 0o600)
+
+	cfg, err := parseString(t, `cipvalidate example.org {
+    api_key from-corefile
+    api_url http://127.0.0.1:8081
+    rate 0.5 3
+    timeout 3s
+    window 2m
+    retain 10m per_client 64 total 5000
+    watch 1h
+    tag 10.9.0.0/16 10.8.0.1
+    tag 192.168.7.0/24
+    after_hours 20:00-07:00 Europe/Paris
+    exclude 45.83.1.0/24
+    allow 45.83.0.22 partner.example.COM 45.83.2.0/24
+    factors score ssh
+    score_levels critical
+    cache 500 suspicious 2h clean 10m error 30s
+    workers 8
+    queue 100
+    enforce tagged
+    action sinkhole 10.0.0.53 fd00::53
+    mode monitor
+    pending wait 250ms
+    fail closed
+    events 127.0.0.1:0 token_file `+tokenFile+`
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]bool{
+		"zones":       slices.Equal(cfg.zones, []string{"example.org."}),
+		"api_key":     cfg.apiKey == "from-corefile",
+		"api_url":     cfg.apiURL == "http://127.0.0.1:8081",
+		"rate":        cfg.rate == 0.5 && cfg.burst == 3,
+		"timeout":     cfg.timeout == 3*time.Second,
+		"window":      cfg.window == 2*time.Minute,
+		"retain":      cfg.retain == 10*time.Minute && cfg.perClient == 64 && cfg.total == 5000,
+		"watch":       cfg.watch == time.Hour,
+		"tag":         len(cfg.tagNets) == 3 && cfg.tagNets[1] == netip.MustParsePrefix("10.8.0.1/32"),
+		"after_hours": cfg.afterHours != nil,
+		"exclude":     len(cfg.exclude) == 1,
+		"allow":       len(cfg.allowNets) == 2 && slices.Equal(cfg.allowDomains, []string{"partner.example.com."}),
+		"factors":     cfg.policy.Counts("SCORE") && cfg.policy.Counts("SSH_OPENSSH") && !cfg.policy.Counts("ANON_TOR"),
+		"cache":       cfg.cacheSize == 500 && cfg.ttls.Suspicious == 2*time.Hour && cfg.ttls.Clean == 10*time.Minute && cfg.ttls.Error == 30*time.Second,
+		"workers":     cfg.workers == 8,
+		"queue":       cfg.queueSize == 100,
+		"enforce":     !cfg.enforceAll,
+		"action":      cfg.action == ActionSinkhole && cfg.sink4 == netip.MustParseAddr("10.0.0.53") && cfg.sink6 == netip.MustParseAddr("fd00::53"),
+		"mode":        cfg.monitor,
+		"pending":     cfg.pendingWait == 250*time.Millisecond,
+		"fail":        cfg.failClosed,
+		"events":      cfg.eventsAddr == "127.0.0.1:0" && cfg.eventsToken == "tok",
+	}
+	for opt, ok := range checks {
+		if !ok {
+			t.Errorf("%s not applied", opt)
+		}
 	}
 
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := caddy.NewTestController("dns", tc.input)
-			c.ServerBlockKeys = tc.keys
-			cv, err := parse(c)
+	cfg, err = parseString(t, "cipvalidate {\n api_key_file "+keyFile+"\n action nxdomain\n pending allow\n}")
+	if err != nil || cfg.apiKey != "from-file" || cfg.action != ActionNXDomain {
+		t.Errorf("api_key_file / action nxdomain: %v", err)
+	}
+}
 
-			if tc.wantErr != "" {
-				if err == nil {
-					t.Fatalf("parse(%q): want error containing %q, got none", tc.input, tc.wantErr)
-				}
-				if !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("parse(%q): want error containing %q, got %q", tc.input, tc.wantErr, err)
-				}
-				return
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		body string
+		want string
+	}{
+		{"", "api_key or api_key_file is required"},
+		{`api_key ""`, "api_key: is empty"},
+		{"api_key a b", "api_key: takes 1 argument"},
+		{"api_key k\napi_key_file /nonexistent/key.json", "api_key_file: api key file"},
+		{"api_key k\napi_url ftp://x", "api_url:"},
+		{"api_key k\nrate 0", "rate:"},
+		{"api_key k\nrate 2 -1", "rate:"},
+		{"api_key k\ntimeout soon", `timeout: "soon" is not a positive duration`},
+		{"api_key k\nwindow -5m", "window:"},
+		{"api_key k\nwindow 20m", "retain 15m0s is shorter than window 20m0s"},
+		{"api_key k\nretain 10m per_host 5", `unknown limit "per_host"`},
+		{"api_key k\nretain 10m per_client", "syntax is retain"},
+		{"api_key k\ntag 10.0.0.0/33", "tag:"},
+		{"api_key k\ntag", "tag: takes at least 1"},
+		{"api_key k\nafter_hours 25:00-07:00", "after_hours:"},
+		{"api_key k\nafter_hours 20:00-07:00 Mars/Olympus", "after_hours:"},
+		{"api_key k\nexclude nonsense", "exclude:"},
+		{"api_key k\nallow http://x", "allow:"},
+		{"api_key k\nfactors geo", `factors: unknown factor "geo"`},
+		{"api_key k\nscore_levels awful", `score_levels: unknown score level "awful"`},
+		{"api_key k\ncache 0", "cache:"},
+		{"api_key k\ncache 10 stale 1h", `unknown outcome "stale"`},
+		{"api_key k\nworkers 0", "workers:"},
+		{"api_key k\nqueue many", "queue:"},
+		{"api_key k\nenforce some", `enforce: "some" is not all or tagged`},
+		{"api_key k\naction drop", `action: "drop"`},
+		{"api_key k\naction sinkhole nowhere", "sinkhole address"},
+		{"api_key k\naction refuse 1.2.3.4", "action: takes 1 argument"},
+		{"api_key k\nmode loud", "mode:"},
+		{"api_key k\npending wait", "syntax is pending"},
+		{"api_key k\npending wait 10s", "longer than 5s"},
+		{"api_key k\nfail sometimes", "fail:"},
+		{"api_key k\nevents nowhere", "events:"},
+		{"api_key k\nevents 127.0.0.1:0 token /x", "events: unknown argument"},
+		{"api_key k\nevents 127.0.0.1:0 token_file /nonexistent", "events:"},
+		{"api_key k\nwindow 1m\nwindow 2m", "window: given twice"},
+		{"api_key k\nbogus", `unknown property "bogus"`},
+		{"api_key k\nblock_ttl 24h", `unknown property "block_ttl"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.want, func(t *testing.T) {
+			_, err := parseString(t, "cipvalidate {\n"+tc.body+"\n}")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("parse(%q) error = %v, want %q", tc.body, err, tc.want)
 			}
-			if err != nil {
-				t.Fatalf("parse(%q): unexpected error: %v", tc.input, err)
-			}
-			if !slices.Equal(cv.Zones, tc.wantZones) {
-				t.Errorf("parse(%q): zones %q, want %q", tc.input, cv.Zones, tc.wantZones)
+			if !strings.Contains(err.Error(), "Testfile:") {
+				t.Errorf("error %q does not name the line", err)
 			}
 		})
 	}
 }
 
-func TestParseErrorNamesTheLine(t *testing.T) {
-	c := caddy.NewTestController("dns", "cipvalidate {\n\n  window 5m\n}")
-	_, err := parse(c)
-	if err == nil {
-		t.Fatal("want an error for an unknown property")
+func TestParseZonesAndOnce(t *testing.T) {
+	cfg, err := parseString(t, "cipvalidate Example.ORG 10.0.0.0/24 {\n api_key k\n}")
+	if err != nil || !slices.Equal(cfg.zones, []string{"example.org.", "0.0.10.in-addr.arpa."}) {
+		t.Errorf("zones %v, %v", cfg, err)
 	}
-	if !strings.Contains(err.Error(), "Testfile:3") {
-		t.Errorf("error %q does not name the line (Testfile:3)", err)
+	if _, err := parseString(t, "cipvalidate example.org: {\n api_key k\n}"); err == nil || !strings.Contains(err.Error(), "invalid zone") {
+		t.Errorf("invalid zone: %v", err)
+	}
+	if _, err := parseString(t, "cipvalidate {\n api_key k\n}\ncipvalidate {\n api_key k\n}"); err == nil || !strings.Contains(err.Error(), plugin.ErrOnce.Error()) {
+		t.Errorf("twice: %v", err)
+	}
+}
+
+func TestParseErrorNamesTheLine(t *testing.T) {
+	_, err := parseString(t, "cipvalidate {\n  api_key k\n\n  window 5\n}")
+	if err == nil || !strings.Contains(err.Error(), "Testfile:4") {
+		t.Errorf("error %v does not name line 4", err)
 	}
 }
 
 func TestSetup(t *testing.T) {
-	c := caddy.NewTestController("dns", "cipvalidate example.org")
+	c := caddy.NewTestController("dns", "cipvalidate example.org {\n api_key k\n}")
 	if err := setup(c); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
@@ -76,23 +192,11 @@ func TestSetup(t *testing.T) {
 	if len(plugins) != 1 {
 		t.Fatalf("setup added %d plugins, want 1", len(plugins))
 	}
-	h := plugins[0](nil)
-	cv, ok := h.(*CIPValidate)
-	if !ok {
-		t.Fatalf("setup added a %T, want *CIPValidate", h)
+	cv, ok := plugins[0](nil).(*CIPValidate)
+	if !ok || !slices.Equal(cv.Zones, []string{"example.org."}) {
+		t.Fatalf("setup added %+v", plugins[0](nil))
 	}
-	if !slices.Equal(cv.Zones, []string{"example.org."}) {
-		t.Errorf("zones %q, want [example.org.]", cv.Zones)
-	}
-}
-
-func TestSetupErrorNamesThePlugin(t *testing.T) {
-	c := caddy.NewTestController("dns", "cipvalidate {\n  mode monitor\n}")
-	err := setup(c)
-	if err == nil {
-		t.Fatal("want an error for an unknown property")
-	}
-	if !strings.HasPrefix(err.Error(), "plugin/cipvalidate:") {
-		t.Errorf("error %q does not name the plugin", err)
+	if err := setup(caddy.NewTestController("dns", "cipvalidate {\n  mode silent\n}")); err == nil || !strings.HasPrefix(err.Error(), "plugin/cipvalidate:") {
+		t.Errorf("error %v does not name the plugin", err)
 	}
 }

@@ -1,0 +1,442 @@
+package events
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultMaxBody is the POST body limit when Config.MaxBody is 0: an event is
+// a few hundred bytes, so this leaves room without letting a client make the
+// server buffer megabytes.
+const DefaultMaxBody = 64 << 10
+
+// Server timeouts. Every request is small and answered from memory, so these
+// only bound slow or stuck clients; none of them is near a legitimate request.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 16 << 10
+)
+
+// Config configures a Server. Backend and Addr are required.
+type Config struct {
+	// Addr is the listen address, e.g. "127.0.0.1:8053"; port 0 picks one.
+	Addr string
+	// Token is the bearer token every request but /healthz must carry. ""
+	// turns authentication off, which NewServer allows only on a loopback
+	// Addr, where only local processes can reach the API.
+	Token string
+	// MaxBody limits a POST body, in bytes; 0 means DefaultMaxBody.
+	MaxBody int64
+	// Backend receives events and answers the admin routes.
+	Backend Backend
+	// Store keeps events for GET /v1/events/{id}; nil means a new Store of
+	// DefaultStoreSize.
+	Store *Store
+	// Now is the clock; nil means time.Now. Tests set it.
+	Now func() time.Time
+	// NewID names an event; nil means "ev-" and 12 random hex digits.
+	NewID func() string
+	// Logf, if set, receives one line per accepted event or untag and any
+	// serving error. It never receives a token.
+	Logf func(format string, args ...any)
+}
+
+// Server is the event and admin API. Use Handler to mount it elsewhere, or
+// Start and Stop to serve it on Config.Addr.
+type Server struct {
+	cfg       Config
+	tokenHash [sha256.Size]byte // compared instead of the token: equal length, so no length leak
+	handler   http.Handler
+
+	mu   sync.Mutex
+	srv  *http.Server  // nil when not serving
+	done chan struct{} // closed when the serving goroutine returns
+	addr string        // the bound address after Start
+}
+
+// NewServer checks cfg and returns a Server that is not yet listening.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Backend == nil {
+		return nil, errors.New("events: no Backend")
+	}
+	if cfg.Addr == "" {
+		return nil, errors.New("events: no listen address")
+	}
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("events: listen address %q: %w", cfg.Addr, err)
+	}
+	if cfg.Token == "" && !isLoopback(host) {
+		return nil, fmt.Errorf("events: listen address %q is not loopback, so a token is required (token_file); without one anyone who reaches it could tag clients", cfg.Addr)
+	}
+	for _, r := range cfg.Token {
+		if r <= ' ' || r >= 0x7f {
+			return nil, errors.New("events: the token may hold only visible ASCII characters, no spaces")
+		}
+	}
+	if cfg.MaxBody < 0 {
+		return nil, fmt.Errorf("events: body limit %d is negative", cfg.MaxBody)
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.Store == nil {
+		cfg.Store = NewStore(0)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = randomID
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	s := &Server{cfg: cfg}
+	if cfg.Token != "" {
+		s.tokenHash = sha256.Sum256([]byte(cfg.Token))
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// isLoopback reports whether a listen host is reachable only from this
+// machine. Names other than "localhost" are not resolved: what they point at
+// can change after the check.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func randomID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails since Go 1.24
+	return "ev-" + hex.EncodeToString(b[:])
+}
+
+// Handler returns the API's handler, authentication included.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/events", s.postEvent)
+	mux.HandleFunc("GET /v1/events/{id}", s.getEvent)
+	mux.HandleFunc("GET /v1/clients", s.getClients)
+	mux.HandleFunc("DELETE /v1/clients/{ip}", s.deleteClient)
+	mux.HandleFunc("GET /v1/verdicts/{ip}", s.getVerdict)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok")
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Liveness probes carry no secrets; everything else does.
+		if r.URL.Path != "/healthz" && !s.authorized(w, r) {
+			return
+		}
+		if h, pattern := mux.Handler(r); pattern == "" {
+			notRouted(w, r, h)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// notRouted answers in JSON what ServeMux's handler h would answer in plain
+// text: 404, or 405 with the Allow header it computed.
+func notRouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	rec := &headerRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	if rec.status != http.StatusMethodNotAllowed {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no route " + r.URL.Path})
+		return
+	}
+	allow := rec.header.Get("Allow")
+	w.Header().Set("Allow", allow)
+	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: fmt.Sprintf("method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)})
+}
+
+// headerRecorder keeps the status and headers ServeMux's own error handlers
+// set and drops their plain-text body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(status int)      { h.status = status }
+
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.Token == "" {
+		return true
+	}
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cipvalidate"`)
+		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing bearer token (Authorization: Bearer TOKEN)"})
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cipvalidate", error="invalid_token"`)
+		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "invalid bearer token"})
+		return false
+	}
+	return true
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// acceptedBody is the 202 answer: the counts and the IPs found.
+type acceptedBody struct {
+	Accepted
+	Found []Found `json:"found"`
+}
+
+func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
+	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+		writeFieldError(w, http.StatusUnsupportedMediaType, err)
+		return
+	}
+	tooLarge := &fieldError{Field: "body", Msg: fmt.Sprintf("larger than the limit of %d bytes", s.cfg.MaxBody)}
+	if r.ContentLength > s.cfg.MaxBody {
+		writeFieldError(w, http.StatusRequestEntityTooLarge, tooLarge)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
+			writeFieldError(w, http.StatusRequestEntityTooLarge, tooLarge)
+			return
+		}
+		writeFieldError(w, http.StatusBadRequest, errField("body", "could not be read: %v", err))
+		return
+	}
+
+	now := s.cfg.Now()
+	ev, err := decodeEvent(body, s.cfg.Backend.Defaults(), now)
+	if err != nil {
+		writeFieldError(w, http.StatusBadRequest, err)
+		return
+	}
+	id := s.cfg.NewID()
+	acc, found := s.cfg.Backend.Submit(ev, id)
+	acc.ID = id
+	if found == nil {
+		found = []Found{} // "found": [] rather than null
+	}
+	s.cfg.Store.Add(Record{ID: id, Event: ev, Received: now, Accepted: acc, Found: found})
+	s.cfg.Logf("events: %s: client %s type %s ref %q: backtracked %d, queued %d, cached %d, dropped %d",
+		id, ev.Client, ev.Type, ev.Ref, acc.Backtracked, acc.Queued, acc.Cached, acc.Dropped)
+
+	w.Header().Set("Location", "/v1/events/"+id)
+	writeJSON(w, http.StatusAccepted, acceptedBody{Accepted: acc, Found: found})
+}
+
+// checkJSONContentType accepts application/json with no charset or UTF-8,
+// the only encoding JSON has (RFC 8259).
+func checkJSONContentType(ct string) error {
+	bad := errField("Content-Type", "must be application/json, got %q", ct)
+	if ct == "" {
+		return bad
+	}
+	mediaType, params, err := mime.ParseMediaType(ct)
+	if err != nil || mediaType != "application/json" {
+		return bad
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return errField("Content-Type", "charset must be utf-8, got %q", cs)
+	}
+	return nil
+}
+
+// foundWithVerdict is a found IP in GET /v1/events/{id}, with the verdict
+// the Backend holds now, which may be newer than the event.
+type foundWithVerdict struct {
+	Found
+	Verdict any `json:"verdict,omitempty"`
+}
+
+type recordBody struct {
+	ID       string             `json:"id"`
+	Event    Event              `json:"event"`
+	Received time.Time          `json:"received"`
+	Accepted Accepted           `json:"accepted"`
+	Found    []foundWithVerdict `json:"found"`
+}
+
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	rec, ok := s.cfg.Store.Get(id)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no event " + id})
+		return
+	}
+	body := recordBody{ID: rec.ID, Event: rec.Event, Received: rec.Received, Accepted: rec.Accepted,
+		Found: make([]foundWithVerdict, len(rec.Found))}
+	for i, f := range rec.Found {
+		body.Found[i].Found = f
+		if v, ok := s.cfg.Backend.Verdict(f.IP); ok {
+			body.Found[i].Verdict = v
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *Server) getClients(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.cfg.Backend.Clients())
+}
+
+func (s *Server) deleteClient(w http.ResponseWriter, r *http.Request) {
+	ip, err := parseIP("ip", r.PathValue("ip"))
+	if err != nil {
+		writeFieldError(w, http.StatusBadRequest, err)
+		return
+	}
+	if !s.cfg.Backend.Untag(ip) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("client %s is not tagged by an event", ip)})
+		return
+	}
+	s.cfg.Logf("events: client %s untagged", ip)
+	writeJSON(w, http.StatusOK, struct {
+		Client   netip.Addr `json:"client"`
+		Untagged bool       `json:"untagged"`
+	}{ip, true})
+}
+
+func (s *Server) getVerdict(w http.ResponseWriter, r *http.Request) {
+	ip, err := parseIP("ip", r.PathValue("ip"))
+	if err != nil {
+		writeFieldError(w, http.StatusBadRequest, err)
+		return
+	}
+	v, ok := s.cfg.Backend.Verdict(ip)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no verdict for %s", ip)})
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func writeFieldError(w http.ResponseWriter, status int, err error) {
+	body := errorBody{Error: err.Error()}
+	if fe := (*fieldError)(nil); errors.As(err, &fe) {
+		body.Field = fe.Field
+	}
+	writeJSON(w, status, body)
+}
+
+// writeJSON encodes before writing the status, so a value the Backend made
+// that cannot be encoded becomes a 500 rather than half a 200.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		data, _ = json.Marshal(errorBody{Error: "cannot encode the answer: " + err.Error()})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(data, '\n'))
+}
+
+// Start listens on Config.Addr and serves in a goroutine. It fails at once
+// if the address cannot be bound, so a Corefile with a taken port fails at
+// startup, not silently later.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return fmt.Errorf("events: already serving on %s", s.addr)
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          log.New(logfWriter(s.cfg.Logf), "events: ", 0),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.cfg.Logf("events: serving on %s stopped: %v", ln.Addr(), err)
+		}
+	}()
+	s.srv, s.done, s.addr = srv, done, ln.Addr().String()
+	return nil
+}
+
+// logfWriter sends net/http's own error lines (bad TLS, accept errors) to
+// Config.Logf.
+type logfWriter func(format string, args ...any)
+
+func (f logfWriter) Write(p []byte) (int, error) {
+	f("%s", strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// Addr returns the address the server listens on after Start, with the real
+// port when Config.Addr asked for port 0; before Start, Config.Addr.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.addr == "" {
+		return s.cfg.Addr
+	}
+	return s.addr
+}
+
+// Stop closes the listener and waits for requests in progress to finish or
+// ctx to end, then closes every connection. It returns once the serving
+// goroutine has exited; a handler still running in the Backend when ctx ends
+// is the one thing it cannot stop. Stop without Start, or twice, does
+// nothing. The Server may be started again afterwards.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	srv, done := s.srv, s.done
+	s.srv, s.done = nil, nil
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		_ = srv.Close()
+		err = fmt.Errorf("events: shutdown: %w", err)
+	}
+	<-done
+	return err
+}

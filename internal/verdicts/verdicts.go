@@ -1,0 +1,302 @@
+// Package verdicts holds the verdict cache: what the validation of each
+// public IP concluded, until when that conclusion stands, and a lock-free
+// index of the suspicious ones, which the DNS path consults for every
+// answer.
+//
+// The store is a size-bounded LRU (hashicorp/golang-lru/v2/expirable)
+// without an LRU-wide TTL: the expiry depends on the outcome, so it is kept
+// per verdict and checked here, against a time the caller passes, so tests
+// and replays control the clock. Sweep frees expired verdicts.
+package verdicts
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/coredns-cip/coredns-cip/internal/risk"
+)
+
+// Outcome is what a validation concluded.
+type Outcome string
+
+// The outcomes. An error is never a clean verdict: the IP is unknown, and
+// the caller's fail-open or fail-closed policy decides.
+const (
+	Clean      Outcome = "clean"
+	Suspicious Outcome = "suspicious"
+	Error      Outcome = "error"
+)
+
+// Defaults for New and Resize arguments left zero.
+const (
+	DefaultSize          = 10000
+	DefaultSuspiciousTTL = 24 * time.Hour
+	DefaultCleanTTL      = time.Hour
+	DefaultErrorTTL      = time.Minute
+)
+
+// Verdict is the cached conclusion about one IP.
+type Verdict struct {
+	IP       netip.Addr    `json:"ip"`
+	Outcome  Outcome       `json:"outcome"`
+	Reasons  []risk.Reason `json:"reasons,omitempty"`
+	Score    string        `json:"score,omitempty"`
+	Decision string        `json:"decision,omitempty"` // decision id of a suspicious verdict, see NewDecisionID
+	Error    string        `json:"error,omitempty"`    // for Outcome Error: criminalip.Kind of the failure
+	Checked  time.Time     `json:"checked"`
+	Expires  time.Time     `json:"expires"`
+}
+
+// Suspicious reports whether v is a suspicious verdict.
+func (v Verdict) Suspicious() bool { return v.Outcome == Suspicious }
+
+// TTLs say how long a verdict of each outcome stands. Zero fields take the
+// Default*TTL values.
+type TTLs struct {
+	Suspicious, Clean, Error time.Duration
+}
+
+func (t TTLs) withDefaults() TTLs {
+	if t.Suspicious <= 0 {
+		t.Suspicious = DefaultSuspiciousTTL
+	}
+	if t.Clean <= 0 {
+		t.Clean = DefaultCleanTTL
+	}
+	if t.Error <= 0 {
+		t.Error = DefaultErrorTTL
+	}
+	return t
+}
+
+// of returns the TTL for outcome o. An unknown outcome is treated as an
+// error, the shortest-lived and the one that claims nothing.
+func (t TTLs) of(o Outcome) time.Duration {
+	switch o {
+	case Suspicious:
+		return t.Suspicious
+	case Clean:
+		return t.Clean
+	}
+	return t.Error
+}
+
+// suspiciousIndex maps IPs to their suspicious verdicts. It is never
+// modified once published: writers copy it, so readers need no lock.
+type suspiciousIndex map[netip.Addr]*Verdict
+
+// Cache is the verdict cache. It is safe for concurrent use.
+//
+// Every stored verdict is a *Verdict that is never modified after it is
+// stored; the suspicious index points at the same values, and an eviction
+// removes an index entry only if it still points at the evicted value.
+type Cache struct {
+	// lru is set once by New.
+	lru atomic.Pointer[expirable.LRU[netip.Addr, *Verdict]]
+	// suspicious is read on every DNS answer, so it is an immutable map
+	// behind an atomic pointer: one load, one lookup, no lock, no
+	// allocation. Writes (suspicious verdicts, and their eviction) are rare.
+	suspicious atomic.Pointer[suspiciousIndex]
+
+	// writeMu serialises Put, Delete, Resize and the removal of expired
+	// entries, so that the LRU and the index change together.
+	writeMu sync.Mutex
+	ttls    TTLs // guarded by writeMu
+
+	// indexMu serialises copies of the index. It is taken inside the LRU's
+	// lock by the eviction callback, so it must never be held while
+	// calling into the LRU.
+	indexMu sync.Mutex
+}
+
+// New returns a cache of at most size verdicts (DefaultSize if size <= 0).
+func New(size int, ttls TTLs) *Cache {
+	ttls = ttls.withDefaults()
+	c := &Cache{ttls: ttls}
+	c.suspicious.Store(&suspiciousIndex{})
+	if size <= 0 {
+		size = DefaultSize
+	}
+	// No LRU-wide TTL: expiry is per verdict (it depends on the outcome)
+	// and checked on every read, and with a TTL golang-lru v2.0.7 would
+	// start a sweeping goroutine it offers no way to stop. Sweep frees
+	// expired verdicts instead.
+	c.lru.Store(expirable.NewLRU(size, c.evicted, 0))
+	return c
+}
+
+// evicted is the LRU's eviction callback, called with the LRU locked: for
+// size evictions, removals, purges and its own expiry sweep.
+func (c *Cache) evicted(ip netip.Addr, v *Verdict) {
+	if v.Suspicious() {
+		c.dropSuspicious(ip, v)
+	}
+}
+
+// Get returns ip's verdict if it has not expired at now. An expired verdict
+// is removed. The returned Reasons are shared: do not modify them.
+func (c *Cache) Get(ip netip.Addr, now time.Time) (Verdict, bool) {
+	ip = ip.Unmap()
+	lru := c.lru.Load()
+	v, ok := lru.Get(ip)
+	if !ok {
+		return Verdict{}, false
+	}
+	if !now.Before(v.Expires) {
+		c.removeIfCurrent(ip, v)
+		return Verdict{}, false
+	}
+	return *v, true
+}
+
+// removeIfCurrent removes ip if v is still its stored verdict: a fresh one
+// may have been put since v was read.
+func (c *Cache) removeIfCurrent(ip netip.Addr, v *Verdict) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	lru := c.lru.Load()
+	if cur, ok := lru.Peek(ip); ok && cur == v {
+		lru.Remove(ip)
+	}
+}
+
+// Put stores v, replacing any verdict for the same IP, and returns what was
+// stored: Checked set to now if zero, Expires to Checked plus the TTL of
+// v's outcome (an unknown outcome gets the error TTL), an IPv4-mapped IPv6
+// address unmapped, and a Decision id for a suspicious verdict without one.
+func (c *Cache) Put(v Verdict, now time.Time) Verdict {
+	v.IP = v.IP.Unmap()
+	if v.Checked.IsZero() {
+		v.Checked = now
+	}
+	if v.Suspicious() && v.Decision == "" {
+		v.Decision = NewDecisionID()
+	}
+
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	v.Expires = v.Checked.Add(c.ttls.of(v.Outcome))
+	stored := &v
+	c.lru.Load().Add(v.IP, stored)
+	if stored.Suspicious() {
+		c.addSuspicious(stored)
+	} else {
+		// Add does not call the eviction callback for the value it
+		// replaces, so a suspicious verdict turned clean is dropped here.
+		c.dropSuspicious(v.IP, nil)
+	}
+	return v
+}
+
+// Suspicious returns ip's suspicious verdict if there is one that has not
+// expired at now. It is the check made for every DNS answer: it takes no
+// lock and allocates nothing, and when nothing is suspicious it is one
+// atomic load. It does not remove expired verdicts (Get and the LRU's sweep
+// do), nor does it count as a use for the LRU's recency.
+func (c *Cache) Suspicious(ip netip.Addr, now time.Time) (Verdict, bool) {
+	idx := *c.suspicious.Load()
+	if len(idx) == 0 {
+		return Verdict{}, false
+	}
+	v, ok := idx[ip.Unmap()]
+	if !ok || !now.Before(v.Expires) {
+		return Verdict{}, false
+	}
+	return *v, true
+}
+
+// addSuspicious publishes v in the suspicious index.
+func (c *Cache) addSuspicious(v *Verdict) {
+	c.indexMu.Lock()
+	defer c.indexMu.Unlock()
+	next := maps.Clone(*c.suspicious.Load())
+	if next == nil {
+		next = suspiciousIndex{}
+	}
+	next[v.IP] = v
+	c.suspicious.Store(&next)
+}
+
+// dropSuspicious removes ip from the suspicious index if its entry is v,
+// or whatever its entry is if v is nil.
+func (c *Cache) dropSuspicious(ip netip.Addr, v *Verdict) {
+	c.indexMu.Lock()
+	defer c.indexMu.Unlock()
+	cur := *c.suspicious.Load()
+	if got, ok := cur[ip]; !ok || (v != nil && got != v) {
+		return
+	}
+	next := maps.Clone(cur)
+	delete(next, ip)
+	c.suspicious.Store(&next)
+}
+
+// Delete removes ip's verdict and reports whether there was one.
+func (c *Cache) Delete(ip netip.Addr) bool {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	return c.lru.Load().Remove(ip.Unmap())
+}
+
+// Len returns the number of verdicts held, including expired ones not yet
+// removed.
+func (c *Cache) Len() int { return c.lru.Load().Len() }
+
+// Resize applies a new size (DefaultSize if size <= 0) and new TTLs, as on
+// a reload. Stored verdicts keep their expiry; the new TTLs apply to
+// verdicts put from now on. Shrinking evicts the least recently used.
+func (c *Cache) Resize(size int, ttls TTLs) {
+	ttls = ttls.withDefaults()
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.ttls = ttls
+	if size <= 0 {
+		size = DefaultSize
+	}
+	c.lru.Load().Resize(size)
+}
+
+// Sweep removes the verdicts expired at now and returns how many. Expired
+// verdicts are never served (Get and Suspicious check the expiry); this
+// only gives their memory back.
+func (c *Cache) Sweep(now time.Time) int {
+	lru := c.lru.Load()
+	n := 0
+	for _, ip := range lru.Keys() {
+		if v, ok := lru.Peek(ip); ok && !now.Before(v.Expires) {
+			c.removeIfCurrent(ip, v)
+			n++
+		}
+	}
+	return n
+}
+
+// SuspiciousList returns the suspicious verdicts not expired at now, sorted
+// by IP.
+func (c *Cache) SuspiciousList(now time.Time) []Verdict {
+	idx := *c.suspicious.Load()
+	out := make([]Verdict, 0, len(idx))
+	for _, v := range idx {
+		if now.Before(v.Expires) {
+			out = append(out, *v)
+		}
+	}
+	slices.SortFunc(out, func(a, b Verdict) int { return a.IP.Compare(b.IP) })
+	return out
+}
+
+// NewDecisionID returns a fresh decision id, "cip-" and 12 random hex
+// digits, which follows one decision from the DNS answer to the firewall.
+func NewDecisionID() string {
+	var b [6]byte
+	rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return "cip-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,616 @@
+package window
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// t0 is a synthetic clock: tests never read the real one.
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func ips(ss ...string) []netip.Addr {
+	out := make([]netip.Addr, len(ss))
+	for i, s := range ss {
+		out[i] = ip(s)
+	}
+	return out
+}
+
+// rec is one Record call.
+type rec struct {
+	client string
+	name   string
+	ips    []string
+	port   uint16
+	at     time.Duration
+}
+
+func (r rec) apply(s *Store) {
+	s.Record(ip(r.client), r.name, ips(r.ips...), r.port, at(r.at))
+}
+
+// brief is the part of a Sighting a test compares.
+type brief struct {
+	IP          string
+	Names       []string
+	Ports       []uint16
+	First, Last time.Duration
+	Count       int
+}
+
+func briefs(ss []Sighting) []brief {
+	if ss == nil {
+		return nil
+	}
+	out := make([]brief, len(ss))
+	for i, s := range ss {
+		out[i] = brief{s.IP.String(), s.Names, s.Ports, s.First.Sub(t0), s.Last.Sub(t0), s.Count}
+	}
+	return out
+}
+
+func equalBriefs(a, b []brief) bool {
+	return slices.EqualFunc(a, b, func(x, y brief) bool {
+		return x.IP == y.IP && slices.Equal(x.Names, y.Names) && slices.Equal(x.Ports, y.Ports) &&
+			x.First == y.First && x.Last == y.Last && x.Count == y.Count
+	})
+}
+
+func TestSightings(t *testing.T) {
+	const c = "10.0.0.1"
+	tests := []struct {
+		name     string
+		cfg      Config
+		recs     []rec
+		client   string
+		from, to time.Duration
+		want     []brief
+	}{
+		{
+			name:   "unknown client",
+			recs:   []rec{{c, "a.example", []string{"1.1.1.1"}, 0, 0}},
+			client: "10.0.0.2", from: 0, to: time.Hour,
+		},
+		{
+			name:   "no ips is a no-op",
+			recs:   []rec{{c, "a.example", nil, 0, 0}},
+			client: c, from: 0, to: time.Hour,
+		},
+		{
+			name: "merged per IP, ordered by first sighting",
+			recs: []rec{
+				{c, "b.example", []string{"2.2.2.2"}, 0, 1 * time.Second},
+				{c, "a.example", []string{"1.1.1.1", "2.2.2.2"}, 0, 2 * time.Second},
+				{c, "", []string{"1.1.1.1"}, 8443, 3 * time.Second},
+				{c, "", []string{"1.1.1.1"}, 8443, 4 * time.Second},
+			},
+			client: c, from: 0, to: time.Hour,
+			want: []brief{
+				{"2.2.2.2", []string{"b.example", "a.example"}, nil, 1 * time.Second, 2 * time.Second, 2},
+				{"1.1.1.1", []string{"a.example"}, []uint16{8443}, 2 * time.Second, 4 * time.Second, 3},
+			},
+		},
+		{
+			name: "range bounds are inclusive",
+			recs: []rec{
+				{c, "a.example", []string{"1.1.1.1"}, 0, 1 * time.Minute},
+				{c, "b.example", []string{"2.2.2.2"}, 0, 3 * time.Minute},
+				{c, "c.example", []string{"3.3.3.3"}, 0, 5 * time.Minute},
+				{c, "d.example", []string{"4.4.4.4"}, 0, 7 * time.Minute},
+			},
+			client: c, from: 3 * time.Minute, to: 5 * time.Minute,
+			want: []brief{
+				{"2.2.2.2", []string{"b.example"}, nil, 3 * time.Minute, 3 * time.Minute, 1},
+				{"3.3.3.3", []string{"c.example"}, nil, 5 * time.Minute, 5 * time.Minute, 1},
+			},
+		},
+		{
+			name:   "nothing in range",
+			recs:   []rec{{c, "a.example", []string{"1.1.1.1"}, 0, 0}},
+			client: c, from: time.Second, to: time.Hour,
+		},
+		{
+			name: "IPv4-mapped client and IPs are IPv4",
+			recs: []rec{
+				{"::ffff:10.0.0.1", "a.example", []string{"::ffff:1.1.1.1"}, 0, 0},
+				{c, "a.example", []string{"1.1.1.1"}, 0, time.Second},
+			},
+			client: c, from: 0, to: time.Hour,
+			want: []brief{{"1.1.1.1", []string{"a.example"}, nil, 0, time.Second, 2}},
+		},
+		{
+			name: "IPv6 client, zone ignored",
+			recs: []rec{
+				{"fe80::1%eth0", "a.example", []string{"2001:4860::8888"}, 0, 0},
+			},
+			client: "fe80::1", from: 0, to: time.Hour,
+			want: []brief{{"2001:4860::8888", []string{"a.example"}, nil, 0, 0, 1}},
+		},
+		{
+			name: "names and ports are capped",
+			recs: func() []rec {
+				var rs []rec
+				for i := range 12 {
+					rs = append(rs, rec{c, fmt.Sprintf("n%d.example", i), []string{"1.1.1.1"}, uint16(1000 + i), time.Duration(i) * time.Second})
+				}
+				return rs
+			}(),
+			client: c, from: 0, to: time.Hour,
+			want: []brief{{
+				"1.1.1.1",
+				[]string{"n0.example", "n1.example", "n2.example", "n3.example", "n4.example", "n5.example", "n6.example", "n7.example"},
+				[]uint16{1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007},
+				0, 11 * time.Second, 12,
+			}},
+		},
+		{
+			name: "a repeated lookup is merged and keeps its first sighting",
+			recs: []rec{
+				{c, "a.example", []string{"1.1.1.1"}, 0, 0},
+				{c, "a.example", []string{"1.1.1.1"}, 0, 50 * time.Second},
+				{c, "a.example", []string{"1.1.1.1"}, 0, 100 * time.Second},
+			},
+			// The asked range falls between two sightings of one run.
+			client: c, from: 60 * time.Second, to: 90 * time.Second,
+			want: []brief{{"1.1.1.1", []string{"a.example"}, nil, 0, 100 * time.Second, 3}},
+		},
+		{
+			name: "a lookup after a long pause is a new entry",
+			recs: []rec{
+				{c, "a.example", []string{"1.1.1.1"}, 0, 0},
+				{c, "a.example", []string{"1.1.1.1"}, 0, 5 * time.Minute},
+			},
+			client: c, from: time.Minute, to: 4 * time.Minute,
+		},
+		{
+			name: "a record older than the run extends it backwards",
+			recs: []rec{
+				{c, "", []string{"1.1.1.1"}, 22, 2 * time.Minute},
+				{c, "", []string{"1.1.1.1"}, 22, 90 * time.Second},
+			},
+			client: c, from: 0, to: 100 * time.Second,
+			want: []brief{{"1.1.1.1", nil, []uint16{22}, 90 * time.Second, 2 * time.Minute, 2}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(tt.cfg)
+			for _, r := range tt.recs {
+				r.apply(s)
+			}
+			got := briefs(s.Sightings(ip(tt.client), at(tt.from), at(tt.to)))
+			if !equalBriefs(got, tt.want) {
+				t.Errorf("Sightings:\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRecordIgnoresInvalid(t *testing.T) {
+	s := New(Config{})
+	s.Record(netip.Addr{}, "a.example", ips("1.1.1.1"), 0, t0)
+	s.Record(ip("10.0.0.1"), "a.example", []netip.Addr{{}}, 0, t0)
+	if s.Len() != 0 {
+		t.Errorf("Len = %d after invalid records, want 0", s.Len())
+	}
+	if got := s.Sightings(netip.Addr{}, t0, t0); got != nil {
+		t.Errorf("Sightings(invalid) = %v, want nil", got)
+	}
+}
+
+// names returns the names a client's sightings hold, sorted.
+func names(s *Store, client string) []string {
+	var out []string
+	for _, sg := range s.Sightings(ip(client), at(-time.Hour), at(time.Hour)) {
+		out = append(out, sg.Names...)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestRepeatedLookupsKeepHistory(t *testing.T) {
+	s := New(Config{PerClient: 4})
+	c := ip("10.0.0.1")
+	for i, n := range []string{"a", "b", "c"} {
+		s.Record(c, n, ips(fmt.Sprintf("1.1.1.%d", i+1)), 0, at(time.Duration(i)*time.Second))
+	}
+	// A tight loop re-resolving one name, interleaved with another answer.
+	for i := range 1000 {
+		s.Record(c, "loop", ips("9.9.9.9"), 0, at(3*time.Second+time.Duration(i)*time.Millisecond))
+		s.Record(c, "c", ips("1.1.1.3"), 0, at(3*time.Second+time.Duration(i)*time.Millisecond))
+	}
+	if got, want := names(s, "10.0.0.1"), []string{"a", "b", "c", "loop"}; !slices.Equal(got, want) {
+		t.Errorf("names = %v, want %v", got, want)
+	}
+	if s.Evicted() != 0 || s.Len() != 4 {
+		t.Errorf("Evicted = %d, Len = %d; want 0, 4", s.Evicted(), s.Len())
+	}
+}
+
+func TestPerClientCap(t *testing.T) {
+	tests := []struct {
+		perClient   int
+		records     int
+		wantLen     int
+		wantEvicted uint64
+		wantOldest  string
+	}{
+		{perClient: 3, records: 2, wantLen: 2, wantEvicted: 0, wantOldest: "n0"},
+		{perClient: 3, records: 5, wantLen: 3, wantEvicted: 2, wantOldest: "n2"},
+		{perClient: 6, records: 40, wantLen: 6, wantEvicted: 34, wantOldest: "n34"},
+		{perClient: 1, records: 3, wantLen: 1, wantEvicted: 2, wantOldest: "n2"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d of %d", tt.records, tt.perClient), func(t *testing.T) {
+			s := New(Config{PerClient: tt.perClient})
+			for i := range tt.records {
+				s.Record(ip("10.0.0.1"), fmt.Sprintf("n%d", i), ips(fmt.Sprintf("1.1.%d.%d", i/256, i%256)), 0, at(time.Duration(i)*time.Second))
+			}
+			if s.Len() != tt.wantLen || s.Evicted() != tt.wantEvicted {
+				t.Errorf("Len, Evicted = %d, %d; want %d, %d", s.Len(), s.Evicted(), tt.wantLen, tt.wantEvicted)
+			}
+			got := s.Sightings(ip("10.0.0.1"), t0, at(time.Hour))
+			if len(got) != tt.wantLen || got[0].Names[0] != tt.wantOldest {
+				t.Errorf("sightings %+v: want %d starting with %s", briefs(got), tt.wantLen, tt.wantOldest)
+			}
+		})
+	}
+}
+
+// sameShard returns n distinct clients that land in one shard of s.
+func sameShard(s *Store, n int) []netip.Addr {
+	first := ip("10.1.0.0")
+	want := s.shard(first)
+	out := []netip.Addr{first}
+	for a := first.Next(); len(out) < n; a = a.Next() {
+		if s.shard(a) == want {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func TestTotalCapEvictsLeastRecentlyActiveClient(t *testing.T) {
+	// Total 3*shards gives every shard room for three entries.
+	s := New(Config{Total: 3 * shards})
+	cl := sameShard(s, 4)
+	a, b, c, d := cl[0], cl[1], cl[2], cl[3]
+	s.Record(a, "a1", ips("1.0.0.1"), 0, at(0))
+	s.Record(b, "b1", ips("2.0.0.1"), 0, at(1*time.Second))
+	s.Record(c, "c1", ips("3.0.0.1"), 0, at(2*time.Second))
+	s.Record(a, "a2", ips("1.0.0.2"), 0, at(3*time.Second)) // a is now the most recent; b the least
+	if s.Evicted() != 1 || s.Clients() != 2 {
+		t.Fatalf("after a2: Evicted %d, Clients %d; want 1, 2", s.Evicted(), s.Clients())
+	}
+	if got := s.Sightings(b, t0, at(time.Hour)); got != nil {
+		t.Errorf("b kept %v; want it evicted as least recently active", briefs(got))
+	}
+	s.Record(d, "d1", ips("4.0.0.1"), 0, at(4*time.Second)) // c is least recent now
+	if got := names(s, c.String()); got != nil {
+		t.Errorf("c kept %v; want evicted", got)
+	}
+	if got, want := names(s, a.String()), []string{"a1", "a2"}; !slices.Equal(got, want) {
+		t.Errorf("a = %v, want %v", got, want)
+	}
+	// One client alone in a full shard gives up its own oldest entry.
+	s.Record(a, "a3", ips("1.0.0.3"), 0, at(5*time.Second))
+	s.Record(a, "a4", ips("1.0.0.4"), 0, at(6*time.Second))
+	if got, want := names(s, a.String()), []string{"a2", "a3", "a4"}; !slices.Equal(got, want) {
+		t.Errorf("a = %v, want %v", got, want)
+	}
+	if s.Len() != 3 || s.Evicted() != 4 {
+		t.Errorf("Len %d, Evicted %d; want 3, 4", s.Len(), s.Evicted())
+	}
+}
+
+func TestTotalCapBoundsStore(t *testing.T) {
+	const total = 10 * shards
+	s := New(Config{Total: total})
+	for i := range 5000 {
+		s.Record(netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)}), "x", ips("1.1.1.1"), 0, at(time.Duration(i)*time.Millisecond))
+	}
+	if s.Len() > total {
+		t.Errorf("Len = %d, over Total %d", s.Len(), total)
+	}
+	if got := uint64(5000 - s.Len()); s.Evicted() != got {
+		t.Errorf("Evicted = %d, want %d (every entry not held)", s.Evicted(), got)
+	}
+	if s.Clients() != s.Len() {
+		t.Errorf("Clients = %d, Len = %d: evicted clients must be freed", s.Clients(), s.Len())
+	}
+}
+
+func TestSweep(t *testing.T) {
+	s := New(Config{Retain: 10 * time.Minute})
+	s.Record(ip("10.0.0.1"), "old", ips("1.1.1.1"), 0, at(0))
+	s.Record(ip("10.0.0.1"), "new", ips("1.1.1.2"), 0, at(8*time.Minute))
+	s.Record(ip("10.0.0.2"), "old", ips("1.1.1.1"), 0, at(time.Minute))
+	// A run that started long ago but was seen recently is kept.
+	for m := 0; m <= 12; m++ {
+		s.Record(ip("10.0.0.3"), "run", ips("1.1.1.3"), 0, at(time.Duration(m)*time.Minute))
+	}
+	// Connection records can arrive out of order.
+	s.Record(ip("10.0.0.4"), "", ips("1.1.1.4"), 443, at(11*time.Minute))
+	s.Record(ip("10.0.0.4"), "", ips("1.1.1.5"), 443, at(1*time.Minute))
+
+	tests := []struct {
+		now         time.Duration
+		wantDropped int
+		wantLen     int
+		wantClients int
+	}{
+		{now: 10 * time.Minute, wantDropped: 0, wantLen: 6, wantClients: 4},   // exactly Retain old: kept
+		{now: 10*time.Minute + 1, wantDropped: 1, wantLen: 5, wantClients: 4}, // 10.0.0.1 "old"
+		{now: 10*time.Minute + 1, wantDropped: 0, wantLen: 5, wantClients: 4}, // idempotent
+		{now: 11*time.Minute + 1, wantDropped: 2, wantLen: 3, wantClients: 3}, // 10.0.0.2, 10.0.0.4's 1.1.1.5
+		{now: 22*time.Minute + 1, wantDropped: 3, wantLen: 0, wantClients: 0}, // everything
+		{now: 30 * time.Minute, wantDropped: 0, wantLen: 0, wantClients: 0},
+	}
+	for _, tt := range tests {
+		if got := s.Sweep(at(tt.now)); got != tt.wantDropped || s.Len() != tt.wantLen || s.Clients() != tt.wantClients {
+			t.Errorf("Sweep(%v) = %d, Len %d, Clients %d; want %d, %d, %d",
+				tt.now, got, s.Len(), s.Clients(), tt.wantDropped, tt.wantLen, tt.wantClients)
+		}
+	}
+	if s.Evicted() != 0 {
+		t.Errorf("Evicted = %d; expiry is not eviction", s.Evicted())
+	}
+}
+
+func TestSweepKeepsOrderAfterShrinking(t *testing.T) {
+	s := New(Config{Retain: time.Minute})
+	c := ip("10.0.0.1")
+	for i := range 64 {
+		s.Record(c, fmt.Sprintf("n%02d", i), ips(fmt.Sprintf("1.1.1.%d", i)), 0, at(time.Duration(i)*time.Second))
+	}
+	// Keep the last four: the ring shrinks, the order must survive.
+	s.Sweep(at(time.Minute + 60*time.Second))
+	got := s.Sightings(c, t0, at(time.Hour))
+	var order []string
+	for _, sg := range got {
+		order = append(order, sg.Names[0])
+	}
+	if want := []string{"n60", "n61", "n62", "n63"}; !slices.Equal(order, want) {
+		t.Errorf("after sweep: %v, want %v", order, want)
+	}
+	// And it still grows.
+	for i := range 10 {
+		s.Record(c, fmt.Sprintf("m%d", i), ips(fmt.Sprintf("2.2.2.%d", i)), 0, at(2*time.Minute))
+	}
+	if s.Len() != 14 {
+		t.Errorf("Len = %d, want 14", s.Len())
+	}
+}
+
+func TestSetLimits(t *testing.T) {
+	tests := []struct {
+		name        string
+		next        Config
+		wantLen     int
+		wantEvicted uint64
+		wantNames   []string // of client 10.0.0.1
+		wantNewCap  int      // what a client recording 10 entries afterwards holds
+	}{
+		{"unchanged", Config{PerClient: 5}, 10, 0, []string{"n5", "n6", "n7", "n8", "n9"}, 5},
+		{"fewer per client", Config{PerClient: 2}, 4, 6, []string{"n8", "n9"}, 2},
+		{"more per client", Config{PerClient: 8}, 10, 0, []string{"n5", "n6", "n7", "n8", "n9"}, 8},
+		{"defaults", Config{}, 10, 0, []string{"n5", "n6", "n7", "n8", "n9"}, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Config{PerClient: 5})
+			for i := range 10 {
+				for _, c := range []string{"10.0.0.1", "10.0.0.2"} {
+					s.Record(ip(c), fmt.Sprintf("n%d", i), ips(fmt.Sprintf("1.1.1.%d", i)), 0, at(time.Duration(i)*time.Second))
+				}
+			}
+			base := s.Evicted()
+			s.SetLimits(tt.next)
+			if s.Len() != tt.wantLen || s.Evicted()-base != tt.wantEvicted {
+				t.Errorf("Len %d, evicted by SetLimits %d; want %d, %d", s.Len(), s.Evicted()-base, tt.wantLen, tt.wantEvicted)
+			}
+			if got := names(s, "10.0.0.1"); !slices.Equal(got, tt.wantNames) {
+				t.Errorf("names = %v, want %v", got, tt.wantNames)
+			}
+			for i := range 10 {
+				s.Record(ip("10.0.0.3"), fmt.Sprintf("n%d", i), ips(fmt.Sprintf("1.1.1.%d", i)), 0, at(time.Duration(i)*time.Second))
+			}
+			if got := len(names(s, "10.0.0.3")); got != tt.wantNewCap {
+				t.Errorf("a new client holds %d entries, want %d", got, tt.wantNewCap)
+			}
+		})
+	}
+}
+
+func TestSetLimitsShrinksTotal(t *testing.T) {
+	s := New(Config{})
+	for i := range 1000 {
+		s.Record(netip.AddrFrom4([4]byte{10, 3, byte(i >> 8), byte(i)}), "x", ips("1.1.1.1", "1.1.1.2"), 0, t0)
+	}
+	s.SetLimits(Config{Total: shards})
+	if s.Len() > shards || s.Evicted() != uint64(2000-s.Len()) {
+		t.Errorf("Len %d, Evicted %d after shrinking Total to %d", s.Len(), s.Evicted(), shards)
+	}
+}
+
+func TestRecordSteadyStateDoesNotAllocate(t *testing.T) {
+	s := New(Config{PerClient: 16})
+	c := ip("10.0.0.1")
+	answers := [][]netip.Addr{ips("1.1.1.1"), ips("1.1.1.2", "1.1.1.3"), ips("2001:db8::1"), ips("1.1.1.4")}
+	names := []string{"a.example", "b.example", "c.example", "d.example"}
+	for i := range 64 { // fill the ring
+		s.Record(c, names[i%4], answers[i%4], 0, at(time.Duration(i)*time.Hour))
+	}
+	i := 64
+	allocs := testing.AllocsPerRun(1000, func() {
+		s.Record(c, names[i%4], answers[i%4], 0, at(time.Duration(i)*time.Hour))
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("Record on a full ring allocates %.1f times, want 0", allocs)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	s := New(Config{PerClient: 8, Total: 4 * shards, Retain: time.Minute})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				client := netip.AddrFrom4([4]byte{10, byte(g), 0, byte(i % 50)})
+				now := at(time.Duration(i) * time.Second)
+				s.Record(client, "x", ips("1.1.1.1", "2001:4860::1"), uint16(i%3), now)
+				switch i % 100 {
+				case 0:
+					s.Sightings(client, now.Add(-time.Minute), now)
+				case 50:
+					s.Sweep(now)
+					_, _, _ = s.Len(), s.Clients(), s.Evicted()
+				case 99:
+					if g == 0 {
+						s.SetLimits(Config{PerClient: 4 + i%8, Total: (2 + i%4) * shards})
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if s.Len() > 5*shards {
+		t.Errorf("Len = %d, over every cap", s.Len())
+	}
+}
+
+func BenchmarkRecord(b *testing.B) {
+	b.Run("new-name", func(b *testing.B) {
+		s := New(Config{})
+		c := ip("10.0.0.1")
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			// An hour apart: never merged, the ring turns over.
+			s.Record(c, benchNames[i%4], benchAnswers[i%4], 0, at(time.Duration(i)*time.Hour))
+			i++
+		}
+	})
+	b.Run("repeat", func(b *testing.B) {
+		s := New(Config{})
+		c := ip("10.0.0.1")
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			s.Record(c, benchNames[0], benchAnswers[0], 0, at(time.Duration(i)*time.Millisecond))
+			i++
+		}
+	})
+}
+
+// steadyStore returns a store whose clients all have full rings, the state
+// of a busy resolver after a few minutes.
+func steadyStore(clients int) (*Store, []netip.Addr) {
+	s := New(Config{})
+	addrs := make([]netip.Addr, clients)
+	for i := range addrs {
+		addrs[i] = netip.AddrFrom4([4]byte{10, 4, byte(i >> 8), byte(i)})
+		for k := range DefaultPerClient {
+			s.Record(addrs[i], benchNames[k%4], benchAnswers[k%4], 0, at(time.Duration(k)*time.Hour))
+		}
+	}
+	return s, addrs
+}
+
+var (
+	benchAnswers = [][]netip.Addr{ips("93.184.216.34"), ips("140.82.112.3", "140.82.112.4"), ips("2606:4700::6810:84e5"), ips("151.101.1.69")}
+	benchNames   = []string{"example.com.", "github.com.", "cloudflare.com.", "fastly.com."}
+)
+
+// BenchmarkRecordManyClients spreads Records over 2048 clients with full
+// rings (≈ 29 MB of entries, half the default Total), so most of the cost is cache misses.
+func BenchmarkRecordManyClients(b *testing.B) {
+	s, clients := steadyStore(2048)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.Record(clients[(i*2654435761)%len(clients)], benchNames[i%4], benchAnswers[i%4], 0, at(time.Duration(i)*time.Hour))
+		i++
+	}
+}
+
+// BenchmarkRecordParallel records from every CPU at once: "hot" over 64
+// clients whose rings stay in cache, which shows the cost of the sharded
+// locks, "cold" over the 2048 of BenchmarkRecordManyClients.
+func BenchmarkRecordParallel(b *testing.B) {
+	for _, n := range []struct {
+		name    string
+		clients int
+	}{{"hot", 64}, {"cold", 2048}} {
+		b.Run(n.name, func(b *testing.B) {
+			s, clients := steadyStore(n.clients)
+			var seq atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seq.Add(1)) * 7919 // each goroutine its own walk over the clients
+				for pb.Next() {
+					s.Record(clients[(i*2654435761)%len(clients)], benchNames[i%4], benchAnswers[i%4], 0, at(time.Duration(i)*time.Hour))
+					i++
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkSightings(b *testing.B) {
+	s := New(Config{})
+	c := ip("10.0.0.1")
+	for i := range DefaultPerClient {
+		s.Record(c, fmt.Sprintf("n%d.example.", i%40), []netip.Addr{netip.AddrFrom4([4]byte{93, 184, byte(i % 7), byte(i)})}, 0, at(time.Duration(i)*time.Second))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Sightings(c, at(0), at(5*time.Minute))
+	}
+}
+
+// BenchmarkMemory fills 100k clients with 10 entries each at the default
+// caps (Total is 1M, enforced per shard, so an uneven shard evicts a few)
+// and reports the heap the store holds per entry and in all. Names are
+// shared strings, as callers pass the qname they already hold.
+func BenchmarkMemory(b *testing.B) {
+	const clients, perClient = 100_000, 10
+	names := make([]string, 64)
+	for i := range names {
+		names[i] = fmt.Sprintf("name-%d.example.com.", i)
+	}
+	answer := make([]netip.Addr, 1)
+	var perEntry, total float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s := New(Config{})
+		for c := range clients {
+			client := netip.AddrFrom4([4]byte{10, byte(c >> 16), byte(c >> 8), byte(c)})
+			for k := range perClient {
+				answer[0] = netip.AddrFrom4([4]byte{93, byte(k), byte(c >> 8), byte(c)})
+				s.Record(client, names[(c+k)%len(names)], answer, 0, at(time.Duration(k)*time.Second))
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		perEntry, total = held/float64(s.Len()), held/(1<<20)
+		runtime.KeepAlive(s)
+	}
+	b.ReportMetric(perEntry, "bytes/entry")
+	b.ReportMetric(total, "MiB")
+}

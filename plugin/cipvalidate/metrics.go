@@ -1,0 +1,126 @@
+package cipvalidate
+
+import (
+	"sync"
+
+	"github.com/coredns-cip/coredns-cip/internal/validate"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics in CoreDNS style. Labels never carry a client IP or a domain.
+var (
+	answersInspected = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "answers_inspected_total",
+		Help: "Answers seen by cipvalidate.",
+	}, []string{"server", "view"})
+	ipsRecorded = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "ips_recorded_total",
+		Help: "Public IPs recorded in the clients' windows.",
+	}, []string{"server", "view"})
+	ipsSubmitted = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "ips_submitted_total",
+		Help: "IPs submitted for validation, by result (queued, cached, in_flight, dropped) and source (answer, event).",
+	}, []string{"result", "source"})
+	windowEvicted = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "window_evicted_entries",
+		Help: "Window entries pushed out by the per-client or total cap since start.",
+	})
+	windowEntries = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "window_entries",
+		Help: "Entries held in the clients' windows.",
+	})
+	apiCalls = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "api_calls_total",
+		Help: "Criminal IP API calls, by outcome (ok, bad_key, quota, transient, bad_response, rejected).",
+	}, []string{"outcome"})
+	apiLatency = promauto.NewHistogram(prometheus.HistogramOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "api_request_duration_seconds",
+		Help:    "Duration of Criminal IP API calls.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 10),
+	})
+	cacheLookups = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "cache_lookups_total",
+		Help: "Verdict cache lookups for tagged clients' IPs and event backtracks, by result (hit, miss).",
+	}, []string{"result"})
+	verdictsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "verdicts_total",
+		Help: "Fresh verdicts, by outcome (clean, suspicious, error).",
+	}, []string{"outcome"})
+	rewrittenTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "answers_rewritten_total",
+		Help: "Answers rewritten, by action (sinkhole, refuse, nxdomain, nodata, refuse_unvalidated; monitor when only logged).",
+	}, []string{"server", "view", "action"})
+	queueDepth = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "queue_depth",
+		Help: "IPs waiting for validation, by priority.",
+	}, []string{"priority"})
+	taggedClients = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "tagged_clients",
+		Help: "Clients tagged by an event.",
+	})
+	eventsTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_total",
+		Help: "Events accepted through the event API.",
+	})
+)
+
+// serverCounters are the per-answer counters of one server, resolved once
+// so that the hot path does no label lookup.
+type serverCounters struct {
+	server, view string
+	inspected    prometheus.Counter
+	recorded     prometheus.Counter
+
+	mu      sync.Mutex
+	actions map[string]prometheus.Counter
+}
+
+func newServerCounters(server, view string) *serverCounters {
+	return &serverCounters{
+		server:    server,
+		view:      view,
+		inspected: answersInspected.WithLabelValues(server, view),
+		recorded:  ipsRecorded.WithLabelValues(server, view),
+		actions:   map[string]prometheus.Counter{},
+	}
+}
+
+func (sc *serverCounters) rewritten(action string) prometheus.Counter {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	ctr, ok := sc.actions[action]
+	if !ok {
+		ctr = rewrittenTotal.WithLabelValues(sc.server, sc.view, action)
+		sc.actions[action] = ctr
+	}
+	return ctr
+}
+
+// submitted counts one Submit result from source ("answer" or "event"),
+// and the verdict cache lookup it implies.
+func submitted(source string, r validate.Result) {
+	submitCounters[source][r].Inc()
+	if r == validate.Cached {
+		cacheHits.Inc()
+	} else {
+		cacheMisses.Inc()
+	}
+}
+
+var (
+	cacheHits      = cacheLookups.WithLabelValues("hit")
+	cacheMisses    = cacheLookups.WithLabelValues("miss")
+	submitCounters = map[string]map[validate.Result]prometheus.Counter{}
+)
+
+func init() {
+	for _, source := range []string{"answer", "event"} {
+		submitCounters[source] = map[validate.Result]prometheus.Counter{}
+		for _, r := range []validate.Result{validate.Queued, validate.Cached, validate.InFlight, validate.Dropped} {
+			submitCounters[source][r] = ipsSubmitted.WithLabelValues(r.String(), source)
+		}
+	}
+}

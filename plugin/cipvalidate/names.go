@@ -1,0 +1,70 @@
+package cipvalidate
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
+)
+
+// nameMemory remembers the names that led to suspicious infrastructure for
+// the verdict's lifetime, so that other record types of the same name (an
+// HTTPS or MX query, the AAAA after the A) are handled too. It is read on
+// every query only when it is not empty.
+type nameMemory struct {
+	n  atomic.Int64
+	mu sync.RWMutex
+	m  map[string]verdicts.Verdict
+}
+
+func newNameMemory() *nameMemory { return &nameMemory{m: map[string]verdicts.Verdict{}} }
+
+// Len is the number of names held, expired ones included until a sweep.
+func (nm *nameMemory) Len() int { return int(nm.n.Load()) }
+
+// Put remembers qname with verdict v until v expires.
+func (nm *nameMemory) Put(qname string, v verdicts.Verdict) {
+	qname = strings.ToLower(qname)
+	nm.mu.Lock()
+	if _, ok := nm.m[qname]; !ok {
+		nm.n.Add(1)
+	}
+	nm.m[qname] = v
+	nm.mu.Unlock()
+}
+
+// Get returns the live verdict for qname.
+func (nm *nameMemory) Get(qname string, now time.Time) (verdicts.Verdict, bool) {
+	nm.mu.RLock()
+	v, ok := nm.m[qname]
+	if !ok {
+		v, ok = nm.m[strings.ToLower(qname)]
+	}
+	nm.mu.RUnlock()
+	if !ok || !now.Before(v.Expires) {
+		return verdicts.Verdict{}, false
+	}
+	return v, true
+}
+
+// Forget drops every name that points at ip (its verdict was lifted).
+func (nm *nameMemory) Forget(match func(verdicts.Verdict) bool) int {
+	nm.mu.Lock()
+	defer nm.mu.Unlock()
+	n := 0
+	for k, v := range nm.m {
+		if match(v) {
+			delete(nm.m, k)
+			n++
+		}
+	}
+	nm.n.Add(int64(-n))
+	return n
+}
+
+// Sweep drops expired names.
+func (nm *nameMemory) Sweep(now time.Time) int {
+	return nm.Forget(func(v verdicts.Verdict) bool { return !now.Before(v.Expires) })
+}

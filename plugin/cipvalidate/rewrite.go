@@ -1,0 +1,107 @@
+package cipvalidate
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
+
+	clog "github.com/coredns/coredns/plugin/pkg/log"
+	"github.com/miekg/dns"
+)
+
+var log = clog.NewWithPlugin(pluginName)
+
+// rewrite builds the answer that replaces one pointing at suspicious
+// infrastructure: per `action`, with a short TTL, and with an Extended DNS
+// Error (RFC 8914, Blocked) saying which IP, why, and the decision id.
+func (c *CIPValidate) rewrite(req *dns.Msg, v verdicts.Verdict, ip netip.Addr) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.RecursionAvailable = true
+	q := req.Question[0]
+	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: defaultRewriteTTL}
+	switch c.cfg.action {
+	case ActionRefuse:
+		m.Rcode = dns.RcodeRefused
+	case ActionNXDomain:
+		m.Rcode = dns.RcodeNameError
+	case ActionNoData:
+	case ActionSinkhole:
+		switch q.Qtype {
+		case dns.TypeA:
+			hdr.Rrtype = dns.TypeA
+			m.Answer = []dns.RR{&dns.A{Hdr: hdr, A: net.IP(c.cfg.sink4.AsSlice())}}
+		case dns.TypeAAAA:
+			hdr.Rrtype = dns.TypeAAAA
+			m.Answer = []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: net.IP(c.cfg.sink6.AsSlice())}}
+		}
+		// Other types of a sinkholed name get no data.
+	}
+	addEDE(req, m, dns.ExtendedErrorCodeBlocked, edeText(v, ip))
+	return m
+}
+
+// refuseUnvalidated answers REFUSED for `fail closed`, with an EDE saying
+// the IP could not be validated.
+func (c *CIPValidate) refuseUnvalidated(req *dns.Msg, v verdicts.Verdict, ip netip.Addr) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeRefused)
+	m.RecursionAvailable = true
+	addEDE(req, m, dns.ExtendedErrorCodeProhibited,
+		fmt.Sprintf("cipvalidate: %s could not be validated (%s), fail closed; decision %s", ip, v.Error, v.Decision))
+	return m
+}
+
+// addEDE adds an EDE option if, and only if, the query had EDNS0 (a
+// response must not carry OPT otherwise).
+func addEDE(req, m *dns.Msg, code uint16, text string) {
+	opt := req.IsEdns0()
+	if opt == nil {
+		return
+	}
+	m.SetEdns0(opt.UDPSize(), opt.Do())
+	o := m.IsEdns0()
+	o.Option = append(o.Option, &dns.EDNS0_EDE{InfoCode: code, ExtraText: text})
+}
+
+// edeText is the EDE extra text: "cipvalidate: 45.83.0.21 suspicious
+// (SCORE: inbound Critical; SSL_EXPIRED: ...); decision cip-…".
+func edeText(v verdicts.Verdict, ip netip.Addr) string {
+	return fmt.Sprintf("cipvalidate: %s suspicious (%s); decision %s", ip, reasonText(v), v.Decision)
+}
+
+func reasonText(v verdicts.Verdict) string {
+	parts := make([]string, len(v.Reasons))
+	for i, r := range v.Reasons {
+		parts[i] = string(r.Factor) + ": " + r.Detail
+	}
+	return strings.Join(parts, "; ")
+}
+
+// logDecision writes the `decision` line of a rewrite (or, in monitor mode,
+// of a rewrite that would have happened) and counts it.
+func (c *CIPValidate) logDecision(ctx context.Context, client netip.Addr, req *dns.Msg, v verdicts.Verdict, ip netip.Addr, via string) {
+	action := string(c.cfg.action)
+	if c.cfg.monitor {
+		action = "monitor"
+	}
+	c.countersFor(ctx).rewritten(action).Inc()
+	q := req.Question[0]
+	log.Infof("decision %s client=%s qname=%s qtype=%s ip=%s action=%s via=%s reasons=%q",
+		v.Decision, client, q.Name, dns.TypeToString[q.Qtype], ip, action, via, reasonText(v))
+}
+
+func (c *CIPValidate) logFailClosed(ctx context.Context, client netip.Addr, req *dns.Msg, v verdicts.Verdict, ip netip.Addr) {
+	action := "refuse_unvalidated"
+	if c.cfg.monitor {
+		action = "monitor"
+	}
+	c.countersFor(ctx).rewritten(action).Inc()
+	q := req.Question[0]
+	log.Infof("decision %s client=%s qname=%s qtype=%s ip=%s action=%s reason=%q",
+		v.Decision, client, q.Name, dns.TypeToString[q.Qtype], ip, action, "fail closed: "+v.Error)
+}

@@ -1,0 +1,438 @@
+// Command demo walks through coredns-cip end to end, offline, on loopback:
+// a fake Criminal IP API (the fixtures built into the binary), the real
+// coredns-cip server running corefile.example on free ports, a workstation
+// that browses, an EDR event that tags it, the backtracked verdicts, and the
+// sinkholed answer with its Extended DNS Error. `make demo` runs it.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+func main() {
+	bin := flag.String("bin", "bin/coredns-cip", "the coredns-cip binary")
+	corefile := flag.String("corefile", "corefile.example", "the Corefile to run (its loopback ports are replaced by free ones)")
+	flag.Parse()
+	d := &demo{bin: *bin}
+	err := d.run(*corefile)
+	d.stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo failed:", err)
+		if d.serverLog.Len() > 0 {
+			fmt.Fprintf(os.Stderr, "server output:\n%s", d.serverLog.String())
+		}
+		os.Exit(1)
+	}
+}
+
+type demo struct {
+	bin       string
+	procs     []*exec.Cmd
+	fakeURL   string
+	dnsAddr   string
+	eventsURL string
+	serverLog syncBuffer
+}
+
+const (
+	workstation = "127.0.0.2"
+	otherHost   = "127.0.0.3"
+	apiKey      = "demo-key"
+)
+
+func (d *demo) run(corefilePath string) error {
+	say("coredns-cip demo: everything runs on loopback; nothing leaves this machine.")
+
+	// 1. The fake Criminal IP API.
+	fake := exec.Command(d.bin, "fakeapi", "--listen", "127.0.0.1:0", "--key", apiKey)
+	out, err := fake.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	fake.Stderr = os.Stderr
+	if err := d.start(fake); err != nil {
+		return err
+	}
+	line, err := firstLine(out, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("fake API: %w", err)
+	}
+	d.fakeURL = strings.Fields(strings.TrimPrefix(line, "fakeapi listening on "))[0]
+	step("A fake Criminal IP API serves the fixture reports at %s.", d.fakeURL)
+
+	// 2. coredns-cip with corefile.example, on free ports.
+	raw, err := os.ReadFile(corefilePath)
+	if err != nil {
+		return err
+	}
+	dnsPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	eventsPort, _ := freePort()
+	metricsPort, _ := freePort()
+	readyPort, _ := freePort()
+	cf := string(raw)
+	for old, new := range map[string]string{
+		".:1053":                    fmt.Sprintf(".:%d", dnsPort),
+		"http://127.0.0.1:8081":     d.fakeURL,
+		"events 127.0.0.1:8053":     fmt.Sprintf("events 127.0.0.1:%d", eventsPort),
+		"prometheus 127.0.0.1:9153": fmt.Sprintf("prometheus 127.0.0.1:%d", metricsPort),
+		"ready 127.0.0.1:8181":      fmt.Sprintf("ready 127.0.0.1:%d", readyPort),
+		// Keep the demo's clients untagged until the event, whatever the hour.
+		"after_hours 23:00-05:00 UTC": "# after_hours 23:00-05:00 UTC",
+	} {
+		if !strings.Contains(cf, old) {
+			return fmt.Errorf("%s no longer contains %q; update the demo", corefilePath, old)
+		}
+		cf = strings.Replace(cf, old, new, 1)
+	}
+	dir, err := os.MkdirTemp("", "coredns-cip-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfPath := filepath.Join(dir, "Corefile")
+	if err := os.WriteFile(cfPath, []byte(cf), 0o600); err != nil {
+		return err
+	}
+	server := exec.Command(d.bin, "-conf", cfPath)
+	server.Env = append(os.Environ(), "CIP_API_KEY="+apiKey)
+	server.Stdout, server.Stderr = &d.serverLog, &d.serverLog
+	if err := d.start(server); err != nil {
+		return err
+	}
+	d.dnsAddr = fmt.Sprintf("127.0.0.1:%d", dnsPort)
+	d.eventsURL = fmt.Sprintf("http://127.0.0.1:%d", eventsPort)
+	if err := waitReady(fmt.Sprintf("http://127.0.0.1:%d/ready", readyPort), 20*time.Second); err != nil {
+		return fmt.Errorf("coredns-cip did not become ready: %w", err)
+	}
+	step("coredns-cip answers DNS on %s (corefile.example), its event API is on %s.", d.dnsAddr, d.eventsURL)
+
+	// 3. A workstation browses. Nobody is tagged: no API call.
+	step("The workstation %s browses. Nobody is tagged yet, so nothing is validated:", workstation)
+	for _, name := range []string{"www.demo.test", "c2.demo.test", "files.demo.test", "relay.demo.test", "intranet.demo.test", "partner.demo.test"} {
+		r, err := d.query(workstation, name, dns.TypeA)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("    %-20s -> %s\n", name, describe(r))
+	}
+	calls, err := d.apiCalls()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    Criminal IP API calls so far: %d\n", calls)
+
+	// 4. The EDR raises an alert on the workstation.
+	step("The EDR flags malware on %s a moment later. The SOC's SIEM posts the event:", workstation)
+	body := fmt.Sprintf(`{"client":%q,"type":"edr.malware","ref":"EDR-4711","window":"5m","watch":"30m"}`, workstation)
+	fmt.Printf("    POST %s/v1/events %s\n", d.eventsURL, body)
+	var accepted struct {
+		ID          string `json:"id"`
+		Backtracked int    `json:"backtracked"`
+		Queued      int    `json:"queued"`
+		TaggedUntil string `json:"tagged_until"`
+		Found       []struct {
+			IP    string   `json:"ip"`
+			Names []string `json:"names"`
+		} `json:"found"`
+	}
+	if err := d.post("/v1/events", body, &accepted); err != nil {
+		return err
+	}
+	fmt.Printf("    -> event %s: %d public IPs found in the last 5 minutes, %d queued for validation; tagged until %s\n",
+		accepted.ID, accepted.Backtracked, accepted.Queued, accepted.TaggedUntil)
+	fmt.Println("       (the intranet address is private and partner.demo.test is allowlisted: neither costs an API call)")
+
+	// 5. The verdicts of the backtracked IPs.
+	step("The backtracked IPs are validated in the background. Their verdicts:")
+	type verdict struct {
+		Outcome  string `json:"outcome"`
+		Decision string `json:"decision"`
+		Score    string `json:"score"`
+		Reasons  []struct {
+			Factor string `json:"factor"`
+			Detail string `json:"detail"`
+		} `json:"reasons"`
+	}
+	for _, f := range accepted.Found {
+		var v verdict
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code, err := d.get("/v1/verdicts/"+f.IP, &v)
+			if err != nil {
+				return err
+			}
+			if code == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no verdict for %s after 20s", f.IP)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		fmt.Printf("    %-13s %-16s %s", f.IP, strings.Join(f.Names, ","), strings.ToUpper(v.Outcome))
+		if v.Decision != "" {
+			fmt.Printf("  (decision %s)", v.Decision)
+		}
+		fmt.Println()
+		for _, r := range v.Reasons {
+			fmt.Printf("        %s: %s\n", r.Factor, r.Detail)
+		}
+	}
+
+	// 6. The same names again.
+	step("The workstation asks again. Suspicious infrastructure is now sinkholed, with the reason in an Extended DNS Error:")
+	for _, name := range []string{"c2.demo.test", "files.demo.test", "www.demo.test"} {
+		r, err := d.query(workstation, name, dns.TypeA)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("    %-20s -> %s\n", name, describe(r))
+	}
+	step("Another host, %s, never tagged, is protected too (enforce all):", otherHost)
+	r, err := d.query(otherHost, "relay.demo.test", dns.TypeA)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    %-20s -> %s\n", "relay.demo.test", describe(r))
+
+	step("The server logged one decision line per rewrite:")
+	for _, l := range strings.Split(d.serverLog.String(), "\n") {
+		if strings.Contains(l, "] decision ") {
+			fmt.Println("    " + l[strings.Index(l, "decision "):])
+		}
+	}
+	calls, err = d.apiCalls()
+	if err != nil {
+		return err
+	}
+	step("Criminal IP API calls in all: %d (one per public IP validated; the cache answers the rest).", calls)
+
+	step("The original tool's one-IP check is still there:")
+	fmt.Printf("    $ coredns-cip check --ip 45.83.0.71 --port 22 --pretty\n")
+	check := exec.Command(d.bin, "check", "--ip", "45.83.0.71", "--port", "22", "--pretty", "--api-url", d.fakeURL)
+	check.Env = append(os.Environ(), "CIP_API_KEY="+apiKey)
+	outb, err := check.Output()
+	var exitErr *exec.ExitError
+	if err != nil && !(errors.As(err, &exitErr) && exitErr.ExitCode() == 1) {
+		return fmt.Errorf("check: %w", err)
+	}
+	for _, l := range strings.Split(strings.TrimRight(string(outb), "\n"), "\n") {
+		fmt.Println("    " + l)
+	}
+	fmt.Println("    (exit status 1: suspicious; 0 clean, 2 error)")
+	return nil
+}
+
+func (d *demo) start(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	d.procs = append(d.procs, cmd)
+	return nil
+}
+
+// stop ends the processes it started, by PID.
+func (d *demo) stop() {
+	for i := len(d.procs) - 1; i >= 0; i-- {
+		p := d.procs[i]
+		p.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			p.Process.Kill()
+			<-done
+		}
+	}
+}
+
+func (d *demo) query(from, name string, qtype uint16) (*dns.Msg, error) {
+	c := &dns.Client{Timeout: 3 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}, Timeout: 3 * time.Second}}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.SetEdns0(1232, false)
+	r, _, err := c.Exchange(m, d.dnsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("query %s from %s: %w", name, from, err)
+	}
+	return r, nil
+}
+
+func describe(r *dns.Msg) string {
+	var parts []string
+	for _, rr := range r.Answer {
+		switch rr := rr.(type) {
+		case *dns.A:
+			parts = append(parts, rr.A.String())
+		case *dns.AAAA:
+			parts = append(parts, rr.AAAA.String())
+		}
+	}
+	s := dns.RcodeToString[r.Rcode]
+	if len(parts) > 0 {
+		s = strings.Join(parts, ", ")
+	}
+	if opt := r.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if ede, ok := o.(*dns.EDNS0_EDE); ok {
+				s += fmt.Sprintf("\n        EDE %d (%s): %s", ede.InfoCode, dns.ExtendedErrorCodeToString[ede.InfoCode], ede.ExtraText)
+			}
+		}
+	}
+	return s
+}
+
+func (d *demo) apiCalls() (int, error) {
+	resp, err := http.Get(d.fakeURL + "/_fake/stats")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var s struct {
+		Calls int `json:"calls"`
+	}
+	return s.Calls, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+func (d *demo) post(path, body string, out any) error {
+	resp, err := http.Post(d.eventsURL+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, data)
+	}
+	return json.Unmarshal(data, out)
+}
+
+func (d *demo) get(path string, out any) (int, error) {
+	resp, err := http.Get(d.eventsURL + path)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, nil
+	}
+	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+}
+
+func waitReady(url string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = errors.New(resp.Status)
+			}
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freePort returns a port free for both UDP and TCP on 127.0.0.1.
+func freePort() (int, error) {
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free port")
+}
+
+func firstLine(r io.Reader, limit time.Duration) (string, error) {
+	ch := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		if sc.Scan() {
+			ch <- sc.Text()
+		}
+		close(ch)
+		io.Copy(io.Discard, r)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	select {
+	case l, ok := <-ch:
+		if !ok {
+			return "", errors.New("exited before printing its address")
+		}
+		return l, nil
+	case <-ctx.Done():
+		return "", errors.New("printed nothing")
+	}
+}
+
+func say(format string, a ...any) { fmt.Printf(format+"\n", a...) }
+
+var stepN int
+
+func step(format string, a ...any) {
+	stepN++
+	fmt.Printf("\n%d. %s\n", stepN, fmt.Sprintf(format, a...))
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's stdout and stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}
