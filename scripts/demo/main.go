@@ -161,6 +161,9 @@ func (d *demo) run(corefilePath string) error {
 	}
 	fmt.Printf("    -> event %s: %d public IPs found in the last 5 minutes, %d queued for validation; tagged until %s\n",
 		accepted.ID, accepted.Backtracked, accepted.Queued, accepted.TaggedUntil)
+	if accepted.Backtracked != 4 {
+		return fmt.Errorf("the event backtracked %d IPs, want the 4 public, non-allowlisted ones", accepted.Backtracked)
+	}
 	fmt.Println("       (the intranet address is private and partner.demo.test is allowlisted: neither costs an API call)")
 
 	// 5. The verdicts of the backtracked IPs.
@@ -208,6 +211,9 @@ func (d *demo) run(corefilePath string) error {
 			return err
 		}
 		fmt.Printf("    %-20s -> %s\n", name, describe(r))
+		if sinkholed := strings.HasPrefix(describe(r), "0.0.0.0"); sinkholed != (name != "www.demo.test") {
+			return fmt.Errorf("%s: unexpected answer %s", name, describe(r))
+		}
 	}
 	step("Another host, %s, never tagged, is protected too (enforce all):", otherHost)
 	r, err := d.query(otherHost, "relay.demo.test", dns.TypeA)
@@ -216,11 +222,21 @@ func (d *demo) run(corefilePath string) error {
 	}
 	fmt.Printf("    %-20s -> %s\n", "relay.demo.test", describe(r))
 
-	step("The server logged one decision line per rewrite:")
-	for _, l := range strings.Split(d.serverLog.String(), "\n") {
-		if strings.Contains(l, "] decision ") {
-			fmt.Println("    " + l[strings.Index(l, "decision "):])
+	step("The server logged one decision line per rewrite (the same ids as in the EDE):")
+	var decisions []string
+	for deadline := time.Now().Add(5 * time.Second); len(decisions) < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		decisions = decisions[:0]
+		for _, l := range strings.Split(d.serverLog.String(), "\n") {
+			if i := strings.Index(l, "cipvalidate: decision "); i >= 0 {
+				decisions = append(decisions, l[i+len("cipvalidate: "):])
+			}
 		}
+	}
+	if len(decisions) < 3 {
+		return fmt.Errorf("%d decision lines in the server log, want 3", len(decisions))
+	}
+	for _, l := range decisions {
+		fmt.Println("    " + l)
 	}
 	calls, err = d.apiCalls()
 	if err != nil {
