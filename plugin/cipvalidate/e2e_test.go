@@ -525,3 +525,45 @@ func TestE2EEventAuth(t *testing.T) {
 		t.Errorf("wrong token: status %d, want 401", code)
 	}
 }
+
+// A static `tag` CIDR and the `after_hours` schedule tag clients without an
+// event: their answers' unknown IPs are validated. DELETE /v1/clients ends
+// an event tag.
+func TestE2EStaticTagsAndUntag(t *testing.T) {
+	t.Run("tag", func(t *testing.T) {
+		e := startE2E(t, "tag 127.0.0.64/26")
+		e.query("127.0.0.2", "tor.example.org", dns.TypeA) // not in the CIDR
+		e.query("127.0.0.70", "bad.example.org", dns.TypeA)
+		if v := e.waitVerdict("45.83.0.21"); v.Outcome != "suspicious" {
+			t.Errorf("verdict %+v", v)
+		}
+		// The queue is FIFO per priority: tor's verdict would have come first.
+		if n := e.fake.CallsFor("45.83.0.52"); n != 0 {
+			t.Errorf("an untagged client's answer cost %d API calls", n)
+		}
+	})
+	t.Run("after_hours", func(t *testing.T) {
+		e := startE2E(t, "after_hours 00:00-23:59 UTC\n        enforce tagged")
+		e.query("127.0.0.5", "proxy.example.org", dns.TypeA)
+		if v := e.waitVerdict("45.83.0.53"); v.Outcome != "suspicious" {
+			t.Errorf("verdict %+v", v)
+		}
+	})
+	t.Run("untag", func(t *testing.T) {
+		e := startE2E(t, "")
+		e.postEvent("127.0.0.2", e.clock.Now(), "5m")
+		if code := e.api("DELETE", "/v1/clients/127.0.0.2", nil, nil); code != http.StatusOK {
+			t.Fatalf("DELETE: %d", code)
+		}
+		if code := e.api("DELETE", "/v1/clients/127.0.0.2", nil, nil); code != http.StatusNotFound {
+			t.Errorf("second DELETE: %d, want 404", code)
+		}
+		e.query("127.0.0.2", "bad.example.org", dns.TypeA)
+		// Submission happens on the DNS path, before the answer is sent.
+		for result, n := range e.owner().queue.Stats().Submitted {
+			if n != 0 {
+				t.Errorf("an untagged client's answer was submitted for validation (%s: %d)", result, n)
+			}
+		}
+	})
+}
