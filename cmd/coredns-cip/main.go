@@ -4,6 +4,7 @@
 //	coredns-cip [flags]            run the DNS server, like coredns
 //	coredns-cip check [flags]      validate one IP with the Criminal IP API
 //	coredns-cip fakeapi [flags]    serve a fake Criminal IP API for tests
+//	coredns-cip blocks COMMAND     operate block decisions through the event API
 package main
 
 import (
@@ -46,8 +47,9 @@ const usage = `Usage:
   coredns-cip [flags]            run the DNS server (CoreDNS) with a Corefile
   coredns-cip check [flags]      validate one IP with the Criminal IP API
   coredns-cip fakeapi [flags]    serve a fake Criminal IP API on loopback, for tests
+  coredns-cip blocks COMMAND     list blocks, unblock an IP, allowlist a value (event API client)
 
-Run "coredns-cip check -h" or "coredns-cip fakeapi -h" for their flags.
+Run "coredns-cip check -h", "coredns-cip fakeapi -h" or "coredns-cip blocks -h" for theirs.
 
 Flags of the DNS server:
 `
@@ -61,6 +63,8 @@ func main() {
 			os.Exit(runCheck(os.Args[2:]))
 		case "fakeapi":
 			os.Exit(runFakeAPI(os.Args[2:]))
+		case "blocks":
+			os.Exit(runBlocks(os.Args[2:]))
 		}
 	}
 

@@ -145,13 +145,14 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/clients", s.getClients)
 	mux.HandleFunc("DELETE /v1/clients/{ip}", s.deleteClient)
 	mux.HandleFunc("GET /v1/verdicts/{ip}", s.getVerdict)
+	s.blockRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Liveness probes carry no secrets; everything else does.
-		if r.URL.Path != "/healthz" && !s.authorized(w, r) {
+		if r.URL.Path != "/healthz" && !s.edlTokenOK(r) && !s.authorized(w, r) {
 			return
 		}
 		if h, pattern := mux.Handler(r); pattern == "" {

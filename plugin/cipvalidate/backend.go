@@ -4,9 +4,12 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/audit"
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/events"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
+	"github.com/coredns-cip/coredns-cip/internal/tags"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 )
 
@@ -32,6 +35,9 @@ func (b backend) Submit(ev events.Event, id string) (events.Accepted, []events.F
 		if until.After(now) {
 			st.tags.Tag(ev.Client, ev.At, until, ev.Ref, id)
 			acc.TaggedUntil = until
+			if t, ok := st.tags.Lookup(ev.Client, now); ok && t.Reason == tags.ReasonEvent {
+				c.persist(kindTags, ev.Client.String(), t.Until, t)
+			}
 		}
 	}
 	eventsTotal.Inc()
@@ -90,7 +96,95 @@ func (b backend) Clients() any {
 
 // Untag ends a client's event tag.
 func (b backend) Untag(ip netip.Addr) bool {
-	return b.c.st.tags.Untag(ip)
+	if !b.c.st.tags.Untag(ip) {
+		return false
+	}
+	b.c.deleteState(kindTags, ip.Unmap().String())
+	return true
+}
+
+// blockView is a block as the API shows it.
+type blockView struct {
+	blocks.Block
+	TTLSeconds       int64 `json:"ttl_seconds"`
+	RemainingSeconds int64 `json:"remaining_seconds"`
+}
+
+// Blocks lists the blocks in force.
+func (b backend) Blocks() any {
+	now := timeNow()
+	out := []blockView{}
+	for _, bl := range b.c.st.blocks.Active(now) {
+		out = append(out, blockView{Block: bl, TTLSeconds: int64(bl.TTL.Seconds()), RemainingSeconds: int64(bl.Remaining(now).Seconds())})
+	}
+	return out
+}
+
+// Unblock lifts ip's block everywhere.
+func (b backend) Unblock(ip netip.Addr, actor, why string) (any, bool) {
+	bl, ok := b.c.unblock(ip, actor, why)
+	if !ok {
+		return nil, false
+	}
+	return struct {
+		blocks.Block
+		Unblocked bool   `json:"unblocked"`
+		Actor     string `json:"actor"`
+		Why       string `json:"why,omitempty"`
+	}{bl, true, actor, why}, true
+}
+
+// Allow adds a dynamic allowlist entry.
+func (b backend) Allow(req events.AllowRequest) (any, error) {
+	a, err := blocks.ParseAllow(req.Value)
+	if err != nil {
+		return nil, err
+	}
+	a.Until, a.Reason, a.Actor = req.Until, req.Reason, req.Actor
+	lifted := b.c.allow(a)
+	ips := make([]netip.Addr, len(lifted))
+	for i, l := range lifted {
+		ips[i] = l.IP
+	}
+	return struct {
+		blocks.Allow
+		Lifted []netip.Addr `json:"lifted"`
+	}{a, ips}, nil
+}
+
+// Allowlist lists the live allowlist entries.
+func (b backend) Allowlist() any {
+	l := b.c.st.blocks.Allowlist(timeNow())
+	if l == nil {
+		l = []blocks.Allow{}
+	}
+	return l
+}
+
+// RemoveAllow deletes a dynamic allowlist entry.
+func (b backend) RemoveAllow(value string) bool {
+	a, err := blocks.ParseAllow(value)
+	if err == nil {
+		value = a.Value
+	}
+	if !b.c.st.blocks.RemoveAllow(value) {
+		return false
+	}
+	b.c.deleteState(kindAllow, value)
+	b.c.audit(audit.Entry{Kind: "allow_removed", IP: value, Actor: "api"})
+	return true
+}
+
+// Blocklist is the External Dynamic List: the IPs blocked now (not the
+// monitor-mode would-be blocks).
+func (b backend) Blocklist() []netip.Addr {
+	var ips []netip.Addr
+	for _, bl := range b.c.st.blocks.Active(timeNow()) {
+		if !bl.Monitor {
+			ips = append(ips, bl.IP)
+		}
+	}
+	return ips
 }
 
 // allowedNames reports whether any of names is allowlisted.

@@ -22,6 +22,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/events"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
+	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
@@ -51,6 +52,9 @@ type CIPValidate struct {
 	ready      atomic.Bool
 
 	counters atomic.Pointer[serverCounters]
+
+	dispatcher *sink.Dispatcher // nil without hooks
+	closeSinks func()
 
 	stopSweep    chan struct{}
 	sweepDone    sync.WaitGroup
@@ -83,7 +87,7 @@ func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 	// A name that led to suspicious infrastructure is answered for every
 	// record type without asking the next plugin.
 	if c.st.names.Len() > 0 {
-		if v, ok := c.st.names.Get(qname, now); ok && (c.cfg.enforceAll || c.st.tags.Tagged(client, now)) && !c.allowedName(qname) {
+		if v, ok := c.st.names.Get(qname, now); ok && (c.cfg.enforceAll || c.st.tags.Tagged(client, now)) && !c.allowed(v.IP, qname, now) {
 			if !c.cfg.monitor {
 				m := c.rewrite(r, v, v.IP)
 				c.logDecision(ctx, client, r, v, v.IP, "name")
@@ -135,7 +139,7 @@ func (cw *writer) WriteMsg(res *dns.Msg) error {
 	if !tagged && !c.cfg.enforceAll {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
-	if v, ip, ok := c.firstSuspicious(ips, cw.now); ok {
+	if v, ip, ok := c.firstSuspicious(ips, cw.now); ok && !c.allowed(ip, qname, cw.now) {
 		return cw.enforce(res, v, ip)
 	}
 	if !tagged {
@@ -284,6 +288,13 @@ func underZone(name, zone string) bool {
 	return len(name) == len(zone) || name[len(name)-len(zone)-1] == '.'
 }
 
+// allowed reports whether a dynamic (or static) allowlist entry covers ip
+// or qname; checked only once an answer is about to be rewritten.
+func (c *CIPValidate) allowed(ip netip.Addr, qname string, now time.Time) bool {
+	_, ok := c.st.blocks.Allowed(ip, []string{qname}, now)
+	return ok
+}
+
 // allowedName reports whether qname is at or under an allowlisted domain.
 func (c *CIPValidate) allowedName(qname string) bool {
 	for _, d := range c.cfg.allowDomains {
@@ -339,6 +350,9 @@ func (c *CIPValidate) onVerdict(v verdicts.Verdict, job validate.Job) {
 	verdictsTotal.WithLabelValues(string(v.Outcome)).Inc()
 	if v.Suspicious() && job.Name != "" && !c.allowedName(job.Name) {
 		c.st.names.Put(job.Name, v)
+	}
+	if v.Suspicious() {
+		c.decide(v, job)
 	}
 	if v.Suspicious() {
 		log.Infof("verdict %s ip=%s suspicious reasons=%q score=%s client=%s name=%s event=%s",

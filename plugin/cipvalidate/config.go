@@ -4,13 +4,17 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/nftset"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
+	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
@@ -84,26 +88,43 @@ type config struct {
 
 	eventsAddr  string
 	eventsToken string
+
+	blockPolicy blocks.Policy
+	staticAllow []blocks.Allow
+	hooks       []hookSpec
+	stateDir    string
+	auditPath   string // "" none, "stdout", or a file
+}
+
+// hookSpec is a parsed `hook` line; sinks are built when the plugin starts.
+type hookSpec struct {
+	kind    string // nftables, exec, webhook
+	nft     nftset.Config
+	netns   string // nftables: network namespace name, "" = ours
+	exec    *sink.Exec
+	webhook *sink.Webhook
+	line    string // for messages
 }
 
 func defaultConfig() config {
 	return config{
-		apiURL:     criminalip.DefaultBaseURL,
-		timeout:    defaultAPITimeout,
-		window:     defaultWindow,
-		retain:     defaultRetain,
-		perClient:  defaultPerClient,
-		total:      defaultTotal,
-		watch:      defaultWatch,
-		policy:     risk.DefaultPolicy(),
-		cacheSize:  defaultCacheSize,
-		ttls:       verdicts.TTLs{Suspicious: 24 * time.Hour, Clean: time.Hour, Error: time.Minute},
-		workers:    defaultWorkers,
-		queueSize:  defaultQueueSize,
-		enforceAll: true,
-		action:     ActionSinkhole,
-		sink4:      netip.IPv4Unspecified(),
-		sink6:      netip.IPv6Unspecified(),
+		apiURL:      criminalip.DefaultBaseURL,
+		timeout:     defaultAPITimeout,
+		window:      defaultWindow,
+		retain:      defaultRetain,
+		perClient:   defaultPerClient,
+		total:       defaultTotal,
+		watch:       defaultWatch,
+		policy:      risk.DefaultPolicy(),
+		cacheSize:   defaultCacheSize,
+		ttls:        verdicts.TTLs{Suspicious: 24 * time.Hour, Clean: time.Hour, Error: time.Minute},
+		workers:     defaultWorkers,
+		queueSize:   defaultQueueSize,
+		enforceAll:  true,
+		action:      ActionSinkhole,
+		sink4:       netip.IPv4Unspecified(),
+		sink6:       netip.IPv6Unspecified(),
+		blockPolicy: blocks.Policy{TTL: blocks.DefaultTTL, Factor: 1, Max: blocks.DefaultTTL},
 	}
 }
 
@@ -124,7 +145,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		opts := map[string]bool{}
 		for c.NextBlock() {
 			opt := c.Val()
-			if opts[opt] && opt != "tag" && opt != "exclude" && opt != "allow" {
+			if opts[opt] && opt != "tag" && opt != "exclude" && opt != "allow" && opt != "hook" {
 				return nil, c.Errf("%s: given twice", opt)
 			}
 			opts[opt] = true
@@ -134,6 +155,10 @@ func parse(c *caddy.Controller) (*config, error) {
 		}
 		if cfg.apiKey == "" {
 			return nil, c.Err("api_key or api_key_file is required (the Criminal IP API key; {$CIP_API_KEY} reads it from the environment)")
+		}
+		cfg.blockPolicy.Monitor = cfg.monitor
+		if cfg.auditPath == "" && cfg.stateDir != "" {
+			cfg.auditPath = filepath.Join(cfg.stateDir, "audit.log")
 		}
 		if cfg.retain < cfg.window {
 			return nil, c.Errf("retain %s is shorter than window %s: answers would be forgotten before an event can backtrack them", cfg.retain, cfg.window)
@@ -305,6 +330,13 @@ func parseOption(c *caddy.Controller, cfg *config, opt string, args []string) er
 			}
 			cfg.allowDomains = append(cfg.allowDomains, dns.CanonicalName(a))
 		}
+		for _, a := range args {
+			entry, err := blocks.ParseAllow(a)
+			if err != nil {
+				return fail("%v", err)
+			}
+			cfg.staticAllow = append(cfg.staticAllow, entry)
+		}
 	case "factors":
 		if err := need(1, -1); err != nil {
 			return err
@@ -462,10 +494,136 @@ func parseOption(c *caddy.Controller, cfg *config, opt string, args []string) er
 			}
 			cfg.eventsToken = tok
 		}
+	case "block_ttl":
+		// block_ttl DURATION [escalate FACTOR MAX]
+		if len(args) != 1 && len(args) != 4 {
+			return fail("syntax is block_ttl DURATION [escalate FACTOR MAX]")
+		}
+		d, err := duration(args[0])
+		if err != nil {
+			return err
+		}
+		cfg.blockPolicy = blocks.Policy{TTL: d, Factor: 1, Max: d}
+		if len(args) == 4 {
+			if args[1] != "escalate" {
+				return fail("unknown argument %q (escalate FACTOR MAX)", args[1])
+			}
+			f, err := strconv.ParseFloat(args[2], 64)
+			if err != nil || f < 1 || f > 100 {
+				return fail("escalation factor %q is not a number from 1 to 100", args[2])
+			}
+			m, err := duration(args[3])
+			if err != nil {
+				return err
+			}
+			if m < d {
+				return fail("escalation maximum %s is shorter than the block time %s", m, d)
+			}
+			cfg.blockPolicy.Factor, cfg.blockPolicy.Max = f, m
+		}
+	case "hook":
+		h, err := parseHook(args)
+		if err != nil {
+			return fail("%v", err)
+		}
+		h.line = strings.Join(args, " ")
+		cfg.hooks = append(cfg.hooks, h)
+	case "state":
+		if err := need(1, 1); err != nil {
+			return err
+		}
+		if !filepath.IsAbs(args[0]) {
+			abs, err := filepath.Abs(args[0])
+			if err != nil {
+				return fail("%v", err)
+			}
+			args[0] = abs
+		}
+		cfg.stateDir = args[0]
+	case "audit":
+		if err := need(1, 1); err != nil {
+			return err
+		}
+		cfg.auditPath = args[0]
 	default:
 		return c.Errf("unknown property %q", opt)
 	}
 	return nil
+}
+
+// parseHook reads the arguments of a hook line:
+//
+//	hook nftables FAMILY TABLE SET4 SET6 [create] [scoped]
+//	hook exec PATH ARGS...
+//	hook webhook URL [secret_file PATH]
+func parseHook(args []string) (hookSpec, error) {
+	if len(args) == 0 {
+		return hookSpec{}, fmt.Errorf("missing kind: nftables, exec or webhook")
+	}
+	h := hookSpec{kind: args[0]}
+	switch args[0] {
+	case "nftables":
+		if len(args) < 5 {
+			return h, fmt.Errorf("syntax is hook nftables FAMILY TABLE SET4 SET6 [create] [scoped] [netns NAME] (use - for no set)")
+		}
+		noneIfDash := func(s string) string {
+			if s == "-" {
+				return ""
+			}
+			return s
+		}
+		h.nft = nftset.Config{Family: args[1], Table: args[2], Set4: noneIfDash(args[3]), Set6: noneIfDash(args[4])}
+		for i := 5; i < len(args); i++ {
+			switch args[i] {
+			case "create":
+				h.nft.Create = true
+			case "scoped":
+				h.nft.Scoped = true
+			case "netns":
+				if i+1 >= len(args) || strings.ContainsAny(args[i+1], "/.") || args[i+1] == "" {
+					return h, fmt.Errorf("nftables: netns needs a namespace NAME (as in /var/run/netns/NAME)")
+				}
+				h.netns = args[i+1]
+				i++
+			default:
+				return h, fmt.Errorf("nftables: unknown flag %q (create, scoped or netns NAME)", args[i])
+			}
+		}
+		if err := h.nft.Validate(); err != nil {
+			return h, err
+		}
+	case "exec":
+		if len(args) < 2 {
+			return h, fmt.Errorf("syntax is hook exec PATH ARGS...")
+		}
+		e, err := sink.NewExec(args[1], args[2:], sink.ExecOptions{Logf: log.Infof})
+		if err != nil {
+			return h, err
+		}
+		h.exec = e
+	case "webhook":
+		if len(args) != 2 && len(args) != 4 {
+			return h, fmt.Errorf("syntax is hook webhook URL [secret_file PATH]")
+		}
+		var secret []byte
+		if len(args) == 4 {
+			if args[2] != "secret_file" {
+				return h, fmt.Errorf("webhook: unknown argument %q (secret_file PATH)", args[2])
+			}
+			var err error
+			if secret, err = sink.LoadSecret(args[3]); err != nil {
+				return h, err
+			}
+		}
+		wh, err := sink.NewWebhook(args[1], secret, sink.WebhookOptions{})
+		if err != nil {
+			return h, err
+		}
+		h.webhook = wh
+	default:
+		return h, fmt.Errorf("unknown kind %q: nftables, exec or webhook", args[0])
+	}
+	return h, nil
 }
 
 // parsePrefix accepts a CIDR or a bare IP (a /32 or /128).

@@ -61,6 +61,18 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "tagged_clients",
 		Help: "Clients tagged by an event.",
 	})
+	blocksTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "blocks_total",
+		Help: "Block decisions, by kind (block, monitor: recorded but not pushed).",
+	}, []string{"kind"})
+	blocksActive = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "blocks_active",
+		Help: "Blocks in force.",
+	})
+	hookChanges = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "hook_changes_total",
+		Help: "Block and unblock changes handed to hooks, by sink and result (ok, retried, failed, dropped).",
+	}, []string{"sink", "result"})
 	eventsTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_total",
 		Help: "Events accepted through the event API.",

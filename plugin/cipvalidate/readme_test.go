@@ -67,6 +67,7 @@ func TestReadmeDocumentsEveryOption(t *testing.T) {
 	}
 	body := string(src)
 	body = body[strings.Index(body, "func parseOption("):]
+	body = body[:strings.Index(body, "\n}\n")]
 	var opts []string
 	for _, m := range regexp.MustCompile(`(?m)^\tcase ((?:"[a-z_]+"(?:, )?)+):`).FindAllStringSubmatch(body, -1) {
 		for _, q := range regexp.MustCompile(`"([a-z_]+)"`).FindAllStringSubmatch(m[1], -1) {

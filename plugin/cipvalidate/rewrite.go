@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
 	clog "github.com/coredns/coredns/plugin/pkg/log"
@@ -93,6 +94,8 @@ func (c *CIPValidate) logDecision(ctx context.Context, client netip.Addr, req *d
 	q := req.Question[0]
 	log.Infof("decision %s client=%s qname=%s qtype=%s ip=%s action=%s via=%s reasons=%q",
 		v.Decision, client, q.Name, dns.TypeToString[q.Qtype], ip, action, via, reasonText(v))
+	c.audit(audit.Entry{Kind: "rewrite", Decision: v.Decision, IP: ip.String(), Client: addrString(client), Qname: q.Name,
+		Reasons: reasonList(v), TTL: defaultRewriteTTL, Actor: "cipvalidate", Detail: action + " " + dns.TypeToString[q.Qtype]})
 }
 
 func (c *CIPValidate) logFailClosed(ctx context.Context, client netip.Addr, req *dns.Msg, v verdicts.Verdict, ip netip.Addr) {

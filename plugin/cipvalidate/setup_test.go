@@ -148,7 +148,22 @@ func TestParseErrors(t *testing.T) {
 		{"api_key k\nevents 127.0.0.1:0 token_file /nonexistent", "events:"},
 		{"api_key k\nwindow 1m\nwindow 2m", "window: given twice"},
 		{"api_key k\nbogus", `unknown property "bogus"`},
-		{"api_key k\nblock_ttl 24h", `unknown property "block_ttl"`},
+		{"api_key k\nredis redis://x", `unknown property "redis"`},
+		{"api_key k\nblock_ttl", "syntax is block_ttl"},
+		{"api_key k\nblock_ttl 1h escalate 0.5 2h", "escalation factor"},
+		{"api_key k\nblock_ttl 4h escalate 2 1h", "shorter than the block time"},
+		{"api_key k\nblock_ttl 4h grow 2 8h", `unknown argument "grow"`},
+		{"api_key k\nhook", "missing kind"},
+		{"api_key k\nhook iptables x", `unknown kind "iptables"`},
+		{"api_key k\nhook nftables inet t", "syntax is hook nftables"},
+		{"api_key k\nhook nftables bridge t s4 s6", "hook:"},
+		{"api_key k\nhook nftables inet t s4 s6 fast", `unknown flag "fast"`},
+		{"api_key k\nhook exec relative/path {ip}", "hook:"},
+		{"api_key k\nhook exec /bin/echo {colour}", "colour"},
+		{"api_key k\nhook webhook ftp://x", "hook:"},
+		{"api_key k\nhook webhook https://soar.example/h secret_file /nonexistent", "hook:"},
+		{"api_key k\nstate", "state: takes 1 argument"},
+		{"api_key k\naudit", "audit: takes 1 argument"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
@@ -160,6 +175,42 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %q does not name the line", err)
 			}
 		})
+	}
+}
+
+func TestParseEnforcementOptions(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("hmac-key"), 0o600)
+	cfg, err := parseString(t, `cipvalidate {
+    api_key k
+    block_ttl 2h escalate 3 12h
+    hook nftables inet cip blocked4 blocked6 create scoped
+    hook nftables ip fw4 cip4 - create
+    hook exec /bin/echo {action} {ip} {ttl}
+    hook webhook https://soar.example/hook secret_file `+secret+`
+    state `+dir+`
+    allow 45.83.0.22 partner.example
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.blockPolicy; p.TTL != 2*time.Hour || p.Factor != 3 || p.Max != 12*time.Hour {
+		t.Errorf("block_ttl: %+v", p)
+	}
+	if len(cfg.hooks) != 4 || !cfg.hooks[0].nft.Create || !cfg.hooks[0].nft.Scoped || cfg.hooks[1].nft.Set6 != "" ||
+		cfg.hooks[2].exec == nil || cfg.hooks[3].webhook == nil {
+		t.Errorf("hooks: %+v", cfg.hooks)
+	}
+	if cfg.stateDir != dir || cfg.auditPath != filepath.Join(dir, "audit.log") {
+		t.Errorf("state %q audit %q", cfg.stateDir, cfg.auditPath)
+	}
+	if len(cfg.staticAllow) != 2 {
+		t.Errorf("static allowlist %+v", cfg.staticAllow)
+	}
+	cfg, err = parseString(t, "cipvalidate {\n api_key k\n audit stdout\n mode monitor\n}")
+	if err != nil || cfg.auditPath != "stdout" || !cfg.blockPolicy.Monitor || cfg.blockPolicy.TTL != 24*time.Hour {
+		t.Errorf("audit stdout / monitor: %+v %v", cfg.blockPolicy, err)
 	}
 }
 

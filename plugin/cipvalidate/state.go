@@ -6,8 +6,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/audit"
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/sink"
+	"github.com/coredns-cip/coredns-cip/internal/state"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
@@ -27,7 +31,14 @@ type shared struct {
 	cache  *verdicts.Cache
 	names  *nameMemory
 	events *events.Store
+	blocks *blocks.Manager
 	owner  *CIPValidate // the instance serving now, for tests and debugging
+
+	stateDir  string
+	store     *state.Store  // nil without `state`
+	writer    *state.Writer // batches the store's writes off the DNS path
+	auditPath string
+	audit     *audit.Log // nil without an audit log
 }
 
 // timeNow is the plugin's clock; tests move it to place answers in and out
@@ -39,9 +50,9 @@ var registry = struct {
 	m map[string]*shared
 }{m: map[string]*shared{}}
 
-// acquire returns the state kept under key, creating it or applying cfg's
-// limits to it.
-func acquire(key string, cfg *config) *shared {
+// acquire returns the state kept under key, creating it (and restoring it
+// from the state directory) or applying cfg's limits to it.
+func acquire(key string, cfg *config) (*shared, error) {
 	registry.Lock()
 	defer registry.Unlock()
 	limits := window.Config{Retain: cfg.retain, PerClient: cfg.perClient, Total: cfg.total}
@@ -54,23 +65,85 @@ func acquire(key string, cfg *config) *shared {
 			cache:  verdicts.New(cfg.cacheSize, cfg.ttls),
 			names:  newNameMemory(),
 			events: events.NewStore(10_000),
+			blocks: blocks.New(cfg.blockPolicy, cfg.staticAllow),
 		}
-		registry.m[key] = st
 	} else {
 		st.window.SetLimits(limits)
 		st.tags.SetStatic(cfg.tagNets, cfg.afterHours)
 		st.cache.Resize(cfg.cacheSize, cfg.ttls)
+		st.blocks.SetPolicy(cfg.blockPolicy, cfg.staticAllow)
 	}
+	if err := st.openStore(cfg.stateDir); err != nil {
+		return nil, err
+	}
+	if err := st.openAudit(cfg.auditPath); err != nil {
+		return nil, err
+	}
+	registry.m[key] = st
 	st.refs++
-	return st
+	return st, nil
 }
 
-// release drops a reference; the last one frees the state.
+// openStore opens (or switches to) the state directory and, the first
+// time, restores what it holds.
+func (st *shared) openStore(dir string) error {
+	if dir == st.stateDir {
+		return nil
+	}
+	st.closeStore()
+	if dir == "" {
+		return nil
+	}
+	store, err := state.Open(dir, state.Options{Logf: log.Warningf})
+	if err != nil {
+		return fmt.Errorf("%s: state: %w", pluginName, err)
+	}
+	st.store, st.writer, st.stateDir = store, store.NewWriter(0), dir
+	st.restore(timeNow(), log.Infof)
+	return nil
+}
+
+func (st *shared) closeStore() {
+	if st.writer != nil {
+		if err := st.writer.Close(); err != nil {
+			log.Errorf("state: %v", err)
+		}
+	}
+	if st.store != nil {
+		st.store.Close()
+	}
+	st.store, st.writer, st.stateDir = nil, nil, ""
+}
+
+func (st *shared) openAudit(path string) error {
+	if path == st.auditPath {
+		return nil
+	}
+	if st.audit != nil {
+		st.audit.Close()
+		st.audit, st.auditPath = nil, ""
+	}
+	if path == "" {
+		return nil
+	}
+	l, err := audit.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: audit: %w", pluginName, err)
+	}
+	st.audit, st.auditPath = l, path
+	return nil
+}
+
+// release drops a reference; the last one closes and frees the state.
 func (st *shared) release() {
 	registry.Lock()
 	defer registry.Unlock()
 	st.refs--
 	if st.refs == 0 {
+		st.closeStore()
+		if st.audit != nil {
+			st.audit.Close()
+		}
 		delete(registry.m, st.key)
 	}
 }
@@ -81,7 +154,11 @@ const sweepEvery = 15 * time.Second
 // start runs on OnStartup: it takes the shared state, starts the worker
 // pool, the sweeper and the event API.
 func (c *CIPValidate) start() error {
-	c.st = acquire(c.key, c.cfg)
+	st, err := acquire(c.key, c.cfg)
+	if err != nil {
+		return err
+	}
+	c.st = st
 	registry.Lock()
 	c.st.owner = c
 	registry.Unlock()
@@ -112,6 +189,20 @@ func (c *CIPValidate) start() error {
 		Now:       timeNow,
 	})
 	c.queue.Start()
+
+	if len(c.cfg.hooks) > 0 {
+		sinks, closeSinks, err := c.buildSinks()
+		if err != nil {
+			c.shutdown()
+			return fmt.Errorf("%s: %w", pluginName, err)
+		}
+		c.closeSinks = closeSinks
+		// Timeout covers one batch; an exec hook runs its program once per
+		// change of the batch.
+		c.dispatcher = sink.NewDispatcher(sink.Config{Sinks: sinks, OnResult: c.onHookResult, Timeout: time.Minute})
+		c.dispatcher.Start()
+		c.resync(timeNow())
+	}
 
 	c.stopSweep = make(chan struct{})
 	c.sweepDone.Add(1)
@@ -182,6 +273,7 @@ func (c *CIPValidate) stop() error {
 	if c.queue != nil {
 		c.queue.Stop()
 	}
+	c.stopDispatcher()
 	if c.client != nil {
 		c.client.Close()
 	}
@@ -202,6 +294,12 @@ func (c *CIPValidate) sweeper() {
 		c.st.tags.Sweep(now)
 		c.st.names.Sweep(now)
 		c.st.cache.Sweep(now)
+		c.expireBlocks(now)
+		if c.st.store != nil {
+			if _, err := c.st.store.Sweep(); err != nil {
+				log.Warningf("state: sweep: %v", err)
+			}
+		}
 		windowEntries.Set(float64(c.st.window.Len()))
 		windowEvicted.Set(float64(c.st.window.Evicted()))
 		taggedClients.Set(float64(c.st.tags.Count(now)))

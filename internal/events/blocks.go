@@ -1,0 +1,233 @@
+package events
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// BlockBackend is the part of a Backend that handles block decisions. A
+// Backend that implements it gets the block routes:
+//
+//	GET    /v1/blocks              active blocks
+//	DELETE /v1/blocks/{ip}         unblock everywhere (?actor=&reason=)
+//	POST   /v1/allow               {"value","until","reason","actor"}
+//	GET    /v1/allow               the allowlist
+//	DELETE /v1/allow/{value}       remove a dynamic entry
+//	GET    /v1/blocklist.txt       External Dynamic List, one IP per line
+type BlockBackend interface {
+	Blocks() any
+	// Unblock lifts ip's block in every sink; false if it was not blocked.
+	Unblock(ip netip.Addr, actor, why string) (any, bool)
+	// Allow adds an allowlist entry; an error names what is wrong with the
+	// value.
+	Allow(req AllowRequest) (any, error)
+	Allowlist() any
+	RemoveAllow(value string) bool
+	// Blocklist is the IPs to publish, sorted.
+	Blocklist() []netip.Addr
+}
+
+// AllowRequest is a POST /v1/allow body, checked.
+type AllowRequest struct {
+	Value  string
+	Until  time.Time // zero: no expiry
+	Reason string
+	Actor  string
+}
+
+// MaxAllowFor bounds an allowlist entry's lifetime given as a duration.
+const MaxAllowFor = 366 * 24 * time.Hour
+
+func (s *Server) blockRoutes(mux *http.ServeMux) {
+	bb, ok := s.cfg.Backend.(BlockBackend)
+	if !ok {
+		return
+	}
+	mux.HandleFunc("GET /v1/blocks", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, bb.Blocks())
+	})
+	mux.HandleFunc("DELETE /v1/blocks/{ip}", func(w http.ResponseWriter, r *http.Request) {
+		ip, err := parseIP("ip", r.PathValue("ip"))
+		if err != nil {
+			writeFieldError(w, http.StatusBadRequest, err)
+			return
+		}
+		actor, why := actorOf(r), strings.TrimSpace(r.URL.Query().Get("reason"))
+		if len(why) > MaxRefLength*2 {
+			writeFieldError(w, http.StatusBadRequest, errField("reason", "longer than %d characters", MaxRefLength*2))
+			return
+		}
+		b, ok := bb.Unblock(ip, actor, why)
+		if !ok {
+			writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("%s is not blocked", ip)})
+			return
+		}
+		s.cfg.Logf("events: %s unblocked by %s (%s)", ip, actor, why)
+		writeJSON(w, http.StatusOK, b)
+	})
+	mux.HandleFunc("POST /v1/allow", func(w http.ResponseWriter, r *http.Request) {
+		body, ok := s.readJSONBody(w, r)
+		if !ok {
+			return
+		}
+		req, err := decodeAllow(body, s.cfg.Now())
+		if err != nil {
+			writeFieldError(w, http.StatusBadRequest, err)
+			return
+		}
+		if req.Actor == "" {
+			req.Actor = actorOf(r)
+		}
+		entry, err := bb.Allow(req)
+		if err != nil {
+			writeFieldError(w, http.StatusBadRequest, errField("value", "%v", err))
+			return
+		}
+		s.cfg.Logf("events: %s allowlisted by %s until %v (%s)", req.Value, req.Actor, req.Until, req.Reason)
+		writeJSON(w, http.StatusCreated, entry)
+	})
+	mux.HandleFunc("GET /v1/allow", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, bb.Allowlist())
+	})
+	mux.HandleFunc("DELETE /v1/allow/{value...}", func(w http.ResponseWriter, r *http.Request) {
+		v := r.PathValue("value")
+		if !bb.RemoveAllow(v) {
+			writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("%q is not a dynamic allowlist entry", v)})
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Value   string `json:"value"`
+			Removed bool   `json:"removed"`
+		}{v, true})
+	})
+	mux.HandleFunc("GET /v1/blocklist.txt", func(w http.ResponseWriter, _ *http.Request) {
+		var b strings.Builder
+		for _, ip := range bb.Blocklist() {
+			b.WriteString(ip.String())
+			b.WriteByte('\n')
+		}
+		h := w.Header()
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(w, b.String())
+	})
+}
+
+// edlTokenOK lets firewalls that cannot send a bearer header (Palo Alto
+// EDL, FortiGate threat feeds) poll the blocklist with ?token=.
+func (s *Server) edlTokenOK(r *http.Request) bool {
+	if r.URL.Path != "/v1/blocklist.txt" || s.cfg.Token == "" {
+		return false
+	}
+	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		return false
+	}
+	got := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
+}
+
+// actorOf is who made a request: ?actor=, else the X-Actor header, else
+// the remote address.
+func actorOf(r *http.Request) string {
+	for _, a := range []string{r.URL.Query().Get("actor"), r.Header.Get("X-Actor")} {
+		if a = strings.TrimSpace(a); a != "" && len(a) <= MaxRefLength {
+			return a
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "api@" + host
+}
+
+// readJSONBody checks the content type and size of a JSON POST body.
+func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+		writeFieldError(w, http.StatusUnsupportedMediaType, err)
+		return nil, false
+	}
+	tooLarge := &fieldError{Field: "body", Msg: fmt.Sprintf("larger than the limit of %d bytes", s.cfg.MaxBody)}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
+			writeFieldError(w, http.StatusRequestEntityTooLarge, tooLarge)
+			return nil, false
+		}
+		writeFieldError(w, http.StatusBadRequest, errField("body", "could not be read: %v", err))
+		return nil, false
+	}
+	return body, true
+}
+
+type allowBody struct {
+	Value  json.RawMessage `json:"value"`
+	Until  json.RawMessage `json:"until"`
+	Reason json.RawMessage `json:"reason"`
+	Actor  json.RawMessage `json:"actor"`
+}
+
+// decodeAllow checks a POST /v1/allow body. until is an RFC 3339 time or a
+// duration from now ("24h").
+func decodeAllow(body []byte, now time.Time) (AllowRequest, error) {
+	var raw allowBody
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return AllowRequest{}, decodeError(err)
+	}
+	var req AllowRequest
+	var err error
+	if req.Value, err = parseString("value", raw.Value); err != nil {
+		return req, err
+	}
+	if req.Value = strings.TrimSpace(req.Value); req.Value == "" {
+		return req, errField("value", "is required: an IP, a CIDR or a domain")
+	}
+	if !absent(raw.Until) {
+		s, err := parseString("until", raw.Until)
+		if err != nil {
+			return req, err
+		}
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			if !t.After(now) {
+				return req, errField("until", "%s is not in the future", s)
+			}
+			req.Until = t
+		} else if d, err := time.ParseDuration(s); err == nil {
+			if d <= 0 || d > MaxAllowFor {
+				return req, errField("until", "duration %s must be positive and at most %s", s, MaxAllowFor)
+			}
+			req.Until = now.Add(d)
+		} else {
+			return req, errField("until", "%q is neither an RFC 3339 time nor a duration such as 24h", s)
+		}
+	}
+	if !absent(raw.Reason) {
+		if req.Reason, err = parseString("reason", raw.Reason); err != nil {
+			return req, err
+		}
+		if len(req.Reason) > 512 {
+			return req, errField("reason", "longer than 512 characters")
+		}
+	}
+	if !absent(raw.Actor) {
+		if req.Actor, err = parseString("actor", raw.Actor); err != nil {
+			return req, err
+		}
+		if len(req.Actor) > MaxRefLength {
+			return req, errField("actor", "longer than %d characters", MaxRefLength)
+		}
+	}
+	return req, nil
+}

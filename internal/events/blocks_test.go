@@ -1,0 +1,168 @@
+package events
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// blockBackend is a fakeBackend with blocks.
+type blockBackend struct {
+	*fakeBackend
+	mu        sync.Mutex
+	blocked   map[netip.Addr]bool
+	unblocked []string // "ip actor why"
+	allowed   []AllowRequest
+}
+
+func (b *blockBackend) Blocks() any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ips := []netip.Addr{}
+	for ip := range b.blocked {
+		ips = append(ips, ip)
+	}
+	slices.SortFunc(ips, netip.Addr.Compare)
+	return ips
+}
+
+func (b *blockBackend) Unblock(ip netip.Addr, actor, why string) (any, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.blocked[ip] {
+		return nil, false
+	}
+	delete(b.blocked, ip)
+	b.unblocked = append(b.unblocked, ip.String()+" "+actor+" "+why)
+	return map[string]string{"ip": ip.String()}, true
+}
+
+func (b *blockBackend) Allow(req AllowRequest) (any, error) {
+	if req.Value == "bad value" {
+		return nil, errors.New(`"bad value" is neither an IP, a CIDR nor a domain name`)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.allowed = append(b.allowed, req)
+	return map[string]any{"value": req.Value, "until": req.Until}, nil
+}
+
+func (b *blockBackend) Allowlist() any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.allowed
+}
+
+func (b *blockBackend) RemoveAllow(v string) bool { return v == "10.0.0.0/8" }
+
+func (b *blockBackend) Blocklist() []netip.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var ips []netip.Addr
+	for ip := range b.blocked {
+		ips = append(ips, ip)
+	}
+	slices.SortFunc(ips, netip.Addr.Compare)
+	return ips
+}
+
+func newBlockFixture(t *testing.T) (*fixture, *blockBackend) {
+	bb := &blockBackend{fakeBackend: newFakeBackend(), blocked: map[netip.Addr]bool{
+		netip.MustParseAddr("45.83.0.21"): true, netip.MustParseAddr("2a0c::1"): true,
+	}}
+	f := newFixture(t, func(c *Config) { c.Backend = bb })
+	return f, bb
+}
+
+func TestBlockRoutes(t *testing.T) {
+	f, bb := newBlockFixture(t)
+
+	rec := f.do("GET", "/v1/blocks", "")
+	wantStatus(t, rec, 200)
+	if got := decodeBody[[]string](t, rec); len(got) != 2 {
+		t.Errorf("blocks %v", got)
+	}
+
+	rec = f.do("GET", "/v1/blocklist.txt", "")
+	wantStatus(t, rec, 200)
+	if rec.Body.String() != "45.83.0.21\n2a0c::1\n" || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
+		t.Errorf("EDL %q (%s)", rec.Body, rec.Header().Get("Content-Type"))
+	}
+	// Firewalls poll with ?token= instead of a header; a wrong one is refused.
+	if rec := f.do("GET", "/v1/blocklist.txt?token="+testToken, "", "Authorization", ""); rec.Code != 200 {
+		t.Errorf("EDL with ?token=: %d", rec.Code)
+	}
+	if rec := f.do("GET", "/v1/blocklist.txt?token=wrong", "", "Authorization", ""); rec.Code != 401 {
+		t.Errorf("EDL with a wrong ?token=: %d", rec.Code)
+	}
+	if rec := f.do("GET", "/v1/blocks?token="+testToken, "", "Authorization", ""); rec.Code != 401 {
+		t.Errorf("?token= accepted outside the EDL: %d", rec.Code)
+	}
+
+	rec = f.do("DELETE", "/v1/blocks/45.83.0.21?actor=alice&reason=false+positive", "")
+	wantStatus(t, rec, 200)
+	if len(bb.unblocked) != 1 || bb.unblocked[0] != "45.83.0.21 alice false positive" {
+		t.Errorf("unblock recorded %v", bb.unblocked)
+	}
+	wantStatus(t, f.do("DELETE", "/v1/blocks/45.83.0.21", ""), 404)
+	if rec := f.do("DELETE", "/v1/blocks/not-an-ip", ""); rec.Code != 400 || decodeBody[errorBody](t, rec).Field != "ip" {
+		t.Errorf("bad ip: %d %s", rec.Code, rec.Body)
+	}
+	// Without ?actor=, the actor is the X-Actor header, else the remote address.
+	f.do("POST", "/v1/allow", `{"value":"45.83.0.22"}`, "X-Actor", "bob")
+	bb.blocked[netip.MustParseAddr("45.83.0.30")] = true
+	f.do("DELETE", "/v1/blocks/45.83.0.30", "")
+	if last := bb.unblocked[len(bb.unblocked)-1]; !strings.HasPrefix(last, "45.83.0.30 api@") {
+		t.Errorf("default actor: %q", last)
+	}
+	if bb.allowed[0].Actor != "bob" {
+		t.Errorf("X-Actor: %+v", bb.allowed[0])
+	}
+}
+
+func TestAllowRoute(t *testing.T) {
+	f, bb := newBlockFixture(t)
+	rec := f.do("POST", "/v1/allow", `{"value":"45.83.0.21","until":"24h","reason":"vendor CDN","actor":"carol"}`)
+	wantStatus(t, rec, 201)
+	got := bb.allowed[0]
+	if got.Value != "45.83.0.21" || !got.Until.Equal(testNow.Add(24*time.Hour)) || got.Reason != "vendor CDN" || got.Actor != "carol" {
+		t.Errorf("allow request %+v", got)
+	}
+	rec = f.do("POST", "/v1/allow", `{"value":"example.com","until":"`+testNow.Add(time.Hour).Format(time.RFC3339)+`"}`)
+	wantStatus(t, rec, 201)
+	if !bb.allowed[1].Until.Equal(testNow.Add(time.Hour)) {
+		t.Errorf("RFC 3339 until: %+v", bb.allowed[1])
+	}
+
+	for _, tc := range []struct{ body, field string }{
+		{`{}`, "value"},
+		{`{"value":""}`, "value"},
+		{`{"value":42}`, "value"},
+		{`{"value":"bad value"}`, "value"},
+		{`{"value":"x.example","until":"soon"}`, "until"},
+		{`{"value":"x.example","until":"-1h"}`, "until"},
+		{`{"value":"x.example","until":"2000-01-01T00:00:00Z"}`, "until"},
+		{`{"value":"x.example","color":"red"}`, "color"},
+		{`{"value":"x.example","reason":"` + strings.Repeat("r", 600) + `"}`, "reason"},
+	} {
+		rec := f.do("POST", "/v1/allow", tc.body)
+		if rec.Code != 400 || decodeBody[errorBody](t, rec).Field != tc.field {
+			t.Errorf("POST %s: %d %s, want 400 naming %q", tc.body, rec.Code, rec.Body, tc.field)
+		}
+	}
+	wantStatus(t, f.do("GET", "/v1/allow", ""), 200)
+	wantStatus(t, f.do("DELETE", "/v1/allow/10.0.0.0/8", ""), 200)
+	wantStatus(t, f.do("DELETE", "/v1/allow/nothing.example", ""), 404)
+}
+
+// A Backend without blocks has no block routes.
+func TestNoBlockRoutesWithoutBlockBackend(t *testing.T) {
+	f := newFixture(t, nil)
+	if rec := f.do("GET", "/v1/blocks", ""); rec.Code != 404 {
+		t.Errorf("GET /v1/blocks: %d", rec.Code)
+	}
+}

@@ -1,0 +1,291 @@
+package sink
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var testSecret = []byte("s3cr3t-0f-the-hook")
+
+// received is one request as a receiver saw it.
+type received struct {
+	header http.Header
+	body   []byte
+}
+
+// hookServer answers with status(n) for the n-th request (from 1) and
+// hands every request to the test.
+func hookServer(t *testing.T, status func(n int) int) (*httptest.Server, <-chan received) {
+	t.Helper()
+	reqs := make(chan received, 100)
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || r.URL.Path != "/hook/T0K3N" {
+			http.Error(w, "wrong method or path", http.StatusNotFound)
+			return
+		}
+		reqs <- received{r.Header.Clone(), body}
+		code := status(int(n.Add(1)))
+		w.WriteHeader(code)
+		fmt.Fprintf(w, "answer %d", code)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, reqs
+}
+
+func always(code int) func(int) int { return func(int) int { return code } }
+
+// verify checks a request's signature as the Webhook doc tells receivers to.
+func verify(secret []byte, h http.Header, body []byte) bool {
+	ts := h.Get("X-CIP-Timestamp")
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	return hmac.Equal([]byte(h.Get("X-CIP-Signature")), []byte(want))
+}
+
+func TestWebhookSignsAndSendsTheChanges(t *testing.T) {
+	srv, reqs := hookServer(t, always(http.StatusNoContent))
+	w, err := NewWebhook(srv.URL+"/hook/T0K3N", testSecret, WebhookOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []Change{
+		{
+			Action: Block, IP: netip.MustParseAddr("192.0.2.1"), TTL: time.Hour, Decision: "d-1",
+			Reasons: []string{"c2"}, Event: "e-1", Ref: "CASE-7", Qnames: []string{"bad.example."},
+		},
+		{
+			Action: Unblock, IP: netip.MustParseAddr("2001:db8::1"), Client: netip.MustParseAddr("10.0.0.9"),
+			Decision: "d-2", Actor: "ops", Why: "false positive",
+		},
+	}
+	if err := w.Apply(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	r := <-reqs
+
+	if got := r.header.Get("Content-Type"); got != "application/json" {
+		t.Errorf("Content-Type %q", got)
+	}
+	if got := r.header.Get("User-Agent"); got != "coredns-cip" {
+		t.Errorf("User-Agent %q", got)
+	}
+	if !strings.HasPrefix(r.header.Get("X-CIP-Signature"), "sha256=") || !verify(testSecret, r.header, r.body) {
+		t.Errorf("signature %q does not verify", r.header.Get("X-CIP-Signature"))
+	}
+	if verify([]byte("another secret"), r.header, r.body) {
+		t.Error("signature verifies with the wrong secret")
+	}
+
+	var doc struct {
+		Changes []map[string]any `json:"changes"`
+	}
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatalf("body %s: %v", r.body, err)
+	}
+	if len(doc.Changes) != 2 {
+		t.Fatalf("got %d changes, want the whole batch in one request", len(doc.Changes))
+	}
+	fields := []string{"decision", "ip", "action", "ttl", "reasons", "client", "event", "ref", "qnames", "actor", "why", "time"}
+	for i, c := range doc.Changes {
+		if len(c) != len(fields) {
+			t.Errorf("change %d has fields %v, want exactly %v", i, c, fields)
+		}
+		for _, f := range fields {
+			if _, ok := c[f]; !ok {
+				t.Errorf("change %d lacks %q", i, f)
+			}
+		}
+		if _, err := time.Parse(time.RFC3339, fmt.Sprint(c["time"])); err != nil {
+			t.Errorf("change %d time: %v", i, err)
+		}
+	}
+	b, u := doc.Changes[0], doc.Changes[1]
+	for _, tc := range []struct {
+		got, want any
+	}{
+		{b["decision"], "d-1"}, {b["ip"], "192.0.2.1"}, {b["action"], "block"}, {b["ttl"], 3600.0},
+		{fmt.Sprint(b["reasons"]), "[c2]"}, {b["client"], ""}, {b["event"], "e-1"}, {b["ref"], "CASE-7"},
+		{fmt.Sprint(b["qnames"]), "[bad.example.]"},
+		{u["ip"], "2001:db8::1"}, {u["action"], "unblock"}, {u["ttl"], 0.0}, {u["client"], "10.0.0.9"},
+		{fmt.Sprint(u["reasons"]), "[]"}, {u["actor"], "ops"}, {u["why"], "false positive"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %v, want %v, in %s", tc.got, tc.want, r.body)
+		}
+	}
+}
+
+func TestWebhookWithoutSecretDoesNotSign(t *testing.T) {
+	srv, reqs := hookServer(t, always(http.StatusOK))
+	w, err := NewWebhook(srv.URL+"/hook/T0K3N", nil, WebhookOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Apply(context.Background(), []Change{block(1, "d-1")}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-reqs
+	if r.header.Get("X-CIP-Signature") != "" || r.header.Get("X-CIP-Timestamp") != "" {
+		t.Errorf("unsigned webhook sent %v", r.header)
+	}
+}
+
+func TestWebhookRetriedByDispatcher(t *testing.T) {
+	srv, reqs := hookServer(t, func(n int) int {
+		if n == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	w, err := NewWebhook(srv.URL+"/hook/T0K3N", testSecret, WebhookOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs results
+	d := NewDispatcher(Config{Sinks: []Sink{w}, FlushEvery: time.Millisecond, Backoff: time.Millisecond, OnResult: rs.add})
+	d.Start()
+	defer stop(t, d)
+	d.Submit(block(1, "d-1"))
+	waitFor(t, "a final result", func() bool { got := rs.get(); return len(got) > 0 && got[len(got)-1].Final })
+
+	got := rs.get()
+	if len(got) != 2 || got[0].Err == nil || got[1].Err != nil || !got[1].Final || got[1].Attempt != 2 {
+		t.Fatalf("results %+v, want a failed attempt then a final success", got)
+	}
+	if msg := got[0].Err.Error(); !strings.Contains(msg, "503") || errors.Is(got[0].Err, ErrRejected) {
+		t.Errorf("first error %q should name 503 and not be a rejection", msg)
+	}
+	for range 2 {
+		if r := <-reqs; !verify(testSecret, r.header, r.body) {
+			t.Error("a retry is not signed afresh")
+		}
+	}
+	if s := d.Stats()[w.Name()]; s.Applied != 1 || s.Retries != 1 {
+		t.Errorf("stats %+v, want Applied 1, Retries 1", s)
+	}
+}
+
+func TestWebhookErrors(t *testing.T) {
+	for _, tc := range []struct {
+		code     int
+		rejected bool
+	}{
+		{http.StatusBadRequest, true},
+		{http.StatusUnauthorized, true},
+		{http.StatusRequestTimeout, false},
+		{http.StatusTooManyRequests, false},
+		{http.StatusBadGateway, false},
+	} {
+		t.Run(fmt.Sprint(tc.code), func(t *testing.T) {
+			srv, _ := hookServer(t, always(tc.code))
+			w, err := NewWebhook(srv.URL+"/hook/T0K3N", testSecret, WebhookOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = w.Apply(context.Background(), []Change{block(1, "d-1")})
+			if err == nil {
+				t.Fatal("Apply succeeded")
+			}
+			if !strings.Contains(err.Error(), fmt.Sprint(tc.code)) || errors.Is(err, ErrRejected) != tc.rejected {
+				t.Errorf("error %q: want status %d named, rejected %v", err, tc.code, tc.rejected)
+			}
+			noSecrets(t, err.Error())
+		})
+	}
+
+	t.Run("transport", func(t *testing.T) {
+		srv, _ := hookServer(t, always(http.StatusOK))
+		w, err := NewWebhook(srv.URL+"/hook/T0K3N", testSecret, WebhookOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+		err = w.Apply(context.Background(), []Change{block(1, "d-1")})
+		if err == nil {
+			t.Fatal("Apply to a closed server succeeded")
+		}
+		noSecrets(t, err.Error())
+		noSecrets(t, fmt.Sprintf("%v %+v %#v %s", w, w, w, w))
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		unblock := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-unblock
+		}))
+		defer srv.Close()
+		defer close(unblock)
+		w, err := NewWebhook(srv.URL+"/hook/T0K3N", testSecret, WebhookOptions{Timeout: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Apply(context.Background(), []Change{block(1, "d-1")}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Apply = %v, want a deadline error", err)
+		}
+	})
+}
+
+// noSecrets fails the test if s shows the secret or the URL's token.
+func noSecrets(t *testing.T, s string) {
+	t.Helper()
+	if strings.Contains(s, string(testSecret)) || strings.Contains(s, "T0K3N") {
+		t.Errorf("%q shows a secret", s)
+	}
+}
+
+func TestNewWebhookValidatesTheURL(t *testing.T) {
+	for _, u := range []string{"", "example.com/hook", "ftp://example.com/hook", "http://", "https:///hook", "http://exa mple.com/T0K3N", "mailto:ops@example.com"} {
+		w, err := NewWebhook(u, testSecret, WebhookOptions{})
+		if err == nil {
+			t.Errorf("NewWebhook(%q) = %v, want an error", u, w)
+			continue
+		}
+		noSecrets(t, err.Error())
+	}
+	w, err := NewWebhook("https://soar.example.com:8443/hook/T0K3N?x=1", testSecret, WebhookOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Name(); got != "webhook:soar.example.com:8443" {
+		t.Errorf("Name() = %q", got)
+	}
+}
+
+func TestLoadSecret(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	got, err := LoadSecret(write("good", "  "+string(testSecret)+"\n"))
+	if err != nil || string(got) != string(testSecret) {
+		t.Errorf("LoadSecret = %q, %v", got, err)
+	}
+	for _, path := range []string{write("empty", " \n\t"), filepath.Join(dir, "missing")} {
+		if _, err := LoadSecret(path); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("LoadSecret(%s) = %v, want an error naming the file", path, err)
+		}
+	}
+}
