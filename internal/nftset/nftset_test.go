@@ -1,6 +1,8 @@
 package nftset
 
 import (
+	"github.com/coredns-cip/coredns-cip/internal/netnstest"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,9 +29,9 @@ var testAddrs = []string{dst4 + "/32", dst6 + "/128", client1 + "/32", client2 +
 
 var inetCreate = Config{Family: "inet", Table: "cip", Set4: "blocked4", Set6: "blocked6", Create: true}
 
-func newSink(t *testing.T, n *netNS, cfg Config) *Sink {
+func newSink(t *testing.T, n *netnstest.NetNS, cfg Config) *Sink {
 	t.Helper()
-	cfg.NetNS = n.fd
+	cfg.NetNS = n.FD
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", cfg, err)
@@ -117,10 +119,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // them back. Over loopback a connect test cannot tell a rule matching the
 // destination from one matching the source (the reply passes the output
 // hook too), so the rules themselves are checked.
-func wantRules(t *testing.T, n *netNS, family string, rules ...string) {
+func wantRules(t *testing.T, n *netnstest.NetNS, family string, rules ...string) {
 	t.Helper()
 	for _, chain := range []string{chainOutput, chainForward} {
-		out := n.nft(t, "list", "chain", family, "cip", chain)
+		out := n.Nft(t, "list", "chain", family, "cip", chain)
 		for _, rule := range rules {
 			if !strings.Contains(out, rule+` comment "coredns-cip `) {
 				t.Errorf("chain %s lacks %q:\n%s", chain, rule, out)
@@ -139,7 +141,7 @@ type nftElement struct {
 
 // nftElements lists a set's elements with the nft tool, to check that what
 // the sink wrote reads back the same way for an operator.
-func nftElements(t *testing.T, n *netNS, family, table, set string) []nftElement {
+func nftElements(t *testing.T, n *netnstest.NetNS, family, table, set string) []nftElement {
 	t.Helper()
 	var out struct {
 		Nftables []struct {
@@ -150,7 +152,7 @@ func nftElements(t *testing.T, n *netNS, family, table, set string) []nftElement
 			} `json:"set"`
 		} `json:"nftables"`
 	}
-	if err := json.Unmarshal([]byte(n.nft(t, "-j", "list", "set", family, table, set)), &out); err != nil {
+	if err := json.Unmarshal([]byte(n.Nft(t, "-j", "list", "set", family, table, set)), &out); err != nil {
 		t.Fatal(err)
 	}
 	var els []nftElement
@@ -166,14 +168,14 @@ func nftElements(t *testing.T, n *netNS, family, table, set string) []nftElement
 
 func TestBlockIPv4(t *testing.T) {
 	t.Parallel()
-	n := newNetNS(t, testAddrs...)
-	dst := n.listen(t, dst4)
+	n := netnstest.New(t, testAddrs...)
+	dst := n.Listen(t, dst4)
 	s := newSink(t, n, inetCreate)
 	if got, want := s.Name(), "nftables inet cip blocked4 blocked6"; got != want {
 		t.Errorf("Name() = %q, want %q", got, want)
 	}
 	wantRules(t, n, "inet", "ip daddr @blocked4 drop", "ip6 daddr @blocked6 drop")
-	n.wantOpen(t, "", dst)
+	n.WantOpen(t, "", dst)
 
 	apply(t, s, block(dst4, time.Hour, "dec-v4"))
 	wantElement(t, s, dst4, "dec-v4", 59*time.Minute, time.Hour)
@@ -181,46 +183,46 @@ func TestBlockIPv4(t *testing.T) {
 	if len(els) != 1 || string(els[0].Val) != `"`+dst4+`"` || els[0].Timeout != 3600 || els[0].Comment != "dec-v4" {
 		t.Fatalf("nft lists %+v, want %s with timeout 3600 and comment dec-v4", els, dst4)
 	}
-	n.wantDropped(t, "", dst)
+	n.WantDropped(t, "", dst)
 
 	apply(t, s, unblock(dst4))
 	wantNoElements(t, s)
-	n.wantOpen(t, "", dst)
+	n.WantOpen(t, "", dst)
 }
 
 func TestBlockIPv6(t *testing.T) {
 	t.Parallel()
-	n := newNetNS(t, testAddrs...)
-	dst := n.listen(t, dst6)
+	n := netnstest.New(t, testAddrs...)
+	dst := n.Listen(t, dst6)
 	s := newSink(t, n, inetCreate)
-	n.wantOpen(t, "", dst)
+	n.WantOpen(t, "", dst)
 
 	apply(t, s, block(dst6, time.Hour, "dec-v6"))
 	wantElement(t, s, dst6, "dec-v6", 59*time.Minute, time.Hour)
-	n.wantDropped(t, "", dst)
+	n.WantDropped(t, "", dst)
 
 	apply(t, s, unblock(dst6))
 	wantNoElements(t, s)
-	n.wantOpen(t, "", dst)
+	n.WantOpen(t, "", dst)
 }
 
 func TestIPv6OnlyTable(t *testing.T) {
 	t.Parallel()
-	n := newNetNS(t, testAddrs...)
-	dst := n.listen(t, dst6)
+	n := netnstest.New(t, testAddrs...)
+	dst := n.Listen(t, dst6)
 	s := newSink(t, n, Config{Family: "ip6", Table: "cip", Set6: "blocked6", Create: true})
 	wantRules(t, n, "ip6", "ip6 daddr @blocked6 drop")
 
 	// No IPv4 set: the IPv4 block is skipped, the IPv6 one applied.
 	apply(t, s, block(dst4, time.Hour, "skipped"), block(dst6, time.Hour, "dec"))
 	wantElement(t, s, dst6, "dec", 59*time.Minute, time.Hour)
-	n.wantDropped(t, "", dst)
+	n.WantDropped(t, "", dst)
 }
 
 func TestScoped(t *testing.T) {
 	t.Parallel()
-	n := newNetNS(t, testAddrs...)
-	dst := n.listen(t, dst4)
+	n := netnstest.New(t, testAddrs...)
+	dst := n.Listen(t, dst4)
 	cfg := inetCreate
 	cfg.Scoped = true
 	s := newSink(t, n, cfg)
@@ -236,17 +238,17 @@ func TestScoped(t *testing.T) {
 	if len(els) != 1 || els[0].IP != want.IP || els[0].Client != want.Client || els[0].Comment != want.Comment {
 		t.Fatalf("elements %+v, want just %+v", els, want)
 	}
-	n.wantDropped(t, client1, dst)
-	n.wantOpen(t, client2, dst)
+	n.WantDropped(t, client1, dst)
+	n.WantOpen(t, client2, dst)
 
 	apply(t, s, scoped(unblock(dst4), client1))
 	wantNoElements(t, s)
-	n.wantOpen(t, client1, dst)
+	n.WantOpen(t, client1, dst)
 }
 
 func TestApplyIsIdempotent(t *testing.T) {
 	t.Parallel()
-	n := newNetNS(t, testAddrs...)
+	n := netnstest.New(t, testAddrs...)
 	s := newSink(t, n, inetCreate)
 
 	apply(t, s, block(dst4, time.Hour, "first"))
@@ -264,7 +266,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 
 func TestApplyReportsInvalidChanges(t *testing.T) {
 	t.Parallel()
-	n := newNetNS(t, testAddrs...)
+	n := netnstest.New(t, testAddrs...)
 	s := newSink(t, n, inetCreate)
 
 	err := s.Apply(context.Background(), []sink.Change{
@@ -282,8 +284,8 @@ func TestApplyReportsInvalidChanges(t *testing.T) {
 
 func TestRestartKeepsElementsAndRules(t *testing.T) {
 	t.Parallel()
-	n := newNetNS(t, testAddrs...)
-	dst := n.listen(t, dst4)
+	n := netnstest.New(t, testAddrs...)
+	dst := n.Listen(t, dst4)
 	first := newSink(t, n, inetCreate)
 	apply(t, first, block(dst4, time.Hour, "before restart"))
 	if err := first.Close(); err != nil {
@@ -295,9 +297,9 @@ func TestRestartKeepsElementsAndRules(t *testing.T) {
 
 	second := newSink(t, n, inetCreate)
 	wantElement(t, second, dst4, "before restart", 59*time.Minute, time.Hour)
-	n.wantDropped(t, "", dst)
+	n.WantDropped(t, "", dst)
 
-	conn, err := nftables.New(nftables.WithNetNSFd(n.fd))
+	conn, err := nftables.New(nftables.WithNetNSFd(n.FD))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,10 +317,10 @@ func TestRestartKeepsElementsAndRules(t *testing.T) {
 
 func TestWithoutCreate(t *testing.T) {
 	t.Parallel()
-	n := newNetNS(t, testAddrs...)
+	n := netnstest.New(t, testAddrs...)
 	cfg := inetCreate
 	cfg.Create = false
-	cfg.NetNS = n.fd
+	cfg.NetNS = n.FD
 
 	newErr := func(wants ...string) {
 		t.Helper()
@@ -334,36 +336,36 @@ func TestWithoutCreate(t *testing.T) {
 	}
 	newErr("table inet cip does not exist", "nft add table inet cip", "nft add set inet cip blocked4")
 
-	n.nft(t, "add", "table", "inet", "cip")
+	n.Nft(t, "add", "table", "inet", "cip")
 	newErr("set blocked4 in table inet cip does not exist")
 
-	n.nft(t, "add", "set", "inet", "cip", "blocked4", "{ type ipv4_addr; }")
+	n.Nft(t, "add", "set", "inet", "cip", "blocked4", "{ type ipv4_addr; }")
 	newErr("set blocked4", "lacks flags timeout", "type ipv4_addr; flags timeout;")
 
-	n.nft(t, "delete", "set", "inet", "cip", "blocked4")
-	n.nft(t, "add", "set", "inet", "cip", "blocked4", "{ type ipv4_addr . ipv4_addr; flags timeout; }")
+	n.Nft(t, "delete", "set", "inet", "cip", "blocked4")
+	n.Nft(t, "add", "set", "inet", "cip", "blocked4", "{ type ipv4_addr . ipv4_addr; flags timeout; }")
 	newErr(`has type "ipv4_addr . ipv4_addr", want "ipv4_addr"`)
 
 	// Sets the operator made are used as they are; no chains are added.
-	n.nft(t, "delete", "set", "inet", "cip", "blocked4")
-	n.nft(t, "add", "set", "inet", "cip", "blocked4", "{ type ipv4_addr; flags timeout; }")
-	n.nft(t, "add", "set", "inet", "cip", "blocked6", "{ type ipv6_addr; flags timeout; }")
+	n.Nft(t, "delete", "set", "inet", "cip", "blocked4")
+	n.Nft(t, "add", "set", "inet", "cip", "blocked4", "{ type ipv4_addr; flags timeout; }")
+	n.Nft(t, "add", "set", "inet", "cip", "blocked6", "{ type ipv6_addr; flags timeout; }")
 	s := newSink(t, n, cfg)
 	apply(t, s, block(dst4, time.Hour, "operator sets"))
 	wantElement(t, s, dst4, "operator sets", 59*time.Minute, time.Hour)
-	if out := n.nft(t, "list", "table", "inet", "cip"); strings.Contains(out, "chain") {
+	if out := n.Nft(t, "list", "table", "inet", "cip"); strings.Contains(out, "chain") {
 		t.Fatalf("without create the sink added chains:\n%s", out)
 	}
 }
 
 func TestKernelExpiry(t *testing.T) {
 	t.Parallel()
-	n := newNetNS(t, testAddrs...)
-	dst := n.listen(t, dst4)
+	n := netnstest.New(t, testAddrs...)
+	dst := n.Listen(t, dst4)
 	s := newSink(t, n, inetCreate)
 
 	apply(t, s, block(dst4, 2*time.Second, "short"))
-	n.wantDropped(t, "", dst)
+	n.WantDropped(t, "", dst)
 	deadline := time.Now().Add(10 * time.Second)
 	for len(elements(t, s)) > 0 {
 		if time.Now().After(deadline) {
@@ -371,7 +373,7 @@ func TestKernelExpiry(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	n.wantOpen(t, "", dst)
+	n.WantOpen(t, "", dst)
 }
 
 func TestTimeoutAndCommentFitTheKernel(t *testing.T) {

@@ -187,9 +187,9 @@ func parseOption(c *caddy.Controller, cfg *config, opt string, args []string) er
 		return nil
 	}
 	duration := func(s string) (time.Duration, error) {
-		d, err := time.ParseDuration(s)
+		d, err := parseDuration(s)
 		if err != nil || d <= 0 {
-			return 0, fail("%q is not a positive duration such as 30s or 5m", s)
+			return 0, fail("%q is not a positive duration such as 30s, 5m, 24h or 7d", s)
 		}
 		return d, nil
 	}
@@ -624,6 +624,28 @@ func parseHook(args []string) (hookSpec, error) {
 		return h, fmt.Errorf("unknown kind %q: nftables, exec or webhook", args[0])
 	}
 	return h, nil
+}
+
+// parseDuration is time.ParseDuration plus a leading number of days, as
+// in 7d or 1d12h, since block times are counted in days.
+func parseDuration(s string) (time.Duration, error) {
+	days, rest, found := strings.Cut(s, "d")
+	if !found {
+		return time.ParseDuration(s)
+	}
+	n, err := strconv.Atoi(days)
+	if err != nil || n < 0 || n > 3650 {
+		return 0, fmt.Errorf("bad day count in %q", s)
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest == "" {
+		return d, nil
+	}
+	r, err := time.ParseDuration(rest)
+	if err != nil {
+		return 0, err
+	}
+	return d + r, nil
 }
 
 // parsePrefix accepts a CIDR or a bare IP (a /32 or /128).

@@ -214,6 +214,19 @@ func TestParseEnforcementOptions(t *testing.T) {
 	}
 }
 
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"30s": 30 * time.Second, "7d": 7 * 24 * time.Hour, "1d12h": 36 * time.Hour, "0d5m": 5 * time.Minute} {
+		if got, err := parseDuration(in); err != nil || got != want {
+			t.Errorf("parseDuration(%q) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"d", "xd", "7dd", "-1d", "9999d", "1d5"} {
+		if _, err := parseDuration(in); err == nil {
+			t.Errorf("parseDuration(%q) accepted", in)
+		}
+	}
+}
+
 func TestParseZonesAndOnce(t *testing.T) {
 	cfg, err := parseString(t, "cipvalidate Example.ORG 10.0.0.0/24 {\n api_key k\n}")
 	if err != nil || !slices.Equal(cfg.zones, []string{"example.org.", "0.0.10.in-addr.arpa."}) {

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +45,7 @@ func main() {
 }
 
 type demo struct {
+	netns     string // a network namespace the demo made for nftables, as root
 	bin       string
 	procs     []*exec.Cmd
 	fakeURL   string
@@ -90,8 +92,23 @@ func (d *demo) run(corefilePath string) error {
 	eventsPort, _ := freePort()
 	metricsPort, _ := freePort()
 	readyPort, _ := freePort()
+	dir, err := os.MkdirTemp("", "coredns-cip-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	soar := startSOAR()
+	defer soar.srv.Close()
+	nftLine := "# hook nftables inet cip blocked4 blocked6 create"
+	if ns, ok := makeNetNS(); ok {
+		d.netns = ns
+		nftLine = "hook nftables inet cip blocked4 blocked6 create netns " + ns
+	}
 	cf := string(raw)
 	for old, new := range map[string]string{
+		"http://127.0.0.1:8082/soar":                        soar.srv.URL + "/soar",
+		"state /var/lib/coredns-cip":                        "state " + filepath.Join(dir, "state"),
+		"# hook nftables inet cip blocked4 blocked6 create": nftLine,
 		".:1053":                    fmt.Sprintf(".:%d", dnsPort),
 		"http://127.0.0.1:8081":     d.fakeURL,
 		"events 127.0.0.1:8053":     fmt.Sprintf("events 127.0.0.1:%d", eventsPort),
@@ -105,11 +122,6 @@ func (d *demo) run(corefilePath string) error {
 		}
 		cf = strings.Replace(cf, old, new, 1)
 	}
-	dir, err := os.MkdirTemp("", "coredns-cip-demo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	cfPath := filepath.Join(dir, "Corefile")
 	if err := os.WriteFile(cfPath, []byte(cf), 0o600); err != nil {
 		return err
@@ -244,6 +256,34 @@ func (d *demo) run(corefilePath string) error {
 	}
 	step("Criminal IP API calls in all: %d (one per public IP validated; the cache answers the rest).", calls)
 
+	// 11. Beyond DNS: the block decisions reached the enforcement points.
+	step("Each suspicious verdict became a block decision, pushed beyond DNS:")
+	if err := d.cli("blocks", "list"); err != nil {
+		return err
+	}
+	if err := d.showEnforcement(soar, 3); err != nil {
+		return err
+	}
+
+	step("An analyst judges files.demo.test a false positive and unblocks it everywhere:")
+	if err := d.cli("blocks", "unblock", "45.83.0.41", "--reason", "false positive: internal file share", "--actor", "analyst"); err != nil {
+		return err
+	}
+	if err := d.showEnforcement(soar, 4); err != nil {
+		return err
+	}
+	r, err = d.query(workstation, "files.demo.test", dns.TypeA)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    files.demo.test      -> %s (answered again)\n", describe(r))
+	if strings.HasPrefix(describe(r), "0.0.0.0") {
+		return errors.New("files.demo.test is still sinkholed after the unblock")
+	}
+	if err := d.showAudit(filepath.Join(dir, "state", "audit.log")); err != nil {
+		return err
+	}
+
 	step("The original tool's one-IP check is still there:")
 	fmt.Printf("    $ coredns-cip check --ip 45.83.0.71 --port 22 --pretty\n")
 	check := exec.Command(d.bin, "check", "--ip", "45.83.0.71", "--port", "22", "--pretty", "--api-url", d.fakeURL)
@@ -269,8 +309,13 @@ func (d *demo) start(cmd *exec.Cmd) error {
 	return nil
 }
 
-// stop ends the processes it started, by PID.
+// stop ends the processes it started, by PID, and removes the namespace.
 func (d *demo) stop() {
+	defer func() {
+		if d.netns != "" {
+			exec.Command("ip", "netns", "del", d.netns).Run()
+		}
+	}()
 	for i := len(d.procs) - 1; i >= 0; i-- {
 		p := d.procs[i]
 		p.Process.Signal(syscall.SIGTERM)
@@ -451,4 +496,155 @@ func (s *syncBuffer) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Len()
+}
+
+// soar is a stand-in SOAR endpoint that keeps the webhook's changes.
+type soar struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []string
+}
+
+func startSOAR() *soar {
+	s := &soar{}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Changes []struct {
+				Action   string   `json:"action"`
+				IP       string   `json:"ip"`
+				TTL      int64    `json:"ttl"`
+				Decision string   `json:"decision"`
+				Reasons  []string `json:"reasons"`
+				Actor    string   `json:"actor"`
+				Why      string   `json:"why"`
+			} `json:"changes"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range body.Changes {
+			line := fmt.Sprintf("%-7s %-12s ttl=%-6d %s", c.Action, c.IP, c.TTL, c.Decision)
+			if c.Action == "unblock" {
+				line += fmt.Sprintf(" by %s: %s", c.Actor, c.Why)
+			} else {
+				line += " " + strings.Join(c.Reasons, "; ")
+			}
+			s.got = append(s.got, line)
+		}
+	}))
+	return s
+}
+
+func (s *soar) changes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
+}
+
+// makeNetNS creates a network namespace for the nftables hook when the
+// demo runs as root with iproute2; the firewall of the machine itself is
+// never touched.
+func makeNetNS() (string, bool) {
+	if os.Geteuid() != 0 {
+		return "", false
+	}
+	name := fmt.Sprintf("cipdemo-%d", os.Getpid())
+	if err := exec.Command("ip", "netns", "add", name).Run(); err != nil {
+		return "", false
+	}
+	return name, true
+}
+
+// showEnforcement waits until the SOAR webhook has n changes, then shows
+// them, the External Dynamic List and, as root, the nftables set.
+func (d *demo) showEnforcement(s *soar, n int) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for len(s.changes()) < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the SOAR webhook got %d changes, want %d", len(s.changes()), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Println("    SOAR webhook (signed JSON POSTs) received:")
+	for _, c := range s.changes() {
+		fmt.Println("      " + c)
+	}
+	resp, err := http.Get(d.eventsURL + "/v1/blocklist.txt")
+	if err != nil {
+		return err
+	}
+	edl, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Printf("    External Dynamic List (GET /v1/blocklist.txt, for Palo Alto / FortiGate):\n")
+	for _, l := range strings.Fields(string(edl)) {
+		fmt.Println("      " + l)
+	}
+	if d.netns == "" {
+		fmt.Println("    (run as root to also see the nftables set, in a network namespace of the demo's own)")
+		return nil
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("ip", "netns", "exec", d.netns, "nft", "list", "set", "inet", "cip", "blocked4").CombinedOutput()
+		if err != nil {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("nft list set: %v: %s", err, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if strings.Count(string(out), "expires") == len(strings.Fields(string(edl))) || time.Now().After(deadline) {
+			fmt.Printf("    nftables (namespace %s), elements expire by themselves:\n", d.netns)
+			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				fmt.Println("      " + l)
+			}
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cli runs a coredns-cip sub-command against the demo's event API.
+func (d *demo) cli(args ...string) error {
+	args = append(args, "--api", d.eventsURL)
+	shown := make([]string, len(args))
+	for i, a := range args {
+		shown[i] = a
+		if strings.ContainsAny(a, " ;:") {
+			shown[i] = "'" + a + "'"
+		}
+	}
+	fmt.Printf("    $ coredns-cip %s\n", strings.Join(shown, " "))
+	out, err := exec.Command(d.bin, args...).CombinedOutput()
+	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		fmt.Println("      " + l)
+	}
+	if err != nil {
+		return fmt.Errorf("coredns-cip %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// showAudit prints how many audit lines of each kind the decisions left.
+func (d *demo) showAudit(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	counts := map[string]int{}
+	var kinds []string
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var e struct{ Kind string }
+		if json.Unmarshal([]byte(l), &e) == nil {
+			if counts[e.Kind] == 0 {
+				kinds = append(kinds, e.Kind)
+			}
+			counts[e.Kind]++
+		}
+	}
+	step("The audit log (state dir, one JSON line per decision) holds:")
+	for _, k := range kinds {
+		fmt.Printf("    %-12s %d\n", k, counts[k])
+	}
+	return nil
 }

@@ -1,4 +1,7 @@
-package nftset
+// Package netnstest gives tests a network namespace of their own (root
+// only): addresses on its loopback, sockets opened inside it, nft run in
+// it, and connects that tell a dropped SYN from a refused one.
+package netnstest
 
 import (
 	"errors"
@@ -16,48 +19,48 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dialTimeout bounds a connect in the test namespace. Over loopback an
+// DialTimeout bounds a connect in the test namespace. Over loopback an
 // open port answers at once; a dropped SYN gets no answer at all, so the
 // connect runs into this timeout.
-const dialTimeout = 750 * time.Millisecond
+const DialTimeout = 750 * time.Millisecond
 
-// netNS is a network namespace of the test's own, deleted at cleanup.
-type netNS struct {
-	name string
-	fd   int
+// NetNS is a network namespace of the test's own, deleted at cleanup.
+type NetNS struct {
+	Name string
+	FD   int
 }
 
-// newNetNS creates a namespace with lo up and the given addresses on lo.
-func newNetNS(t *testing.T, addrs ...string) *netNS {
+// New creates a namespace with lo up and the given addresses on lo.
+func New(t testing.TB, addrs ...string) *NetNS {
 	t.Helper()
-	requireNetAdmin(t)
-	n := &netNS{name: fmt.Sprintf("cipt-%08x", rand.Uint32())}
-	run(t, "ip", "netns", "add", n.name)
+	RequireNetAdmin(t)
+	n := &NetNS{Name: fmt.Sprintf("cipt-%08x", rand.Uint32())}
+	Run(t, "ip", "netns", "add", n.Name)
 	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", n.name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", n.name, err, out)
+		if out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", n.Name, err, out)
 		}
 	})
-	f, err := os.Open("/var/run/netns/" + n.name)
+	f, err := os.Open("/var/run/netns/" + n.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	n.fd = int(f.Fd())
-	run(t, "ip", "-n", n.name, "link", "set", "lo", "up")
+	n.FD = int(f.Fd())
+	Run(t, "ip", "-n", n.Name, "link", "set", "lo", "up")
 	for _, a := range addrs {
-		args := []string{"ip", "-n", n.name, "addr", "add", a, "dev", "lo"}
+		args := []string{"ip", "-n", n.Name, "addr", "add", a, "dev", "lo"}
 		if strings.Contains(a, ":") {
 			args = append(args, "nodad")
 		}
-		run(t, args...)
+		Run(t, args...)
 	}
 	return n
 }
 
-// requireNetAdmin skips the test unless it may create namespaces and
+// RequireNetAdmin skips the test unless it may create namespaces and
 // change their firewall.
-func requireNetAdmin(t *testing.T) {
+func RequireNetAdmin(t testing.TB) {
 	t.Helper()
 	if uid := os.Geteuid(); uid != 0 {
 		t.Skipf("needs root for network namespaces: running as uid %d", uid)
@@ -77,7 +80,8 @@ func requireNetAdmin(t *testing.T) {
 	}
 }
 
-func run(t *testing.T, args ...string) string {
+// Run runs a command and fails the test if it fails.
+func Run(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	if err != nil {
@@ -86,15 +90,15 @@ func run(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// nft runs the nft tool in the namespace.
-func (n *netNS) nft(t *testing.T, args ...string) string {
+// Nft runs the nft tool in the namespace.
+func (n *NetNS) Nft(t testing.TB, args ...string) string {
 	t.Helper()
-	return run(t, append([]string{"ip", "netns", "exec", n.name, "nft"}, args...)...)
+	return Run(t, append([]string{"ip", "netns", "exec", n.Name, "nft"}, args...)...)
 }
 
-// do runs fn on an OS thread switched into the namespace, so the sockets
+// Do runs fn on an OS thread switched into the namespace, so the sockets
 // fn opens live there (and stay there when used from other threads).
-func (n *netNS) do(fn func() error) error {
+func (n *NetNS) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		// Unlocked only once back in the original namespace: otherwise
@@ -106,8 +110,8 @@ func (n *netNS) do(fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", n.name, err)
+		if err := unix.Setns(n.FD, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", n.Name, err)
 			return
 		}
 		err = fn()
@@ -119,12 +123,12 @@ func (n *netNS) do(fn func() error) error {
 	return <-errc
 }
 
-// listen starts a TCP server on ip in the namespace that accepts and
+// Listen starts a TCP server on ip in the namespace that accepts and
 // closes connections.
-func (n *netNS) listen(t *testing.T, ip string) netip.AddrPort {
+func (n *NetNS) Listen(t testing.TB, ip string) netip.AddrPort {
 	t.Helper()
 	var ln net.Listener
-	err := n.do(func() (err error) {
+	err := n.Do(func() (err error) {
 		ln, err = net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		return err
 	})
@@ -144,10 +148,10 @@ func (n *netNS) listen(t *testing.T, ip string) netip.AddrPort {
 	return netip.MustParseAddrPort(ln.Addr().String())
 }
 
-// dial connects from inside the namespace, from src unless it is "".
-func (n *netNS) dial(src string, dst netip.AddrPort) error {
-	return n.do(func() error {
-		d := net.Dialer{Timeout: dialTimeout}
+// Dial connects from inside the namespace, from src unless it is "".
+func (n *NetNS) Dial(src string, dst netip.AddrPort) error {
+	return n.Do(func() error {
+		d := net.Dialer{Timeout: DialTimeout}
 		if src != "" {
 			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
 		}
@@ -159,19 +163,19 @@ func (n *netNS) dial(src string, dst netip.AddrPort) error {
 	})
 }
 
-// wantOpen fails the test unless a connect from src to dst succeeds.
-func (n *netNS) wantOpen(t *testing.T, src string, dst netip.AddrPort) {
+// WantOpen fails the test unless a connect from src to dst succeeds.
+func (n *NetNS) WantOpen(t testing.TB, src string, dst netip.AddrPort) {
 	t.Helper()
-	if err := n.dial(src, dst); err != nil {
+	if err := n.Dial(src, dst); err != nil {
 		t.Fatalf("connect %s -> %v: %v, want it to succeed", src, dst, err)
 	}
 }
 
-// wantDropped fails the test unless a connect from src to dst times out:
+// WantDropped fails the test unless a connect from src to dst times out:
 // a drop rule swallows the SYN, while a missing listener refuses at once.
-func (n *netNS) wantDropped(t *testing.T, src string, dst netip.AddrPort) {
+func (n *NetNS) WantDropped(t testing.TB, src string, dst netip.AddrPort) {
 	t.Helper()
-	err := n.dial(src, dst)
+	err := n.Dial(src, dst)
 	var ne net.Error
 	switch {
 	case err == nil:
