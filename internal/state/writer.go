@@ -137,14 +137,14 @@ func (w *Writer) Flush() error {
 
 	w.mu.Lock()
 	batch := w.pending
-	if len(batch) > 0 {
-		w.pending = make(map[opKey]op)
-		w.inflight = len(batch)
-	}
-	w.mu.Unlock()
 	if len(batch) == 0 {
+		// batch is still w.pending: it must not be read unlocked.
+		w.mu.Unlock()
 		return nil
 	}
+	w.pending = make(map[opKey]op)
+	w.inflight = len(batch)
+	w.mu.Unlock()
 
 	ops := make([]op, 0, len(batch))
 	for _, o := range batch {

@@ -1,0 +1,519 @@
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// waitTimeout bounds every wait on a condition of a running server.
+const waitTimeout = 20 * time.Second
+
+// The fixture IPs the fake API knows, and the names the test zone gives them.
+const (
+	badIP   = "45.83.0.21" // suspicious: SCORE
+	torIP   = "45.83.0.52" // suspicious: ANON_TOR
+	cleanIP = "45.83.0.10" // clean
+
+	badName   = "bad.example.org."
+	torName   = "tor.example.org."
+	cleanName = "clean.example.org."
+
+	// taggedClient resolves the names and is then tagged by an event;
+	// otherClient never is.
+	taggedClient = "127.0.0.2"
+	otherClient  = "127.0.0.9"
+	// barrierClient is tagged by the durability barrier's marker events.
+	barrierClient = "127.0.0.3"
+)
+
+const testZone = `$ORIGIN example.org.
+@      3600 IN SOA ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 300
+@      3600 IN NS  ns.example.org.
+ns     3600 IN A   127.0.0.1
+bad    3600 IN A   45.83.0.21
+tor    3600 IN A   45.83.0.52
+clean  3600 IN A   45.83.0.10
+`
+
+// serverOptions shape the Corefile of a cipServer.
+type serverOptions struct {
+	apiURL   string // the fake Criminal IP API
+	blockTTL string // block_ttl; empty: the default
+	token    string // if set, written to a file named by events token_file
+}
+
+// cipServer is a coredns-cip process serving the test zone with cipvalidate,
+// its event API and the ready endpoint on loopback ports that stay the same
+// across restarts.
+type cipServer struct {
+	t        *testing.T
+	conf     string
+	stateDir string
+	dnsAddr  string
+	api      string // event API base URL
+	readyURL string
+	token    string
+	http     *http.Client
+
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{} // closed once cmd has exited
+}
+
+// startCIPServer writes a zone and a Corefile to a temporary directory and
+// starts coredns-cip on them; it is killed by PID at cleanup.
+func startCIPServer(t *testing.T, opts serverOptions) *cipServer {
+	t.Helper()
+	dir := t.TempDir()
+	s := &cipServer{
+		t:        t,
+		conf:     filepath.Join(dir, "Corefile"),
+		stateDir: filepath.Join(dir, "state"),
+		dnsAddr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(freeDNSPort(t))),
+		token:    opts.token,
+		// No keep-alive: a connection must not outlive the process it went to.
+		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+	}
+	eventsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freeTCPPort(t)))
+	readyAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freeTCPPort(t)))
+	s.api, s.readyURL = "http://"+eventsAddr, "http://"+readyAddr+"/ready"
+
+	zone := filepath.Join(dir, "example.org.zone")
+	writeFile(t, zone, testZone)
+	events := eventsAddr
+	if opts.token != "" {
+		tokenFile := filepath.Join(dir, "token")
+		writeFile(t, tokenFile, opts.token+"\n")
+		events += " token_file " + tokenFile
+	}
+	blockTTL := ""
+	if opts.blockTTL != "" {
+		blockTTL = "block_ttl " + opts.blockTTL
+	}
+	writeFile(t, s.conf, fmt.Sprintf(`example.org:%s {
+    bind 127.0.0.1
+    ready %s
+    cipvalidate {
+        api_key k
+        api_url %s
+        events %s
+        state %s
+        %s
+    }
+    file %s
+}
+`, portOf(s.dnsAddr), readyAddr, opts.apiURL, events, s.stateDir, blockTTL, zone))
+
+	s.start()
+	t.Cleanup(func() {
+		if s.running() {
+			s.kill()
+		}
+	})
+	return s
+}
+
+// start runs the binary on the Corefile and waits until /ready answers 200.
+func (s *cipServer) start() {
+	t := s.t
+	t.Helper()
+	s.out = &syncBuffer{}
+	s.cmd = exec.Command(binPath, "-conf", s.conf)
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(s.cmd, s.done)
+
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		resp, err := s.http.Get(s.readyURL)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-s.done:
+			t.Fatalf("coredns-cip exited before it was ready (%v); output:\n%s", s.cmd.ProcessState, s.out)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.kill()
+			t.Fatalf("coredns-cip not ready within %s; output:\n%s", waitTimeout, s.out)
+		}
+	}
+}
+
+// kill sends SIGKILL to the server's PID: no shutdown hook runs, nothing is
+// flushed. It returns once the process is gone.
+func (s *cipServer) kill() {
+	s.t.Helper()
+	if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		s.t.Errorf("kill coredns-cip (pid %d): %v", s.cmd.Process.Pid, err)
+	}
+	<-s.done
+}
+
+func (s *cipServer) running() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// do sends a request to the event API (with the token, if any) and returns
+// the status and body.
+func (s *cipServer) do(method, path string, body any) (int, []byte) {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.api+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v; server output:\n%s", method, path, err, s.out)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatalf("%s %s: reading the answer: %v", method, path, err)
+	}
+	return resp.StatusCode, raw
+}
+
+// call is do, failing the test unless the status is want; the answer is
+// decoded into out (if not nil).
+func (s *cipServer) call(method, path string, body any, want int, out any) []byte {
+	s.t.Helper()
+	status, raw := s.do(method, path, body)
+	if status != want {
+		s.t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, want, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			s.t.Fatalf("%s %s: %v: %s", method, path, err, raw)
+		}
+	}
+	return raw
+}
+
+// blockView is a block as GET /v1/blocks shows it.
+type blockView struct {
+	IP               string    `json:"ip"`
+	Decision         string    `json:"decision"`
+	Reasons          []string  `json:"reasons"`
+	Created          time.Time `json:"created"`
+	Expires          time.Time `json:"expires"`
+	RemainingSeconds int64     `json:"remaining_seconds"`
+	Clients          []string  `json:"clients"`
+	Events           []string  `json:"events"`
+}
+
+// blocks returns the active blocks by IP.
+func (s *cipServer) blocks() map[string]blockView {
+	s.t.Helper()
+	var list []blockView
+	s.call("GET", "/v1/blocks", nil, http.StatusOK, &list)
+	m := make(map[string]blockView, len(list))
+	for _, b := range list {
+		m[b.IP] = b
+	}
+	return m
+}
+
+// blocklist returns the External Dynamic List's IPs, sorted.
+func (s *cipServer) blocklist() []string {
+	s.t.Helper()
+	raw := s.call("GET", "/v1/blocklist.txt", nil, http.StatusOK, nil)
+	ips := strings.Fields(string(raw))
+	slices.Sort(ips)
+	return ips
+}
+
+// taggedClients returns the clients tagged by events.
+func (s *cipServer) taggedClients() []string {
+	s.t.Helper()
+	var list []struct{ Client string }
+	s.call("GET", "/v1/clients", nil, http.StatusOK, &list)
+	var out []string
+	for _, c := range list {
+		out = append(out, c.Client)
+	}
+	return out
+}
+
+// postEvent tags client with an event that watches it for an hour.
+func (s *cipServer) postEvent(client, ref string) {
+	s.t.Helper()
+	ev := map[string]string{"client": client, "type": "edr.malware", "watch": "1h"}
+	if ref != "" {
+		ev["ref"] = ref
+	}
+	s.call("POST", "/v1/events", ev, http.StatusAccepted, nil)
+}
+
+// blockBoth has taggedClient resolve the three names (nothing is validated
+// while it is untagged), then tags it: the event's backtrack validates the
+// three IPs, and the two suspicious ones get blocked. It returns the blocks.
+func (s *cipServer) blockBoth() map[string]blockView {
+	t := s.t
+	t.Helper()
+	for name, ip := range map[string]string{badName: badIP, torName: torIP, cleanName: cleanIP} {
+		if got := answerA(t, queryA(t, s.dnsAddr, taggedClient, name)); !slices.Equal(got, []string{ip}) {
+			t.Fatalf("%s before the event: A %v, want %s", name, got, ip)
+		}
+	}
+	s.postEvent(taggedClient, "")
+	for _, ip := range []string{badIP, torIP} {
+		waitFor(t, "a suspicious verdict for "+ip, func() (bool, string) {
+			status, raw := s.do("GET", "/v1/verdicts/"+ip, nil)
+			var v struct{ Outcome string }
+			_ = json.Unmarshal(raw, &v)
+			return status == http.StatusOK && v.Outcome == "suspicious", fmt.Sprintf("%d %s", status, raw)
+		})
+	}
+	var blocks map[string]blockView
+	waitFor(t, "the blocks of "+badIP+" and "+torIP, func() (bool, string) {
+		blocks = s.blocks()
+		_, bad := blocks[badIP]
+		_, tor := blocks[torIP]
+		return bad && tor, fmt.Sprint(blocks)
+	})
+	if len(blocks) != 2 {
+		t.Fatalf("blocks = %v, want only %s and %s (%s is clean)", blocks, badIP, torIP, cleanIP)
+	}
+	return blocks
+}
+
+// waitDurable returns once every change the server made before the call is
+// committed to its state file, so that a kill -9 cannot lose it.
+//
+// The plugin queues state changes and commits them in batches, one bbolt
+// transaction at a time (each one writes its data pages, then its meta
+// page). Nothing in the API says when a batch is on disk, so the test posts
+// a marker: an event for barrierClient with a unique ref, which the plugin
+// persists as that client's tag record. Once the marker's bytes show in the
+// file, the transaction that took it (and with it every change queued
+// before, or an earlier transaction that has finished) has begun writing.
+// A second marker, posted only then, can only go into a later transaction,
+// which starts after the first one's meta page is written: once the second
+// marker shows, the first transaction is complete.
+//
+// The file is only read as bytes; it is never opened as a database, which
+// the server holds locked. File times are not used: a transaction already
+// running when the wait begins would also move them.
+func (s *cipServer) waitDurable() {
+	t := s.t
+	t.Helper()
+	db := filepath.Join(s.stateDir, "coredns-cip.db")
+	for i := range 2 {
+		marker := fmt.Sprintf("durability-barrier-%d-%d", i, time.Now().UnixNano())
+		s.postEvent(barrierClient, marker)
+		waitFor(t, "marker "+marker+" in "+db, func() (bool, string) {
+			data, err := os.ReadFile(db)
+			return err == nil && bytes.Contains(data, []byte(marker)), fmt.Sprint(err)
+		})
+	}
+}
+
+// auditEntries reads the audit log's JSON lines.
+func (s *cipServer) auditEntries() []auditEntry {
+	s.t.Helper()
+	path := filepath.Join(s.stateDir, "audit.log")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		s.t.Fatalf("audit log: %v", err)
+	}
+	var out []auditEntry
+	for line := range strings.Lines(string(data)) {
+		var e auditEntry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			s.t.Fatalf("%s: a line is not JSON: %v: %q", path, err, line)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+type auditEntry struct {
+	Kind     string `json:"kind"`
+	Decision string `json:"decision"`
+	IP       string `json:"ip"`
+	Client   string `json:"client"`
+	Actor    string `json:"actor"`
+	Detail   string `json:"detail"`
+}
+
+// hasAudit reports whether entries hold one of kind for ip with decision.
+func hasAudit(entries []auditEntry, kind, ip, decision string) bool {
+	return slices.ContainsFunc(entries, func(e auditEntry) bool {
+		return e.Kind == kind && e.IP == ip && e.Decision == decision
+	})
+}
+
+// queryA asks server for name's A records from the loopback address from,
+// with EDNS0.
+func queryA(t *testing.T, server, from, name string) *dns.Msg {
+	t.Helper()
+	c := &dns.Client{
+		Net:    "udp",
+		Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second},
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	m.SetEdns0(1232, false)
+	r, _, err := c.Exchange(m, server)
+	if err != nil {
+		t.Fatalf("query %s A from %s: %v", name, from, err)
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("query %s A from %s: rcode %s", name, from, dns.RcodeToString[r.Rcode])
+	}
+	return r
+}
+
+// answerA returns the addresses of r's A records.
+func answerA(t *testing.T, r *dns.Msg) []string {
+	t.Helper()
+	var out []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	return out
+}
+
+// fakeCallsByIP returns how many report calls the fake API got per IP.
+func fakeCallsByIP(t *testing.T, url string) map[string]int {
+	t.Helper()
+	resp, err := http.Get(url + "/_fake/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stats struct {
+		ByIP map[string]int `json:"by_ip"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	return stats.ByIP
+}
+
+// waitFor polls cond until it holds, failing the test after waitTimeout
+// with what cond last reported.
+func waitFor(t *testing.T, what string, cond func() (ok bool, last string)) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s; last: %s", what, waitTimeout, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freeTCPPort returns a TCP port free on 127.0.0.1 a moment ago.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freeDNSPort returns a port free for both TCP and UDP on 127.0.0.1.
+func freeDNSPort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP on 127.0.0.1")
+	return 0
+}
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer collects a process's output; it is written by exec's copying
+// goroutines and read by the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
