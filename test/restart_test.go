@@ -32,7 +32,7 @@ func testRestartKeepsDecisions(t *testing.T) {
 	}
 	srv.call("POST", "/v1/allow", map[string]string{"value": "45.83.0.99", "until": "3h", "reason": "test"}, http.StatusCreated, nil)
 
-	// srv.waitDurable()
+	srv.waitDurable()
 	callsBefore := fakeCallsByIP(t, fake)
 	srv.kill()
 	srv.start()

@@ -5,6 +5,7 @@
 //	coredns-cip check [flags]      validate one IP with the Criminal IP API
 //	coredns-cip fakeapi [flags]    serve a fake Criminal IP API for tests
 //	coredns-cip blocks COMMAND     operate block decisions through the event API
+//	coredns-cip backtrack [flags]  the original pipeline, offline, on an exported log
 package main
 
 import (
@@ -48,8 +49,9 @@ const usage = `Usage:
   coredns-cip check [flags]      validate one IP with the Criminal IP API
   coredns-cip fakeapi [flags]    serve a fake Criminal IP API on loopback, for tests
   coredns-cip blocks COMMAND     list blocks, unblock an IP, allowlist a value (event API client)
+  coredns-cip backtrack [flags]  validate a host's destinations from an exported firewall log
 
-Run "coredns-cip check -h", "coredns-cip fakeapi -h" or "coredns-cip blocks -h" for theirs.
+Run "coredns-cip SUBCOMMAND -h" for a sub-command's flags.
 
 Flags of the DNS server:
 `
@@ -65,6 +67,8 @@ func main() {
 			os.Exit(runFakeAPI(os.Args[2:]))
 		case "blocks":
 			os.Exit(runBlocks(os.Args[2:]))
+		case "backtrack":
+			os.Exit(runBacktrack(os.Args[2:]))
 		}
 	}
 

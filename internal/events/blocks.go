@@ -153,12 +153,16 @@ func actorOf(r *http.Request) string {
 
 // readJSONBody checks the content type and size of a JSON POST body.
 func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	return s.readJSONBodyLimit(w, r, s.cfg.MaxBody)
+}
+
+func (s *Server) readJSONBodyLimit(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
 	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
 		writeFieldError(w, http.StatusUnsupportedMediaType, err)
 		return nil, false
 	}
-	tooLarge := &fieldError{Field: "body", Msg: fmt.Sprintf("larger than the limit of %d bytes", s.cfg.MaxBody)}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	tooLarge := &fieldError{Field: "body", Msg: fmt.Sprintf("larger than the limit of %d bytes", limit)}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
 			writeFieldError(w, http.StatusRequestEntityTooLarge, tooLarge)

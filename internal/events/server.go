@@ -146,6 +146,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/clients/{ip}", s.deleteClient)
 	mux.HandleFunc("GET /v1/verdicts/{ip}", s.getVerdict)
 	s.blockRoutes(mux)
+	s.connRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok")

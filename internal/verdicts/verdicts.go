@@ -51,6 +51,7 @@ type Verdict struct {
 	Score    string        `json:"score,omitempty"`
 	Decision string        `json:"decision,omitempty"` // decision id of a suspicious verdict, see NewDecisionID
 	Error    string        `json:"error,omitempty"`    // for Outcome Error: criminalip.Kind of the failure
+	Note     string        `json:"note,omitempty"`     // who decided, when not the API (an operator's unblock)
 	Checked  time.Time     `json:"checked"`
 	Expires  time.Time     `json:"expires"`
 }

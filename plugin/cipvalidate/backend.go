@@ -2,6 +2,7 @@ package cipvalidate
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/audit"
@@ -11,6 +12,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
+	"github.com/coredns-cip/coredns-cip/internal/window"
 )
 
 // backend is what the event API does to this plugin instance.
@@ -48,15 +50,12 @@ func (b backend) Submit(ev events.Event, id string) (events.Accepted, []events.F
 		f := events.Found{IP: s.IP, Names: s.Names, Ports: s.Ports, First: s.First, Last: s.Last, Count: s.Count}
 		// The window holds only public, non-excluded IPs; checking again
 		// keeps a changed `exclude` or `allow` from costing API calls.
-		if !publicip.Is(s.IP) || contains(c.cfg.exclude, s.IP) || contains(c.cfg.allowNets, s.IP) || c.allowedNames(s.Names) {
+		if !publicip.Is(s.IP) || contains(c.cfg.exclude, s.IP) || contains(c.cfg.allowNets, s.IP) || c.allowedNames(s.Names) || c.onlyPortsNot(s) {
 			f.Result = "skipped"
 			found = append(found, f)
 			continue
 		}
-		hints := risk.Hints{}
-		if len(s.Ports) == 1 {
-			hints.Port = int(s.Ports[0])
-		}
+		hints := risk.Hints{Port: int(pickPort(s.Ports))}
 		name := ""
 		if len(s.Names) > 0 {
 			name = s.Names[0]
@@ -195,4 +194,43 @@ func (c *CIPValidate) allowedNames(names []string) bool {
 		}
 	}
 	return false
+}
+
+// pickPort chooses the port hint of a destination seen on several ports:
+// SSH first (it is a risk factor of its own), else the first one seen.
+func pickPort(ports []uint16) uint16 {
+	if slices.Contains(ports, 22) {
+		return 22
+	}
+	if len(ports) > 0 {
+		return ports[0]
+	}
+	return 0
+}
+
+// Connections records firewall or flow records in the clients' windows,
+// and queues the destinations that are worth validating now.
+func (b backend) Connections(recs []events.Connection) int {
+	queued := 0
+	for _, r := range recs {
+		if b.c.connection(r.Src, r.Dst, r.DPort, r.Time) {
+			queued++
+		}
+	}
+	return queued
+}
+
+// onlyPortsNot reports whether a destination was only seen in connection
+// records to ports of `ports not` (no DNS answer named it): the selective
+// rule says such traffic is not worth an API call.
+func (c *CIPValidate) onlyPortsNot(s window.Sighting) bool {
+	if len(c.cfg.portsNot) == 0 || len(s.Names) > 0 || len(s.Ports) == 0 {
+		return false
+	}
+	for _, p := range s.Ports {
+		if !slices.Contains(c.cfg.portsNot, p) {
+			return false
+		}
+	}
+	return true
 }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/events"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
+	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
@@ -53,6 +55,7 @@ type CIPValidate struct {
 
 	counters atomic.Pointer[serverCounters]
 
+	connlogs   *connlogRunner   // nil without connlog lines
 	dispatcher *sink.Dispatcher // nil without hooks
 	closeSinks func()
 
@@ -358,4 +361,38 @@ func (c *CIPValidate) onVerdict(v verdicts.Verdict, job validate.Job) {
 		log.Infof("verdict %s ip=%s suspicious reasons=%q score=%s client=%s name=%s event=%s",
 			v.Decision, v.IP, reasonText(v), v.Score, job.Client, job.Name, job.Event)
 	}
+}
+
+// connection records that src reached dst:dport at t, like a DNS answer
+// without a name, and queues dst for validation if src is tagged or the
+// port makes it worth it: any port but those of `ports not`, or one of
+// `critical_ports` (first). A port of `ports not` is never worth an API
+// call by itself. Private, excluded and allowlisted destinations are
+// neither recorded nor validated. It reports whether dst was queued.
+func (c *CIPValidate) connection(src, dst netip.Addr, dport uint16, t time.Time) bool {
+	src, dst = src.Unmap(), dst.Unmap()
+	if !publicip.Is(dst) || contains(c.cfg.exclude, dst) || contains(c.cfg.allowNets, dst) {
+		return false
+	}
+	st := c.st
+	st.window.Record(src, "", []netip.Addr{dst}, dport, t)
+	if dport != 0 && slices.Contains(c.cfg.portsNot, dport) {
+		return false // web traffic is not worth an API call on its own
+	}
+	prio, worth := validate.Low, st.tags.Tagged(src, t)
+	if dport != 0 && slices.Contains(c.cfg.criticalPorts, dport) {
+		prio, worth = validate.High, true
+	}
+	if dport != 0 && len(c.cfg.portsNot) > 0 && !slices.Contains(c.cfg.portsNot, dport) {
+		worth = true
+	}
+	if !worth {
+		return false
+	}
+	if _, ok := st.blocks.Allowed(dst, nil, t); ok {
+		return false
+	}
+	r := c.queue.Submit(validate.Job{IP: dst, Priority: prio, Hints: risk.Hints{Port: int(dport)}, Client: src})
+	submitted("connection", r)
+	return r == validate.Queued || r == validate.InFlight
 }

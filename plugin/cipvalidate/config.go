@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/events"
 	"github.com/coredns-cip/coredns-cip/internal/nftset"
@@ -94,6 +95,16 @@ type config struct {
 	hooks       []hookSpec
 	stateDir    string
 	auditPath   string // "" none, "stdout", or a file
+
+	portsNot      []uint16 // connection records to other ports are validated
+	criticalPorts []uint16 // connection records to these ports are validated first
+	connlogs      []connlogSpec
+}
+
+// connlogSpec is a `connlog PATH FORMAT` line.
+type connlogSpec struct {
+	path   string
+	format connlog.Format
 }
 
 // hookSpec is a parsed `hook` line; sinks are built when the plugin starts.
@@ -145,7 +156,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		opts := map[string]bool{}
 		for c.NextBlock() {
 			opt := c.Val()
-			if opts[opt] && opt != "tag" && opt != "exclude" && opt != "allow" && opt != "hook" {
+			if opts[opt] && opt != "tag" && opt != "exclude" && opt != "allow" && opt != "hook" && opt != "connlog" {
 				return nil, c.Errf("%s: given twice", opt)
 			}
 			opts[opt] = true
@@ -528,6 +539,38 @@ func parseOption(c *caddy.Controller, cfg *config, opt string, args []string) er
 		}
 		h.line = strings.Join(args, " ")
 		cfg.hooks = append(cfg.hooks, h)
+	case "ports":
+		// ports not PORT...
+		if len(args) < 2 || args[0] != "not" {
+			return fail("syntax is ports not PORT... (connection records to other ports are validated)")
+		}
+		ps, err := parsePorts(args[1:])
+		if err != nil {
+			return fail("%v", err)
+		}
+		cfg.portsNot = ps
+	case "critical_ports":
+		if err := need(1, -1); err != nil {
+			return err
+		}
+		ps, err := parsePorts(args)
+		if err != nil {
+			return fail("%v", err)
+		}
+		cfg.criticalPorts = ps
+	case "connlog":
+		if err := need(2, 2); err != nil {
+			return err
+		}
+		f, err := connlog.ParseFormat(args[1])
+		if err != nil {
+			return fail("%v", err)
+		}
+		path, err := filepath.Abs(args[0])
+		if err != nil {
+			return fail("%v", err)
+		}
+		cfg.connlogs = append(cfg.connlogs, connlogSpec{path: path, format: f})
 	case "state":
 		if err := need(1, 1); err != nil {
 			return err
@@ -624,6 +667,19 @@ func parseHook(args []string) (hookSpec, error) {
 		return h, fmt.Errorf("unknown kind %q: nftables, exec or webhook", args[0])
 	}
 	return h, nil
+}
+
+// parsePorts reads port numbers 1-65535.
+func parsePorts(args []string) ([]uint16, error) {
+	out := make([]uint16, 0, len(args))
+	for _, a := range args {
+		n, err := strconv.Atoi(a)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q is not a port number (1-65535)", a)
+		}
+		out = append(out, uint16(n))
+	}
+	return out, nil
 }
 
 // parseDuration is time.ParseDuration plus a leading number of days, as

@@ -110,8 +110,10 @@ func (c *CIPValidate) pushAll(action sink.Action, b blocks.Block, now time.Time,
 	}
 }
 
-// unblock lifts ip's block everywhere, forgets its verdict (so DNS stops
-// rewriting at once) and records who and why.
+// unblock lifts ip's block everywhere and records who and why. The
+// operator's word then stands as a clean verdict for the clean TTL: DNS
+// stops rewriting at once, and the IP is not validated (and blocked) again
+// the next time a tagged client resolves it. To keep it for good, allow it.
 func (c *CIPValidate) unblock(ip netip.Addr, actor, why string) (blocks.Block, bool) {
 	st, now := c.st, timeNow()
 	b, err := st.blocks.Unblock(ip)
@@ -119,6 +121,8 @@ func (c *CIPValidate) unblock(ip netip.Addr, actor, why string) (blocks.Block, b
 		return b, false
 	}
 	c.forgetVerdict(ip)
+	st.cache.Put(verdicts.Verdict{IP: ip.Unmap(), Outcome: verdicts.Clean, Checked: now, Decision: b.Decision,
+		Note: "unblocked by " + actor + ": " + why}, now)
 	c.deleteState(kindBlocks, ip.String())
 	c.deleteState(kindHistory, ip.String())
 	if !b.Monitor {

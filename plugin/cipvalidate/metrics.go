@@ -22,7 +22,7 @@ var (
 	}, []string{"server", "view"})
 	ipsSubmitted = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "ips_submitted_total",
-		Help: "IPs submitted for validation, by result (queued, cached, in_flight, dropped) and source (answer, event).",
+		Help: "IPs submitted for validation, by result (queued, cached, in_flight, dropped) and source (answer, event, connection).",
 	}, []string{"result", "source"})
 	windowEvicted = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "window_evicted_entries",
@@ -73,6 +73,10 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "hook_changes_total",
 		Help: "Block and unblock changes handed to hooks, by sink and result (ok, retried, failed, dropped).",
 	}, []string{"sink", "result"})
+	connlogLines = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "connlog_lines_total",
+		Help: "Lines read from connlog files, by format and result (ok, broken).",
+	}, []string{"format", "result"})
 	eventsTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_total",
 		Help: "Events accepted through the event API.",
@@ -129,7 +133,7 @@ var (
 )
 
 func init() {
-	for _, source := range []string{"answer", "event"} {
+	for _, source := range []string{"answer", "event", "connection"} {
 		submitCounters[source] = map[validate.Result]prometheus.Counter{}
 		for _, r := range []validate.Result{validate.Queued, validate.Cached, validate.InFlight, validate.Dropped} {
 			submitCounters[source][r] = ipsSubmitted.WithLabelValues(r.String(), source)

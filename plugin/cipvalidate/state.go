@@ -212,6 +212,10 @@ func (c *CIPValidate) start() error {
 		c.shutdown()
 		return err
 	}
+	if err := c.startConnlogs(); err != nil {
+		c.shutdown()
+		return fmt.Errorf("%s: connlog: %w", pluginName, err)
+	}
 	c.ready.Store(true)
 	return nil
 }
@@ -264,6 +268,7 @@ func (c *CIPValidate) shutdown() error {
 
 func (c *CIPValidate) stop() error {
 	c.ready.Store(false)
+	c.stopConnlogs()
 	err := c.stopEvents()
 	if c.stopSweep != nil {
 		close(c.stopSweep)

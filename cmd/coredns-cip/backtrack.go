@@ -1,0 +1,573 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/connlog"
+	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/publicip"
+	"github.com/coredns-cip/coredns-cip/internal/risk"
+	"github.com/coredns-cip/coredns-cip/internal/sink"
+	"github.com/coredns-cip/coredns-cip/internal/tags"
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
+	"github.com/coredns-cip/coredns-cip/plugin/cipvalidate"
+)
+
+const backtrackUsage = `Usage: coredns-cip backtrack --log FILE --format FORMAT --client IP --at TIME [options]
+
+The original pipeline, offline: take the connections of one host from an
+exported firewall log in the window before a security event, keep the
+externally routable destinations, validate each once with the Criminal IP
+API and the multi-factor rules (the destination port is a hint: 22 counts as
+SSH exposure), print one verdict per destination and a summary, and push
+blocks for the suspicious ones through the hooks of a Corefile's cipvalidate
+block (unless --dry-run).
+
+FORMAT: json (src/dst/dport or ECS fields), netfilter (kernel LOG lines),
+fortigate (key=value traffic logs), paloalto (PAN-OS traffic CSV).
+
+Selection, as the plugin's selective validation:
+  --ports-not 80,443        ignore connections to these ports (non-web traffic only)
+  --critical-ports 22,3389  validate these first and mark them
+  --after-hours 20:00-07:00[,TZ]  only connections made in these hours
+
+With --corefile, the API key and URL, rate, factors, score levels, exclude and
+allow ranges, block_ttl, ports and hooks come from its cipvalidate block;
+flags override the key and URL. Progress goes to stderr.
+
+Exit status: 0 nothing suspicious, 1 suspicious destinations found, 2 error.
+
+Options:
+`
+
+// destination is one unique destination of the client in the window.
+type destination struct {
+	IP       netip.Addr     `json:"ip"`
+	Ports    []uint16       `json:"ports"`
+	First    time.Time      `json:"first_seen"`
+	Last     time.Time      `json:"last_seen"`
+	Count    int            `json:"connections"`
+	Critical bool           `json:"critical,omitempty"`
+	Verdict  string         `json:"verdict"` // clean, suspicious, error
+	Reasons  []risk.Reason  `json:"reasons,omitempty"`
+	Score    string         `json:"score,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Decision string         `json:"decision,omitempty"`
+	portSet  map[uint16]int // port -> connections
+}
+
+type backtrackSummary struct {
+	Lines          int     `json:"lines"`
+	Parsed         int     `json:"parsed"`
+	Broken         int     `json:"broken"`
+	Skipped        int     `json:"skipped"` // headers, comments, other log types
+	Matched        int     `json:"matched"` // the client's connections in the window
+	NotPublic      int     `json:"not_public"`
+	PortsNot       int     `json:"ports_not"`
+	OutsideHours   int     `json:"outside_hours"`
+	Excluded       int     `json:"excluded"`
+	Destinations   int     `json:"destinations"`
+	Suspicious     int     `json:"suspicious"`
+	Clean          int     `json:"clean"`
+	Errors         int     `json:"errors"`
+	APICalls       int     `json:"api_calls"`
+	Pushed         int     `json:"blocks_pushed"`
+	ParseSeconds   float64 `json:"parse_seconds"`
+	LinesPerSecond float64 `json:"lines_per_second"`
+}
+
+func runBacktrack(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return backtrack(ctx, args, os.Stdout, os.Stderr, os.Getenv)
+}
+
+func backtrack(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("backtrack", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, backtrackUsage)
+		fs.PrintDefaults()
+	}
+	logPath := fs.String("log", "", "exported connection log `FILE` (- for stdin)")
+	formatFlag := fs.String("format", "", "log `FORMAT`: json, netfilter, fortigate, paloalto")
+	clientFlag := fs.String("client", "", "the `IP` of the host the event is about")
+	atFlag := fs.String("at", "", "event `TIME` (RFC 3339, or 2006-01-02 15:04:05 in --tz); default now")
+	window := fs.Duration("window", 5*time.Minute, "how far before --at to look")
+	portsNot := fs.String("ports-not", "", "comma-separated `ports` whose connections are ignored (e.g. 80,443)")
+	critical := fs.String("critical-ports", "", "comma-separated `ports` validated first and marked")
+	afterHours := fs.String("after-hours", "", "only connections in `HH:MM-HH:MM[,TZ]`")
+	tz := fs.String("tz", "", "time `zone` of log times without one (default local)")
+	dryRun := fs.Bool("dry-run", false, "validate and report, push nothing")
+	pretty := fs.Bool("pretty", false, "a table (the default when neither --pretty nor --json is given)")
+	asJSON := fs.Bool("json", false, "one JSON object with the destinations and the summary")
+	corefile := fs.String("corefile", "", "Corefile whose cipvalidate block gives the API, rules and hooks")
+	keyFile := fs.String("keyfile", "", "API key `file`, JSON {\"api_key\": \"...\"}")
+	apiURL := fs.String("api-url", "", "Criminal IP API base `URL`")
+	workers := fs.Int("workers", 4, "API calls in parallel (the rate limit still applies)")
+	rateFlag := fs.Float64("rate", 0, "API calls per second (default: the Corefile's rate, else 2; -1 for no limit)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitClean
+		}
+		return exitError
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "[ERROR] "+format+"\n", a...)
+		return exitError
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+	}
+	switch {
+	case *logPath == "":
+		return fail("--log is required")
+	case *formatFlag == "":
+		return fail("--format is required (json, netfilter, fortigate, paloalto)")
+	case *clientFlag == "":
+		return fail("--client is required")
+	case *window <= 0:
+		return fail("--window must be positive")
+	case *pretty && *asJSON:
+		return fail("--pretty and --json exclude each other")
+	case *workers < 1:
+		return fail("--workers must be at least 1")
+	}
+	format, err := connlog.ParseFormat(*formatFlag)
+	if err != nil {
+		return fail("--format: %v", err)
+	}
+	client, err := netip.ParseAddr(*clientFlag)
+	if err != nil {
+		return fail("--client: %q is not an IP address", *clientFlag)
+	}
+	client = client.Unmap()
+	loc := time.Local
+	if *tz != "" {
+		if loc, err = time.LoadLocation(*tz); err != nil {
+			return fail("--tz: %v", err)
+		}
+	}
+	at := time.Now()
+	if *atFlag != "" {
+		if at, err = parseEventTime(*atFlag, loc); err != nil {
+			return fail("--at: %v", err)
+		}
+	}
+	var sched *tags.Schedule
+	if *afterHours != "" {
+		span, zone, _ := strings.Cut(*afterHours, ",")
+		s, err := tags.ParseSchedule(span, zone)
+		if err != nil {
+			return fail("--after-hours: %v", err)
+		}
+		sched = &s
+	}
+
+	// The rules: the Corefile's, else the defaults; flags win.
+	off := &cipvalidate.Offline{Policy: risk.DefaultPolicy(), APIURL: criminalip.DefaultBaseURL, BlockPolicy: blocks.Policy{TTL: blocks.DefaultTTL}}
+	if *corefile != "" {
+		if off, err = cipvalidate.LoadOffline(*corefile); err != nil {
+			return fail("--corefile: %v", err)
+		}
+	}
+	if *portsNot != "" {
+		if off.PortsNot, err = portList(*portsNot); err != nil {
+			return fail("--ports-not: %v", err)
+		}
+	}
+	if *critical != "" {
+		if off.CriticalPorts, err = portList(*critical); err != nil {
+			return fail("--critical-ports: %v", err)
+		}
+	}
+	if *apiURL != "" {
+		off.APIURL = *apiURL
+	}
+	if *rateFlag != 0 {
+		off.Rate, off.Burst = *rateFlag, max(1, int(*rateFlag))
+	}
+	if *keyFile != "" || off.APIKey == "" {
+		k, err := resolveKey(*keyFile, getenv)
+		if err != nil {
+			return fail("%v", err)
+		}
+		off.APIKey = k
+	}
+	var calls int
+	var callsMu sync.Mutex
+	client2, err := criminalip.New(criminalip.Config{APIKey: off.APIKey, BaseURL: off.APIURL, Rate: off.Rate, Burst: off.Burst, Timeout: off.Timeout,
+		Observe: func(criminalip.Attempt) { callsMu.Lock(); calls++; callsMu.Unlock() }})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer client2.Close()
+
+	// 1. Parse and select.
+	in := io.Reader(os.Stdin)
+	if *logPath != "-" {
+		f, err := os.Open(*logPath)
+		if err != nil {
+			return fail("--log: %v", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	parser, err := connlog.NewParser(format, connlog.Options{Location: loc, Now: func() time.Time { return at }})
+	if err != nil {
+		return fail("%v", err)
+	}
+	sel := selection{client: client, from: at.Add(-*window), to: at, off: off, sched: sched, allow: blocks.New(blocks.Policy{}, off.Allow)}
+	start := time.Now()
+	sum, dests, samples, err := sel.scan(in, parser, stderr)
+	if err != nil {
+		return fail("--log: %v", err)
+	}
+	from := sel.from
+	sum.ParseSeconds = time.Since(start).Seconds()
+	if sum.ParseSeconds > 0 {
+		sum.LinesPerSecond = float64(sum.Lines) / sum.ParseSeconds
+	}
+	fmt.Fprintf(stderr, "\rparsed %d lines in %.2fs (%.0f lines/s): %d broken, %d skipped; %d connections of %s in [%s, %s], %d unique public destinations\n",
+		sum.Lines, sum.ParseSeconds, sum.LinesPerSecond, sum.Broken, sum.Skipped, sum.Matched, client,
+		from.Format(time.RFC3339), at.Format(time.RFC3339), len(dests))
+	for _, s := range samples {
+		fmt.Fprintf(stderr, "  broken %s\n", s)
+	}
+
+	// 2. Validate each destination once, critical ports first.
+	list := make([]*destination, 0, len(dests))
+	for _, d := range dests {
+		for p := range d.portSet {
+			d.Ports = append(d.Ports, p)
+			if slices.Contains(off.CriticalPorts, p) {
+				d.Critical = true
+			}
+		}
+		slices.Sort(d.Ports)
+		list = append(list, d)
+	}
+	slices.SortFunc(list, func(a, b *destination) int {
+		if a.Critical != b.Critical {
+			if a.Critical {
+				return -1
+			}
+			return 1
+		}
+		return a.First.Compare(b.First)
+	})
+	sum.Destinations = len(list)
+	validateAll(ctx, client2, off.Policy, list, *workers, stderr)
+	for _, d := range list {
+		switch d.Verdict {
+		case "suspicious":
+			sum.Suspicious++
+		case "clean":
+			sum.Clean++
+		default:
+			sum.Errors++
+		}
+	}
+	callsMu.Lock()
+	sum.APICalls = calls
+	callsMu.Unlock()
+
+	// Suspicious first, then errors, then clean; critical ports first.
+	rank := map[string]int{"suspicious": 0, "error": 1, "clean": 2}
+	slices.SortStableFunc(list, func(a, b *destination) int { return rank[a.Verdict] - rank[b.Verdict] })
+
+	// 3. Push blocks, unless asked not to.
+	note := ""
+	switch {
+	case *dryRun:
+		note = "dry run: nothing pushed"
+	case *corefile == "":
+		note = "no --corefile: no hooks to push blocks to"
+	case sum.Suspicious > 0:
+		n, err := pushBlocks(ctx, off, client, list, stderr)
+		if err != nil {
+			return fail("pushing blocks: %v", err)
+		}
+		sum.Pushed = n
+		note = fmt.Sprintf("%d block(s) pushed through %s", n, strings.Join(off.Hooks(), "; "))
+	}
+
+	// 4. Report.
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(struct {
+			Client       netip.Addr       `json:"client"`
+			At           time.Time        `json:"at"`
+			Window       string           `json:"window"`
+			Destinations []*destination   `json:"destinations"`
+			Summary      backtrackSummary `json:"summary"`
+		}{client, at, window.String(), list, sum})
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERDICT\tDESTINATION\tPORTS\tCONNS\tFIRST SEEN\tLAST SEEN\tREASONS")
+		for _, d := range list {
+			reasons := make([]string, 0, len(d.Reasons))
+			for _, r := range d.Reasons {
+				reasons = append(reasons, string(r.Factor)+": "+r.Detail)
+			}
+			if d.Error != "" {
+				reasons = append(reasons, d.Error)
+			}
+			ports := make([]string, len(d.Ports))
+			for i, p := range d.Ports {
+				ports[i] = strconv.Itoa(int(p))
+			}
+			mark := strings.ToUpper(d.Verdict)
+			if d.Critical {
+				mark += "*"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", mark, d.IP, strings.Join(ports, ","), d.Count,
+				d.First.Format("15:04:05"), d.Last.Format("15:04:05"), strings.Join(reasons, "; "))
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "\n%d destinations: %d suspicious, %d clean, %d errors; %d API calls; %s\n",
+			sum.Destinations, sum.Suspicious, sum.Clean, sum.Errors, sum.APICalls, firstNonEmpty(note, "done"))
+		if len(off.CriticalPorts) > 0 {
+			fmt.Fprintln(stdout, "(* on a critical port)")
+		}
+	}
+	if sum.Suspicious > 0 {
+		return exitSuspicious
+	}
+	return exitClean
+}
+
+// validateAll fills in each destination's verdict, a few at a time, with a
+// progress line on stderr.
+func validateAll(ctx context.Context, c *criminalip.Client, policy risk.Policy, list []*destination, workers int, stderr io.Writer) {
+	jobs := make(chan *destination)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done, susp, errs := 0, 0, 0
+	progress := func() {
+		fmt.Fprintf(stderr, "\rvalidating: %d/%d (%d suspicious, %d errors)", done, len(list), susp, errs)
+	}
+	for range workers {
+		wg.Go(func() {
+			for d := range jobs {
+				rep, err := c.Report(ctx, d.IP)
+				if err != nil {
+					d.Verdict, d.Error = "error", err.Error()
+				} else {
+					port := 0
+					if slices.Contains(d.Ports, 22) {
+						port = 22
+					} else if len(d.Ports) > 0 {
+						port = int(d.Ports[0])
+					}
+					v := policy.Evaluate(rep, risk.Hints{Port: port})
+					d.Reasons, d.Score = v.Reasons, v.Score
+					d.Verdict = "clean"
+					if v.Suspicious {
+						d.Verdict, d.Decision = "suspicious", verdicts.NewDecisionID()
+					}
+				}
+				mu.Lock()
+				done++
+				if d.Verdict == "suspicious" {
+					susp++
+				} else if d.Verdict == "error" {
+					errs++
+				}
+				progress()
+				mu.Unlock()
+			}
+		})
+	}
+	for _, d := range list {
+		select {
+		case jobs <- d:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if len(list) > 0 {
+		fmt.Fprintln(stderr)
+	}
+}
+
+// pushBlocks sends a block of each suspicious destination through the
+// Corefile's hooks and waits for them.
+func pushBlocks(ctx context.Context, off *cipvalidate.Offline, client netip.Addr, list []*destination, stderr io.Writer) (int, error) {
+	sinks, closeSinks, err := off.Sinks()
+	if err != nil {
+		return 0, err
+	}
+	defer closeSinks()
+	if len(sinks) == 0 {
+		return 0, errors.New("the Corefile's cipvalidate block has no hook lines")
+	}
+	var failed []string
+	var mu sync.Mutex
+	d := sink.NewDispatcher(sink.Config{Sinks: sinks, Timeout: time.Minute, OnResult: func(r sink.Result) {
+		if r.Final && r.Err != nil {
+			mu.Lock()
+			failed = append(failed, fmt.Sprintf("%s: %v", r.Sink, r.Err))
+			mu.Unlock()
+		}
+	}})
+	d.Start()
+	ttl := off.BlockPolicy.TTLFor(0)
+	n := 0
+	for _, dst := range list {
+		if dst.Verdict != "suspicious" {
+			continue
+		}
+		reasons := make([]string, len(dst.Reasons))
+		for i, r := range dst.Reasons {
+			reasons[i] = string(r.Factor) + ": " + r.Detail
+		}
+		d.Submit(sink.Change{Action: sink.Block, IP: dst.IP, Client: client, TTL: ttl, Decision: dst.Decision,
+			Reasons: reasons, Actor: "coredns-cip backtrack", Why: "offline backtrack"})
+		n++
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := d.Stop(stopCtx); err != nil {
+		return n, err
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(stderr, "hooks failed: %s\n", strings.Join(failed, "; "))
+		return n, fmt.Errorf("%d hook batch(es) failed", len(failed))
+	}
+	return n, nil
+}
+
+// parseEventTime accepts RFC 3339 or "2006-01-02 15:04:05" in loc.
+func parseEventTime(s string, loc *time.Location) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006/01/02 15:04:05"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor 2006-01-02 15:04:05", s)
+}
+
+func portList(s string) ([]uint16, error) {
+	var out []uint16
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q is not a port number (1-65535)", f)
+		}
+		out = append(out, uint16(n))
+	}
+	return out, nil
+}
+
+func inPrefixes(ps []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func isAllowed(m *blocks.Manager, ip netip.Addr) bool {
+	_, ok := m.Allowed(ip, nil, time.Now())
+	return ok
+}
+
+// selection is what a log scan keeps: the client's connections in
+// [from, to] to public destinations that the rules do not rule out.
+type selection struct {
+	client   netip.Addr
+	from, to time.Time
+	off      *cipvalidate.Offline
+	sched    *tags.Schedule
+	allow    *blocks.Manager
+}
+
+// scan reads the log and gathers the destinations, with a progress line.
+func (sel *selection) scan(in io.Reader, parser *connlog.Parser, stderr io.Writer) (backtrackSummary, map[netip.Addr]*destination, []string, error) {
+	var sum backtrackSummary
+	dests := map[netip.Addr]*destination{}
+	var samples []string
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 256<<10), 1<<20)
+	for sc.Scan() {
+		sum.Lines++
+		if sum.Lines%200_000 == 0 {
+			fmt.Fprintf(stderr, "\rparsing: %d lines", sum.Lines)
+		}
+		rec, err := parser.Parse(sc.Bytes())
+		if err != nil {
+			if errors.Is(err, connlog.ErrSkip) {
+				sum.Skipped++
+				continue
+			}
+			sum.Broken++
+			if len(samples) < 3 {
+				samples = append(samples, fmt.Sprintf("line %d: %v", sum.Lines, err))
+			}
+			continue
+		}
+		sum.Parsed++
+		if rec.Src.Unmap() != sel.client || rec.Time.IsZero() || rec.Time.Before(sel.from) || rec.Time.After(sel.to) {
+			continue
+		}
+		sum.Matched++
+		dst := rec.Dst.Unmap()
+		switch {
+		case !publicip.Is(dst):
+			sum.NotPublic++
+			continue
+		case rec.DPort != 0 && slices.Contains(sel.off.PortsNot, rec.DPort):
+			sum.PortsNot++
+			continue
+		case sel.sched != nil && !sel.sched.Active(rec.Time):
+			sum.OutsideHours++
+			continue
+		case inPrefixes(sel.off.Exclude, dst) || isAllowed(sel.allow, dst):
+			sum.Excluded++
+			continue
+		}
+		d := dests[dst]
+		if d == nil {
+			d = &destination{IP: dst, First: rec.Time, Last: rec.Time, portSet: map[uint16]int{}}
+			dests[dst] = d
+		}
+		d.Count++
+		if rec.DPort != 0 {
+			d.portSet[rec.DPort]++
+		}
+		if rec.Time.Before(d.First) {
+			d.First = rec.Time
+		}
+		if rec.Time.After(d.Last) {
+			d.Last = rec.Time
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return sum, nil, nil, fmt.Errorf("line %d: %w", sum.Lines+1, err)
+	}
+	return sum, dests, samples, nil
+}

@@ -1,0 +1,72 @@
+package cipvalidate
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The original pipeline: a host with no DNS history, whose firewall
+// records are posted, gets an event; its public destinations in the window
+// are validated and blocked; the one on port 22 carries the SSH reason
+// from the port hint; private destinations, and with `ports not 80 443`
+// web traffic, cost no API call.
+func TestE2EConnectionRecords(t *testing.T) {
+	h := startHooked(t, "ports not 80 443")
+	T := h.clock.Now()
+	at := func(d time.Duration) string { return T.Add(d).Format(time.RFC3339) }
+	recs := []map[string]any{
+		{"time": at(-3 * time.Minute), "src": "10.9.9.9", "dst": "45.83.0.10", "dport": 22, "proto": "tcp"},   // clean report, SSH port
+		{"time": at(-3 * time.Minute), "src": "10.9.9.9", "dst": "45.83.0.53", "dport": 8080, "proto": "tcp"}, // proxy
+		{"time": at(-2 * time.Minute), "src": "10.9.9.9", "dst": "45.83.0.21", "dport": 443, "proto": "tcp"},  // web: not on its own
+		{"time": at(-2 * time.Minute), "src": "10.9.9.9", "dst": "45.83.0.31", "dport": 80, "proto": "tcp"},
+		{"time": at(-1 * time.Minute), "src": "10.9.9.9", "dst": "10.20.30.40", "dport": 3389, "proto": "tcp"}, // private
+		{"time": at(-1 * time.Minute), "src": "10.9.9.9", "dst": "nonsense"},                                   // refused, alone
+	}
+	var ans struct {
+		Accepted int `json:"accepted"`
+		Rejected int `json:"rejected"`
+		Queued   int `json:"queued"`
+		Errors   []struct {
+			Index int    `json:"index"`
+			Field string `json:"field"`
+		} `json:"errors"`
+	}
+	if code := h.api("POST", "/v1/connections", recs, &ans); code != http.StatusOK || ans.Accepted != 5 || ans.Rejected != 1 || ans.Errors[0].Index != 5 || ans.Errors[0].Field != "dst" {
+		t.Fatalf("POST /v1/connections: %d %+v", code, ans)
+	}
+	if ans.Queued != 2 {
+		t.Errorf("queued %d right away, want 2 (the non-web ports)", ans.Queued)
+	}
+	ssh := h.waitVerdict("45.83.0.10")
+	if ssh.Outcome != "suspicious" || len(ssh.Reasons) != 1 || ssh.Reasons[0].Factor != "SSH_OPENSSH" {
+		t.Errorf("45.83.0.10 seen on port 22: %+v, want suspicious for SSH_OPENSSH (port hint)", ssh)
+	}
+	if v := h.waitVerdict("45.83.0.53"); v.Outcome != "suspicious" {
+		t.Errorf("45.83.0.53: %+v", v)
+	}
+
+	ev := h.postEvent("10.9.9.9", T, "5m")
+	results := map[string]string{}
+	for _, f := range ev.Found {
+		results[f.IP] = f.Result
+	}
+	if results["45.83.0.10"] != "cached" || results["45.83.0.53"] != "cached" || results["45.83.0.21"] != "skipped" || results["45.83.0.31"] != "skipped" || len(results) != 4 {
+		t.Errorf("event found %v", results)
+	}
+	lines := h.execLines(2)
+	slices.Sort(lines)
+	if !strings.HasPrefix(lines[0], "block 45.83.0.10 ") || !strings.HasPrefix(lines[1], "block 45.83.0.53 ") {
+		t.Errorf("exec hook ran %q, want blocks of 45.83.0.10 and 45.83.0.53", lines)
+	}
+	for _, ip := range []string{"45.83.0.21", "45.83.0.31", "10.20.30.40"} {
+		if n := h.fake.CallsFor(ip); n != 0 {
+			t.Errorf("%s cost %d API calls", ip, n)
+		}
+	}
+	if h.fake.Calls() != 2 {
+		t.Errorf("%d API calls, want 2", h.fake.Calls())
+	}
+}
