@@ -108,6 +108,7 @@ func (d *demo) run(corefilePath string) error {
 	for old, new := range map[string]string{
 		"http://127.0.0.1:8082/soar":                        soar.srv.URL + "/soar",
 		"state /var/lib/coredns-cip":                        "state " + filepath.Join(dir, "state"),
+		"connlog /var/log/coredns-cip/fw.log":               "connlog " + filepath.Join(dir, "fw.log"),
 		"# hook nftables inet cip blocked4 blocked6 create": nftLine,
 		".:1053":                    fmt.Sprintf(".:%d", dnsPort),
 		"http://127.0.0.1:8081":     d.fakeURL,
@@ -154,6 +155,25 @@ func (d *demo) run(corefilePath string) error {
 	}
 	fmt.Printf("    Criminal IP API calls so far: %d\n", calls)
 
+	// 3b. The firewall sees what DNS does not.
+	step("Meanwhile the firewall logs the workstation's connections (netfilter LOG lines, followed like tail -F):")
+	now := time.Now().UTC()
+	fw := []string{
+		fwLine(now, workstation, "45.83.0.10", 443),
+		fwLine(now, workstation, "45.83.0.61", 22),
+		fwLine(now, workstation, "10.20.30.40", 445),
+	}
+	for _, l := range fw {
+		fmt.Println("    " + l[strings.Index(l, "SRC="):strings.Index(l, " LEN=")] + " ... DPT=" + l[strings.Index(l, "DPT=")+4:strings.Index(l, " WINDOW")])
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fw.log"), []byte(strings.Join(fw, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	fmt.Println("    45.83.0.61 was reached by raw IP, never resolved; port 22 is a critical port, so it is validated at once.")
+	fmt.Println("    Port 443 is web traffic and 10.20.30.40 is private: neither costs an API call.")
+	if err := waitVerdict(d, "45.83.0.61"); err != nil {
+		return err
+	}
 	// 4. The EDR raises an alert on the workstation.
 	step("The EDR flags malware on %s a moment later. The SOC's SIEM posts the event:", workstation)
 	body := fmt.Sprintf(`{"client":%q,"type":"edr.malware","ref":"EDR-4711","window":"5m","watch":"30m"}`, workstation)
@@ -173,10 +193,11 @@ func (d *demo) run(corefilePath string) error {
 	}
 	fmt.Printf("    -> event %s: %d public IPs found in the last 5 minutes, %d queued for validation; tagged until %s\n",
 		accepted.ID, accepted.Backtracked, accepted.Queued, accepted.TaggedUntil)
-	if accepted.Backtracked != 4 {
-		return fmt.Errorf("the event backtracked %d IPs, want the 4 public, non-allowlisted ones", accepted.Backtracked)
+	if accepted.Backtracked != 5 {
+		return fmt.Errorf("the event backtracked %d IPs, want the 5 public, non-allowlisted ones", accepted.Backtracked)
 	}
-	fmt.Println("       (the intranet address is private and partner.demo.test is allowlisted: neither costs an API call)")
+	fmt.Println("       (DNS answers and firewall records alike; the intranet address is private and partner.demo.test")
+	fmt.Println("        is allowlisted: neither costs an API call)")
 
 	// 5. The verdicts of the backtracked IPs.
 	step("The backtracked IPs are validated in the background. Their verdicts:")
@@ -261,7 +282,7 @@ func (d *demo) run(corefilePath string) error {
 	if err := d.cli("blocks", "list"); err != nil {
 		return err
 	}
-	if err := d.showEnforcement(soar, 3); err != nil {
+	if err := d.showEnforcement(soar, 4); err != nil {
 		return err
 	}
 
@@ -269,7 +290,7 @@ func (d *demo) run(corefilePath string) error {
 	if err := d.cli("blocks", "unblock", "45.83.0.41", "--reason", "false positive: internal file share", "--actor", "analyst"); err != nil {
 		return err
 	}
-	if err := d.showEnforcement(soar, 4); err != nil {
+	if err := d.showEnforcement(soar, 5); err != nil {
 		return err
 	}
 	r, err = d.query(workstation, "files.demo.test", dns.TypeA)
@@ -647,4 +668,29 @@ func (d *demo) showAudit(path string) error {
 		fmt.Printf("    %-12s %d\n", k, counts[k])
 	}
 	return nil
+}
+
+// fwLine is a kernel LOG line as rsyslog writes it.
+func fwLine(t time.Time, src, dst string, dport int) string {
+	return fmt.Sprintf("%s fw1 kernel: [52311.004211] CIP-OUT IN=eth1 OUT=eth0 SRC=%s DST=%s LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=4242 DF PROTO=TCP SPT=51234 DPT=%d WINDOW=64240 RES=0x00 SYN URGP=0",
+		t.Format("2006-01-02T15:04:05.000000-07:00"), src, dst, dport)
+}
+
+// waitVerdict waits until ip has a verdict.
+func waitVerdict(d *demo, ip string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var v struct{ Outcome string }
+		code, err := d.get("/v1/verdicts/"+ip, &v)
+		if err != nil {
+			return err
+		}
+		if code == http.StatusOK {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no verdict for %s after 20s", ip)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
