@@ -20,6 +20,9 @@ unit:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/criminalip
+	for f in FuzzJSON FuzzNetfilter FuzzFortiGate FuzzPaloAlto; do \
+	  $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./internal/connlog || exit 1; \
+	done
 
 demo: build
 	$(GO) run ./scripts/demo -bin $(BIN) -corefile corefile.example

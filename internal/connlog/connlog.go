@@ -14,15 +14,23 @@
 // (blank lines, # comments, CSV headers) are *LineErrors too, but they also
 // match ErrSkip, so callers can skip them without counting them as broken:
 //
-//	rec, err := p.Parse(line)
-//	var le *connlog.LineError
-//	switch {
-//	case errors.Is(err, connlog.ErrSkip):
-//		continue
-//	case errors.As(err, &le):
-//		broken++ // le.Reason and le.Line make a log sample
-//		continue
+//	for sc.Scan() {
+//		rec, err := p.Parse(sc.Bytes())
+//		switch {
+//		case errors.Is(err, connlog.ErrSkip):
+//		case err != nil:
+//			broken++ // a *connlog.LineError: Reason, and Line for a sample
+//		default:
+//			use(rec)
+//		}
 //	}
+//
+// Record.Proto is one of a fixed set of lower-case names (tcp, udp, icmp,
+// icmpv6, sctp, udplite, dccp, gre, esp, ah, igmp, ipip, ipv6, ospf, pim,
+// vrrp), the decimal number of a protocol without one of those names
+// ("253"), or a lower-cased name the log gave that is not in the set. ICMP
+// records have no port, even where a log puts the ICMP type or code in a
+// port field.
 package connlog
 
 import (
@@ -68,7 +76,7 @@ var ErrUnknownFormat = errors.New("connlog: unknown format")
 // LineError says why a line is not a connection record.
 type LineError struct {
 	Format Format
-	Reason string // what is wrong, e.g. "no DST= field", "not a traffic log (type=event)"
+	Reason string // what is wrong, e.g. `no DST= field`, `not a traffic log (type="event")`
 	Line   string // the line's first 200 bytes, for a log sample
 
 	skip bool // blank, comment or header: matches ErrSkip
@@ -95,7 +103,7 @@ const maxSample = 200
 // ufw for netfilter; fortios for fortigate; panos and pan-os for paloalto;
 // jsonl, ndjson and ecs for json.
 func ParseFormat(s string) (Format, error) {
-	switch name := strings.ToLower(strings.TrimSpace(s)); name {
+	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "json", "jsonl", "ndjson", "ecs":
 		return JSON, nil
 	case "netfilter", "iptables", "nftables", "ufw":
@@ -124,8 +132,8 @@ type Options struct {
 	// January).
 	Year int
 	// Location is the time zone of timestamps that carry none: syslog
-	// headers, FortiGate date= time= without tz=, PAN-OS times. Nil means
-	// time.Local.
+	// headers and dmesg -T, FortiGate date= time= without tz=, PAN-OS
+	// times, JSON times without an offset. Nil means time.Local.
 	Location *time.Location
 	// Now returns the current time, for Year's default. Nil means time.Now.
 	Now func() time.Time

@@ -28,33 +28,35 @@ import (
 // fractional), milliseconds, microseconds or nanoseconds, told apart by
 // magnitude. Key names match case-insensitively, as encoding/json does.
 //
-// encoding/json does the decoding into one pooled struct whose fields
-// decode their values in place; a typical line costs about 2 µs.
+// encoding/json does the decoding, into a pooled struct whose fields read
+// their values in place: a typical line costs about 1.7 µs and 4 small
+// allocations (600k lines/s on one core of an AMD EPYC VM), against 0.3 to
+// 0.45 µs and none for the other formats.
 type jsonLine struct {
-	Src         jsonEndpoint `json:"src"`
-	Source      jsonEndpoint `json:"source"`
-	SrcIP       jsonEndpoint `json:"src_ip"`
-	SrcIP2      jsonEndpoint `json:"srcip"`
-	Client      jsonEndpoint `json:"client"`
-	SrcAddr     jsonEndpoint `json:"src_addr"`
-	SourceIP    jsonEndpoint `json:"source.ip"`
-	ZeekOrigH   jsonEndpoint `json:"id.orig_h"`
-	Dst         jsonEndpoint `json:"dst"`
-	Dest        jsonEndpoint `json:"dest"`
-	Destination jsonEndpoint `json:"destination"`
-	DstIP       jsonEndpoint `json:"dst_ip"`
-	DstIP2      jsonEndpoint `json:"dstip"`
-	DstAddr     jsonEndpoint `json:"dst_addr"`
-	DestIP      jsonEndpoint `json:"destination.ip"`
-	ZeekRespH   jsonEndpoint `json:"id.resp_h"`
+	Src           jsonEndpoint `json:"src"`
+	Source        jsonEndpoint `json:"source"`
+	SrcIP         jsonEndpoint `json:"src_ip"`
+	Srcip         jsonEndpoint `json:"srcip"`
+	Client        jsonEndpoint `json:"client"`
+	SrcAddr       jsonEndpoint `json:"src_addr"`
+	SourceIP      jsonEndpoint `json:"source.ip"`
+	ZeekOrigH     jsonEndpoint `json:"id.orig_h"`
+	Dst           jsonEndpoint `json:"dst"`
+	Dest          jsonEndpoint `json:"dest"`
+	Destination   jsonEndpoint `json:"destination"`
+	DstIP         jsonEndpoint `json:"dst_ip"`
+	Dstip         jsonEndpoint `json:"dstip"`
+	DstAddr       jsonEndpoint `json:"dst_addr"`
+	DestinationIP jsonEndpoint `json:"destination.ip"`
+	ZeekRespH     jsonEndpoint `json:"id.resp_h"`
 
-	DPort     jsonPort `json:"dport"`
-	DstPort   jsonPort `json:"dst_port"`
-	DestPort  jsonPort `json:"dest_port"`
-	DstPort2  jsonPort `json:"dstport"`
-	Port      jsonPort `json:"port"`
-	DestPortF jsonPort `json:"destination.port"`
-	ZeekRespP jsonPort `json:"id.resp_p"`
+	DPort           jsonPort `json:"dport"`
+	DstPort         jsonPort `json:"dst_port"`
+	DestPort        jsonPort `json:"dest_port"`
+	Dstport         jsonPort `json:"dstport"`
+	Port            jsonPort `json:"port"`
+	DestinationPort jsonPort `json:"destination.port"`
+	ZeekRespP       jsonPort `json:"id.resp_p"`
 
 	Proto        jsonProto   `json:"proto"`
 	Protocol     jsonProto   `json:"protocol"`
@@ -90,14 +92,14 @@ func (p *Parser) parseJSON(line []byte) (Record, error) {
 	}
 
 	var r Record
-	src := pickEndpoint(&l.Src, &l.Source, &l.SrcIP, &l.SrcIP2, &l.Client, &l.SrcAddr, &l.SourceIP, &l.ZeekOrigH)
+	src := pickEndpoint(&l.Src, &l.Source, &l.SrcIP, &l.Srcip, &l.Client, &l.SrcAddr, &l.SourceIP, &l.ZeekOrigH)
 	switch {
 	case src == nil:
 		return Record{}, p.fail(line, "no source address field (src, source, source.ip, ...)")
 	case !src.addr.IsValid():
 		return Record{}, p.failf(line, "bad source address %s", src.bad)
 	}
-	dst := pickEndpoint(&l.Dst, &l.Dest, &l.Destination, &l.DstIP, &l.DstIP2, &l.DstAddr, &l.DestIP, &l.ZeekRespH)
+	dst := pickEndpoint(&l.Dst, &l.Dest, &l.Destination, &l.DstIP, &l.Dstip, &l.DstAddr, &l.DestinationIP, &l.ZeekRespH)
 	switch {
 	case dst == nil:
 		return Record{}, p.fail(line, "no destination address field (dst, destination, destination.ip, ...)")
@@ -106,14 +108,13 @@ func (p *Parser) parseJSON(line []byte) (Record, error) {
 	}
 	r.Src, r.Dst = src.addr, dst.addr
 
-	port := pickPort(&l.DPort, &l.DstPort, &l.DestPort, &l.DstPort2, &l.Port, &l.DestPortF, &l.ZeekRespP)
-	switch {
-	case port != nil && port.bad != "":
-		return Record{}, p.failf(line, "bad destination port %s", port.bad)
-	case port != nil:
+	switch port := pickPort(&l.DPort, &l.DstPort, &l.DestPort, &l.Dstport, &l.Port, &l.DestinationPort, &l.ZeekRespP); {
+	case port == nil:
+		r.DPort = dst.port.port // 0 unless the destination had one
+	case port.set:
 		r.DPort = port.port
-	case dst.port.set:
-		r.DPort = dst.port.port
+	default:
+		return Record{}, p.failf(line, "bad destination port %s", port.bad)
 	}
 
 	for _, proto := range []string{l.Proto.name, l.Protocol.name, l.Transport.name, l.NetTransport.name, l.Network.Transport.name, l.NetIANA.name, l.Network.IANANumber.name} {
@@ -125,10 +126,10 @@ func (p *Parser) parseJSON(line []byte) (Record, error) {
 
 	switch t := pickTime(&l.Time, &l.Timestamp, &l.TS, &l.AtTimestamp); {
 	case t == nil:
-	case t.bad != "":
-		return Record{}, p.failf(line, "bad time %s", t.bad)
-	default:
+	case !t.t.IsZero():
 		r.Time = t.t
+	default:
+		return Record{}, p.failf(line, "bad time %s", t.bad)
 	}
 	return r, nil
 }
@@ -300,9 +301,10 @@ type jsonProto struct{ name string }
 
 func (p *jsonProto) UnmarshalJSON(b []byte) error {
 	if s, ok := jsonText(b); ok {
-		b = s
+		p.name = protoName(s)
+	} else if b[0] >= '0' && b[0] <= '9' {
+		p.name = protoName(b)
 	}
-	p.name = protoName(b)
 	return nil
 }
 

@@ -67,7 +67,7 @@ func (p *Parser) parsePaloAlto(line []byte) (Record, error) {
 		return Record{}, p.skip(line, "header")
 	}
 	if n <= panType {
-		return Record{}, p.failf(line, "%d fields: not a PAN-OS CSV log", n)
+		return Record{}, p.failf(line, "not a PAN-OS CSV log: too few fields (%d)", n)
 	}
 	if string(f[panType]) != "TRAFFIC" {
 		return Record{}, p.failf(line, "not a traffic log (type=%.40q)", f[panType])
