@@ -1,7 +1,11 @@
 package cipvalidate
 
 import (
+	"fmt"
 	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -68,5 +72,45 @@ func TestE2EConnectionRecords(t *testing.T) {
 	}
 	if h.fake.Calls() != 2 {
 		t.Errorf("%d API calls, want 2", h.fake.Calls())
+	}
+}
+
+// `connlog` follows a firewall log: a connection to a critical port is
+// validated at once, with the port as hint; lines that are not records are
+// counted and skipped.
+func TestE2EConnlogFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fw.log")
+	if err := os.WriteFile(path, []byte("an old line before the server started\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startE2E(t, "connlog "+path+" netfilter\n        critical_ports 22")
+	line := fmt.Sprintf("%s fw1 kernel: [1.0] OUT IN=eth1 OUT=eth0 SRC=10.9.9.9 DST=45.83.0.10 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=1 DF PROTO=TCP SPT=5 DPT=22 WINDOW=1 RES=0x00 SYN URGP=0\nnot a log line\n",
+		e.clock.Now().UTC().Format(time.RFC3339))
+	// The follower reads what is appended once it has the file open;
+	// append until the verdict shows it read the line.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(line)
+		f.Close()
+		var v verdictAnswer
+		if e.api("GET", "/v1/verdicts/45.83.0.10", nil, &v) == http.StatusOK {
+			if v.Outcome != "suspicious" || len(v.Reasons) != 1 || v.Reasons[0].Factor != "SSH_OPENSSH" {
+				t.Errorf("verdict %+v, want SSH_OPENSSH from the port-22 hint", v)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connlog line was not validated within 15s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	now := e.clock.Now()
+	s := e.owner().st.window.Sightings(netip.MustParseAddr("10.9.9.9"), now.Add(-time.Minute), now.Add(time.Minute))
+	if len(s) != 1 || !slices.Equal(s[0].Ports, []uint16{22}) {
+		t.Errorf("window %+v, want 45.83.0.10 on port 22", s)
 	}
 }
