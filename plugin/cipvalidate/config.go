@@ -637,7 +637,7 @@ func parseHook(args []string) (hookSpec, error) {
 		}
 	case "exec":
 		if len(args) < 2 {
-			return h, fmt.Errorf("syntax is hook exec PATH ARGS...")
+			return h, fmt.Errorf("syntax is hook exec PATH [ARG ...]")
 		}
 		e, err := sink.NewExec(args[1], args[2:], sink.ExecOptions{Logf: log.Infof})
 		if err != nil {
