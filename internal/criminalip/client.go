@@ -69,6 +69,14 @@ type Config struct {
 	// Observe, if set, is called after every API call (not for requests
 	// served by singleflight or refused before calling).
 	Observe func(Attempt)
+	// Limiter, if set, replaces the Rate/Burst limiter: a fleet of nodes
+	// shares one (see internal/fleet).
+	Limiter Limiter
+}
+
+// Limiter paces API calls.
+type Limiter interface {
+	Wait(ctx context.Context) error
 }
 
 // Attempt describes one API call, for metrics.
@@ -83,7 +91,7 @@ type Client struct {
 	cfg      Config
 	endpoint string
 	http     *http.Client
-	limiter  *rate.Limiter
+	limiter  Limiter
 	group    singleflight.Group
 	closed   context.Context
 	close    context.CancelFunc
@@ -132,11 +140,15 @@ func New(cfg Config) (*Client, error) {
 		}}
 	}
 	closed, closeFn := context.WithCancel(context.Background())
+	var limiter Limiter = rate.NewLimiter(limit, cfg.Burst)
+	if cfg.Limiter != nil {
+		limiter = cfg.Limiter
+	}
 	return &Client{
 		cfg:      cfg,
 		endpoint: strings.TrimRight(u.String(), "/") + reportPath,
 		http:     hc,
-		limiter:  rate.NewLimiter(limit, cfg.Burst),
+		limiter:  limiter,
 		closed:   closed,
 		close:    closeFn,
 	}, nil

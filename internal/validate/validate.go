@@ -59,6 +59,23 @@ type Config struct {
 	// and must not call Stop, which waits for the workers.
 	OnVerdict func(v verdicts.Verdict, job Job)
 	Now       func() time.Time // time.Now if nil
+	// Remote, if set, is a cache shared with other nodes (a fleet on
+	// Redis) consulted after a local miss, before calling the API.
+	Remote Remote
+	// OnRemote, if set, is called for a verdict another node reached,
+	// after it is cached here (OnVerdict is not: the deciding node acts).
+	OnRemote func(v verdicts.Verdict, job Job)
+}
+
+// Remote is a verdict cache shared by several nodes.
+type Remote interface {
+	// Acquire returns the verdict another node reached for ip, or, when
+	// there is none, lets this node validate it: release must be called
+	// after Store (it ends a claim that keeps other nodes from calling the
+	// API for the same IP meanwhile).
+	Acquire(ctx context.Context, ip netip.Addr) (v verdicts.Verdict, found bool, release func())
+	// Store shares a fresh verdict (errors are not shared).
+	Store(ctx context.Context, v verdicts.Verdict)
 }
 
 // Job asks for a verdict on IP. Client, Name and Event say why, for
@@ -125,6 +142,8 @@ type Queue struct {
 	workers   int
 	size      int
 	onVerdict func(verdicts.Verdict, Job)
+	onRemote  func(verdicts.Verdict, Job)
+	remote    Remote
 	now       func() time.Time
 
 	// ctx ends when the queue stops, cancelling API calls in flight.
@@ -176,6 +195,8 @@ func New(cfg Config) *Queue {
 		workers:   cfg.Workers,
 		size:      cfg.QueueSize,
 		onVerdict: cfg.OnVerdict,
+		onRemote:  cfg.OnRemote,
+		remote:    cfg.Remote,
 		now:       cfg.Now,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -399,6 +420,18 @@ func (q *Queue) run(p *pending) {
 		q.finish(p, v, true)
 		return
 	}
+	if q.remote != nil {
+		rv, found, release := q.remote.Acquire(q.ctx, job.IP)
+		if found {
+			rv = q.cache.Put(rv, q.now())
+			q.finish(p, rv, true)
+			if q.onRemote != nil {
+				q.onRemote(rv, job)
+			}
+			return
+		}
+		defer release()
+	}
 	rep, err := q.client.Report(q.ctx, job.IP)
 	var v verdicts.Verdict
 	switch {
@@ -424,6 +457,9 @@ func (q *Queue) run(p *pending) {
 		v = q.failed(job.IP, err)
 	}
 	v = q.cache.Put(v, q.now())
+	if q.remote != nil && v.Outcome != verdicts.Error {
+		q.remote.Store(q.ctx, v)
+	}
 	// Counted before the waiters are released, so that they see it in Stats.
 	for i, o := range outcomes {
 		if o == v.Outcome {
