@@ -285,6 +285,34 @@ func cloneBlock(b *Block) Block {
 	return c
 }
 
+// Adopt records a block another node decided (a fleet shares them). It
+// replaces a local block of the same IP only if it ends later, and it
+// counts in the IP's history. It reports whether anything changed; an
+// allowlisted IP is not adopted.
+func (m *Manager) Adopt(b Block, now time.Time) bool {
+	b.IP = b.IP.Unmap()
+	if !b.IP.IsValid() || !now.Before(b.Expires) {
+		return false
+	}
+	if _, ok := m.Allowed(b.IP, b.Qnames, now); ok {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.blocks[b.IP]; ok && !b.Expires.After(cur.Expires) {
+		return false
+	}
+	b.TTL = b.Expires.Sub(b.Created)
+	c := cloneBlock(&b)
+	m.blocks[b.IP] = &c
+	if !b.Monitor {
+		if h := m.history[b.IP]; h.Count < b.Repeat+1 || h.Last.Before(b.Expires) {
+			m.history[b.IP] = History{IP: b.IP, Count: max(h.Count, b.Repeat+1), Last: b.Expires}
+		}
+	}
+	return true
+}
+
 // Unblock removes ip's block (a false positive, say) and forgets its
 // history, so a later block does not escalate.
 func (m *Manager) Unblock(ip netip.Addr) (Block, error) {

@@ -179,3 +179,28 @@ func TestParseAllow(t *testing.T) {
 		t.Errorf("value %q", a.Value)
 	}
 }
+
+func TestAdopt(t *testing.T) {
+	m := New(Policy{TTL: time.Hour, Factor: 2, Max: 8 * time.Hour}, nil)
+	remote := Block{IP: bad, Decision: "cip-remote", Created: t0, Expires: t0.Add(2 * time.Hour), Repeat: 1}
+	if !m.Adopt(remote, t0.Add(time.Minute)) {
+		t.Fatal("not adopted")
+	}
+	if b, ok := m.Get(bad, t0.Add(time.Minute)); !ok || b.Decision != "cip-remote" || b.TTL != 2*time.Hour {
+		t.Errorf("adopted %+v", b)
+	}
+	if m.Adopt(Block{IP: bad, Decision: "older", Created: t0, Expires: t0.Add(time.Hour)}, t0) {
+		t.Error("a block ending sooner replaced a later one")
+	}
+	if h, _ := m.History(bad); h.Count != 2 {
+		t.Errorf("history %+v, want the remote repeat counted", h)
+	}
+	if m.Adopt(Block{IP: netip.MustParseAddr("45.83.0.1"), Expires: t0.Add(-time.Minute)}, t0) {
+		t.Error("an expired block was adopted")
+	}
+	a, _ := ParseAllow("45.83.0.9")
+	m.AddAllow(a, t0)
+	if m.Adopt(Block{IP: netip.MustParseAddr("45.83.0.9"), Created: t0, Expires: t0.Add(time.Hour)}, t0) {
+		t.Error("an allowlisted IP was adopted")
+	}
+}

@@ -289,13 +289,26 @@ type recordBody struct {
 	Received time.Time          `json:"received"`
 	Accepted Accepted           `json:"accepted"`
 	Found    []foundWithVerdict `json:"found"`
+	Fleet    map[string]any     `json:"fleet,omitempty"` // node -> what it found, in a fleet
 }
 
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	rec, ok := s.cfg.Store.Get(id)
+	var fleet map[string]any
+	if rb, isFleet := s.cfg.Backend.(ReportBackend); isFleet {
+		fleet = rb.Reports(id)
+	}
 	if !ok {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "no event " + id})
+		if len(fleet) == 0 {
+			writeJSON(w, http.StatusNotFound, errorBody{Error: "no event " + id})
+			return
+		}
+		// Posted to another node of the fleet: what every node found.
+		writeJSON(w, http.StatusOK, struct {
+			ID    string         `json:"id"`
+			Fleet map[string]any `json:"fleet"`
+		}{id, fleet})
 		return
 	}
 	body := recordBody{ID: rec.ID, Event: rec.Event, Received: rec.Received, Accepted: rec.Accepted,
@@ -306,7 +319,15 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 			body.Found[i].Verdict = v
 		}
 	}
+	body.Fleet = fleet
 	writeJSON(w, http.StatusOK, body)
+}
+
+// ReportBackend is the part of a Backend in a fleet: it returns what each
+// node found for an event (node -> JSON-able report), whichever node it
+// was posted to.
+type ReportBackend interface {
+	Reports(eventID string) map[string]any
 }
 
 func (s *Server) getClients(w http.ResponseWriter, _ *http.Request) {

@@ -27,7 +27,19 @@ func (b backend) Defaults() events.Defaults {
 
 // Submit tags the client from the event's time for its watch, and queues
 // every public IP the client resolved in [at-window, at] with high priority.
+// In a fleet, every other node does the same with its own window.
 func (b backend) Submit(ev events.Event, id string) (events.Accepted, []events.Found) {
+	acc, found := b.submit(ev, id, true)
+	if b.c.st.fleet != nil {
+		b.c.fleetPublish(msgEvent, toFleetEvent(id, ev))
+		b.c.putReport(id, acc, found)
+	}
+	return acc, found
+}
+
+// submit is Submit on this node; origin says whether the event was posted
+// here (rather than fanned out from another node).
+func (b backend) submit(ev events.Event, id string, origin bool) (events.Accepted, []events.Found) {
 	c := b.c
 	st := c.st
 	now := timeNow()
@@ -39,10 +51,15 @@ func (b backend) Submit(ev events.Event, id string) (events.Accepted, []events.F
 			acc.TaggedUntil = until
 			if t, ok := st.tags.Lookup(ev.Client, now); ok && t.Reason == tags.ReasonEvent {
 				c.persist(kindTags, ev.Client.String(), t.Until, t)
+				if origin {
+					c.fleetPut(fleetTags, ev.Client.String(), t, t.Until.Sub(now))
+				}
 			}
 		}
 	}
-	eventsTotal.Inc()
+	if origin {
+		eventsTotal.Inc()
+	}
 
 	sightings := st.window.Sightings(ev.Client, ev.At.Add(-ev.Window), ev.At)
 	found := make([]events.Found, 0, len(sightings))
@@ -99,6 +116,8 @@ func (b backend) Untag(ip netip.Addr) bool {
 		return false
 	}
 	b.c.deleteState(kindTags, ip.Unmap().String())
+	b.c.fleetDelete(fleetTags, ip.Unmap().String())
+	b.c.fleetPublish(msgUntag, ip.Unmap())
 	return true
 }
 
@@ -170,6 +189,8 @@ func (b backend) RemoveAllow(value string) bool {
 		return false
 	}
 	b.c.deleteState(kindAllow, value)
+	b.c.fleetDelete(fleetAllow, value)
+	b.c.fleetPublish(msgUnallow, value)
 	b.c.audit(audit.Entry{Kind: "allow_removed", IP: value, Actor: "api"})
 	return true
 }

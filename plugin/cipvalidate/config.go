@@ -13,6 +13,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/nftset"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
@@ -95,6 +96,10 @@ type config struct {
 	hooks       []hookSpec
 	stateDir    string
 	auditPath   string // "" none, "stdout", or a file
+
+	redisURL    string // "" = a single node
+	redisPrefix string
+	redisNode   string
 
 	portsNot      []uint16 // connection records to other ports are validated
 	criticalPorts []uint16 // connection records to these ports are validated first
@@ -571,6 +576,25 @@ func parseOption(c *caddy.Controller, cfg *config, opt string, args []string) er
 			return fail("%v", err)
 		}
 		cfg.connlogs = append(cfg.connlogs, connlogSpec{path: path, format: f})
+	case "redis":
+		// redis URL [prefix P] [node NAME]
+		if len(args) != 1 && len(args) != 3 && len(args) != 5 {
+			return fail("syntax is redis URL [prefix P] [node NAME]")
+		}
+		if _, err := fleet.ParseURL(args[0]); err != nil {
+			return fail("%v", err)
+		}
+		cfg.redisURL = args[0]
+		for i := 1; i+1 < len(args); i += 2 {
+			switch args[i] {
+			case "prefix":
+				cfg.redisPrefix = args[i+1]
+			case "node":
+				cfg.redisNode = args[i+1]
+			default:
+				return fail("unknown argument %q (prefix P, node NAME)", args[i])
+			}
+		}
 	case "state":
 		if err := need(1, 1); err != nil {
 			return err

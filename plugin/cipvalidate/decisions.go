@@ -69,6 +69,8 @@ func (c *CIPValidate) decide(v verdicts.Verdict, job validate.Job) {
 	log.Infof("block %s ip=%s ttl=%s repeat=%d monitor=%v client=%s event=%s", b.Decision, b.IP, b.TTL, b.Repeat, b.Monitor, job.Client, job.Event)
 	if !b.Monitor {
 		c.push(sink.Block, b, job.Client, now, "", "")
+		c.fleetPut(fleetBlocks, b.IP.String(), b, b.Expires.Sub(now))
+		c.fleetPublish(msgBlock, b)
 	}
 }
 
@@ -115,6 +117,17 @@ func (c *CIPValidate) pushAll(action sink.Action, b blocks.Block, now time.Time,
 // stops rewriting at once, and the IP is not validated (and blocked) again
 // the next time a tagged client resolves it. To keep it for good, allow it.
 func (c *CIPValidate) unblock(ip netip.Addr, actor, why string) (blocks.Block, bool) {
+	b, ok := c.unblockLocal(ip, actor, why)
+	if ok {
+		c.fleetDelete(fleetBlocks, ip.Unmap().String())
+		c.fleetPublish(msgUnblock, unblockMsg{IP: ip.Unmap(), Actor: actor, Why: why})
+	}
+	return b, ok
+}
+
+// unblockLocal is unblock on this node only (a fleet message, or the
+// first step of unblock).
+func (c *CIPValidate) unblockLocal(ip netip.Addr, actor, why string) (blocks.Block, bool) {
 	st, now := c.st, timeNow()
 	b, err := st.blocks.Unblock(ip)
 	if err != nil {
@@ -133,8 +146,17 @@ func (c *CIPValidate) unblock(ip netip.Addr, actor, why string) (blocks.Block, b
 	return b, true
 }
 
-// allow adds a dynamic allowlist entry and lifts the blocks it covers.
+// allow adds a dynamic allowlist entry and lifts the blocks it covers, on
+// every node of a fleet.
 func (c *CIPValidate) allow(a blocks.Allow) []blocks.Block {
+	lifted := c.allowLocal(a)
+	c.fleetPut(fleetAllow, a.Value, a, ttlUntil(a.Until, timeNow()))
+	c.fleetPublish(msgAllow, a)
+	return lifted
+}
+
+// allowLocal is allow on this node only.
+func (c *CIPValidate) allowLocal(a blocks.Allow) []blocks.Block {
 	st, now := c.st, timeNow()
 	lifted := st.blocks.AddAllow(a, now)
 	c.persist(kindAllow, a.Value, a.Until, a)

@@ -77,6 +77,14 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "connlog_lines_total",
 		Help: "Lines read from connlog files, by format and result (ok, broken).",
 	}, []string{"format", "result"})
+	fleetUp = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "fleet_redis_up",
+		Help: "1 while the fleet's Redis answers, 0 while this node runs on local state.",
+	})
+	fleetErrors = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "fleet_redis_errors",
+		Help: "Failed Redis operations since start.",
+	})
 	eventsTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_total",
 		Help: "Events accepted through the event API.",

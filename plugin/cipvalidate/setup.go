@@ -17,7 +17,11 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	cv := &CIPValidate{Zones: cfg.zones, cfg: cfg, key: strings.Join(c.ServerBlockKeys, " ")}
+	key := strings.Join(c.ServerBlockKeys, " ")
+	if cfg.redisNode != "" {
+		key += " node=" + cfg.redisNode // several nodes in one process (tests)
+	}
+	cv := &CIPValidate{Zones: cfg.zones, cfg: cfg, key: key}
 
 	// Order on reload (caddy.Instance.Restart): the old instance's OnRestart,
 	// the new instance's setup and OnStartup, then the old OnShutdown. The

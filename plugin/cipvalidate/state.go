@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/state"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
@@ -39,6 +41,12 @@ type shared struct {
 	writer    *state.Writer // batches the store's writes off the DNS path
 	auditPath string
 	audit     *audit.Log // nil without an audit log
+
+	fleetURL string
+	fleet    *fleet.Fleet // nil without `redis`
+	// serving is owner for the fleet's goroutines, which must not take
+	// the registry lock (release closes the fleet while holding it).
+	serving atomic.Pointer[CIPValidate]
 }
 
 // timeNow is the plugin's clock; tests move it to place answers in and out
@@ -77,6 +85,9 @@ func acquire(key string, cfg *config) (*shared, error) {
 		return nil, err
 	}
 	if err := st.openAudit(cfg.auditPath); err != nil {
+		return nil, err
+	}
+	if err := st.openFleet(cfg); err != nil {
 		return nil, err
 	}
 	registry.m[key] = st
@@ -134,12 +145,60 @@ func (st *shared) openAudit(path string) error {
 	return nil
 }
 
+// openFleet connects to Redis (or switches to another URL). Redis need not
+// be up: the fleet starts degraded and catches up when it comes.
+func (st *shared) openFleet(cfg *config) error {
+	url := cfg.redisURL + " " + cfg.redisPrefix + " " + cfg.redisNode
+	if cfg.redisURL == "" {
+		url = ""
+	}
+	if url == st.fleetURL {
+		return nil
+	}
+	if st.fleet != nil {
+		st.fleet.Close()
+		st.fleet, st.fleetURL = nil, ""
+	}
+	if url == "" {
+		return nil
+	}
+	f, err := fleet.Open(fleet.Config{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Node: cfg.redisNode, Logf: log.Infof})
+	if err != nil {
+		return fmt.Errorf("%s: redis: %w", pluginName, err)
+	}
+	// Messages and reconnections go to the instance serving at the time.
+	f.Subscribe(func(m fleet.Message) {
+		if o := st.serving.Load(); o != nil && o.ready.Load() {
+			o.onFleetMessage(m)
+		}
+	})
+	f.OnReconnect(func() {
+		// Twice: the other nodes reconnect at about the same time, and what
+		// one writes just before another subscribes again is caught by the
+		// second pass.
+		for i, wait := range []time.Duration{0, 2 * time.Second} {
+			time.Sleep(wait)
+			if o := st.serving.Load(); o != nil && o.ready.Load() {
+				if i == 0 {
+					log.Infof("fleet: redis is back; resynchronising")
+				}
+				o.fleetSync()
+			}
+		}
+	})
+	st.fleet, st.fleetURL = f, url
+	return nil
+}
+
 // release drops a reference; the last one closes and frees the state.
 func (st *shared) release() {
 	registry.Lock()
 	defer registry.Unlock()
 	st.refs--
 	if st.refs == 0 {
+		if st.fleet != nil {
+			st.fleet.Close()
+		}
 		st.closeStore()
 		if st.audit != nil {
 			st.audit.Close()
@@ -162,7 +221,13 @@ func (c *CIPValidate) start() error {
 	registry.Lock()
 	c.st.owner = c
 	registry.Unlock()
+	c.st.serving.Store(c)
+	var limiter criminalip.Limiter
+	if c.st.fleet != nil {
+		limiter = c.apiLimiter()
+	}
 	client, err := criminalip.New(criminalip.Config{
+		Limiter: limiter,
 		APIKey:  c.cfg.apiKey,
 		BaseURL: c.cfg.apiURL,
 		Timeout: c.cfg.timeout,
@@ -186,6 +251,8 @@ func (c *CIPValidate) start() error {
 		Workers:   c.cfg.workers,
 		QueueSize: c.cfg.queueSize,
 		OnVerdict: c.onVerdict,
+		OnRemote:  c.onRemoteVerdict,
+		Remote:    c.remote(),
 		Now:       timeNow,
 	})
 	c.queue.Start()
@@ -203,6 +270,7 @@ func (c *CIPValidate) start() error {
 		c.dispatcher.Start()
 		c.resync(timeNow())
 	}
+	c.fleetSync()
 
 	c.stopSweep = make(chan struct{})
 	c.sweepDone.Add(1)
@@ -308,6 +376,10 @@ func (c *CIPValidate) sweeper() {
 		windowEntries.Set(float64(c.st.window.Len()))
 		windowEvicted.Set(float64(c.st.window.Evicted()))
 		taggedClients.Set(float64(c.st.tags.Count(now)))
+		if f := c.st.fleet; f != nil {
+			fleetUp.Set(map[bool]float64{true: 1, false: 0}[f.Up()])
+			fleetErrors.Set(float64(f.Errors()))
+		}
 		high, low := c.queue.Depth()
 		queueDepth.WithLabelValues("high").Set(float64(high))
 		queueDepth.WithLabelValues("low").Set(float64(low))
