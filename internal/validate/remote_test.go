@@ -51,7 +51,11 @@ func TestRemote(t *testing.T) {
 	var fresh, remoteSeen []string
 	q := newQueue(t, validate.Config{Client: client, Remote: remote,
 		OnVerdict: func(v verdicts.Verdict, _ validate.Job) { mu.Lock(); fresh = append(fresh, v.IP.String()); mu.Unlock() },
-		OnRemote:  func(v verdicts.Verdict, _ validate.Job) { mu.Lock(); remoteSeen = append(remoteSeen, v.Decision); mu.Unlock() },
+		OnRemote: func(v verdicts.Verdict, _ validate.Job) {
+			mu.Lock()
+			remoteSeen = append(remoteSeen, v.Decision)
+			mu.Unlock()
+		},
 	})
 	q.Submit(validate.Job{IP: other})
 	if v := wait(t, q, other); v.Decision != "cip-othernode" {
