@@ -162,6 +162,7 @@ func (st *shared) openFleet(cfg *config) error {
 	if url == "" {
 		return nil
 	}
+	fleet.RouteLogs(log.Debugf)
 	f, err := fleet.Open(fleet.Config{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Node: cfg.redisNode, Logf: log.Infof})
 	if err != nil {
 		return fmt.Errorf("%s: redis: %w", pluginName, err)
