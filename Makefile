@@ -4,7 +4,7 @@ BIN       ?= bin/coredns-cip
 FUZZTIME  ?= 10s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test unit fuzz demo bench lint clean
+.PHONY: all build test unit fuzz demo bench lint clean loadtest
 
 all: build
 
@@ -29,6 +29,11 @@ demo: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Paired load test, with and without cipvalidate, with dnsperf on loopback
+# (about 10 minutes; knobs and method in bench/loadtest.sh and BENCHMARKS.md).
+loadtest:
+	GO=$(GO) BIN=$(BIN) bash bench/loadtest.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
