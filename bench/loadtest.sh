@@ -361,7 +361,7 @@ profile() {
       echo "## self time"
       perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol -g none --percent-limit 0.5 2>/dev/null | perf_clean
       echo "## inclusive time (children)"
-      perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none --percent-limit 1.5 2>/dev/null | perf_clean
+      perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none --percent-limit 0.8 2>/dev/null | perf_clean
     } >"$out"
     log "  profile: $out"
   done
@@ -444,7 +444,7 @@ storm_pair() {
       echo "## self time"
       perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol -g none --percent-limit 0.5 2>/dev/null | perf_clean
       echo "## inclusive time (children)"
-      perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none --percent-limit 1.5 2>/dev/null | perf_clean
+      perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none --percent-limit 0.8 2>/dev/null | perf_clean
     } >"$(dirname "$RESULTS")/profile-d-with.txt"
     log "  profile: $(dirname "$RESULTS")/profile-d-with.txt"
   fi
