@@ -101,7 +101,7 @@ cleanup() {
       kill -9 "$pid" 2>/dev/null || true
     fi
   done
-  if [[ ${KEEP:-0} == 1 || $rc -ne 0 ]]; then
+  if [[ ${KEEP:-0} == 1 || ($rc -ne 0 && $rc -ne 130) ]]; then # kept for a look after a failure
     log "work directory kept: $WORK"
   else
     rm -rf "$WORK"

@@ -134,8 +134,9 @@ func runGen(args []string) error {
 		}
 	}
 
-	// The query mix: 60% A and 15% AAAA of hosts (70% of AAAA queries get
-	// NODATA), 15% A of CNAMEs, 10% names that do not exist (NXDOMAIN).
+	// The query mix: 60% A and 15% AAAA of hosts (about two thirds of
+	// the AAAA queries get NODATA), 15% A of CNAMEs, 10% names that do
+	// not exist (NXDOMAIN).
 	mix := map[string]int{}
 	err := writeFile(filepath.Join(*dir, "queries.txt"), func(w *bufio.Writer) {
 		for range *queries {
