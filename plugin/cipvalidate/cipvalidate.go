@@ -85,11 +85,13 @@ func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	}
 	client := clientAddr(w.RemoteAddr())
-	now := timeNow()
 
 	// A name that led to suspicious infrastructure is answered for every
-	// record type without asking the next plugin.
+	// record type without asking the next plugin. The clock is read only
+	// when something needs it: most answers hold no public IP.
+	var now time.Time
 	if c.st.names.Len() > 0 {
+		now = timeNow()
 		if v, ok := c.st.names.Get(qname, now); ok && (c.cfg.enforceAll || c.st.tags.Tagged(client, now)) && !c.allowed(v.IP, qname, now) {
 			if !c.cfg.monitor {
 				m := c.rewrite(r, v, v.IP)
@@ -133,6 +135,9 @@ func (cw *writer) WriteMsg(res *dns.Msg) error {
 	qname := cw.req.Question[0].Name
 	if c.allowedName(qname) {
 		return cw.ResponseWriter.WriteMsg(res)
+	}
+	if cw.now.IsZero() {
+		cw.now = timeNow()
 	}
 	st := c.st
 	st.window.Record(cw.client, qname, ips, 0, cw.now)
