@@ -262,9 +262,13 @@ func (q *Queue) Stop() {
 //
 // A High job for an IP queued as Low promotes it: it moves to the end of
 // the High queue (if that has room), and OnVerdict gets the High job.
-func (q *Queue) Submit(j Job) Result {
+func (q *Queue) Submit(j Job) Result { return q.SubmitAt(j, q.now()) }
+
+// SubmitAt is Submit for a caller that has read the clock already: now is
+// the time the verdict cache is consulted at.
+func (q *Queue) SubmitAt(j Job, now time.Time) Result {
 	j.IP = j.IP.Unmap()
-	if _, ok := q.cache.Get(j.IP, q.now()); ok {
+	if q.cache.Has(j.IP, now) {
 		return q.count(Cached)
 	}
 	if !publicip.Is(j.IP) {

@@ -3,10 +3,11 @@
 // index of the suspicious ones, which the DNS path consults for every
 // answer.
 //
-// The store is a size-bounded LRU (hashicorp/golang-lru/v2/expirable)
-// without an LRU-wide TTL: the expiry depends on the outcome, so it is kept
-// per verdict and checked here, against a time the caller passes, so tests
-// and replays control the clock. Sweep frees expired verdicts.
+// The store is a size-bounded LRU (hashicorp/golang-lru/v2). The expiry
+// depends on the outcome, so it is kept per verdict and checked here,
+// against a time the caller passes: tests and replays control the clock,
+// and a lookup on the DNS path reads no clock of its own. Sweep frees
+// expired verdicts.
 package verdicts
 
 import (
@@ -19,7 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 )
@@ -101,7 +102,7 @@ type suspiciousIndex map[netip.Addr]*Verdict
 // removes an index entry only if it still points at the evicted value.
 type Cache struct {
 	// lru is set once by New.
-	lru atomic.Pointer[expirable.LRU[netip.Addr, *Verdict]]
+	lru atomic.Pointer[lru.Cache[netip.Addr, *Verdict]]
 	// suspicious is read on every DNS answer, so it is an immutable map
 	// behind an atomic pointer: one load, one lookup, no lock, no
 	// allocation. Writes (suspicious verdicts, and their eviction) are rare.
@@ -112,9 +113,8 @@ type Cache struct {
 	writeMu sync.Mutex
 	ttls    TTLs // guarded by writeMu
 
-	// indexMu serialises copies of the index. It is taken inside the LRU's
-	// lock by the eviction callback, so it must never be held while
-	// calling into the LRU.
+	// indexMu serialises copies of the index. It is taken by the eviction
+	// callback, so it must never be held while calling into the LRU.
 	indexMu sync.Mutex
 }
 
@@ -126,16 +126,21 @@ func New(size int, ttls TTLs) *Cache {
 	if size <= 0 {
 		size = DefaultSize
 	}
-	// No LRU-wide TTL: expiry is per verdict (it depends on the outcome)
-	// and checked on every read, and with a TTL golang-lru v2.0.7 would
-	// start a sweeping goroutine it offers no way to stop. Sweep frees
-	// expired verdicts instead.
-	c.lru.Store(expirable.NewLRU(size, c.evicted, 0))
+	// Expiry is per verdict (it depends on the outcome) and checked on
+	// every read against the caller's clock, so the plain LRU serves: the
+	// expirable one reads the clock on every Get and, with a TTL, starts a
+	// sweeping goroutine golang-lru v2.0.7 offers no way to stop.
+	l, err := lru.NewWithEvict(size, c.evicted)
+	if err != nil {
+		panic(err) // only for size <= 0, excluded above
+	}
+	c.lru.Store(l)
 	return c
 }
 
-// evicted is the LRU's eviction callback, called with the LRU locked: for
-// size evictions, removals, purges and its own expiry sweep.
+// evicted is the LRU's eviction callback, called after the LRU's lock is
+// released, for size evictions and removals. A verdict put for the same IP
+// in between has replaced the index entry, which dropSuspicious leaves.
 func (c *Cache) evicted(ip netip.Addr, v *Verdict) {
 	if v.Suspicious() {
 		c.dropSuspicious(ip, v)
@@ -146,8 +151,7 @@ func (c *Cache) evicted(ip netip.Addr, v *Verdict) {
 // is removed. The returned Reasons are shared: do not modify them.
 func (c *Cache) Get(ip netip.Addr, now time.Time) (Verdict, bool) {
 	ip = ip.Unmap()
-	lru := c.lru.Load()
-	v, ok := lru.Get(ip)
+	v, ok := c.lru.Load().Get(ip)
 	if !ok {
 		return Verdict{}, false
 	}
@@ -158,14 +162,29 @@ func (c *Cache) Get(ip netip.Addr, now time.Time) (Verdict, bool) {
 	return *v, true
 }
 
+// Has reports whether ip has a verdict that has not expired at now, as Get
+// does (it counts as a use), without copying the verdict.
+func (c *Cache) Has(ip netip.Addr, now time.Time) bool {
+	ip = ip.Unmap()
+	v, ok := c.lru.Load().Get(ip)
+	if !ok {
+		return false
+	}
+	if !now.Before(v.Expires) {
+		c.removeIfCurrent(ip, v)
+		return false
+	}
+	return true
+}
+
 // removeIfCurrent removes ip if v is still its stored verdict: a fresh one
 // may have been put since v was read.
 func (c *Cache) removeIfCurrent(ip netip.Addr, v *Verdict) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	lru := c.lru.Load()
-	if cur, ok := lru.Peek(ip); ok && cur == v {
-		lru.Remove(ip)
+	l := c.lru.Load()
+	if cur, ok := l.Peek(ip); ok && cur == v {
+		l.Remove(ip)
 	}
 }
 
@@ -269,10 +288,10 @@ func (c *Cache) Resize(size int, ttls TTLs) {
 // verdicts are never served (Get and Suspicious check the expiry); this
 // only gives their memory back.
 func (c *Cache) Sweep(now time.Time) int {
-	lru := c.lru.Load()
+	l := c.lru.Load()
 	n := 0
-	for _, ip := range lru.Keys() {
-		if v, ok := lru.Peek(ip); ok && !now.Before(v.Expires) {
+	for _, ip := range l.Keys() {
+		if v, ok := l.Peek(ip); ok && !now.Before(v.Expires) {
 			c.removeIfCurrent(ip, v)
 			n++
 		}

@@ -78,7 +78,7 @@ func (b backend) submit(ev events.Event, id string, origin bool) (events.Accepte
 			name = s.Names[0]
 		}
 		r := c.queue.Submit(validate.Job{IP: s.IP, Priority: validate.High, Hints: hints, Client: ev.Client, Name: name, Event: id})
-		submitted("event", r)
+		submitted(fromEvent, r)
 		f.Result = r.String()
 		switch r {
 		case validate.Queued, validate.InFlight:

@@ -72,6 +72,14 @@ func BenchmarkServeDNS(b *testing.B) {
 	b.Run("baseline", func(b *testing.B) { run(b, next) })
 	b.Run("untagged", func(b *testing.B) { run(b, benchPlugin(b, next, false)) })
 	b.Run("tagged-cached", func(b *testing.B) { run(b, benchPlugin(b, next, true)) })
+	b.Run("tagged-sinkholed", func(b *testing.B) {
+		// Every answer points at a suspicious IP: the first is rewritten
+		// from the answer, the rest from the name memory, as scenario c's
+		// sinkholed names are.
+		c := benchPlugin(b, next, true)
+		c.st.cache.Put(verdicts.Verdict{IP: netip.MustParseAddr("45.83.0.11"), Outcome: verdicts.Suspicious}, time.Now())
+		run(b, c)
+	})
 	b.Run("untagged-parallel", func(b *testing.B) {
 		c := benchPlugin(b, next, false)
 		b.ReportAllocs()

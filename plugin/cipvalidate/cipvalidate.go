@@ -31,6 +31,7 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/miekg/dns"
+	ot "github.com/opentracing/opentracing-go"
 )
 
 // CIPValidate is the cipvalidate plugin handler.
@@ -54,6 +55,12 @@ type CIPValidate struct {
 	ready      atomic.Bool
 
 	counters atomic.Pointer[serverCounters]
+
+	decisions *decisionLog // aggregates the decision lines; nil logs each
+	ede       edeMemo
+	// sinkA and sinkAAAA are the sinkhole addresses as the records
+	// carry them, computed once by start.
+	sinkA, sinkAAAA net.IP
 
 	connlogs   *connlogRunner   // nil without connlog lines
 	dispatcher *sink.Dispatcher // nil without hooks
@@ -95,17 +102,30 @@ func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 		if v, ok := c.st.names.Get(qname, now); ok && (c.cfg.enforceAll || c.st.tags.Tagged(client, now)) && !c.allowed(v.IP, qname, now) {
 			if !c.cfg.monitor {
 				m := c.rewrite(r, v, v.IP)
-				c.logDecision(ctx, client, r, v, v.IP, "name")
+				c.logDecision(ctx, client, r, v, v.IP, "name", now)
 				w.WriteMsg(m)
 				return dns.RcodeSuccess, nil
 			}
-			c.logDecision(ctx, client, r, v, v.IP, "name")
+			c.logDecision(ctx, client, r, v, v.IP, "name", now)
 		}
 	}
 
 	cw := writerPool.Get().(*writer)
 	cw.ResponseWriter, cw.c, cw.ctx, cw.req, cw.client, cw.now = w, c, ctx, r, client, now
-	rc, err := plugin.NextOrFailure(c.Name(), c.Next, ctx, cw, r)
+	var (
+		rc  int
+		err error
+	)
+	if c.Next == nil || ot.SpanFromContext(ctx) != nil {
+		rc, err = plugin.NextOrFailure(c.Name(), c.Next, ctx, cw, r)
+	} else {
+		// What NextOrFailure does without a trace span, minus its
+		// pluginWriter: that wrapper (an allocation per query) only tells
+		// a PluginTracker writer which plugin wrote the answer, and the
+		// writer it would tell is this one, which passes the answer on to
+		// the writer that the plugin before us wrapped for the same purpose.
+		rc, err = c.Next.ServeDNS(ctx, cw, r)
+	}
 	*cw = writer{}
 	writerPool.Put(cw)
 	return rc, err
@@ -162,8 +182,8 @@ func (cw *writer) tagged(res *dns.Msg, ips []netip.Addr, qname string) error {
 	c := cw.c
 	pending := false
 	for _, ip := range ips {
-		r := c.queue.Submit(validate.Job{IP: ip, Priority: validate.Low, Client: cw.client, Name: qname})
-		submitted("answer", r)
+		r := c.queue.SubmitAt(validate.Job{IP: ip, Priority: validate.Low, Client: cw.client, Name: qname}, cw.now)
+		submitted(fromAnswer, r)
 		if r == validate.Queued || r == validate.InFlight {
 			pending = true
 		}
@@ -179,8 +199,12 @@ func (cw *writer) tagged(res *dns.Msg, ips []netip.Addr, qname string) error {
 		cancel()
 	}
 	if c.cfg.failClosed {
+		now := cw.now
+		if pending && c.cfg.pendingWait > 0 {
+			now = timeNow() // after the wait
+		}
 		for _, ip := range ips {
-			v, ok := c.st.cache.Get(ip, timeNow())
+			v, ok := c.st.cache.Get(ip, now)
 			unvalidated := (ok && v.Outcome == verdicts.Error) || (!ok && c.apiFailing.Load())
 			if unvalidated {
 				fv := verdicts.Verdict{IP: ip, Outcome: verdicts.Error, Error: "api unavailable", Decision: verdicts.NewDecisionID()}
@@ -199,7 +223,7 @@ func (cw *writer) tagged(res *dns.Msg, ips []netip.Addr, qname string) error {
 func (cw *writer) enforce(res *dns.Msg, v verdicts.Verdict, ip netip.Addr) error {
 	c := cw.c
 	c.st.names.Put(cw.req.Question[0].Name, v)
-	c.logDecision(cw.ctx, cw.client, cw.req, v, ip, "answer")
+	c.logDecision(cw.ctx, cw.client, cw.req, v, ip, "answer", cw.now)
 	if c.cfg.monitor {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
@@ -398,6 +422,6 @@ func (c *CIPValidate) connection(src, dst netip.Addr, dport uint16, t time.Time)
 		return false
 	}
 	r := c.queue.Submit(validate.Job{IP: dst, Priority: prio, Hints: risk.Hints{Port: int(dport)}, Client: src})
-	submitted("connection", r)
+	submitted(fromConnection, r)
 	return r == validate.Queued || r == validate.InFlight
 }

@@ -123,10 +123,22 @@ func (sc *serverCounters) rewritten(action string) prometheus.Counter {
 	return ctr
 }
 
-// submitted counts one Submit result from source ("answer" or "event"),
-// and the verdict cache lookup it implies.
-func submitted(source string, r validate.Result) {
-	submitCounters[source][r].Inc()
+// The sources of Submit calls, as the ips_submitted_total label says them.
+type source int
+
+const (
+	fromAnswer source = iota
+	fromEvent
+	fromConnection
+)
+
+var sourceNames = [...]string{fromAnswer: "answer", fromEvent: "event", fromConnection: "connection"}
+
+// submitted counts one Submit result from a source, and the verdict cache
+// lookup it implies. It is called for every IP of a tagged client's
+// answers, so the counters are resolved once, in init.
+func submitted(src source, r validate.Result) {
+	submitCounters[src][r].Inc()
 	if r == validate.Cached {
 		cacheHits.Inc()
 	} else {
@@ -137,14 +149,13 @@ func submitted(source string, r validate.Result) {
 var (
 	cacheHits      = cacheLookups.WithLabelValues("hit")
 	cacheMisses    = cacheLookups.WithLabelValues("miss")
-	submitCounters = map[string]map[validate.Result]prometheus.Counter{}
+	submitCounters [len(sourceNames)][validate.Dropped + 1]prometheus.Counter
 )
 
 func init() {
-	for _, source := range []string{"answer", "event", "connection"} {
-		submitCounters[source] = map[validate.Result]prometheus.Counter{}
+	for src, name := range sourceNames {
 		for _, r := range []validate.Result{validate.Queued, validate.Cached, validate.InFlight, validate.Dropped} {
-			submitCounters[source][r] = ipsSubmitted.WithLabelValues(r.String(), source)
+			submitCounters[src][r] = ipsSubmitted.WithLabelValues(r.String(), name)
 		}
 	}
 }

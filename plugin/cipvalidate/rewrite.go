@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
@@ -35,15 +37,29 @@ func (c *CIPValidate) rewrite(req *dns.Msg, v verdicts.Verdict, ip netip.Addr) *
 		switch q.Qtype {
 		case dns.TypeA:
 			hdr.Rrtype = dns.TypeA
-			m.Answer = []dns.RR{&dns.A{Hdr: hdr, A: net.IP(c.cfg.sink4.AsSlice())}}
+			m.Answer = []dns.RR{&dns.A{Hdr: hdr, A: c.sinkIP(false)}}
 		case dns.TypeAAAA:
 			hdr.Rrtype = dns.TypeAAAA
-			m.Answer = []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: net.IP(c.cfg.sink6.AsSlice())}}
+			m.Answer = []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: c.sinkIP(true)}}
 		}
 		// Other types of a sinkholed name get no data.
 	}
-	addEDE(req, m, dns.ExtendedErrorCodeBlocked, edeText(v, ip))
+	addEDE(req, m, dns.ExtendedErrorCodeBlocked, c.ede.text(v, ip))
 	return m
+}
+
+// sinkIP returns the sinkhole address for A (v6 false) or AAAA answers.
+// start computes them once; the records of every rewritten answer share
+// them, which is safe because packing a message only reads them.
+func (c *CIPValidate) sinkIP(v6 bool) net.IP {
+	ip, addr := c.sinkA, c.cfg.sink4
+	if v6 {
+		ip, addr = c.sinkAAAA, c.cfg.sink6
+	}
+	if ip == nil {
+		ip = net.IP(addr.AsSlice())
+	}
+	return ip
 }
 
 // refuseUnvalidated answers REFUSED for `fail closed`, with an EDE saying
@@ -75,6 +91,14 @@ func edeText(v verdicts.Verdict, ip netip.Addr) string {
 	return fmt.Sprintf("cipvalidate: %s suspicious (%s); decision %s", ip, reasonText(v), v.Decision)
 }
 
+// typeName is the mnemonic of a query type, or TYPEn.
+func typeName(t uint16) string {
+	if s, ok := dns.TypeToString[t]; ok {
+		return s
+	}
+	return "TYPE" + strconv.Itoa(int(t))
+}
+
 func reasonText(v verdicts.Verdict) string {
 	parts := make([]string, len(v.Reasons))
 	for i, r := range v.Reasons {
@@ -84,17 +108,24 @@ func reasonText(v verdicts.Verdict) string {
 }
 
 // logDecision writes the `decision` line of a rewrite (or, in monitor mode,
-// of a rewrite that would have happened) and counts it.
-func (c *CIPValidate) logDecision(ctx context.Context, client netip.Addr, req *dns.Msg, v verdicts.Verdict, ip netip.Addr, via string) {
+// of a rewrite that would have happened; repeats are aggregated, see
+// decisionLog), counts it and audits it.
+func (c *CIPValidate) logDecision(ctx context.Context, client netip.Addr, req *dns.Msg, v verdicts.Verdict, ip netip.Addr, via string, now time.Time) {
 	action := string(c.cfg.action)
 	if c.cfg.monitor {
 		action = "monitor"
 	}
 	c.countersFor(ctx).rewritten(action).Inc()
 	q := req.Question[0]
-	log.Infof("decision %s client=%s qname=%s qtype=%s ip=%s action=%s via=%s reasons=%q",
-		v.Decision, client, q.Name, dns.TypeToString[q.Qtype], ip, action, via, reasonText(v))
-	c.audit(audit.Entry{Kind: "rewrite", Decision: v.Decision, IP: ip.String(), Client: addrString(client), Qname: q.Name,
+	k := decisionKey{client: client, ip: ip, qname: q.Name, qtype: q.Qtype, action: action}
+	if c.decisions == nil || c.decisions.first(k, v.Decision, via, now) {
+		log.Infof("decision %s client=%s qname=%s qtype=%s ip=%s action=%s via=%s reasons=%q",
+			v.Decision, client, q.Name, typeName(q.Qtype), ip, action, via, reasonText(v))
+	}
+	if c.st.audit == nil {
+		return // skip building the entry
+	}
+	c.audit(audit.Entry{Time: now, Kind: "rewrite", Decision: v.Decision, IP: ip.String(), Client: addrString(client), Qname: q.Name,
 		Reasons: reasonList(v), TTL: defaultRewriteTTL, Actor: "cipvalidate", Detail: action + " " + dns.TypeToString[q.Qtype]})
 }
 

@@ -3,6 +3,7 @@ package cipvalidate
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -273,6 +274,8 @@ func (c *CIPValidate) start() error {
 	}
 	c.fleetSync()
 
+	c.decisions = newDecisionLog()
+	c.sinkA, c.sinkAAAA = net.IP(c.cfg.sink4.AsSlice()), net.IP(c.cfg.sink6.AsSlice())
 	c.stopSweep = make(chan struct{})
 	c.sweepDone.Add(1)
 	go c.sweeper()
@@ -343,6 +346,7 @@ func (c *CIPValidate) stop() error {
 		close(c.stopSweep)
 		c.sweepDone.Wait()
 		c.stopSweep = nil
+		c.decisions.flush(timeNow(), 0) // the repeats not yet written
 	}
 	if c.queue != nil {
 		c.queue.Stop()
@@ -368,6 +372,8 @@ func (c *CIPValidate) sweeper() {
 		c.st.tags.Sweep(now)
 		c.st.names.Sweep(now)
 		c.st.cache.Sweep(now)
+		c.decisions.flush(now, decisionLogEvery)
+		c.ede.trim()
 		c.expireBlocks(now)
 		if c.st.store != nil {
 			if _, err := c.st.store.Sweep(); err != nil {
