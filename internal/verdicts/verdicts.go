@@ -102,7 +102,7 @@ type suspiciousIndex map[netip.Addr]*Verdict
 // removes an index entry only if it still points at the evicted value.
 type Cache struct {
 	// lru is set once by New.
-	lru atomic.Pointer[lru.Cache[netip.Addr, *Verdict]]
+	lru atomic.Pointer[lru.Cache[netip.Addr, *slot]]
 	// suspicious is read on every DNS answer, so it is an immutable map
 	// behind an atomic pointer: one load, one lookup, no lock, no
 	// allocation. Writes (suspicious verdicts, and their eviction) are rare.
@@ -141,49 +141,71 @@ func New(size int, ttls TTLs) *Cache {
 // evicted is the LRU's eviction callback, called after the LRU's lock is
 // released, for size evictions and removals. A verdict put for the same IP
 // in between has replaced the index entry, which dropSuspicious leaves.
-func (c *Cache) evicted(ip netip.Addr, v *Verdict) {
-	if v.Suspicious() {
-		c.dropSuspicious(ip, v)
+func (c *Cache) evicted(ip netip.Addr, s *slot) {
+	if s.v.Suspicious() {
+		c.dropSuspicious(ip, s.v)
 	}
+}
+
+// slot is what the LRU holds for one IP: the verdict, and when a lookup
+// last moved it to the front of the LRU.
+type slot struct {
+	v        *Verdict
+	promoted atomic.Int64 // unix ns
+}
+
+// recencyGrain is how stale an entry's place in the LRU may be. A lookup
+// moves the entry to the front (a locked list update that touches three
+// other entries) only if it was not moved within this time, so a verdict
+// looked up for every answer of a busy client costs a map lookup, not a
+// list update, while the eviction order stays least recently used to
+// within a second. The first lookup after a Put always moves it.
+const recencyGrain = int64(time.Second)
+
+// lookup returns ip's slot if its verdict has not expired at now, and
+// removes an expired one.
+func (c *Cache) lookup(ip netip.Addr, now time.Time) (*slot, bool) {
+	l := c.lru.Load()
+	s, ok := l.Peek(ip)
+	if !ok {
+		return nil, false
+	}
+	if !now.Before(s.v.Expires) {
+		c.removeIfCurrent(ip, s)
+		return nil, false
+	}
+	if at := now.UnixNano(); at-s.promoted.Load() >= recencyGrain {
+		s.promoted.Store(at)
+		l.Get(ip)
+	}
+	return s, true
 }
 
 // Get returns ip's verdict if it has not expired at now. An expired verdict
 // is removed. The returned Reasons are shared: do not modify them.
 func (c *Cache) Get(ip netip.Addr, now time.Time) (Verdict, bool) {
 	ip = ip.Unmap()
-	v, ok := c.lru.Load().Get(ip)
+	s, ok := c.lookup(ip, now)
 	if !ok {
 		return Verdict{}, false
 	}
-	if !now.Before(v.Expires) {
-		c.removeIfCurrent(ip, v)
-		return Verdict{}, false
-	}
-	return *v, true
+	return *s.v, true
 }
 
 // Has reports whether ip has a verdict that has not expired at now, as Get
 // does (it counts as a use), without copying the verdict.
 func (c *Cache) Has(ip netip.Addr, now time.Time) bool {
-	ip = ip.Unmap()
-	v, ok := c.lru.Load().Get(ip)
-	if !ok {
-		return false
-	}
-	if !now.Before(v.Expires) {
-		c.removeIfCurrent(ip, v)
-		return false
-	}
-	return true
+	_, ok := c.lookup(ip.Unmap(), now)
+	return ok
 }
 
-// removeIfCurrent removes ip if v is still its stored verdict: a fresh one
-// may have been put since v was read.
-func (c *Cache) removeIfCurrent(ip netip.Addr, v *Verdict) {
+// removeIfCurrent removes ip if s is still its stored slot: a fresh verdict
+// may have been put since s was read.
+func (c *Cache) removeIfCurrent(ip netip.Addr, s *slot) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	l := c.lru.Load()
-	if cur, ok := l.Peek(ip); ok && cur == v {
+	if cur, ok := l.Peek(ip); ok && cur == s {
 		l.Remove(ip)
 	}
 }
@@ -205,7 +227,9 @@ func (c *Cache) Put(v Verdict, now time.Time) Verdict {
 	defer c.writeMu.Unlock()
 	v.Expires = v.Checked.Add(c.ttls.of(v.Outcome))
 	stored := &v
-	c.lru.Load().Add(v.IP, stored)
+	// promoted starts at zero, so the first lookup moves the entry to the
+	// front as a plain LRU would.
+	c.lru.Load().Add(v.IP, &slot{v: stored})
 	if stored.Suspicious() {
 		c.addSuspicious(stored)
 	} else {
@@ -291,8 +315,8 @@ func (c *Cache) Sweep(now time.Time) int {
 	l := c.lru.Load()
 	n := 0
 	for _, ip := range l.Keys() {
-		if v, ok := l.Peek(ip); ok && !now.Before(v.Expires) {
-			c.removeIfCurrent(ip, v)
+		if s, ok := l.Peek(ip); ok && !now.Before(s.v.Expires) {
+			c.removeIfCurrent(ip, s)
 			n++
 		}
 	}

@@ -170,6 +170,28 @@ func TestSuspiciousIndexFollowsTheStore(t *testing.T) {
 		}
 		checkConsistent(t, c, 4)
 	})
+	t.Run("recency to within a second", func(t *testing.T) {
+		// A read moves a verdict to the front unless a read moved it less
+		// than a second before: the eviction order is LRU at that grain.
+		for _, tc := range []struct {
+			reread  time.Duration
+			evicted int
+		}{{500 * time.Millisecond, 1}, {time.Second, 2}} {
+			c := verdicts.New(3, verdicts.TTLs{})
+			c.Put(verdicts.Verdict{IP: addr(1), Outcome: verdicts.Clean}, t0)
+			c.Put(verdicts.Verdict{IP: addr(2), Outcome: verdicts.Clean}, t0)
+			c.Get(addr(1), t0)                // first read: to the front (1, 2)
+			c.Get(addr(2), t0)                // first read: to the front (2, 1)
+			c.Get(addr(1), t0.Add(tc.reread)) // moves only after the grain
+			c.Put(verdicts.Verdict{IP: addr(3), Outcome: verdicts.Clean}, t0)
+			c.Put(verdicts.Verdict{IP: addr(4), Outcome: verdicts.Clean}, t0)
+			for i := 1; i <= 4; i++ {
+				if _, ok := c.Get(addr(i), t0.Add(2*time.Second)); ok == (i == tc.evicted) {
+					t.Errorf("re-read after %v: %s present = %v, want the eviction of %s", tc.reread, addr(i), ok, addr(tc.evicted))
+				}
+			}
+		}
+	})
 	t.Run("replaced by clean", func(t *testing.T) {
 		c := verdicts.New(3, verdicts.TTLs{})
 		c.Put(suspicious(addr(1)), t0)
