@@ -9,13 +9,22 @@
 // Memory is bounded twice: per client (a ring of at most PerClient entries)
 // and overall (Total, enforced per shard by dropping the oldest entries of
 // the shard's least recently active client).
+//
+// An entry takes 48 bytes. Names are shared through a small cache (see
+// nameCache), so the entries of a popular name share one copy of it, and
+// no caller's string is kept alive (a DNS library allocates the qname anew
+// for every message). A sighting run's first time is kept as a millisecond
+// offset below its last, so Sighting.First has millisecond precision (see
+// there).
 package window
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +69,11 @@ type Sighting struct {
 	Ports []uint16 // distinct non-zero ports, in first-seen order, at most MaxPorts
 	// First and Last are the earliest and latest sightings of the merged
 	// entries. An entry stands for a run of repeated sightings (see Record),
-	// so they can lie outside the range that was asked for.
+	// so they can lie outside the range that was asked for. Last is exact.
+	// First is exact for an entry of a single sighting; for a run it is Last
+	// less a whole number of milliseconds, in the same millisecond as the
+	// run's first sighting (so within 1ms of it). A run spanning more than
+	// 2^32 ms (about 49 days) reports First 2^32 ms before Last.
 	First, Last time.Time
 	Count       int // sightings merged, repeats included
 }
@@ -77,7 +90,7 @@ const (
 	shards    = 1 << shardBits
 
 	// minRing is a new client's ring size: most clients hold few entries,
-	// and the ring doubles on demand up to PerClient.
+	// and the ring grows by half (see grow) on demand up to PerClient.
 	minRing = 4
 
 	// dedupDepth is how many of a client's latest entries Record compares
@@ -90,18 +103,72 @@ const (
 	// entry honest: every instant of its span [first, last] is within
 	// mergeGap of a real sighting.
 	mergeGap = int64(time.Minute)
+
+	// ms is the unit of entry.span.
+	ms = int64(time.Millisecond)
 )
 
-// entry is one recorded sighting run, 56 bytes. The IP is kept as 16 bytes
-// (IPv4 in its IPv4-mapped form, undone on read) rather than a netip.Addr,
-// which would add a zone pointer, 8 bytes and a pointer for the GC to scan.
+// entry is one recorded sighting run, 48 bytes (42 of fields). The IP is
+// kept as 16 bytes (IPv4 in its IPv4-mapped form, undone on read) rather
+// than a netip.Addr, which would add a zone pointer, 8 bytes and a pointer
+// for the GC to scan. The name is a pointer to a shared copy, nil for ""
+// (a connection record): 8 bytes instead of a 16-byte string header, and
+// no hold on the caller's string. The run's first sighting is not kept
+// as a second int64 but as span, the milliseconds from its millisecond to
+// last's, which a merge recomputes from those absolute milliseconds so that
+// rounding never accumulates: first() is in the same millisecond as the
+// true first sighting (until span saturates), and equals last for a single
+// sighting.
 type entry struct {
 	ip    [16]byte
-	name  string
-	first int64 // unix ns
+	name  *string
 	last  int64 // unix ns
 	count uint32
+	span  uint32 // ms from the first sighting's millisecond to last's, saturating
 	port  uint16
+}
+
+// first is the run's first sighting: last less span milliseconds.
+func (e *entry) first() int64 { return e.last - int64(e.span)*ms }
+
+// extend merges a sighting at into the run.
+func (e *entry) extend(at int64) {
+	firstMs := msOf(e.last) - int64(e.span)
+	e.last = max(e.last, at)
+	e.span = spanMs(msOf(e.last) - min(firstMs, msOf(at)))
+	if e.count < ^uint32(0) {
+		e.count++
+	}
+}
+
+// msOf is the millisecond t (unix ns) falls in, rounding down.
+func msOf(t int64) int64 {
+	q := t / ms
+	if t%ms < 0 {
+		q--
+	}
+	return q
+}
+
+// spanMs saturates d into an entry's span.
+func spanMs(d int64) uint32 {
+	return uint32(min(d, int64(^uint32(0))))
+}
+
+// nameOf is the name an entry's name pointer stands for.
+func nameOf(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// is reports whether p stands for name.
+func is(p *string, name string) bool {
+	if p == nil {
+		return name == ""
+	}
+	return *p == name
 }
 
 // history is one client's ring of entries in insertion order, and its place
@@ -124,12 +191,18 @@ func (c *history) at(k int) *entry {
 
 // dropOldest frees the entry recorded first.
 func (c *history) dropOldest() {
-	c.ring[c.head] = entry{} // release the name
+	c.ring[c.head] = entry{} // release the name handle
 	c.head++
 	if c.head == len(c.ring) {
 		c.head = 0
 	}
 	c.n--
+}
+
+// grow is the next ring size up from size: half as much again, at least two
+// more, at most perClient. From minRing: 6, 9, 13, 19, 28, 42, 63, 94, ...
+func grow(size, perClient int) int {
+	return min(max(size+size/2, size+2), perClient)
 }
 
 // resize moves the entries into a ring of the given size, oldest first.
@@ -239,28 +312,33 @@ func (s *Store) Record(client netip.Addr, name string, ips []netip.Addr, port ui
 		sh.unlink(c)
 		sh.pushFront(c)
 	}
+	// h is name interned, made at most once per call and only if an entry
+	// is stored: a merge compares strings.
+	var h *string
 	for _, ip := range ips {
 		if ip.IsValid() {
-			sh.add(c, ip.Unmap().As16(), name, port, at)
+			sh.add(c, ip.Unmap().As16(), name, &h, port, at)
 		}
 	}
 	sh.mu.Unlock()
 }
 
-func (sh *shard) add(c *history, ip [16]byte, name string, port uint16, at int64) {
+// add records one sighting of ip. h caches name's handle across the IPs of
+// one Record; add fills it in when it first needs it.
+func (sh *shard) add(c *history, ip [16]byte, name string, h **string, port uint16, at int64) {
 	for k := c.n - 1; k >= 0 && k >= c.n-dedupDepth; k-- {
 		e := c.at(k)
-		if e.ip == ip && e.port == port && e.name == name && at <= e.last+mergeGap && at >= e.first-mergeGap {
-			e.first, e.last = min(e.first, at), max(e.last, at)
-			if e.count < ^uint32(0) {
-				e.count++
-			}
+		if e.ip == ip && e.port == port && at <= e.last+mergeGap && at >= e.first()-mergeGap && is(e.name, name) {
+			e.extend(at)
 			return
 		}
 	}
+	if name != "" && *h == nil {
+		*h = intern(c, name)
+	}
 	if c.n == len(c.ring) {
 		if c.n < sh.perClient {
-			c.resize(min(2*len(c.ring), sh.perClient))
+			c.resize(grow(len(c.ring), sh.perClient))
 		} else {
 			c.dropOldest()
 			sh.n--
@@ -270,10 +348,50 @@ func (sh *shard) add(c *history, ip [16]byte, name string, port uint16, at int64
 	for sh.n >= sh.capacity {
 		sh.evictLRU(c)
 	}
-	*c.at(c.n) = entry{ip: ip, name: name, first: at, last: at, count: 1, port: port}
+	*c.at(c.n) = entry{ip: ip, name: *h, last: at, count: 1, port: port}
 	c.n++
 	sh.n++
 	c.oldest = min(c.oldest, at)
+}
+
+// intern returns a shared copy of name, which is not "". It takes it from
+// the client's latest entry when that carries name, as after an answer to
+// the name's other address type, and otherwise from nameTable.
+func intern(c *history, name string) *string {
+	if c.n > 0 {
+		if e := c.at(c.n - 1); is(e.name, name) {
+			return e.name
+		}
+	}
+	return nameTable.intern(name)
+}
+
+// nameCache shares the names of entries. miekg/dns allocates a fresh name
+// string per message, so without sharing every entry would keep its own
+// copy. It is a direct-mapped cache, not a complete intern table: a hit
+// costs a hash, one atomic load and a string compare, and a miss (a name
+// not seen lately, or one whose slot another name took) clones the name and
+// takes the slot. Entries hold their name's pointer, so a name taken out of
+// the cache lives on as long as they need it; the cache itself keeps at
+// most len(slots) names alive. (unique.Make was tried first: its
+// concurrent trie, with weak pointers, cost about 1 µs per lookup with
+// 100k distinct names.)
+type nameCache struct {
+	seed  maphash.Seed
+	slots [1 << 14]atomic.Pointer[string]
+}
+
+var nameTable = &nameCache{seed: maphash.MakeSeed()}
+
+func (nc *nameCache) intern(name string) *string {
+	slot := &nc.slots[maphash.String(nc.seed, name)&(uint64(len(nc.slots))-1)]
+	if p := slot.Load(); p != nil && *p == name {
+		return p
+	}
+	p := new(string)
+	*p = strings.Clone(name) // never keep the caller's string
+	slot.Store(p)
+	return p
 }
 
 // evictLRU drops the oldest entry of the least recently active client, and
@@ -333,7 +451,7 @@ func (s *Store) Sightings(client netip.Addr, from, to time.Time) []Sighting {
 	sh.mu.Lock()
 	if c := sh.clients[client]; c != nil {
 		for k := range c.n {
-			if e := c.at(k); e.first <= hi && e.last >= lo {
+			if e := c.at(k); e.first() <= hi && e.last >= lo {
 				found = append(found, *e)
 			}
 		}
@@ -353,13 +471,13 @@ func (s *Store) Sightings(client netip.Addr, from, to time.Time) []Sighting {
 			i = len(out)
 			index[e.ip] = i
 			out = append(out, Sighting{IP: netip.AddrFrom16(e.ip).Unmap()})
-			firsts, lasts = append(firsts, e.first), append(lasts, e.last)
+			firsts, lasts = append(firsts, e.first()), append(lasts, e.last)
 		}
 		sg := &out[i]
-		firsts[i], lasts[i] = min(firsts[i], e.first), max(lasts[i], e.last)
+		firsts[i], lasts[i] = min(firsts[i], e.first()), max(lasts[i], e.last)
 		sg.Count += int(e.count)
-		if e.name != "" && len(sg.Names) < MaxNames && !slices.Contains(sg.Names, e.name) {
-			sg.Names = append(sg.Names, e.name)
+		if name := nameOf(e.name); name != "" && len(sg.Names) < MaxNames && !slices.Contains(sg.Names, name) {
+			sg.Names = append(sg.Names, name)
 		}
 		if e.port != 0 && len(sg.Ports) < MaxPorts && !slices.Contains(sg.Ports, e.port) {
 			sg.Ports = append(sg.Ports, e.port)
@@ -412,9 +530,12 @@ func (s *Store) Sweep(now time.Time) (dropped int) {
 				sh.remove(c)
 				continue
 			}
+			// Halve a ring at most a quarter full, never below minRing: it
+			// keeps room for as many entries again, so Sweep and Record do
+			// not resize it back and forth.
 			size := len(c.ring)
 			for size > minRing && c.n <= size/4 {
-				size /= 2
+				size = max(size/2, minRing)
 			}
 			if size != len(c.ring) {
 				c.resize(size)

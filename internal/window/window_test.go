@@ -2,13 +2,16 @@ package window
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // t0 is a synthetic clock: tests never read the real one.
@@ -193,6 +196,155 @@ func TestSightings(t *testing.T) {
 				t.Errorf("Sightings:\n got %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestEntrySize(t *testing.T) {
+	if got := unsafe.Sizeof(entry{}); got != 48 {
+		t.Errorf("entry is %d bytes, want 48", got)
+	}
+}
+
+func TestFirstPrecision(t *testing.T) {
+	c := ip("10.0.0.1")
+	const sub = 123_456 * time.Nanosecond // off the millisecond grid
+	t.Run("single sighting is exact", func(t *testing.T) {
+		s := New(Config{})
+		s.Record(c, "a.example", ips("1.1.1.1"), 0, at(time.Second+sub))
+		got := briefs(s.Sightings(c, t0, at(time.Hour)))
+		want := []brief{{"1.1.1.1", []string{"a.example"}, nil, time.Second + sub, time.Second + sub, 1}}
+		if !equalBriefs(got, want) {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+	})
+	t.Run("a long run does not drift", func(t *testing.T) {
+		s := New(Config{})
+		first := time.Second + 700*time.Microsecond
+		s.Record(c, "a.example", ips("1.1.1.1"), 0, at(first))
+		// Thousands of merges, each ending off the grid in another place.
+		last := first
+		for i := range 5000 {
+			last += 10*time.Second + time.Duration(i%997)*time.Microsecond
+			s.Record(c, "a.example", ips("1.1.1.1"), 0, at(last))
+		}
+		got := s.Sightings(c, t0, at(24*time.Hour))
+		if len(got) != 1 || got[0].Count != 5001 || !got[0].Last.Equal(at(last)) {
+			t.Fatalf("got %+v, want one run of 5001 ending at %v", briefs(got), last)
+		}
+		if f := got[0].First.Sub(t0); f.Truncate(time.Millisecond) != first.Truncate(time.Millisecond) {
+			t.Errorf("First = %v, want within the millisecond of %v", f, first)
+		}
+		if (got[0].Last.Sub(got[0].First))%time.Millisecond != 0 {
+			t.Errorf("Last-First = %v, want whole milliseconds", got[0].Last.Sub(got[0].First))
+		}
+	})
+	t.Run("extending backwards", func(t *testing.T) {
+		s := New(Config{})
+		s.Record(c, "", ips("1.1.1.1"), 22, at(2*time.Minute+sub))
+		s.Record(c, "", ips("1.1.1.1"), 22, at(90*time.Second+2*sub))
+		got := s.Sightings(c, t0, at(time.Hour))
+		if len(got) != 1 || !got[0].Last.Equal(at(2*time.Minute+sub)) ||
+			got[0].First.Sub(t0).Truncate(time.Millisecond) != (90*time.Second+2*sub).Truncate(time.Millisecond) {
+			t.Errorf("got %+v, want one run from the millisecond of 1m30.000246912s to 2m0.000123456s", briefs(got))
+		}
+	})
+	t.Run("span saturates", func(t *testing.T) {
+		e := entry{last: 0, count: 1}
+		e.extend(int64(60 * 24 * time.Hour)) // what a chain of merges could reach
+		if e.span != ^uint32(0) || e.last != int64(60*24*time.Hour) || e.first() > e.last || e.count != 2 {
+			t.Errorf("entry %+v, first %d: want span saturated", e, e.first())
+		}
+	})
+}
+
+func TestNames(t *testing.T) {
+	c := ip("10.0.0.1")
+	s := New(Config{})
+	// Each call with its own copy of the name, as a DNS library hands it.
+	for i := range 3 {
+		s.Record(c, strings.Clone("a.example."), ips("1.1.1.1", "1.1.1.2"), 0, at(time.Duration(i)*time.Second))
+	}
+	s.Record(c, "", ips("1.1.1.1"), 0, at(3*time.Second)) // no name: not merged with a named entry
+	s.Record(c, "", ips("1.1.1.1"), 0, at(4*time.Second))
+	s.Record(c, "b.example.", ips("1.1.1.1"), 0, at(5*time.Second))
+	if s.Len() != 4 {
+		t.Errorf("Len = %d, want 4 (a.example. on two IPs, one nameless, b.example.)", s.Len())
+	}
+	got := briefs(s.Sightings(c, t0, at(time.Hour)))
+	want := []brief{
+		{"1.1.1.1", []string{"a.example.", "b.example."}, nil, 0, 5 * time.Second, 6},
+		{"1.1.1.2", []string{"a.example."}, nil, 0, 2 * time.Second, 3},
+	}
+	if !equalBriefs(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestRecordKeepsNoCallerString checks that the store interns names rather
+// than holding the string it was given.
+func TestRecordKeepsNoCallerString(t *testing.T) {
+	s := New(Config{})
+	name := strings.Clone("a-name-long-enough-not-to-be-a-tiny-allocation.example.")
+	freed := make(chan struct{})
+	runtime.AddCleanup(unsafe.StringData(name), func(ch chan struct{}) { close(ch) }, freed)
+	s.Record(ip("10.0.0.1"), name, ips("1.1.1.1"), 0, t0)
+	name = ""
+	for range 100 {
+		runtime.GC()
+		select {
+		case <-freed:
+			if got := names(s, "10.0.0.1"); !slices.Equal(got, []string{"a-name-long-enough-not-to-be-a-tiny-allocation.example."}) {
+				t.Errorf("names = %v", got)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Error("the caller's name string is still reachable from the store")
+	runtime.KeepAlive(s)
+}
+
+func TestRingGrowth(t *testing.T) {
+	var sizes []int
+	for size := minRing; size < DefaultPerClient; size = grow(size, DefaultPerClient) {
+		sizes = append(sizes, size)
+	}
+	if want := []int{4, 6, 9, 13, 19, 28, 42, 63, 94, 141, 211}; !slices.Equal(sizes, want) {
+		t.Errorf("ring sizes %v, want %v", sizes, want)
+	}
+	for _, tt := range []struct{ size, perClient, want int }{{1, 8, 3}, {2, 8, 4}, {3, 8, 5}, {211, 256, 256}, {4, 5, 5}} {
+		if got := grow(tt.size, tt.perClient); got != tt.want {
+			t.Errorf("grow(%d, %d) = %d, want %d", tt.size, tt.perClient, got, tt.want)
+		}
+	}
+	// A client's ring as Record and Sweep leave it.
+	s := New(Config{Retain: time.Minute})
+	c := ip("10.0.0.1")
+	ring := func() int {
+		sh := s.shard(c)
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		return len(sh.clients[c].ring)
+	}
+	for i := range 10 {
+		s.Record(c, fmt.Sprintf("n%d", i), ips(fmt.Sprintf("1.1.1.%d", i)), 0, at(time.Duration(i)*time.Second))
+	}
+	if got := ring(); got != 13 {
+		t.Errorf("10 entries in a ring of %d, want 13", got)
+	}
+	for i := range 90 {
+		s.Record(c, fmt.Sprintf("m%d", i), ips(fmt.Sprintf("1.1.2.%d", i)), 0, at(time.Minute+time.Duration(i)*time.Second))
+	}
+	if got := ring(); got != 141 {
+		t.Errorf("100 entries in a ring of %d, want 141", got)
+	}
+	s.Sweep(at(3*time.Minute + 24*time.Second)) // keeps the last 6
+	if s.Len() != 6 || ring() != 17 {
+		t.Errorf("after Sweep: %d entries in a ring of %d, want 6 in 17 (141 halved while at most a quarter full)", s.Len(), ring())
+	}
+	s.Sweep(at(3*time.Minute + 29*time.Second)) // keeps the last one
+	if s.Len() != 1 || ring() != minRing {
+		t.Errorf("after Sweep: %d entries in a ring of %d, want 1 in %d", s.Len(), ring(), minRing)
 	}
 }
 
@@ -459,6 +611,21 @@ func TestRecordSteadyStateDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("Record on a full ring allocates %.1f times, want 0", allocs)
 	}
+	// Nor when each call brings its own copy of the name, as from a DNS
+	// message: interning a known name does not allocate.
+	fresh := make([]string, 1001)
+	for k := range fresh {
+		fresh[k] = strings.Clone(names[k%4])
+	}
+	k := 0
+	allocs = testing.AllocsPerRun(1000, func() {
+		s.Record(c, fresh[k], answers[k%4], 0, at(time.Duration(i)*time.Hour))
+		i++
+		k++
+	})
+	if allocs != 0 {
+		t.Errorf("Record with a fresh name string allocates %.1f times, want 0", allocs)
+	}
 }
 
 func TestConcurrentUse(t *testing.T) {
@@ -514,6 +681,44 @@ func BenchmarkRecord(b *testing.B) {
 	})
 }
 
+// BenchmarkRecordManyNames records answers for names drawn from 100k
+// distinct ones, each a fresh string as miekg/dns gives one per message, at
+// new-entry cost (an hour apart): the interning of a name the store has
+// seen, in a name set too large for the CPU's caches.
+func BenchmarkRecordManyNames(b *testing.B) {
+	const n = 100_000
+	pool := make([]string, n)
+	for i := range pool {
+		pool[i] = fmt.Sprintf("host-%d.many.example.com.", i)
+	}
+	s := New(Config{})
+	clients := make([]netip.Addr, 1024)
+	for i := range clients {
+		clients[i] = netip.AddrFrom4([4]byte{10, 5, byte(i >> 8), byte(i)})
+	}
+	for i := range pool { // every name is known, as in a warm resolver
+		s.Record(clients[i%len(clients)], pool[i], benchAnswers[i%4], 0, at(0))
+	}
+	fresh := make([]string, 1<<16)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i%len(fresh) == 0 {
+			b.StopTimer()
+			for k := range fresh { // a Zipf-like mix: hot names and a long tail
+				r := rand.IntN(n)
+				if k%2 == 0 {
+					r = rand.IntN(1000)
+				}
+				fresh[k] = strings.Clone(pool[r])
+			}
+			b.StartTimer()
+		}
+		s.Record(clients[i%len(clients)], fresh[i%len(fresh)], benchAnswers[i%4], 0, at(time.Duration(i)*time.Hour))
+		i++
+	}
+}
+
 // steadyStore returns a store whose clients all have full rings, the state
 // of a busy resolver after a few minutes.
 func steadyStore(clients int) (*Store, []netip.Addr) {
@@ -534,7 +739,7 @@ var (
 )
 
 // BenchmarkRecordManyClients spreads Records over 2048 clients with full
-// rings (≈ 29 MB of entries, half the default Total), so most of the cost is cache misses.
+// rings (≈ 25 MB of entries, half the default Total), so most of the cost is cache misses.
 func BenchmarkRecordManyClients(b *testing.B) {
 	s, clients := steadyStore(2048)
 	b.ReportAllocs()
@@ -583,11 +788,20 @@ func BenchmarkSightings(b *testing.B) {
 
 // BenchmarkMemory fills 100k clients with 10 entries each at the default
 // caps (Total is 1M, enforced per shard, so an uneven shard evicts a few)
-// and reports the heap the store holds per entry and in all. Names are
-// shared strings, as callers pass the qname they already hold.
+// and reports the heap the store holds per entry and in all.
+//
+// "shared" passes one of 64 long-lived name strings, so names cost nothing.
+// "fresh" models production: miekg/dns allocates the qname anew for every
+// message, so each Record gets its own copy of one of 5,000 distinct names,
+// and whatever the store keeps of it shows up here.
 func BenchmarkMemory(b *testing.B) {
+	b.Run("shared", func(b *testing.B) { benchMemory(b, 64, false) })
+	b.Run("fresh", func(b *testing.B) { benchMemory(b, 5000, true) })
+}
+
+func benchMemory(b *testing.B, distinct int, fresh bool) {
 	const clients, perClient = 100_000, 10
-	names := make([]string, 64)
+	names := make([]string, distinct)
 	for i := range names {
 		names[i] = fmt.Sprintf("name-%d.example.com.", i)
 	}
@@ -602,7 +816,11 @@ func BenchmarkMemory(b *testing.B) {
 			client := netip.AddrFrom4([4]byte{10, byte(c >> 16), byte(c >> 8), byte(c)})
 			for k := range perClient {
 				answer[0] = netip.AddrFrom4([4]byte{93, byte(k), byte(c >> 8), byte(c)})
-				s.Record(client, names[(c+k)%len(names)], answer, 0, at(time.Duration(k)*time.Second))
+				name := names[(c*perClient+k)%len(names)]
+				if fresh {
+					name = strings.Clone(name)
+				}
+				s.Record(client, name, answer, 0, at(time.Duration(k)*time.Second))
 			}
 		}
 		runtime.GC()
