@@ -26,7 +26,9 @@
 #   SCENARIOS [n a b c d m], NAMES [5000] hosts in the zone
 #   STORM_EVENTS [1000]  events per storm (d)
 #   MEM_CLIENTS [100000], MEM_PER [10] answers per client, MEM_GOMEMLIMIT []
-#                        the server's GOMEMLIMIT in scenario m (empty: none)
+#                        the server's GOMEMLIMIT in scenario m (empty: none),
+#                        MEM_TOTAL [] the window's total cap in scenario m
+#                        (empty: the default)
 #   SERVER_CPU [0], LOAD_CPU [1]  where taskset pins the server and the load
 #   QUIET [0]            before each pair, wait up to this many seconds for
 #                        the machine to be idle (< 5% busy over a second),
@@ -54,6 +56,7 @@ STORM_EVENTS=${STORM_EVENTS:-1000}
 MEM_CLIENTS=${MEM_CLIENTS:-100000}
 MEM_PER=${MEM_PER:-10}
 MEM_GOMEMLIMIT=${MEM_GOMEMLIMIT:-}
+MEM_TOTAL=${MEM_TOTAL:-}
 PROFILE=${PROFILE:-0}
 QUIET=${QUIET:-0}
 SCENARIOS=${SCENARIOS:-n a b c d m}
@@ -72,6 +75,7 @@ for v in PAIRS DURATION WARMUP CLIENTS OUTSTANDING THREADS NAMES STORM_EVENTS ME
 done
 [[ $QUIET =~ ^[0-9]+$ ]] || die "QUIET must be a number of seconds, not '$QUIET'"
 [[ -z $QPS || $QPS =~ ^[0-9]+$ ]] || die "QPS must be empty (no limit) or a number, not '$QPS'"
+[[ -z $MEM_TOTAL || $MEM_TOTAL =~ ^[0-9]+$ ]] || die "MEM_TOTAL must be empty (the default) or a number of entries, not '$MEM_TOTAL'"
 
 # --- tools -------------------------------------------------------------------
 
@@ -474,8 +478,8 @@ storm_pair() {
 # them (its gauge is refreshed every 15 s).
 scenario_memory() {
   local s=m entries=0 rss hwm heap
-  log "scenario $s: $MEM_CLIENTS clients x $MEM_PER answers${MEM_GOMEMLIMIT:+, GOMEMLIMIT=$MEM_GOMEMLIMIT}"
-  start_server "$s" "$WORK/zone.clean.db" ""
+  log "scenario $s: $MEM_CLIENTS clients x $MEM_PER answers${MEM_GOMEMLIMIT:+, GOMEMLIMIT=$MEM_GOMEMLIMIT}${MEM_TOTAL:+, total $MEM_TOTAL}"
+  start_server "$s" "$WORK/zone.clean.db" "${MEM_TOTAL:+retain 15m total $MEM_TOTAL}"
   "${LT[@]}" prime -server "127.0.0.1:$P_WITH" -clients "$MEM_CLIENTS" -first 127.1.0.1 -per "$MEM_PER" -names "$WORK/answered.txt" >"$WORK/prime.txt"
   # The window gauge is refreshed every 15 s: wait for a refresh after the
   # last answer, so that it counts them all.
@@ -491,7 +495,7 @@ scenario_memory() {
   local goal
   goal=$(metric go_memstats_next_gc_bytes)
   RSS[$s]=$hwm
-  NOTE[$s]="prime: $(cat "$WORK/prime.txt"); IPs recorded $(metric coredns_cipvalidate_ips_recorded_total), window entries $entries, evicted $(metric coredns_cipvalidate_window_evicted_entries); VmRSS $((rss / 1024)) MiB, VmHWM $((hwm / 1024)) MiB, Go heap in use $((heap / 1048576)) MiB, next GC goal $((goal / 1048576)) MiB (about twice the heap live after the last GC, GOGC 100)${MEM_GOMEMLIMIT:+, GOMEMLIMIT=$MEM_GOMEMLIMIT}"
+  NOTE[$s]="prime: $(cat "$WORK/prime.txt"); IPs recorded $(metric coredns_cipvalidate_ips_recorded_total), window entries $entries, evicted $(metric coredns_cipvalidate_window_evicted_entries); VmRSS $((rss / 1024)) MiB, VmHWM $((hwm / 1024)) MiB, Go heap in use $((heap / 1048576)) MiB, next GC goal $((goal / 1048576)) MiB (about twice the heap live after the last GC, GOGC 100)${MEM_GOMEMLIMIT:+, GOMEMLIMIT=$MEM_GOMEMLIMIT}${MEM_TOTAL:+, window total $MEM_TOTAL}"
   log "  $s: ${NOTE[$s]}"
   stop_pid "$SERVER_PID"
 }

@@ -34,7 +34,7 @@ import (
 const (
 	DefaultRetain    = 15 * time.Minute
 	DefaultPerClient = 256
-	DefaultTotal     = 1_000_000
+	DefaultTotal     = 500_000
 )
 
 // Config bounds the store. Zero or negative fields take the defaults.

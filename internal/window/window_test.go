@@ -786,9 +786,10 @@ func BenchmarkSightings(b *testing.B) {
 	}
 }
 
-// BenchmarkMemory fills 100k clients with 10 entries each at the default
-// caps (Total is 1M, enforced per shard, so an uneven shard evicts a few)
-// and reports the heap the store holds per entry and in all.
+// BenchmarkMemory fills the store at its default caps with 100k clients of
+// 5 entries each (Total is 500k, enforced per shard, so an uneven shard
+// evicts a few) and reports the heap the store holds per entry, per client
+// and in all.
 //
 // "shared" passes one of 64 long-lived name strings, so names cost nothing.
 // "fresh" models production: miekg/dns allocates the qname anew for every
@@ -800,13 +801,13 @@ func BenchmarkMemory(b *testing.B) {
 }
 
 func benchMemory(b *testing.B, distinct int, fresh bool) {
-	const clients, perClient = 100_000, 10
+	const clients, perClient = 100_000, 5
 	names := make([]string, distinct)
 	for i := range names {
 		names[i] = fmt.Sprintf("name-%d.example.com.", i)
 	}
 	answer := make([]netip.Addr, 1)
-	var perEntry, total float64
+	var perEntry, perClientBytes, total float64
 	for b.Loop() {
 		var before, after runtime.MemStats
 		runtime.GC()
@@ -826,9 +827,10 @@ func benchMemory(b *testing.B, distinct int, fresh bool) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		held := float64(after.HeapAlloc) - float64(before.HeapAlloc)
-		perEntry, total = held/float64(s.Len()), held/(1<<20)
+		perEntry, perClientBytes, total = held/float64(s.Len()), held/float64(s.Clients()), held/(1<<20)
 		runtime.KeepAlive(s)
 	}
 	b.ReportMetric(perEntry, "bytes/entry")
+	b.ReportMetric(perClientBytes, "bytes/client")
 	b.ReportMetric(total, "MiB")
 }
