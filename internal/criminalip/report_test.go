@@ -88,13 +88,8 @@ func TestDecodeShapes(t *testing.T) {
 // FuzzDecode checks decoding never panics and that whatever it accepts is a
 // JSON object. The corpus starts from every fixture.
 func FuzzDecode(f *testing.F) {
-	if dir := fixturesDirForFuzz(); dir != "" {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-		for _, p := range files {
-			if b, err := os.ReadFile(p); err == nil {
-				f.Add(b)
-			}
-		}
+	for _, b := range fuzzFixtureSeeds() {
+		f.Add(b)
 	}
 	f.Add([]byte(`{"score":"Dangerous","port":{"data":[{"tags":"Mining","ssl_info_raw":{"x":1}}]}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -108,6 +103,21 @@ func FuzzDecode(f *testing.F) {
 		}
 		_ = r.Score.Levels()
 	})
+}
+
+// fuzzFixtureSeeds returns the bytes of every fixture file, if the fixtures
+// are there.
+func fuzzFixtureSeeds() [][]byte {
+	var out [][]byte
+	if dir := fixturesDirForFuzz(); dir != "" {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		for _, p := range files {
+			if b, err := os.ReadFile(p); err == nil {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
 }
 
 func fixturesDirForFuzz() string {
