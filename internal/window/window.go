@@ -10,10 +10,10 @@
 // and overall (Total, enforced per shard by dropping the oldest entries of
 // the shard's least recently active client).
 //
-// An entry takes 48 bytes. Names are shared through a small cache (see
-// nameCache), so the entries of a popular name share one copy of it, and
-// no caller's string is kept alive (a DNS library allocates the qname anew
-// for every message). A sighting run's first time is kept as a millisecond
+// An entry takes 56 bytes. Once a shard is half full, names are shared
+// through a small cache (see nameCache), so the entries of a popular name
+// share one copy of it instead of each keeping the string the DNS library
+// allocated for its message. A sighting run's first time is kept as a millisecond
 // offset below its last, so Sighting.First has millisecond precision (see
 // there).
 package window
@@ -108,12 +108,12 @@ const (
 	ms = int64(time.Millisecond)
 )
 
-// entry is one recorded sighting run, 48 bytes (42 of fields). The IP is
+// entry is one recorded sighting run, 56 bytes (50 of fields). The IP is
 // kept as 16 bytes (IPv4 in its IPv4-mapped form, undone on read) rather
 // than a netip.Addr, which would add a zone pointer, 8 bytes and a pointer
-// for the GC to scan. The name is a pointer to a shared copy, nil for ""
-// (a connection record): 8 bytes instead of a 16-byte string header, and
-// no hold on the caller's string. The run's first sighting is not kept
+// for the GC to scan. The name is "" for a connection record; once the
+// shard is half full it is a shared copy (see nameCache). The run's first
+// sighting is not kept
 // as a second int64 but as span, the milliseconds from its millisecond to
 // last's, which a merge recomputes from those absolute milliseconds so that
 // rounding never accumulates: first() is in the same millisecond as the
@@ -121,7 +121,7 @@ const (
 // sighting.
 type entry struct {
 	ip    [16]byte
-	name  *string
+	name  string
 	last  int64 // unix ns
 	count uint32
 	span  uint32 // ms from the first sighting's millisecond to last's, saturating
@@ -153,22 +153,6 @@ func msOf(t int64) int64 {
 // spanMs saturates d into an entry's span.
 func spanMs(d int64) uint32 {
 	return uint32(min(d, int64(^uint32(0))))
-}
-
-// nameOf is the name an entry's name pointer stands for.
-func nameOf(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-// is reports whether p stands for name.
-func is(p *string, name string) bool {
-	if p == nil {
-		return name == ""
-	}
-	return *p == name
 }
 
 // history is one client's ring of entries in insertion order, and its place
@@ -312,29 +296,34 @@ func (s *Store) Record(client netip.Addr, name string, ips []netip.Addr, port ui
 		sh.unlink(c)
 		sh.pushFront(c)
 	}
-	// h is name interned, made at most once per call and only if an entry
-	// is stored: a merge compares strings.
-	var h *string
+	// shared is name as the new entries keep it: the caller's string, or,
+	// once the shard is half full, a shared copy (see nameCache), looked up
+	// at most once per call and only if an entry is stored.
+	shared, looked := name, name == ""
 	for _, ip := range ips {
 		if ip.IsValid() {
-			sh.add(c, ip.Unmap().As16(), name, &h, port, at)
+			sh.add(c, ip.Unmap().As16(), name, &shared, &looked, port, at)
 		}
 	}
 	sh.mu.Unlock()
 }
 
-// add records one sighting of ip. h caches name's handle across the IPs of
-// one Record; add fills it in when it first needs it.
-func (sh *shard) add(c *history, ip [16]byte, name string, h **string, port uint16, at int64) {
+// add records one sighting of ip. shared and looked carry the name a new
+// entry keeps across the IPs of one Record; add looks it up when it first
+// stores an entry.
+func (sh *shard) add(c *history, ip [16]byte, name string, shared *string, looked *bool, port uint16, at int64) {
 	for k := c.n - 1; k >= 0 && k >= c.n-dedupDepth; k-- {
 		e := c.at(k)
-		if e.ip == ip && e.port == port && at <= e.last+mergeGap && at >= e.first()-mergeGap && is(e.name, name) {
+		if e.ip == ip && e.port == port && at <= e.last+mergeGap && at >= e.first()-mergeGap && e.name == name {
 			e.extend(at)
 			return
 		}
 	}
-	if name != "" && *h == nil {
-		*h = intern(c, name)
+	if !*looked {
+		*looked = true
+		if sh.n >= sh.capacity/2 {
+			*shared = intern(c, name)
+		}
 	}
 	if c.n == len(c.ring) {
 		if c.n < sh.perClient {
@@ -348,7 +337,7 @@ func (sh *shard) add(c *history, ip [16]byte, name string, h **string, port uint
 	for sh.n >= sh.capacity {
 		sh.evictLRU(c)
 	}
-	*c.at(c.n) = entry{ip: ip, name: *h, last: at, count: 1, port: port}
+	*c.at(c.n) = entry{ip: ip, name: *shared, last: at, count: 1, port: port}
 	c.n++
 	sh.n++
 	c.oldest = min(c.oldest, at)
@@ -357,9 +346,9 @@ func (sh *shard) add(c *history, ip [16]byte, name string, h **string, port uint
 // intern returns a shared copy of name, which is not "". It takes it from
 // the client's latest entry when that carries name, as after an answer to
 // the name's other address type, and otherwise from nameTable.
-func intern(c *history, name string) *string {
+func intern(c *history, name string) string {
 	if c.n > 0 {
-		if e := c.at(c.n - 1); is(e.name, name) {
+		if e := c.at(c.n - 1); e.name == name {
 			return e.name
 		}
 	}
@@ -368,14 +357,19 @@ func intern(c *history, name string) *string {
 
 // nameCache shares the names of entries. miekg/dns allocates a fresh name
 // string per message, so without sharing every entry would keep its own
-// copy. It is a direct-mapped cache, not a complete intern table: a hit
-// costs a hash, one atomic load and a string compare, and a miss (a name
-// not seen lately, or one whose slot another name took) clones the name and
-// takes the slot. Entries hold their name's pointer, so a name taken out of
-// the cache lives on as long as they need it; the cache itself keeps at
-// most len(slots) names alive. (unique.Make was tried first: its
-// concurrent trie, with weak pointers, cost about 1 µs per lookup with
-// 100k distinct names.)
+// copy: about 30 bytes per entry, a quarter of the store's memory. It is a
+// direct-mapped cache, not a complete intern table: a hit costs a hash, one
+// atomic load and a string compare, and a miss (a name not seen lately, or
+// one whose slot another name took) clones the name and takes the slot.
+// Entries hold their name, so a name taken out of the cache lives on as
+// long as they need it; the cache itself keeps at most len(slots) names
+// alive.
+//
+// The lookup still costs about 1.6% of a busy server's CPU when every
+// answer is a new entry, for memory that matters only when the store is
+// large, so a shard shares names only once it is half full. (unique.Make
+// was tried first: its concurrent trie, with weak pointers, cost about 1 us
+// per lookup with 100k distinct names.)
 type nameCache struct {
 	seed  maphash.Seed
 	slots [1 << 14]atomic.Pointer[string]
@@ -383,15 +377,15 @@ type nameCache struct {
 
 var nameTable = &nameCache{seed: maphash.MakeSeed()}
 
-func (nc *nameCache) intern(name string) *string {
+func (nc *nameCache) intern(name string) string {
 	slot := &nc.slots[maphash.String(nc.seed, name)&(uint64(len(nc.slots))-1)]
 	if p := slot.Load(); p != nil && *p == name {
-		return p
+		return *p
 	}
 	p := new(string)
 	*p = strings.Clone(name) // never keep the caller's string
 	slot.Store(p)
-	return p
+	return *p
 }
 
 // evictLRU drops the oldest entry of the least recently active client, and
@@ -476,7 +470,7 @@ func (s *Store) Sightings(client netip.Addr, from, to time.Time) []Sighting {
 		sg := &out[i]
 		firsts[i], lasts[i] = min(firsts[i], e.first()), max(lasts[i], e.last)
 		sg.Count += int(e.count)
-		if name := nameOf(e.name); name != "" && len(sg.Names) < MaxNames && !slices.Contains(sg.Names, name) {
+		if name := e.name; name != "" && len(sg.Names) < MaxNames && !slices.Contains(sg.Names, name) {
 			sg.Names = append(sg.Names, name)
 		}
 		if e.port != 0 && len(sg.Ports) < MaxPorts && !slices.Contains(sg.Ports, e.port) {

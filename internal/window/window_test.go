@@ -200,8 +200,8 @@ func TestSightings(t *testing.T) {
 }
 
 func TestEntrySize(t *testing.T) {
-	if got := unsafe.Sizeof(entry{}); got != 48 {
-		t.Errorf("entry is %d bytes, want 48", got)
+	if got := unsafe.Sizeof(entry{}); got != 56 {
+		t.Errorf("entry is %d bytes, want 56", got)
 	}
 }
 
@@ -280,10 +280,13 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// TestRecordKeepsNoCallerString checks that the store interns names rather
-// than holding the string it was given.
+// TestRecordKeepsNoCallerString checks that a store past half full shares
+// names rather than holding the string it was given.
 func TestRecordKeepsNoCallerString(t *testing.T) {
-	s := New(Config{})
+	s := New(Config{Total: 64}) // one entry per shard
+	for i := range 64 * 4 {     // every shard past half full
+		s.Record(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), "filler.example.", ips("1.1.1.9"), 0, t0)
+	}
 	name := strings.Clone("a-name-long-enough-not-to-be-a-tiny-allocation.example.")
 	freed := make(chan struct{})
 	runtime.AddCleanup(unsafe.StringData(name), func(ch chan struct{}) { close(ch) }, freed)
