@@ -10,7 +10,7 @@
 // and overall (Total, enforced per shard by dropping the oldest entries of
 // the shard's least recently active client).
 //
-// An entry takes 56 bytes. Once a shard is half full, names are shared
+// An entry takes 56 bytes. Once a shard is a quarter full, names are shared
 // through a small cache (see nameCache), so the entries of a popular name
 // share one copy of it instead of each keeping the string the DNS library
 // allocated for its message. A sighting run's first time is kept as a millisecond
@@ -34,7 +34,7 @@ import (
 const (
 	DefaultRetain    = 15 * time.Minute
 	DefaultPerClient = 256
-	DefaultTotal     = 500_000
+	DefaultTotal     = 400_000
 )
 
 // Config bounds the store. Zero or negative fields take the defaults.
@@ -112,7 +112,7 @@ const (
 // kept as 16 bytes (IPv4 in its IPv4-mapped form, undone on read) rather
 // than a netip.Addr, which would add a zone pointer, 8 bytes and a pointer
 // for the GC to scan. The name is "" for a connection record; once the
-// shard is half full it is a shared copy (see nameCache). The run's first
+// shard is a quarter full it is a shared copy (see nameCache). The run's first
 // sighting is not kept
 // as a second int64 but as span, the milliseconds from its millisecond to
 // last's, which a merge recomputes from those absolute milliseconds so that
@@ -297,7 +297,7 @@ func (s *Store) Record(client netip.Addr, name string, ips []netip.Addr, port ui
 		sh.pushFront(c)
 	}
 	// shared is name as the new entries keep it: the caller's string, or,
-	// once the shard is half full, a shared copy (see nameCache), looked up
+	// once the shard is a quarter full, a shared copy (see nameCache), looked up
 	// at most once per call and only if an entry is stored.
 	shared, looked := name, name == ""
 	for _, ip := range ips {
@@ -321,7 +321,7 @@ func (sh *shard) add(c *history, ip [16]byte, name string, shared *string, looke
 	}
 	if !*looked {
 		*looked = true
-		if sh.n >= sh.capacity/2 {
+		if sh.n >= sh.capacity/shareFrom {
 			*shared = intern(c, name)
 		}
 	}
@@ -367,7 +367,7 @@ func intern(c *history, name string) string {
 //
 // The lookup still costs about 1.6% of a busy server's CPU when every
 // answer is a new entry, for memory that matters only when the store is
-// large, so a shard shares names only once it is half full. (unique.Make
+// large, so a shard shares names only once it is a quarter full. (unique.Make
 // was tried first: its concurrent trie, with weak pointers, cost about 1 us
 // per lookup with 100k distinct names.)
 type nameCache struct {
@@ -376,6 +376,10 @@ type nameCache struct {
 }
 
 var nameTable = &nameCache{seed: maphash.MakeSeed()}
+
+// shareFrom: a shard shares names once it holds 1/shareFrom of its share of
+// Total.
+const shareFrom = 4
 
 func (nc *nameCache) intern(name string) string {
 	slot := &nc.slots[maphash.String(nc.seed, name)&(uint64(len(nc.slots))-1)]

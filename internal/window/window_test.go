@@ -280,11 +280,11 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// TestRecordKeepsNoCallerString checks that a store past half full shares
+// TestRecordKeepsNoCallerString checks that a store past a quarter full shares
 // names rather than holding the string it was given.
 func TestRecordKeepsNoCallerString(t *testing.T) {
 	s := New(Config{Total: 64}) // one entry per shard
-	for i := range 64 * 4 {     // every shard past half full
+	for i := range 64 * 4 {     // every shard past a quarter full
 		s.Record(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), "filler.example.", ips("1.1.1.9"), 0, t0)
 	}
 	name := strings.Clone("a-name-long-enough-not-to-be-a-tiny-allocation.example.")
@@ -790,7 +790,7 @@ func BenchmarkSightings(b *testing.B) {
 }
 
 // BenchmarkMemory fills the store at its default caps with 100k clients of
-// 5 entries each (Total is 500k, enforced per shard, so an uneven shard
+// 4 entries each (Total is 400k, enforced per shard, so an uneven shard
 // evicts a few) and reports the heap the store holds per entry, per client
 // and in all.
 //
@@ -804,7 +804,7 @@ func BenchmarkMemory(b *testing.B) {
 }
 
 func benchMemory(b *testing.B, distinct int, fresh bool) {
-	const clients, perClient = 100_000, 5
+	const clients, perClient = 100_000, 4
 	names := make([]string, distinct)
 	for i := range names {
 		names[i] = fmt.Sprintf("name-%d.example.com.", i)

@@ -32,7 +32,7 @@ const (
 	defaultRetain     = 15 * time.Minute
 	defaultWatch      = 30 * time.Minute
 	defaultPerClient  = 256
-	defaultTotal      = 500_000
+	defaultTotal      = 400_000
 	defaultCacheSize  = 10_000
 	defaultWorkers    = 4
 	defaultQueueSize  = 4096
