@@ -81,7 +81,7 @@ type Limiter interface {
 
 // Attempt describes one API call, for metrics.
 type Attempt struct {
-	Outcome    string // "ok" or a Kind
+	Outcome    ErrorKind // KindOK or the failure's kind
 	HTTPStatus int
 	Duration   time.Duration
 }

@@ -71,26 +71,48 @@ func Retryable(err error) bool {
 	return errors.Is(err, ErrQuota) || errors.Is(err, ErrTransient)
 }
 
-// Kind names err's class for metrics and logs: "bad_key", "quota",
-// "transient", "bad_response", "rejected", "not_public" or "other".
-func Kind(err error) string {
+// ErrorKind names an error class for metrics, logs and cached error
+// verdicts.
+type ErrorKind string
+
+// The error kinds, one per class, plus KindOK for success and KindOther for
+// an error of no known class.
+const (
+	KindOK          ErrorKind = "ok"
+	KindBadKey      ErrorKind = "bad_key"
+	KindQuota       ErrorKind = "quota"
+	KindTransient   ErrorKind = "transient"
+	KindBadResponse ErrorKind = "bad_response"
+	KindRejected    ErrorKind = "rejected"
+	KindNotPublic   ErrorKind = "not_public"
+	KindOther       ErrorKind = "other"
+)
+
+// Unavailable reports whether k says the API cannot answer for now (down,
+// out of quota, or refusing the key), as opposed to a problem with one IP.
+func (k ErrorKind) Unavailable() bool {
+	return k == KindTransient || k == KindQuota || k == KindBadKey
+}
+
+// Kind names err's class.
+func Kind(err error) ErrorKind {
 	switch {
 	case err == nil:
-		return "ok"
+		return KindOK
 	case errors.Is(err, ErrBadKey):
-		return "bad_key"
+		return KindBadKey
 	case errors.Is(err, ErrQuota):
-		return "quota"
+		return KindQuota
 	case errors.Is(err, ErrTransient):
-		return "transient"
+		return KindTransient
 	case errors.Is(err, ErrBadResponse):
-		return "bad_response"
+		return KindBadResponse
 	case errors.Is(err, ErrRejected):
-		return "rejected"
+		return KindRejected
 	case errors.Is(err, ErrNotPublic):
-		return "not_public"
+		return KindNotPublic
 	}
-	return "other"
+	return KindOther
 }
 
 // classifyStatus maps an HTTP or body status to a class; nil means success.

@@ -287,3 +287,7 @@ func portList(ps []int) string {
 	}
 	return "ports " + strings.Join(s, ", ")
 }
+
+// String is the reason as every output shows it: "FACTOR: detail". It is
+// the one place a reason is formatted.
+func (r Reason) String() string { return string(r.Factor) + ": " + r.Detail }

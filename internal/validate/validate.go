@@ -115,9 +115,9 @@ var outcomes = [...]verdicts.Outcome{verdicts.Clean, verdicts.Suspicious, verdic
 // Stats are cumulative counters since New. Every map holds every key,
 // zeros included, so that metrics can be exported before anything happens.
 type Stats struct {
-	Submitted map[string]uint64 // Submit calls by Result.String()
-	Verdicts  map[string]uint64 // fresh verdicts by Outcome
-	APIErrors map[string]uint64 // failed reports by criminalip.Kind; each is also an error verdict
+	Submitted map[string]uint64               // Submit calls by Result.String()
+	Verdicts  map[string]uint64               // fresh verdicts by Outcome
+	APIErrors map[criminalip.ErrorKind]uint64 // failed reports by criminalip.Kind; each is also an error verdict
 	// Discarded counts queued jobs that ended without a verdict: the queue
 	// was stopped, or the Reporter refused the IP as not public.
 	Discarded uint64
@@ -166,7 +166,7 @@ type Queue struct {
 	verdicts  [len(outcomes)]atomic.Uint64
 	discarded atomic.Uint64
 	errMu     sync.Mutex
-	apiErrors map[string]uint64
+	apiErrors map[criminalip.ErrorKind]uint64
 }
 
 // New returns a stopped queue; Submit may queue jobs before Start. It
@@ -201,7 +201,7 @@ func New(cfg Config) *Queue {
 		ctx:       ctx,
 		cancel:    cancel,
 		pending:   make(map[netip.Addr]*pending),
-		apiErrors: make(map[string]uint64),
+		apiErrors: make(map[criminalip.ErrorKind]uint64),
 	}
 	q.wake = sync.NewCond(&q.mu)
 	return q
@@ -355,7 +355,7 @@ func (q *Queue) Stats() Stats {
 	s := Stats{
 		Submitted: make(map[string]uint64, len(resultNames)),
 		Verdicts:  make(map[string]uint64, len(outcomes)),
-		APIErrors: make(map[string]uint64),
+		APIErrors: make(map[criminalip.ErrorKind]uint64),
 		Discarded: q.discarded.Load(),
 	}
 	for r, name := range resultNames {

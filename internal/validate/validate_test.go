@@ -174,7 +174,7 @@ func TestErrorFixtures(t *testing.T) {
 		"quota": {429: fakeapi.Mode429, 200: fakeapi.ModeQuota200},
 		"parse": {200: fakeapi.ModeMalformed},
 	}
-	kinds := map[string]string{
+	kinds := map[string]criminalip.ErrorKind{
 		"auth":  criminalip.Kind(criminalip.ErrBadKey),
 		"quota": criminalip.Kind(criminalip.ErrQuota),
 		"parse": criminalip.Kind(criminalip.ErrBadResponse),
@@ -223,7 +223,7 @@ func TestAPIErrorCachedNotClean(t *testing.T) {
 	ip := netip.MustParseAddr("45.83.0.21") // a Critical score, were the API up
 	q.Submit(validate.Job{IP: ip})
 	v := wait(t, q, ip)
-	if v.Outcome != verdicts.Error || v.Error != "transient" || !v.Expires.Equal(now.Add(30*time.Second)) {
+	if v.Outcome != verdicts.Error || v.Error != criminalip.KindTransient || !v.Expires.Equal(now.Add(30*time.Second)) {
 		t.Fatalf("verdict %+v, want a transient error for 30s", v)
 	}
 	if _, ok := cache.Suspicious(ip, now); ok {

@@ -16,12 +16,14 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 )
 
@@ -46,15 +48,15 @@ const (
 
 // Verdict is the cached conclusion about one IP.
 type Verdict struct {
-	IP       netip.Addr    `json:"ip"`
-	Outcome  Outcome       `json:"outcome"`
-	Reasons  []risk.Reason `json:"reasons,omitempty"`
-	Score    string        `json:"score,omitempty"`
-	Decision string        `json:"decision,omitempty"` // decision id of a suspicious verdict, see NewDecisionID
-	Error    string        `json:"error,omitempty"`    // for Outcome Error: criminalip.Kind of the failure
-	Note     string        `json:"note,omitempty"`     // who decided, when not the API (an operator's unblock)
-	Checked  time.Time     `json:"checked"`
-	Expires  time.Time     `json:"expires"`
+	IP       netip.Addr           `json:"ip"`
+	Outcome  Outcome              `json:"outcome"`
+	Reasons  []risk.Reason        `json:"reasons,omitempty"`
+	Score    string               `json:"score,omitempty"`
+	Decision string               `json:"decision,omitempty"` // decision id of a suspicious verdict, see NewDecisionID
+	Error    criminalip.ErrorKind `json:"error,omitempty"`    // for Outcome Error: the failure's kind
+	Note     string               `json:"note,omitempty"`     // who decided, when not the API (an operator's unblock)
+	Checked  time.Time            `json:"checked"`
+	Expires  time.Time            `json:"expires"`
 }
 
 // Suspicious reports whether v is a suspicious verdict.
@@ -346,3 +348,15 @@ func NewDecisionID() string {
 	rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return "cip-" + hex.EncodeToString(b[:])
 }
+
+// ReasonList is v's reasons, each formatted by risk.Reason.String.
+func (v Verdict) ReasonList() []string {
+	out := make([]string, len(v.Reasons))
+	for i, r := range v.Reasons {
+		out[i] = r.String()
+	}
+	return out
+}
+
+// ReasonText is v's reasons on one line, separated by "; ".
+func (v Verdict) ReasonText() string { return strings.Join(v.ReasonList(), "; ") }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
@@ -33,7 +34,7 @@ func TestTTLPerOutcome(t *testing.T) {
 	bad, good, failed := addr(1), addr(2), addr(3)
 	c.Put(suspicious(bad), t0)
 	c.Put(verdicts.Verdict{IP: good, Outcome: verdicts.Clean}, t0)
-	c.Put(verdicts.Verdict{IP: failed, Outcome: verdicts.Error, Error: "transient"}, t0)
+	c.Put(verdicts.Verdict{IP: failed, Outcome: verdicts.Error, Error: criminalip.KindTransient}, t0)
 
 	for _, tc := range []struct {
 		after             time.Duration
@@ -130,9 +131,9 @@ func TestPut(t *testing.T) {
 func TestErrorIsNeverClean(t *testing.T) {
 	c := verdicts.New(10, verdicts.TTLs{})
 	ip := addr(1)
-	c.Put(verdicts.Verdict{IP: ip, Outcome: verdicts.Error, Error: "quota"}, t0)
+	c.Put(verdicts.Verdict{IP: ip, Outcome: verdicts.Error, Error: criminalip.KindQuota}, t0)
 	v, ok := c.Get(ip, t0)
-	if !ok || v.Outcome != verdicts.Error || v.Error != "quota" || v.Suspicious() {
+	if !ok || v.Outcome != verdicts.Error || v.Error != criminalip.KindQuota || v.Suspicious() {
 		t.Errorf("Get = %+v, %v; want the error verdict", v, ok)
 	}
 	if v.Decision != "" {
