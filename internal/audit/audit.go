@@ -28,16 +28,21 @@ import (
 	"time"
 )
 
+// Kind is what an entry records.
+type Kind string
+
 // The kinds of entry.
 const (
-	KindVerdict    = "verdict"
-	KindBlock      = "block"
-	KindUnblock    = "unblock"
-	KindAllow      = "allow"
-	KindRewrite    = "rewrite"
-	KindHookOK     = "hook_ok"
-	KindHookFailed = "hook_failed"
-	KindExpire     = "expire"
+	KindVerdict      Kind = "verdict"       // a fresh suspicious verdict
+	KindBlock        Kind = "block"         // a new block decision
+	KindUnblock      Kind = "unblock"       // a block lifted by an operator or an allowlist entry
+	KindExpire       Kind = "expire"        // a block past its TTL
+	KindAllow        Kind = "allow"         // an allowlist entry added
+	KindAllowRemoved Kind = "allow_removed" // an allowlist entry removed
+	KindRewrite      Kind = "rewrite"       // a DNS answer rewritten (in monitor mode: would have been)
+	KindFailClosed   Kind = "fail_closed"   // a DNS answer refused because its IP could not be validated
+	KindHookOK       Kind = "hook_ok"       // a hook took a change
+	KindHookFailed   Kind = "hook_failed"   // a hook gave up on a change
 )
 
 // Entry is one decision. Empty fields are left out of the line.
@@ -45,7 +50,7 @@ type Entry struct {
 	// Time is when the decision was taken; Write sets it to now if zero.
 	// It is written in UTC.
 	Time     time.Time `json:"time"`
-	Kind     string    `json:"kind"`
+	Kind     Kind      `json:"kind"`
 	Decision string    `json:"decision,omitempty"`
 	IP       string    `json:"ip,omitempty"`
 	Client   string    `json:"client,omitempty"`

@@ -196,9 +196,17 @@ func (m *Manager) SetPolicy(p Policy, static []Allow) {
 func (m *Manager) setStatic(static []Allow) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// An entry kept across a reload keeps the time it was first loaded.
+	created := make(map[string]time.Time, len(m.static))
+	for _, a := range m.static {
+		created[a.Value] = a.Created
+	}
 	m.static = make([]Allow, 0, len(static))
 	for _, a := range static {
 		a.Static = true
+		if t, ok := created[a.Value]; ok && !t.IsZero() {
+			a.Created = t
+		}
 		m.static = append(m.static, a)
 	}
 	m.snapshotLocked()

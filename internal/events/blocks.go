@@ -12,6 +12,9 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/textsafe"
 )
 
 // BlockBackend is the part of a Backend that handles block decisions. A
@@ -24,16 +27,39 @@ import (
 //	DELETE /v1/allow/{value}       remove a dynamic entry
 //	GET    /v1/blocklist.txt       External Dynamic List, one IP per line
 type BlockBackend interface {
-	Blocks() any
+	Blocks() []BlockView
 	// Unblock lifts ip's block in every sink; false if it was not blocked.
-	Unblock(ip netip.Addr, actor, why string) (any, bool)
+	Unblock(ip netip.Addr, actor, why string) (Unblocked, bool)
 	// Allow adds an allowlist entry; an error names what is wrong with the
 	// value.
-	Allow(req AllowRequest) (any, error)
-	Allowlist() any
-	RemoveAllow(value string) bool
+	Allow(req AllowRequest) (Allowed, error)
+	Allowlist() []blocks.Allow
+	// RemoveAllow removes a dynamic entry; false if there is none.
+	RemoveAllow(value, actor string) bool
 	// Blocklist is the IPs to publish, sorted.
 	Blocklist() []netip.Addr
+}
+
+// BlockView is a block as GET /v1/blocks shows it.
+type BlockView struct {
+	blocks.Block
+	TTLSeconds       int64 `json:"ttl_seconds"`
+	RemainingSeconds int64 `json:"remaining_seconds"`
+}
+
+// Unblocked is the answer to DELETE /v1/blocks/{ip}.
+type Unblocked struct {
+	blocks.Block
+	Unblocked bool   `json:"unblocked"`
+	Actor     string `json:"actor"`
+	Why       string `json:"why,omitempty"`
+}
+
+// Allowed is the answer to POST /v1/allow: the entry and the IPs whose
+// blocks it lifted.
+type Allowed struct {
+	blocks.Allow
+	Lifted []netip.Addr `json:"lifted"`
 }
 
 // AllowRequest is a POST /v1/allow body, checked.
@@ -61,7 +87,7 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 			writeFieldError(w, http.StatusBadRequest, err)
 			return
 		}
-		actor, why := actorOf(r), strings.TrimSpace(r.URL.Query().Get("reason"))
+		actor, why := actorOf(r), textsafe.Clean(strings.TrimSpace(r.URL.Query().Get("reason")))
 		if len(why) > MaxRefLength*2 {
 			writeFieldError(w, http.StatusBadRequest, errField("reason", "longer than %d characters", MaxRefLength*2))
 			return
@@ -71,7 +97,7 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 			writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("%s is not blocked", ip)})
 			return
 		}
-		s.cfg.Logf("events: %s unblocked by %s (%s)", ip, actor, why)
+		s.cfg.Logf("events: %s unblocked by %q (%q)", ip, actor, why)
 		writeJSON(w, http.StatusOK, b)
 	})
 	mux.HandleFunc("POST /v1/allow", func(w http.ResponseWriter, r *http.Request) {
@@ -92,7 +118,7 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 			writeFieldError(w, http.StatusBadRequest, errField("value", "%v", err))
 			return
 		}
-		s.cfg.Logf("events: %s allowlisted by %s until %v (%s)", req.Value, req.Actor, req.Until, req.Reason)
+		s.cfg.Logf("events: %s allowlisted by %q until %s (%q)", entry.Value, req.Actor, untilText(req.Until), req.Reason)
 		writeJSON(w, http.StatusCreated, entry)
 	})
 	mux.HandleFunc("GET /v1/allow", func(w http.ResponseWriter, _ *http.Request) {
@@ -100,7 +126,7 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("DELETE /v1/allow/{value...}", func(w http.ResponseWriter, r *http.Request) {
 		v := r.PathValue("value")
-		if !bb.RemoveAllow(v) {
+		if !bb.RemoveAllow(v, actorOf(r)) {
 			writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("%q is not a dynamic allowlist entry", v)})
 			return
 		}
@@ -141,7 +167,7 @@ func (s *Server) edlTokenOK(r *http.Request) bool {
 func actorOf(r *http.Request) string {
 	for _, a := range []string{r.URL.Query().Get("actor"), r.Header.Get("X-Actor")} {
 		if a = strings.TrimSpace(a); a != "" && len(a) <= MaxRefLength {
-			return a
+			return textsafe.Clean(a)
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -212,7 +238,7 @@ func decodeAllow(body []byte, now time.Time) (AllowRequest, error) {
 			if d <= 0 || d > MaxAllowFor {
 				return req, errField("until", "duration %s must be positive and at most %s", s, MaxAllowFor)
 			}
-			req.Until = now.Add(d)
+			req.Until = now.Add(d).Round(0) // no monotonic reading: it is stored and shown
 		} else {
 			return req, errField("until", "%q is neither an RFC 3339 time nor a duration such as 24h", s)
 		}
@@ -221,6 +247,7 @@ func decodeAllow(body []byte, now time.Time) (AllowRequest, error) {
 		if req.Reason, err = parseString("reason", raw.Reason); err != nil {
 			return req, err
 		}
+		req.Reason = textsafe.Clean(req.Reason)
 		if len(req.Reason) > 512 {
 			return req, errField("reason", "longer than 512 characters")
 		}
@@ -229,9 +256,18 @@ func decodeAllow(body []byte, now time.Time) (AllowRequest, error) {
 		if req.Actor, err = parseString("actor", raw.Actor); err != nil {
 			return req, err
 		}
+		req.Actor = textsafe.Clean(req.Actor)
 		if len(req.Actor) > MaxRefLength {
 			return req, errField("actor", "longer than %d characters", MaxRefLength)
 		}
 	}
 	return req, nil
+}
+
+// untilText is an expiry as log lines show it.
+func untilText(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -1,13 +1,14 @@
 package events
 
 import (
-	"errors"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
 )
 
 // blockBackend is a fakeBackend with blocks.
@@ -19,45 +20,51 @@ type blockBackend struct {
 	allowed   []AllowRequest
 }
 
-func (b *blockBackend) Blocks() any {
+func (b *blockBackend) Blocks() []BlockView {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ips := []netip.Addr{}
+	views := []BlockView{}
 	for ip := range b.blocked {
-		ips = append(ips, ip)
+		views = append(views, BlockView{Block: blocks.Block{IP: ip}})
 	}
-	slices.SortFunc(ips, netip.Addr.Compare)
-	return ips
+	slices.SortFunc(views, func(a, b BlockView) int { return a.IP.Compare(b.IP) })
+	return views
 }
 
-func (b *blockBackend) Unblock(ip netip.Addr, actor, why string) (any, bool) {
+func (b *blockBackend) Unblock(ip netip.Addr, actor, why string) (Unblocked, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.blocked[ip] {
-		return nil, false
+		return Unblocked{}, false
 	}
 	delete(b.blocked, ip)
 	b.unblocked = append(b.unblocked, ip.String()+" "+actor+" "+why)
-	return map[string]string{"ip": ip.String()}, true
+	return Unblocked{Block: blocks.Block{IP: ip}, Unblocked: true, Actor: actor, Why: why}, true
 }
 
-func (b *blockBackend) Allow(req AllowRequest) (any, error) {
-	if req.Value == "bad value" {
-		return nil, errors.New(`"bad value" is neither an IP, a CIDR nor a domain name`)
+func (b *blockBackend) Allow(req AllowRequest) (Allowed, error) {
+	a, err := blocks.ParseAllow(req.Value)
+	if err != nil {
+		return Allowed{}, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.allowed = append(b.allowed, req)
-	return map[string]any{"value": req.Value, "until": req.Until}, nil
+	a.Until, a.Reason, a.Actor = req.Until, req.Reason, req.Actor
+	return Allowed{Allow: a, Lifted: []netip.Addr{}}, nil
 }
 
-func (b *blockBackend) Allowlist() any {
+func (b *blockBackend) Allowlist() []blocks.Allow {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.allowed
+	out := []blocks.Allow{}
+	for _, req := range b.allowed {
+		out = append(out, blocks.Allow{Value: req.Value, Until: req.Until, Reason: req.Reason, Actor: req.Actor})
+	}
+	return out
 }
 
-func (b *blockBackend) RemoveAllow(v string) bool { return v == "10.0.0.0/8" }
+func (b *blockBackend) RemoveAllow(v, _ string) bool { return v == "10.0.0.0/8" }
 
 func (b *blockBackend) Blocklist() []netip.Addr {
 	b.mu.Lock()
@@ -83,7 +90,7 @@ func TestBlockRoutes(t *testing.T) {
 
 	rec := f.do("GET", "/v1/blocks", "")
 	wantStatus(t, rec, 200)
-	if got := decodeBody[[]string](t, rec); len(got) != 2 {
+	if got := decodeBody[[]map[string]any](t, rec); len(got) != 2 || got[0]["ip"] != "45.83.0.21" {
 		t.Errorf("blocks %v", got)
 	}
 
@@ -164,5 +171,25 @@ func TestNoBlockRoutesWithoutBlockBackend(t *testing.T) {
 	f := newFixture(t, nil)
 	if rec := f.do("GET", "/v1/blocks", ""); rec.Code != 404 {
 		t.Errorf("GET /v1/blocks: %d", rec.Code)
+	}
+}
+
+// An operator's text cannot forge a log line or hide itself: newlines,
+// control and bidi characters reach the backend and the log escaped.
+func TestAdminTextSanitised(t *testing.T) {
+	f, bb := newBlockFixture(t)
+	rec := f.do("DELETE", "/v1/blocks/45.83.0.21?actor=alice%0a%5BINFO%5D+forged&reason=fp%1b%5B2J%E2%80%AE", "")
+	wantStatus(t, rec, 200)
+	if want := `45.83.0.21 alice\n[INFO] forged fp\x1b[2J\u202e`; len(bb.unblocked) != 1 || bb.unblocked[0] != want {
+		t.Errorf("unblock recorded %q, want %q", bb.unblocked, want)
+	}
+	rec = f.do("POST", "/v1/allow", `{"value":"45.83.0.40","reason":"cdn\r\nX","actor":"bob\u2066"}`)
+	wantStatus(t, rec, 201)
+	if got := bb.allowed[len(bb.allowed)-1]; got.Reason != `cdn\r\nX` || got.Actor != `bob\u2066` {
+		t.Errorf("allow request %+v", got)
+	}
+	logs := f.logs.all()
+	if strings.Contains(logs, "\n[INFO]") || strings.ContainsAny(logs, "\x1b\r\u202e\u2066") {
+		t.Errorf("log holds raw operator text: %q", logs)
 	}
 }

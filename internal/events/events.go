@@ -19,6 +19,9 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/coredns-cip/coredns-cip/internal/tags"
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
 
 // Limits on what an event may say. A SIEM forwards alerts late, but a day-old
@@ -84,7 +87,7 @@ type Found struct {
 	Result string     `json:"result"` // queued, cached, in_flight or dropped
 }
 
-// Backend is what the server drives: in production the cipvalidate plugin.
+// Backend is what the server drives: in production the decision engine.
 // It is called from concurrent requests and must be safe for that.
 type Backend interface {
 	// Defaults is read on every event, so a reload takes effect at once.
@@ -93,10 +96,10 @@ type Backend interface {
 	// the event's id, for the Backend's logs; the server sets Accepted.ID
 	// to it whatever Submit returns.
 	Submit(ev Event, id string) (Accepted, []Found)
-	// Verdict returns the current verdict for ip as a JSON-able value.
-	Verdict(ip netip.Addr) (any, bool)
-	// Clients returns the tagged clients as a JSON-able value.
-	Clients() any
+	// Verdict returns the current verdict for ip.
+	Verdict(ip netip.Addr) (verdicts.Verdict, bool)
+	// Clients returns the clients tagged by an event.
+	Clients() []tags.Tag
 	// Untag ends an event's tag on ip; false if ip was not tagged by one.
 	Untag(ip netip.Addr) bool
 }

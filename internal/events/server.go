@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
 
 // DefaultMaxBody is the POST body limit when Config.MaxBody is 0: an event is
@@ -280,22 +282,22 @@ func checkJSONContentType(ct string) error {
 // the Backend holds now, which may be newer than the event.
 type foundWithVerdict struct {
 	Found
-	Verdict any `json:"verdict,omitempty"`
+	Verdict *verdicts.Verdict `json:"verdict,omitempty"`
 }
 
 type recordBody struct {
-	ID       string             `json:"id"`
-	Event    Event              `json:"event"`
-	Received time.Time          `json:"received"`
-	Accepted Accepted           `json:"accepted"`
-	Found    []foundWithVerdict `json:"found"`
-	Fleet    map[string]any     `json:"fleet,omitempty"` // node -> what it found, in a fleet
+	ID       string                     `json:"id"`
+	Event    Event                      `json:"event"`
+	Received time.Time                  `json:"received"`
+	Accepted Accepted                   `json:"accepted"`
+	Found    []foundWithVerdict         `json:"found"`
+	Fleet    map[string]json.RawMessage `json:"fleet,omitempty"` // node -> what it found, in a fleet
 }
 
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	rec, ok := s.cfg.Store.Get(id)
-	var fleet map[string]any
+	var fleet map[string]json.RawMessage
 	if rb, isFleet := s.cfg.Backend.(ReportBackend); isFleet {
 		fleet = rb.Reports(id)
 	}
@@ -306,8 +308,8 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		}
 		// Posted to another node of the fleet: what every node found.
 		writeJSON(w, http.StatusOK, struct {
-			ID    string         `json:"id"`
-			Fleet map[string]any `json:"fleet"`
+			ID    string                     `json:"id"`
+			Fleet map[string]json.RawMessage `json:"fleet"`
 		}{id, fleet})
 		return
 	}
@@ -316,7 +318,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	for i, f := range rec.Found {
 		body.Found[i].Found = f
 		if v, ok := s.cfg.Backend.Verdict(f.IP); ok {
-			body.Found[i].Verdict = v
+			body.Found[i].Verdict = &v
 		}
 	}
 	body.Fleet = fleet
@@ -327,7 +329,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 // node found for an event (node -> JSON-able report), whichever node it
 // was posted to.
 type ReportBackend interface {
-	Reports(eventID string) map[string]any
+	Reports(eventID string) map[string]json.RawMessage
 }
 
 func (s *Server) getClients(w http.ResponseWriter, _ *http.Request) {

@@ -45,7 +45,7 @@ func benchPlugin(b *testing.B, next plugin.Handler, tagged bool) *CIPValidate {
 	}
 	b.Cleanup(func() { c.shutdown() })
 	for _, ip := range []string{"45.83.0.10", "45.83.0.11"} {
-		c.st.cache.Put(verdicts.Verdict{IP: netip.MustParseAddr(ip), Outcome: verdicts.Clean}, time.Now())
+		c.eng.State().Cache().Put(verdicts.Verdict{IP: netip.MustParseAddr(ip), Outcome: verdicts.Clean}, time.Now())
 	}
 	return c
 }
@@ -77,7 +77,7 @@ func BenchmarkServeDNS(b *testing.B) {
 		// from the answer, the rest from the name memory, as scenario c's
 		// sinkholed names are.
 		c := benchPlugin(b, next, true)
-		c.st.cache.Put(verdicts.Verdict{IP: netip.MustParseAddr("45.83.0.11"), Outcome: verdicts.Suspicious}, time.Now())
+		c.eng.State().Cache().Put(verdicts.Verdict{IP: netip.MustParseAddr("45.83.0.11"), Outcome: verdicts.Suspicious}, time.Now())
 		run(b, c)
 	})
 	b.Run("untagged-parallel", func(b *testing.B) {

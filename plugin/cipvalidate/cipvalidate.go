@@ -14,17 +14,12 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/events"
-	"github.com/coredns-cip/coredns-cip/internal/publicip"
-	"github.com/coredns-cip/coredns-cip/internal/risk"
-	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
@@ -43,17 +38,11 @@ type CIPValidate struct {
 	cfg *config
 	key string // server block identity: state is shared across reloads under it
 
-	st     *shared
-	client *criminalip.Client
-	queue  *validate.Queue
-	api    *events.Server
+	eng   *enforce.Engine // the decision engine: state, validation, blocks, hooks, fleet
+	names *enforce.NameMemory
+	api   *events.Server
 
-	// apiFailing is true while the last API call failed in a way that says
-	// the API is unavailable (transient, quota, bad key): `fail closed` then
-	// refuses tagged clients' unvalidated answers.
-	apiFailing atomic.Bool
-	ready      atomic.Bool
-
+	ready    atomic.Bool
 	counters atomic.Pointer[serverCounters]
 
 	decisions *decisionLog // aggregates the decision lines; nil logs each
@@ -61,10 +50,6 @@ type CIPValidate struct {
 	// sinkA and sinkAAAA are the sinkhole addresses as the records
 	// carry them, computed once by start.
 	sinkA, sinkAAAA net.IP
-
-	connlogs   *connlogRunner   // nil without connlog lines
-	dispatcher *sink.Dispatcher // nil without hooks
-	closeSinks func()
 
 	stopSweep    chan struct{}
 	sweepDone    sync.WaitGroup
@@ -84,7 +69,7 @@ var writerPool = sync.Pool{New: func() any { return new(writer) }}
 
 // ServeDNS implements the plugin.Handler interface.
 func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if len(r.Question) != 1 || c.st == nil {
+	if len(r.Question) != 1 || c.eng == nil {
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	}
 	qname := r.Question[0].Name
@@ -97,9 +82,9 @@ func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 	// record type without asking the next plugin. The clock is read only
 	// when something needs it: most answers hold no public IP.
 	var now time.Time
-	if c.st.names.Len() > 0 {
-		now = timeNow()
-		if v, ok := c.st.names.Get(qname, now); ok && (c.cfg.enforceAll || c.st.tags.Tagged(client, now)) && !c.allowed(v.IP, qname, now) {
+	if c.names.Len() > 0 {
+		now = c.eng.Now()
+		if v, ok := c.names.Get(qname, now); ok && (c.cfg.enforceAll || c.eng.Tagged(client, now)) && !c.eng.Allowed(v.IP, qname, now) {
 			if !c.cfg.monitor {
 				m := c.rewrite(r, v, v.IP)
 				c.logDecision(ctx, client, r, v, v.IP, "name", now)
@@ -153,21 +138,21 @@ func (cw *writer) WriteMsg(res *dns.Msg) error {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
 	qname := cw.req.Question[0].Name
-	if c.allowedName(qname) {
+	if c.eng.AllowedName(qname) {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
 	if cw.now.IsZero() {
-		cw.now = timeNow()
+		cw.now = c.eng.Now()
 	}
-	st := c.st
-	st.window.Record(cw.client, qname, ips, 0, cw.now)
+	st := c.eng.State()
+	st.Window().Record(cw.client, qname, ips, 0, cw.now)
 	ctr.recorded.Add(float64(len(ips)))
 
-	tagged := st.tags.Tagged(cw.client, cw.now)
+	tagged := c.eng.Tagged(cw.client, cw.now)
 	if !tagged && !c.cfg.enforceAll {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
-	if v, ip, ok := c.firstSuspicious(ips, cw.now); ok && !c.allowed(ip, qname, cw.now) {
+	if v, ip, ok := c.firstSuspicious(ips, cw.now); ok && !c.eng.Allowed(ip, qname, cw.now) {
 		return cw.enforce(res, v, ip)
 	}
 	if !tagged {
@@ -182,8 +167,7 @@ func (cw *writer) tagged(res *dns.Msg, ips []netip.Addr, qname string) error {
 	c := cw.c
 	pending := false
 	for _, ip := range ips {
-		r := c.queue.SubmitAt(validate.Job{IP: ip, Priority: validate.Low, Client: cw.client, Name: qname}, cw.now)
-		submitted(fromAnswer, r)
+		r := c.eng.SubmitAnswer(validate.Job{IP: ip, Priority: validate.Low, Client: cw.client, Name: qname}, cw.now)
 		if r == validate.Queued || r == validate.InFlight {
 			pending = true
 		}
@@ -191,7 +175,7 @@ func (cw *writer) tagged(res *dns.Msg, ips []netip.Addr, qname string) error {
 	if pending && c.cfg.pendingWait > 0 {
 		ctx, cancel := context.WithTimeout(cw.ctx, c.cfg.pendingWait)
 		for _, ip := range ips {
-			if v, ok := c.queue.Wait(ctx, ip); ok && v.Suspicious() {
+			if v, ok := c.eng.Wait(ctx, ip); ok && v.Suspicious() {
 				cancel()
 				return cw.enforce(res, v, ip)
 			}
@@ -201,28 +185,37 @@ func (cw *writer) tagged(res *dns.Msg, ips []netip.Addr, qname string) error {
 	if c.cfg.failClosed {
 		now := cw.now
 		if pending && c.cfg.pendingWait > 0 {
-			now = timeNow() // after the wait
+			now = c.eng.Now() // after the wait
 		}
-		for _, ip := range ips {
-			v, ok := c.st.cache.Get(ip, now)
-			unvalidated := (ok && v.Outcome == verdicts.Error) || (!ok && c.apiFailing.Load())
-			if unvalidated {
-				fv := verdicts.Verdict{IP: ip, Outcome: verdicts.Error, Error: "api unavailable", Decision: verdicts.NewDecisionID()}
-				if ok {
-					fv.Error = v.Error
-				}
-				return cw.failClosed(res, fv, ip)
-			}
+		if v, ip, ok := c.unvalidated(ips, now); ok {
+			return cw.failClosed(res, v, ip)
 		}
 	}
 	return cw.ResponseWriter.WriteMsg(res)
+}
+
+// unvalidated returns the error verdict of the first of ips that could not
+// be validated: its verdict is an error, or it has none while the API is
+// unavailable.
+func (c *CIPValidate) unvalidated(ips []netip.Addr, now time.Time) (verdicts.Verdict, netip.Addr, bool) {
+	cache := c.eng.State().Cache()
+	for _, ip := range ips {
+		v, ok := cache.Get(ip, now)
+		if ok && v.Outcome == verdicts.Error {
+			return verdicts.Verdict{IP: ip, Outcome: verdicts.Error, Error: v.Error, Decision: verdicts.NewDecisionID()}, ip, true
+		}
+		if kind, failing := c.eng.APIFailure(); !ok && failing {
+			return verdicts.Verdict{IP: ip, Outcome: verdicts.Error, Error: kind, Decision: verdicts.NewDecisionID()}, ip, true
+		}
+	}
+	return verdicts.Verdict{}, netip.Addr{}, false
 }
 
 // enforce rewrites res for the suspicious verdict v of ip (or only logs it
 // in monitor mode) and remembers the name.
 func (cw *writer) enforce(res *dns.Msg, v verdicts.Verdict, ip netip.Addr) error {
 	c := cw.c
-	c.st.names.Put(cw.req.Question[0].Name, v)
+	c.names.Put(cw.req.Question[0].Name, v)
 	c.logDecision(cw.ctx, cw.client, cw.req, v, ip, "answer", cw.now)
 	if c.cfg.monitor {
 		return cw.ResponseWriter.WriteMsg(res)
@@ -233,7 +226,7 @@ func (cw *writer) enforce(res *dns.Msg, v verdicts.Verdict, ip netip.Addr) error
 // failClosed refuses an answer that could not be validated.
 func (cw *writer) failClosed(res *dns.Msg, v verdicts.Verdict, ip netip.Addr) error {
 	c := cw.c
-	c.logFailClosed(cw.ctx, cw.client, cw.req, v, ip)
+	c.logFailClosed(cw.ctx, cw.client, cw.req, v, ip, cw.now)
 	if c.cfg.monitor {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
@@ -246,7 +239,7 @@ func (cw *writer) Write(b []byte) (int, error) { return cw.ResponseWriter.Write(
 // firstSuspicious returns the first of ips with a live suspicious verdict.
 func (c *CIPValidate) firstSuspicious(ips []netip.Addr, now time.Time) (verdicts.Verdict, netip.Addr, bool) {
 	for _, ip := range ips {
-		if v, ok := c.st.cache.Suspicious(ip, now); ok {
+		if v, ok := c.eng.Suspicious(ip, now); ok {
 			return v, ip, true
 		}
 	}
@@ -268,7 +261,7 @@ func (c *CIPValidate) publicIPs(res *dns.Msg, buf []netip.Addr) []netip.Addr {
 		default:
 			continue
 		}
-		if !publicip.Is(ip) || contains(c.cfg.exclude, ip) || contains(c.cfg.allowNets, ip) || seen(buf, ip) {
+		if !c.eng.Validatable(ip) || seen(buf, ip) {
 			continue
 		}
 		if len(buf) == cap(buf) {
@@ -288,49 +281,11 @@ func seen(ips []netip.Addr, ip netip.Addr) bool {
 	return false
 }
 
-func contains(nets []netip.Prefix, ip netip.Addr) bool {
-	for _, p := range nets {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 // inZones reports whether qname is at or under one of the zones, without
 // allocating (plugin.Zones.Matches splits names into labels).
 func (c *CIPValidate) inZones(qname string) bool {
 	for _, z := range c.Zones {
-		if underZone(qname, z) {
-			return true
-		}
-	}
-	return false
-}
-
-// underZone reports whether name is zone or a subdomain of it; both are
-// fully qualified, compared case-insensitively.
-func underZone(name, zone string) bool {
-	if zone == "." {
-		return true
-	}
-	if len(name) < len(zone) || !strings.EqualFold(name[len(name)-len(zone):], zone) {
-		return false
-	}
-	return len(name) == len(zone) || name[len(name)-len(zone)-1] == '.'
-}
-
-// allowed reports whether a dynamic (or static) allowlist entry covers ip
-// or qname; checked only once an answer is about to be rewritten.
-func (c *CIPValidate) allowed(ip netip.Addr, qname string, now time.Time) bool {
-	_, ok := c.st.blocks.Allowed(ip, []string{qname}, now)
-	return ok
-}
-
-// allowedName reports whether qname is at or under an allowlisted domain.
-func (c *CIPValidate) allowedName(qname string) bool {
-	for _, d := range c.cfg.allowDomains {
-		if underZone(qname, d) {
+		if enforce.UnderZone(qname, z) {
 			return true
 		}
 	}
@@ -369,59 +324,4 @@ func (c *CIPValidate) countersFor(ctx context.Context) *serverCounters {
 	sc := newServerCounters(server, view)
 	c.counters.Store(sc)
 	return sc
-}
-
-// onVerdict runs in a worker for every fresh verdict.
-func (c *CIPValidate) onVerdict(v verdicts.Verdict, job validate.Job) {
-	switch {
-	case v.Outcome != verdicts.Error:
-		c.apiFailing.Store(false)
-	case v.Error == "transient" || v.Error == "quota" || v.Error == "bad_key":
-		c.apiFailing.Store(true)
-	}
-	verdictsTotal.WithLabelValues(string(v.Outcome)).Inc()
-	if v.Suspicious() && job.Name != "" && !c.allowedName(job.Name) {
-		c.st.names.Put(job.Name, v)
-	}
-	if v.Suspicious() {
-		c.decide(v, job)
-	}
-	if v.Suspicious() {
-		log.Infof("verdict %s ip=%s suspicious reasons=%q score=%s client=%s name=%s event=%s",
-			v.Decision, v.IP, reasonText(v), v.Score, job.Client, job.Name, job.Event)
-	}
-}
-
-// connection records that src reached dst:dport at t, like a DNS answer
-// without a name, and queues dst for validation if src is tagged or the
-// port makes it worth it: any port but those of `ports not`, or one of
-// `critical_ports` (first). A port of `ports not` is never worth an API
-// call by itself. Private, excluded and allowlisted destinations are
-// neither recorded nor validated. It reports whether dst was queued.
-func (c *CIPValidate) connection(src, dst netip.Addr, dport uint16, t time.Time) bool {
-	src, dst = src.Unmap(), dst.Unmap()
-	if !publicip.Is(dst) || contains(c.cfg.exclude, dst) || contains(c.cfg.allowNets, dst) {
-		return false
-	}
-	st := c.st
-	st.window.Record(src, "", []netip.Addr{dst}, dport, t)
-	if dport != 0 && slices.Contains(c.cfg.portsNot, dport) {
-		return false // web traffic is not worth an API call on its own
-	}
-	prio, worth := validate.Low, st.tags.Tagged(src, t)
-	if dport != 0 && slices.Contains(c.cfg.criticalPorts, dport) {
-		prio, worth = validate.High, true
-	}
-	if dport != 0 && len(c.cfg.portsNot) > 0 && !slices.Contains(c.cfg.portsNot, dport) {
-		worth = true
-	}
-	if !worth {
-		return false
-	}
-	if _, ok := st.blocks.Allowed(dst, nil, t); ok {
-		return false
-	}
-	r := c.queue.Submit(validate.Job{IP: dst, Priority: prio, Hints: risk.Hints{Port: int(dport)}, Client: src})
-	submitted(fromConnection, r)
-	return r == validate.Queued || r == validate.InFlight
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
 	"github.com/coredns/coredns/plugin"
@@ -108,7 +109,7 @@ func TestServeDNSRecordsOnlyPublicIPs(t *testing.T) {
 	c := startedPlugin(t, answering(), nil)
 	serve(c, "www.example.org.", dns.TypeA)
 	now := time.Now()
-	s := c.st.window.Sightings(netip.MustParseAddr("10.240.0.1"), now.Add(-time.Minute), now.Add(time.Minute))
+	s := c.eng.State().Window().Sightings(netip.MustParseAddr("10.240.0.1"), now.Add(-time.Minute), now.Add(time.Minute))
 	if len(s) != 1 || s[0].IP != netip.MustParseAddr("45.83.0.21") || len(s[0].Names) != 1 || s[0].Names[0] != "www.example.org." {
 		t.Errorf("window holds %+v, want only 45.83.0.21 for www.example.org.", s)
 	}
@@ -116,7 +117,7 @@ func TestServeDNSRecordsOnlyPublicIPs(t *testing.T) {
 
 func TestServeDNSRewritesSuspicious(t *testing.T) {
 	c := startedPlugin(t, answering(), func(cfg *config) { cfg.action = ActionRefuse })
-	v := c.st.cache.Put(verdicts.Verdict{IP: netip.MustParseAddr("45.83.0.21"), Outcome: verdicts.Suspicious,
+	v := c.eng.State().Cache().Put(verdicts.Verdict{IP: netip.MustParseAddr("45.83.0.21"), Outcome: verdicts.Suspicious,
 		Reasons: nil, Decision: "cip-unit"}, time.Now())
 	m, rc, err := serve(c, "www.example.org.", dns.TypeA)
 	if err != nil || rc != dns.RcodeSuccess || m.Rcode != dns.RcodeRefused || len(m.Answer) != 0 {
@@ -203,8 +204,8 @@ func TestUnderZone(t *testing.T) {
 		{"x.partner.example.com.", "partner.example.com.", true},
 	}
 	for _, tc := range tests {
-		if got := underZone(tc.name, tc.zone); got != tc.want {
-			t.Errorf("underZone(%q, %q) = %v, want %v", tc.name, tc.zone, got, tc.want)
+		if got := enforce.UnderZone(tc.name, tc.zone); got != tc.want {
+			t.Errorf("UnderZone(%q, %q) = %v, want %v", tc.name, tc.zone, got, tc.want)
 		}
 	}
 }

@@ -109,7 +109,7 @@ func TestE2EConnlogFile(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	now := e.clock.Now()
-	s := e.owner().st.window.Sightings(netip.MustParseAddr("10.9.9.9"), now.Add(-time.Minute), now.Add(time.Minute))
+	s := e.owner().eng.State().Window().Sightings(netip.MustParseAddr("10.9.9.9"), now.Add(-time.Minute), now.Add(time.Minute))
 	if len(s) != 1 || !slices.Equal(s[0].Ports, []uint16{22}) {
 		t.Errorf("window %+v, want 45.83.0.10 on port 22", s)
 	}

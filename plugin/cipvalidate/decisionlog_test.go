@@ -55,9 +55,7 @@ func captureLog(t *testing.T) *syncBuffer {
 // while every rewrite is still answered and counted.
 func TestDecisionLogAggregates(t *testing.T) {
 	logs := captureLog(t)
-	cfg := defaultConfig()
-	cfg.zones = []string{"."}
-	c := &CIPValidate{cfg: &cfg, decisions: newDecisionLog(), st: &shared{}}
+	c := startedPlugin(t, nil, func(cfg *config) { cfg.zones = []string{"."} })
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	v := verdicts.Verdict{IP: netip.MustParseAddr("45.83.0.21"), Outcome: verdicts.Suspicious, Decision: "cip-0123456789ab",
 		Reasons: []risk.Reason{{Factor: "SCORE", Detail: "inbound Critical"}}}

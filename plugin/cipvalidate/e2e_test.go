@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/coretest"
+	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi"
 	"github.com/coredns-cip/coredns-cip/internal/fixtures"
 
@@ -93,8 +94,6 @@ func startE2E(t *testing.T, extra string) *e2e {
 	t.Cleanup(func() { stopFake() })
 
 	clock := &testClock{now: time.Now()}
-	timeNow = clock.Now
-	t.Cleanup(func() { timeNow = time.Now })
 
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db.example.org")
@@ -121,19 +120,22 @@ func startE2E(t *testing.T, extra string) *e2e {
 `, apiURL, tokenFile, extra, db)
 	inst, udp, _ := coretest.Start(t, corefile)
 	e := &e2e{t: t, fake: fake, inst: inst, dnsAddr: udp, token: "e2e-token", corefile: corefile, clock: clock}
+	e.owner().eng.SetClock(clock.Now)
 	e.apiBase = "http://" + e.owner().api.Addr()
 	return e
 }
 
 // owner is the plugin instance now serving.
 func (e *e2e) owner() *CIPValidate {
-	registry.Lock()
-	defer registry.Unlock()
-	for _, st := range registry.m {
-		return st.owner
+	var found *CIPValidate
+	instances.Range(func(_, v any) bool {
+		found = v.(*CIPValidate)
+		return false
+	})
+	if found == nil {
+		e.t.Fatal("no cipvalidate instance is running")
 	}
-	e.t.Fatal("no cipvalidate instance is running")
-	return nil
+	return found
 }
 
 // query sends a real DNS query over UDP from the loopback address from
@@ -509,10 +511,7 @@ func TestE2EReload(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	registry.Lock()
-	left := len(registry.m)
-	registry.Unlock()
-	if left != 0 {
+	if left := enforce.Held(); left != 0 {
 		t.Errorf("%d shared states left after the last shutdown", left)
 	}
 }
@@ -560,7 +559,7 @@ func TestE2EStaticTagsAndUntag(t *testing.T) {
 		}
 		e.query("127.0.0.2", "bad.example.org", dns.TypeA)
 		// Submission happens on the DNS path, before the answer is sent.
-		for result, n := range e.owner().queue.Stats().Submitted {
+		for result, n := range e.owner().eng.Queue().Stats().Submitted {
 			if n != 0 {
 				t.Errorf("an untagged client's answer was submitted for validation (%s: %d)", result, n)
 			}

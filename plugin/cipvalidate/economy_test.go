@@ -82,7 +82,7 @@ func TestAPIEconomy(t *testing.T) {
 			continue
 		}
 		for {
-			if _, ok := c.st.cache.Get(ip, e.clock.Now()); ok {
+			if _, ok := c.eng.State().Cache().Get(ip, e.clock.Now()); ok {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -81,8 +81,6 @@ func startFleet(t *testing.T, r *redisServer, names []string, extra map[string]s
 	}
 	t.Cleanup(func() { stopFake() })
 	clock := &testClock{now: time.Now()}
-	timeNow = clock.Now
-	t.Cleanup(func() { timeNow = time.Now })
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db.example.org")
 	os.WriteFile(db, []byte(e2eZone), 0o600)
@@ -103,6 +101,7 @@ func startFleet(t *testing.T, r *redisServer, names []string, extra map[string]s
 `, apiURL, r.sock, prefix, name, extra[name], db)
 		inst, udp, _ := coretest.Start(t, corefile)
 		n := &node{name: name, e2e: &e2e{t: t, fake: fake, inst: inst, dnsAddr: udp, corefile: corefile, clock: clock}}
+		n.plugin().eng.SetClock(clock.Now)
 		n.apiBase = "http://" + n.plugin().api.Addr()
 		nodes = append(nodes, n)
 	}
@@ -110,15 +109,17 @@ func startFleet(t *testing.T, r *redisServer, names []string, extra map[string]s
 }
 
 func (n *node) plugin() *CIPValidate {
-	registry.Lock()
-	defer registry.Unlock()
-	for key, st := range registry.m {
-		if strings.HasSuffix(key, " node="+n.name) {
-			return st.owner
+	var found *CIPValidate
+	instances.Range(func(key, v any) bool {
+		if strings.HasSuffix(key.(string), " node="+n.name) {
+			found = v.(*CIPValidate)
 		}
+		return found == nil
+	})
+	if found == nil {
+		n.t.Fatalf("node %s is not running", n.name)
 	}
-	n.t.Fatalf("node %s is not running", n.name)
-	return nil
+	return found
 }
 
 // eventually polls cond until it holds, failing after 15s.
@@ -249,7 +250,7 @@ func TestFleetRedisDown(t *testing.T) {
 	a.postEvent("127.0.0.2", a.clock.Now(), "5m")
 	a.waitVerdict("45.83.0.21")
 	eventually(t, "A blocks locally while Redis is down", func() bool { return a.blocked("45.83.0.21") })
-	eventually(t, "A notices Redis is down", func() bool { return !a.plugin().st.fleet.Up() })
+	eventually(t, "A notices Redis is down", func() bool { return !a.plugin().eng.State().Fleet().Up() })
 	if b.blocked("45.83.0.21") {
 		t.Fatal("B knows A's block with Redis down")
 	}
@@ -257,6 +258,6 @@ func TestFleetRedisDown(t *testing.T) {
 	// Redis back on the same socket: the nodes converge.
 	r2 := startRedis(t, dir)
 	_ = r2
-	eventually(t, "A sees Redis again", func() bool { return a.plugin().st.fleet.Up() })
+	eventually(t, "A sees Redis again", func() bool { return a.plugin().eng.State().Fleet().Up() })
 	eventually(t, "B gets the block made during the outage", func() bool { return b.blocked("45.83.0.21") })
 }

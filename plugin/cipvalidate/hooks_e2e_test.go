@@ -278,8 +278,8 @@ func TestE2EEscalation(t *testing.T) {
 	// (run here by hand) lifts the block; the client asks again.
 	later := h.clock.Now().Add(2 * time.Hour)
 	h.clock.Set(later)
-	h.owner().expireBlocks(later)
-	h.owner().st.cache.Sweep(later)
+	h.owner().eng.ExpireBlocks(later)
+	h.owner().eng.State().Cache().Sweep(later)
 	if lines := h.execLines(2); !strings.HasPrefix(lines[1], "unblock 45.83.0.21") {
 		t.Errorf("expiry not pushed to exec: %q", lines[1])
 	}
@@ -312,7 +312,7 @@ func TestE2EMonitorRecordsWouldBeBlocks(t *testing.T) {
 	if edl := h.get(t, "/v1/blocklist.txt"); edl != "" {
 		t.Errorf("EDL lists a monitor-mode block: %q", edl)
 	}
-	h.owner().dispatcher.Stop(t.Context())
+	h.owner().eng.StopHooks(t.Context())
 	if data, _ := os.ReadFile(h.execLog); len(data) != 0 {
 		t.Errorf("monitor mode ran the exec hook: %q", data)
 	}

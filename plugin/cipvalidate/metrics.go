@@ -3,88 +3,114 @@ package cipvalidate
 import (
 	"sync"
 
+	"github.com/coredns-cip/coredns-cip/internal/connlog"
+	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Metrics in CoreDNS style. Labels never carry a client IP or a domain.
+// Metrics in CoreDNS style: running totals are counters named *_total,
+// levels are gauges, and labels never carry a client IP or a domain. The
+// README lists every one (a test holds it to this file).
 var (
+	// answersInspected counts the answers the plugin saw.
 	answersInspected = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "answers_inspected_total",
 		Help: "Answers seen by cipvalidate.",
 	}, []string{"server", "view"})
+	// ipsRecorded counts the public IPs written to the clients' windows.
 	ipsRecorded = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "ips_recorded_total",
 		Help: "Public IPs recorded in the clients' windows.",
 	}, []string{"server", "view"})
+	// ipsSubmitted counts submissions to the validation queue.
 	ipsSubmitted = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "ips_submitted_total",
 		Help: "IPs submitted for validation, by result (queued, cached, in_flight, dropped) and source (answer, event, connection).",
 	}, []string{"result", "source"})
-	windowEvicted = promauto.NewGauge(prometheus.GaugeOpts{
-		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "window_evicted_entries",
-		Help: "Window entries pushed out by the per-client or total cap since start.",
+	// windowEvicted counts the window entries pushed out by a cap.
+	windowEvicted = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "window_evicted_entries_total",
+		Help: "Window entries pushed out by the per-client or total cap.",
 	})
+	// windowEntries is the number of entries in the clients' windows.
 	windowEntries = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "window_entries",
 		Help: "Entries held in the clients' windows.",
 	})
+	// apiCalls counts the Criminal IP API calls.
 	apiCalls = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "api_calls_total",
 		Help: "Criminal IP API calls, by outcome (ok, bad_key, quota, transient, bad_response, rejected).",
 	}, []string{"outcome"})
+	// apiLatency is the duration of the API calls.
 	apiLatency = promauto.NewHistogram(prometheus.HistogramOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "api_request_duration_seconds",
 		Help:    "Duration of Criminal IP API calls.",
 		Buckets: prometheus.ExponentialBuckets(0.05, 2, 10),
 	})
+	// cacheLookups counts verdict cache lookups of submissions.
 	cacheLookups = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "cache_lookups_total",
 		Help: "Verdict cache lookups for tagged clients' IPs and event backtracks, by result (hit, miss).",
 	}, []string{"result"})
+	// verdictsTotal counts fresh verdicts.
 	verdictsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "verdicts_total",
 		Help: "Fresh verdicts, by outcome (clean, suspicious, error).",
 	}, []string{"outcome"})
+	// rewrittenTotal counts the rewritten answers.
 	rewrittenTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "answers_rewritten_total",
 		Help: "Answers rewritten, by action (sinkhole, refuse, nxdomain, nodata, refuse_unvalidated; monitor when only logged).",
 	}, []string{"server", "view", "action"})
+	// queueDepth is the number of IPs waiting for validation.
 	queueDepth = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "queue_depth",
 		Help: "IPs waiting for validation, by priority.",
 	}, []string{"priority"})
+	// taggedClients is the number of clients tagged by an event.
 	taggedClients = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "tagged_clients",
 		Help: "Clients tagged by an event.",
 	})
+	// blocksTotal counts block decisions.
 	blocksTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "blocks_total",
 		Help: "Block decisions, by kind (block, monitor: recorded but not pushed).",
 	}, []string{"kind"})
+	// blocksActive is the number of blocks in force.
 	blocksActive = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "blocks_active",
 		Help: "Blocks in force.",
 	})
+	// hookChanges counts the changes handed to hooks.
 	hookChanges = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "hook_changes_total",
 		Help: "Block and unblock changes handed to hooks, by sink and result (ok, retried, failed, dropped).",
 	}, []string{"sink", "result"})
+	// connlogLines counts the lines read from connection logs.
 	connlogLines = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "connlog_lines_total",
 		Help: "Lines read from connlog files, by format and result (ok, broken).",
 	}, []string{"format", "result"})
-	fleetUp = promauto.NewGauge(prometheus.GaugeOpts{
+	// fleetUp says whether the fleet's Redis answers. A vector without
+	// labels, so that it is exported only once a fleet reports it.
+	fleetUp = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "fleet_redis_up",
-		Help: "1 while the fleet's Redis answers, 0 while this node runs on local state.",
-	})
-	fleetErrors = promauto.NewGauge(prometheus.GaugeOpts{
-		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "fleet_redis_errors",
-		Help: "Failed Redis operations since start.",
-	})
+		Help: "1 while the fleet's Redis answers, 0 while this node runs on local state; only with redis.",
+	}, nil)
+	// fleetErrors counts failed Redis operations; exported only with a fleet.
+	fleetErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "fleet_redis_errors_total",
+		Help: "Failed Redis operations; only with redis.",
+	}, nil)
+	// eventsTotal counts the events posted to this node.
 	eventsTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_total",
 		Help: "Events accepted through the event API.",
@@ -123,21 +149,15 @@ func (sc *serverCounters) rewritten(action string) prometheus.Counter {
 	return ctr
 }
 
-// The sources of Submit calls, as the ips_submitted_total label says them.
-type source int
+// observer is the engine's view of these metrics.
+type observer struct{}
 
-const (
-	fromAnswer source = iota
-	fromEvent
-	fromConnection
-)
+var _ enforce.Observer = observer{}
 
-var sourceNames = [...]string{fromAnswer: "answer", fromEvent: "event", fromConnection: "connection"}
-
-// submitted counts one Submit result from a source, and the verdict cache
-// lookup it implies. It is called for every IP of a tagged client's
-// answers, so the counters are resolved once, in init.
-func submitted(src source, r validate.Result) {
+// Submitted counts one submission and the verdict cache lookup it implies.
+// It is called for every IP of a tagged client's answers, so the counters
+// are resolved once, in init.
+func (observer) Submitted(src enforce.Source, r validate.Result) {
 	submitCounters[src][r].Inc()
 	if r == validate.Cached {
 		cacheHits.Inc()
@@ -146,16 +166,62 @@ func submitted(src source, r validate.Result) {
 	}
 }
 
+func (observer) Verdict(v verdicts.Verdict) { verdictsTotal.WithLabelValues(string(v.Outcome)).Inc() }
+
+func (observer) Block(monitor bool) {
+	kind := "block"
+	if monitor {
+		kind = "monitor"
+	}
+	blocksTotal.WithLabelValues(kind).Inc()
+}
+
+func (observer) HookChanges(sink string, r enforce.HookResult, n int) {
+	hookChanges.WithLabelValues(sink, string(r)).Add(float64(n))
+}
+
+func (observer) Event() { eventsTotal.Inc() }
+
+func (observer) ConnlogLine(f connlog.Format, ok bool) {
+	result := "broken"
+	if ok {
+		result = "ok"
+	}
+	connlogLines.WithLabelValues(string(f), result).Inc()
+}
+
+func (observer) APICall(a criminalip.Attempt) {
+	apiCalls.WithLabelValues(string(a.Outcome)).Inc()
+	apiLatency.Observe(a.Duration.Seconds())
+}
+
+func (observer) Swept(s enforce.Stats) {
+	windowEntries.Set(float64(s.WindowEntries))
+	windowEvicted.Add(float64(s.WindowEvicted))
+	taggedClients.Set(float64(s.Tagged))
+	blocksActive.Set(float64(s.BlocksActive))
+	queueDepth.WithLabelValues("high").Set(float64(s.QueueHigh))
+	queueDepth.WithLabelValues("low").Set(float64(s.QueueLow))
+	if s.Fleet {
+		up := 0.0
+		if s.FleetUp {
+			up = 1
+		}
+		fleetUp.WithLabelValues().Set(up)
+		fleetErrors.WithLabelValues().Add(float64(s.FleetErrors))
+	}
+}
+
 var (
 	cacheHits      = cacheLookups.WithLabelValues("hit")
 	cacheMisses    = cacheLookups.WithLabelValues("miss")
-	submitCounters [len(sourceNames)][validate.Dropped + 1]prometheus.Counter
+	submitCounters [len(enforce.Sources)][validate.Dropped + 1]prometheus.Counter
 )
 
 func init() {
-	for src, name := range sourceNames {
+	for _, src := range enforce.Sources {
 		for _, r := range []validate.Result{validate.Queued, validate.Cached, validate.InFlight, validate.Dropped} {
-			submitCounters[src][r] = ipsSubmitted.WithLabelValues(r.String(), name)
+			submitCounters[src][r] = ipsSubmitted.WithLabelValues(r.String(), src.String())
 		}
 	}
 }

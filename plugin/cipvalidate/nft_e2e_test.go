@@ -75,7 +75,7 @@ func TestE2ENftablesScoped(t *testing.T) {
 	// The tagged client is 10.99.0.1, an address inside the namespace that
 	// cannot query the server; its window gets the answer directly, as the
 	// DNS path would record it.
-	e.owner().st.window.Record(netip.MustParseAddr("10.99.0.1"), "bad.example.org.", []netip.Addr{netip.MustParseAddr("45.83.0.21")}, 0, e.clock.Now())
+	e.owner().eng.State().Window().Record(netip.MustParseAddr("10.99.0.1"), "bad.example.org.", []netip.Addr{netip.MustParseAddr("45.83.0.21")}, 0, e.clock.Now())
 	e.postEvent("10.99.0.1", e.clock.Now(), "5m")
 	e.waitVerdict("45.83.0.21")
 

@@ -6,10 +6,10 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/audit"
+	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
 	clog "github.com/coredns/coredns/plugin/pkg/log"
@@ -88,7 +88,7 @@ func addEDE(req, m *dns.Msg, code uint16, text string) {
 // edeText is the EDE extra text: "cipvalidate: 45.83.0.21 suspicious
 // (SCORE: inbound Critical; SSL_EXPIRED: ...); decision cip-…".
 func edeText(v verdicts.Verdict, ip netip.Addr) string {
-	return fmt.Sprintf("cipvalidate: %s suspicious (%s); decision %s", ip, reasonText(v), v.Decision)
+	return fmt.Sprintf("cipvalidate: %s suspicious (%s); decision %s", ip, v.ReasonText(), v.Decision)
 }
 
 // typeName is the mnemonic of a query type, or TYPEn.
@@ -99,43 +99,53 @@ func typeName(t uint16) string {
 	return "TYPE" + strconv.Itoa(int(t))
 }
 
-func reasonText(v verdicts.Verdict) string {
-	parts := make([]string, len(v.Reasons))
-	for i, r := range v.Reasons {
-		parts[i] = string(r.Factor) + ": " + r.Detail
-	}
-	return strings.Join(parts, "; ")
-}
+// Actions of the decision lines and the rewritten-answers counter besides
+// the configured one.
+const (
+	actionMonitor           = "monitor"
+	actionRefuseUnvalidated = "refuse_unvalidated"
+)
 
 // logDecision writes the `decision` line of a rewrite (or, in monitor mode,
 // of a rewrite that would have happened; repeats are aggregated, see
 // decisionLog), counts it and audits it.
 func (c *CIPValidate) logDecision(ctx context.Context, client netip.Addr, req *dns.Msg, v verdicts.Verdict, ip netip.Addr, via string, now time.Time) {
-	action := string(c.cfg.action)
+	c.decision(ctx, client, req, v, ip, string(c.cfg.action), via, now)
+}
+
+// logFailClosed is logDecision for an answer refused because its IP could
+// not be validated.
+func (c *CIPValidate) logFailClosed(ctx context.Context, client netip.Addr, req *dns.Msg, v verdicts.Verdict, ip netip.Addr, now time.Time) {
+	v.Reasons = []risk.Reason{{Factor: "FAIL_CLOSED", Detail: "could not be validated: " + string(v.Error)}}
+	c.decision(ctx, client, req, v, ip, actionRefuseUnvalidated, "fail_closed", now)
+}
+
+// decision counts, logs (aggregated) and audits one rewrite by action.
+func (c *CIPValidate) decision(ctx context.Context, client netip.Addr, req *dns.Msg, v verdicts.Verdict, ip netip.Addr, action, via string, now time.Time) {
+	kind := audit.KindRewrite
+	if action == actionRefuseUnvalidated {
+		kind = audit.KindFailClosed
+	}
 	if c.cfg.monitor {
-		action = "monitor"
+		action = actionMonitor
 	}
 	c.countersFor(ctx).rewritten(action).Inc()
 	q := req.Question[0]
 	k := decisionKey{client: client, ip: ip, qname: q.Name, qtype: q.Qtype, action: action}
 	if c.decisions == nil || c.decisions.first(k, v.Decision, via, now) {
 		log.Infof("decision %s client=%s qname=%s qtype=%s ip=%s action=%s via=%s reasons=%q",
-			v.Decision, client, q.Name, typeName(q.Qtype), ip, action, via, reasonText(v))
+			v.Decision, client, q.Name, typeName(q.Qtype), ip, action, via, v.ReasonText())
 	}
-	if c.st.audit == nil {
+	if !c.eng.State().Auditing() {
 		return // skip building the entry
 	}
-	c.audit(audit.Entry{Time: now, Kind: "rewrite", Decision: v.Decision, IP: ip.String(), Client: addrString(client), Qname: q.Name,
-		Reasons: reasonList(v), TTL: defaultRewriteTTL, Actor: "cipvalidate", Detail: action + " " + dns.TypeToString[q.Qtype]})
+	c.eng.Audit(audit.Entry{Time: now, Kind: kind, Decision: v.Decision, IP: ip.String(), Client: addrString(client), Qname: q.Name,
+		Reasons: v.ReasonList(), TTL: defaultRewriteTTL, Actor: pluginName, Detail: action + " " + typeName(q.Qtype)})
 }
 
-func (c *CIPValidate) logFailClosed(ctx context.Context, client netip.Addr, req *dns.Msg, v verdicts.Verdict, ip netip.Addr) {
-	action := "refuse_unvalidated"
-	if c.cfg.monitor {
-		action = "monitor"
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
 	}
-	c.countersFor(ctx).rewritten(action).Inc()
-	q := req.Question[0]
-	log.Infof("decision %s client=%s qname=%s qtype=%s ip=%s action=%s reason=%q",
-		v.Decision, client, q.Name, dns.TypeToString[q.Qtype], ip, action, "fail closed: "+v.Error)
+	return a.String()
 }

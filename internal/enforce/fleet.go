@@ -1,4 +1,4 @@
-package cipvalidate
+package enforce
 
 import (
 	"context"
@@ -19,10 +19,10 @@ import (
 )
 
 // A fleet of resolvers shares verdicts, tags, blocks, the allowlist, the
-// events' reports and the API quota on Redis (the `redis` option). Redis is
-// never touched on the DNS path: only by the validation workers, the event
-// API and the fleet's own goroutines. While Redis is down every node keeps
-// working on its local state, and resynchronises when Redis is back.
+// events' reports and the API quota on Redis. Redis is never touched on the
+// DNS path: only by the validation workers, the admin API and the fleet's
+// own goroutines. While Redis is down every node keeps working on its local
+// state, and resynchronises when Redis is back.
 
 // Record kinds and message kinds on Redis.
 const (
@@ -41,21 +41,75 @@ const (
 // fleetOp bounds the Redis work of one request or message.
 const fleetOp = 2 * time.Second
 
+// openFleet connects to Redis (or switches to another URL). Redis need not
+// be up: the fleet starts degraded and catches up when it comes.
+func (st *State) openFleet(cfg FleetConfig, log Logger) error {
+	url := cfg.URL + " " + cfg.Prefix + " " + cfg.Node
+	if cfg.URL == "" {
+		url = ""
+	}
+	if url == st.fleetURL {
+		return nil
+	}
+	if st.fleet != nil {
+		st.fleet.Close()
+		st.fleet, st.fleetURL = nil, ""
+	}
+	if url == "" {
+		return nil
+	}
+	fleet.RouteLogs(log.Debugf)
+	f, err := fleet.Open(fleet.Config{URL: cfg.URL, Prefix: cfg.Prefix, Node: cfg.Node, Logf: log.Infof})
+	if err != nil {
+		return err
+	}
+	// Messages and reconnections go to the engine serving at the time.
+	f.Subscribe(func(m fleet.Message) {
+		if e := st.serving.Load(); e != nil && e.Running() {
+			e.onFleetMessage(m)
+		}
+	})
+	f.OnReconnect(func() {
+		// Twice: the other nodes reconnect at about the same time, and what
+		// one writes just before another subscribes again is caught by the
+		// second pass.
+		for i, wait := range []time.Duration{0, 2 * time.Second} {
+			time.Sleep(wait)
+			if e := st.serving.Load(); e != nil && e.Running() {
+				if i == 0 {
+					log.Infof("fleet: redis is back; resynchronising")
+				}
+				e.fleetSync()
+			}
+		}
+	})
+	st.fleet, st.fleetURL = f, url
+	return nil
+}
+
 // fleetRemote is the second level of the verdict cache, with claims so
 // that one node calls the API for an IP while the others wait for it.
-type fleetRemote struct{ c *CIPValidate }
+type fleetRemote struct{ e *Engine }
+
+// remote is the fleet's verdict cache, or nil for a single node.
+func (e *Engine) remote() validate.Remote {
+	if e.st.fleet == nil {
+		return nil
+	}
+	return fleetRemote{e}
+}
 
 // Acquire implements validate.Remote.
 func (r fleetRemote) Acquire(ctx context.Context, ip netip.Addr) (verdicts.Verdict, bool, func()) {
 	noop := func() {}
-	f := r.c.st.fleet
-	if f == nil || !f.Up() {
+	f := r.e.st.fleet
+	if !f.Up() {
 		return verdicts.Verdict{}, false, noop
 	}
 	if v, ok := r.get(ctx, ip); ok {
 		return v, true, noop
 	}
-	claim := r.c.claimTTL()
+	claim := r.e.claimTTL()
 	won, err := f.Claim(ctx, ip, claim)
 	if err != nil {
 		return verdicts.Verdict{}, false, noop
@@ -82,12 +136,12 @@ func (r fleetRemote) Acquire(ctx context.Context, ip netip.Addr) (verdicts.Verdi
 }
 
 func (r fleetRemote) get(ctx context.Context, ip netip.Addr) (verdicts.Verdict, bool) {
-	data, ok, err := r.c.st.fleet.GetVerdict(ctx, ip)
+	data, ok, err := r.e.st.fleet.GetVerdict(ctx, ip)
 	if err != nil || !ok {
 		return verdicts.Verdict{}, false
 	}
 	var v verdicts.Verdict
-	if json.Unmarshal(data, &v) != nil || !v.IP.IsValid() || !timeNow().Before(v.Expires) {
+	if json.Unmarshal(data, &v) != nil || !v.IP.IsValid() || !r.e.Now().Before(v.Expires) {
 		return verdicts.Verdict{}, false
 	}
 	return v, true
@@ -96,28 +150,26 @@ func (r fleetRemote) get(ctx context.Context, ip netip.Addr) (verdicts.Verdict, 
 // Store implements validate.Remote: the verdict lives on Redis as long as
 // in the local cache.
 func (r fleetRemote) Store(ctx context.Context, v verdicts.Verdict) {
-	f := r.c.st.fleet
-	ttl := v.Expires.Sub(timeNow())
-	if f == nil || ttl <= 0 {
+	ttl := v.Expires.Sub(r.e.Now())
+	if ttl <= 0 {
 		return
 	}
-	data, err := json.Marshal(v)
-	if err == nil {
-		f.PutVerdict(ctx, v.IP, data, ttl)
+	if data, err := json.Marshal(v); err == nil {
+		r.e.st.fleet.PutVerdict(ctx, v.IP, data, ttl)
 	}
 }
 
 // claimTTL is how long a claim holds off the other nodes: one request's
 // worth of attempts.
-func (c *CIPValidate) claimTTL() time.Duration {
-	return 4*c.cfg.timeout + 2*time.Second
+func (e *Engine) claimTTL() time.Duration {
+	return 4*e.cfg.Timeout + 2*time.Second
 }
 
 // apiLimiter is the fleet-wide rate limit, falling back to this node's
 // share while Redis is down.
-func (c *CIPValidate) apiLimiter() *fleet.Limiter {
-	f := c.st.fleet
-	r, burst := c.cfg.rate, c.cfg.burst
+func (e *Engine) apiLimiter() *fleet.Limiter {
+	f := e.st.fleet
+	r, burst := e.cfg.Rate, e.cfg.Burst
 	if r <= 0 {
 		r, burst = 2, 4 // criminalip.DefaultRate, DefaultBurst
 	}
@@ -131,44 +183,43 @@ func (c *CIPValidate) apiLimiter() *fleet.Limiter {
 	return f.NewLimiter("api", r, burst, fallback)
 }
 
-// fleetPut writes a record, logging (not failing) when Redis is down: the
-// resync on reconnect catches up.
-func (c *CIPValidate) fleetPut(kind, key string, v any, ttl time.Duration) {
-	f := c.st.fleet
+// share writes a record to Redis and announces it to the other nodes
+// (msgKind with msg; "" announces nothing). Redis being down is not an
+// error: the resync on reconnect catches up.
+func (e *Engine) share(kind, key string, rec any, ttl time.Duration, msgKind string, msg any) {
+	f := e.st.fleet
 	if f == nil {
-		return
-	}
-	data, err := json.Marshal(v)
-	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), fleetOp)
 	defer cancel()
-	if err := f.Put(ctx, kind, key, data, ttl); err != nil && !errors.Is(err, fleet.ErrDown) {
-		log.Warningf("fleet: %s %s: %v", kind, key, err)
+	if data, err := json.Marshal(rec); err == nil {
+		if err := f.Put(ctx, kind, key, data, ttl); err != nil && !errors.Is(err, fleet.ErrDown) {
+			e.log.Warningf("fleet: %s %s: %v", kind, key, err)
+		}
 	}
+	e.publish(ctx, msgKind, msg)
 }
 
-func (c *CIPValidate) fleetDelete(kind, key string) {
-	if f := c.st.fleet; f != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), fleetOp)
-		defer cancel()
-		f.Delete(ctx, kind, key)
-	}
-}
-
-func (c *CIPValidate) fleetPublish(kind string, v any) {
-	f := c.st.fleet
+// unshare deletes a record from Redis and announces msgKind with msg.
+func (e *Engine) unshare(kind, key, msgKind string, msg any) {
+	f := e.st.fleet
 	if f == nil {
-		return
-	}
-	data, err := json.Marshal(v)
-	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), fleetOp)
 	defer cancel()
-	f.Publish(ctx, kind, data)
+	f.Delete(ctx, kind, key)
+	e.publish(ctx, msgKind, msg)
+}
+
+func (e *Engine) publish(ctx context.Context, msgKind string, msg any) {
+	if msgKind == "" {
+		return
+	}
+	if data, err := json.Marshal(msg); err == nil {
+		e.st.fleet.Publish(ctx, msgKind, data)
+	}
 }
 
 // fleetEvent is an event as the fleet carries it (events.Event encodes
@@ -206,8 +257,8 @@ type report struct {
 }
 
 // putReport records this node's findings for an event on Redis.
-func (c *CIPValidate) putReport(id string, acc events.Accepted, found []events.Found) {
-	f := c.st.fleet
+func (e *Engine) putReport(id string, acc events.Accepted, found []events.Found) {
+	f := e.st.fleet
 	if f == nil {
 		return
 	}
@@ -222,158 +273,120 @@ func (c *CIPValidate) putReport(id string, acc events.Accepted, found []events.F
 
 // onFleetMessage applies what another node did. It runs on the fleet's
 // subscriber goroutine.
-func (c *CIPValidate) onFleetMessage(m fleet.Message) {
-	now := timeNow()
-	st := c.st
+func (e *Engine) onFleetMessage(m fleet.Message) {
 	switch m.Kind {
 	case msgEvent:
 		var fe fleetEvent
 		if err := json.Unmarshal(m.Data, &fe); err != nil {
-			log.Warningf("fleet: event from %s: %v", m.Origin, err)
+			e.log.Warningf("fleet: event from %s: %v", m.Origin, err)
 			return
 		}
-		acc, found := backend{c}.submit(fe.event(), fe.ID, false)
-		c.putReport(fe.ID, acc, found)
+		acc, found := e.submitEvent(fe.event(), fe.ID, false)
+		e.putReport(fe.ID, acc, found)
 	case msgUntag:
 		var ip netip.Addr
 		if json.Unmarshal(m.Data, &ip) == nil {
-			st.tags.Untag(ip)
-			c.deleteState(kindTags, ip.String())
+			e.untagLocal(ip)
 		}
 	case msgBlock:
 		var b blocks.Block
-		if json.Unmarshal(m.Data, &b) != nil {
-			return
+		if json.Unmarshal(m.Data, &b) == nil {
+			e.adoptBlock(b, e.Now())
 		}
-		c.adoptBlock(b, now)
 	case msgUnblock:
 		var u unblockMsg
 		if json.Unmarshal(m.Data, &u) == nil {
-			c.unblockLocal(u.IP, u.Actor, u.Why)
+			e.unblockLocal(u.IP, u.Actor, u.Why)
 		}
 	case msgAllow:
-		var a blocks.Allow
-		if json.Unmarshal(m.Data, &a) != nil {
-			return
-		}
-		if parsed, err := blocks.ParseAllow(a.Value); err == nil {
-			parsed.Until, parsed.Reason, parsed.Actor, parsed.Created = a.Until, a.Reason, a.Actor, a.Created
-			c.allowLocal(parsed)
-		}
+		e.adoptAllow(m.Data)
 	case msgUnallow:
 		var v string
-		if json.Unmarshal(m.Data, &v) == nil && st.blocks.RemoveAllow(v) {
-			c.deleteState(kindAllow, v)
+		if json.Unmarshal(m.Data, &v) == nil {
+			e.removeAllowLocal(v, actorFleet)
 		}
 	}
 }
 
 // adoptBlock takes a block another node decided: recorded, persisted and
 // pushed to this node's own hooks (its firewall).
-func (c *CIPValidate) adoptBlock(b blocks.Block, now time.Time) {
-	if !c.st.blocks.Adopt(b, now) {
+func (e *Engine) adoptBlock(b blocks.Block, now time.Time) {
+	if !e.st.blocks.Adopt(b, now) {
 		return
 	}
-	c.persistBlock(b)
+	e.persistBlock(b)
 	if !b.Monitor {
-		c.pushAll(sink.Block, b, now, "fleet", "decided by another node")
+		e.pushAll(sink.Block, b, now, actorFleet, "decided by another node")
 	}
+}
+
+// adoptAllow takes an allowlist entry another node made (its value is
+// parsed again: what another node sends is not trusted blindly).
+func (e *Engine) adoptAllow(data []byte) {
+	var a blocks.Allow
+	if json.Unmarshal(data, &a) != nil {
+		return
+	}
+	parsed, err := blocks.ParseAllow(a.Value)
+	if err != nil {
+		return
+	}
+	parsed.Until, parsed.Reason, parsed.Actor, parsed.Created = a.Until, a.Reason, a.Actor, a.Created
+	e.allowLocal(parsed)
 }
 
 // fleetSync makes this node and Redis agree, at start and whenever Redis
 // comes back: what Redis has and this node does not is adopted; what this
 // node decided meanwhile is written and announced.
-func (c *CIPValidate) fleetSync() {
-	f := c.st.fleet
+func (e *Engine) fleetSync() {
+	f := e.st.fleet
 	if f == nil {
 		return
 	}
-	now := timeNow()
+	now := e.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if recs, err := f.List(ctx, fleetBlocks); err == nil {
 		for _, data := range recs {
 			var b blocks.Block
 			if json.Unmarshal(data, &b) == nil {
-				c.adoptBlock(b, now)
+				e.adoptBlock(b, now)
 			}
 		}
 	}
 	if recs, err := f.List(ctx, fleetAllow); err == nil {
 		for _, data := range recs {
-			var a blocks.Allow
-			if json.Unmarshal(data, &a) != nil {
-				continue
-			}
-			if parsed, err := blocks.ParseAllow(a.Value); err == nil {
-				parsed.Until, parsed.Reason, parsed.Actor, parsed.Created = a.Until, a.Reason, a.Actor, a.Created
-				c.allowLocal(parsed)
-			}
+			e.adoptAllow(data)
 		}
 	}
 	if recs, err := f.List(ctx, fleetTags); err == nil {
 		for _, data := range recs {
 			var t tags.Tag
 			if json.Unmarshal(data, &t) == nil && t.Until.After(now) {
-				c.st.tags.Tag(t.Client, t.Since, t.Until, t.Ref, t.Event)
+				e.st.tags.Tag(t.Client, t.Since, t.Until, t.Ref, t.Event)
 			}
 		}
 	}
-	for _, b := range c.st.blocks.Active(now) {
+	for _, b := range e.st.blocks.Active(now) {
 		if !b.Monitor {
-			c.fleetPut(fleetBlocks, b.IP.String(), b, b.Expires.Sub(now))
-			c.fleetPublish(msgBlock, b)
+			e.share(fleetBlocks, b.IP.String(), b, b.Expires.Sub(now), msgBlock, b)
 		}
 	}
-	for _, a := range c.st.blocks.Allowlist(now) {
+	for _, a := range e.st.blocks.Allowlist(now) {
 		if !a.Static {
-			c.fleetPut(fleetAllow, a.Value, a, ttlUntil(a.Until, now))
+			e.share(fleetAllow, a.Value, a, ttlUntil(a.Until, now), "", nil)
 		}
 	}
-	for _, t := range c.st.tags.List(now) {
-		c.fleetPut(fleetTags, t.Client.String(), t, t.Until.Sub(now))
+	for _, t := range e.st.tags.List(now) {
+		e.share(fleetTags, t.Client.String(), t, t.Until.Sub(now), "", nil)
 	}
-}
-
-func ttlUntil(until, now time.Time) time.Duration {
-	if until.IsZero() {
-		return 0
-	}
-	return until.Sub(now)
-}
-
-// Reports implements events.ReportBackend.
-func (b backend) Reports(id string) map[string]any {
-	f := b.c.st.fleet
-	if f == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), fleetOp)
-	defer cancel()
-	reps, err := f.Reports(ctx, id)
-	if err != nil || len(reps) == 0 {
-		return nil
-	}
-	out := make(map[string]any, len(reps))
-	for node, data := range reps {
-		out[node] = json.RawMessage(data)
-	}
-	return out
-}
-
-// remote is the fleet's verdict cache, or nil for a single node.
-func (c *CIPValidate) remote() validate.Remote {
-	if c.st.fleet == nil {
-		return nil
-	}
-	return fleetRemote{c}
 }
 
 // onRemoteVerdict runs for a verdict another node reached: this node
 // remembers the name for DNS; the deciding node made the block, which
 // arrives as a message.
-func (c *CIPValidate) onRemoteVerdict(v verdicts.Verdict, job validate.Job) {
-	if v.Suspicious() && job.Name != "" && !c.allowedName(job.Name) {
-		c.st.names.Put(job.Name, v)
+func (e *Engine) onRemoteVerdict(v verdicts.Verdict, job validate.Job) {
+	if v.Suspicious() && job.Name != "" && !e.AllowedName(job.Name) {
+		e.st.names.Put(job.Name, v)
 	}
 }

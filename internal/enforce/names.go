@@ -1,4 +1,4 @@
-package cipvalidate
+package enforce
 
 import (
 	"strings"
@@ -9,23 +9,24 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
 
-// nameMemory remembers the names that led to suspicious infrastructure for
+// NameMemory remembers the names that led to suspicious infrastructure for
 // the verdict's lifetime, so that other record types of the same name (an
 // HTTPS or MX query, the AAAA after the A) are handled too. It is read on
 // every query only when it is not empty.
-type nameMemory struct {
+type NameMemory struct {
 	n  atomic.Int64
 	mu sync.RWMutex
 	m  map[string]verdicts.Verdict
 }
 
-func newNameMemory() *nameMemory { return &nameMemory{m: map[string]verdicts.Verdict{}} }
+// NewNameMemory returns an empty NameMemory.
+func NewNameMemory() *NameMemory { return &NameMemory{m: map[string]verdicts.Verdict{}} }
 
 // Len is the number of names held, expired ones included until a sweep.
-func (nm *nameMemory) Len() int { return int(nm.n.Load()) }
+func (nm *NameMemory) Len() int { return int(nm.n.Load()) }
 
 // Put remembers qname with verdict v until v expires.
-func (nm *nameMemory) Put(qname string, v verdicts.Verdict) {
+func (nm *NameMemory) Put(qname string, v verdicts.Verdict) {
 	qname = strings.ToLower(qname)
 	nm.mu.Lock()
 	if _, ok := nm.m[qname]; !ok {
@@ -36,7 +37,7 @@ func (nm *nameMemory) Put(qname string, v verdicts.Verdict) {
 }
 
 // Get returns the live verdict for qname.
-func (nm *nameMemory) Get(qname string, now time.Time) (verdicts.Verdict, bool) {
+func (nm *NameMemory) Get(qname string, now time.Time) (verdicts.Verdict, bool) {
 	nm.mu.RLock()
 	v, ok := nm.m[qname]
 	if !ok {
@@ -50,7 +51,7 @@ func (nm *nameMemory) Get(qname string, now time.Time) (verdicts.Verdict, bool) 
 }
 
 // Forget drops every name that points at ip (its verdict was lifted).
-func (nm *nameMemory) Forget(match func(verdicts.Verdict) bool) int {
+func (nm *NameMemory) Forget(match func(verdicts.Verdict) bool) int {
 	nm.mu.Lock()
 	defer nm.mu.Unlock()
 	n := 0
@@ -65,6 +66,6 @@ func (nm *nameMemory) Forget(match func(verdicts.Verdict) bool) int {
 }
 
 // Sweep drops expired names.
-func (nm *nameMemory) Sweep(now time.Time) int {
+func (nm *NameMemory) Sweep(now time.Time) int {
 	return nm.Forget(func(v verdicts.Verdict) bool { return !now.Before(v.Expires) })
 }

@@ -1,0 +1,275 @@
+package enforce
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/publicip"
+	"github.com/coredns-cip/coredns-cip/internal/risk"
+	"github.com/coredns-cip/coredns-cip/internal/tags"
+	"github.com/coredns-cip/coredns-cip/internal/validate"
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
+	"github.com/coredns-cip/coredns-cip/internal/window"
+)
+
+// API is the engine as the admin API's backend: it implements
+// events.Backend, events.BlockBackend, events.ConnBackend and
+// events.ReportBackend.
+type API struct{ e *Engine }
+
+// API returns the admin API's backend.
+func (e *Engine) API() API { return API{e} }
+
+var (
+	_ events.Backend       = API{}
+	_ events.BlockBackend  = API{}
+	_ events.ConnBackend   = API{}
+	_ events.ReportBackend = API{}
+)
+
+// Defaults gives the configured window and watch, and retain as the
+// longest window an event may ask for.
+func (a API) Defaults() events.Defaults {
+	cfg := a.e.cfg
+	return events.Defaults{Window: cfg.Window, Watch: cfg.Watch, MaxWindow: cfg.Retain}
+}
+
+// Submit tags the client from the event's time for its watch, and queues
+// every public IP the client resolved in [at-window, at] with high
+// priority. In a fleet, every other node does the same with its own
+// window.
+func (a API) Submit(ev events.Event, id string) (events.Accepted, []events.Found) {
+	e := a.e
+	acc, found := e.submitEvent(ev, id, true)
+	if e.st.fleet != nil {
+		e.publish(context.Background(), msgEvent, toFleetEvent(id, ev))
+		e.putReport(id, acc, found)
+	}
+	return acc, found
+}
+
+// submitEvent is Submit on this node; origin says whether the event was
+// posted here (rather than fanned out from another node).
+func (e *Engine) submitEvent(ev events.Event, id string, origin bool) (events.Accepted, []events.Found) {
+	now := e.Now()
+	acc := events.Accepted{ID: id}
+	if until := ev.At.Add(ev.Watch); ev.Watch > 0 && until.After(now) {
+		e.st.tags.Tag(ev.Client, ev.At, until, ev.Ref, id)
+		acc.TaggedUntil = until
+		if t, ok := e.st.tags.Lookup(ev.Client, now); ok && t.Reason == tags.ReasonEvent {
+			e.persist(kindTags, ev.Client.String(), t.Until, t)
+			if origin {
+				e.share(fleetTags, ev.Client.String(), t, t.Until.Sub(now), "", nil)
+			}
+		}
+	}
+	if origin {
+		e.obs.Event()
+	}
+	sightings := e.st.window.Sightings(ev.Client, ev.At.Add(-ev.Window), ev.At)
+	found := make([]events.Found, 0, len(sightings))
+	for _, s := range sightings {
+		f := events.Found{IP: s.IP, Names: s.Names, Ports: s.Ports, First: s.First, Last: s.Last, Count: s.Count}
+		if e.skipSighting(s) {
+			f.Result = "skipped"
+			found = append(found, f)
+			continue
+		}
+		name := ""
+		if len(s.Names) > 0 {
+			name = s.Names[0]
+		}
+		r := e.submit(FromEvent, validate.Job{IP: s.IP, Priority: validate.High, Hints: risk.Hints{Port: int(pickPort(s.Ports))},
+			Client: ev.Client, Name: name, Event: id})
+		f.Result = r.String()
+		switch r {
+		case validate.Queued, validate.InFlight:
+			acc.Queued++
+		case validate.Cached:
+			acc.Cached++
+		case validate.Dropped:
+			acc.Dropped++
+		}
+		acc.Backtracked++
+		found = append(found, f)
+	}
+	e.log.Infof("event %s client=%s type=%s ref=%q at=%s window=%s backtracked=%d queued=%d cached=%d dropped=%d",
+		id, ev.Client, ev.Type, ev.Ref, ev.At.UTC().Format(time.RFC3339), ev.Window, acc.Backtracked, acc.Queued, acc.Cached, acc.Dropped)
+	return acc, found
+}
+
+// skipSighting reports whether a window entry is not worth an API call
+// now. The window holds only public, non-excluded IPs; checking again
+// keeps a changed `exclude` or `allow` from costing API calls.
+func (e *Engine) skipSighting(s window.Sighting) bool {
+	if !e.Validatable(s.IP) || e.onlyPortsNot(s) {
+		return true
+	}
+	for _, n := range s.Names {
+		if e.AllowedName(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// onlyPortsNot reports whether a destination was only seen in connection
+// records to ports of `ports not` (no DNS answer named it): the selective
+// rule says such traffic is not worth an API call.
+func (e *Engine) onlyPortsNot(s window.Sighting) bool {
+	if len(e.cfg.PortsNot) == 0 || len(s.Names) > 0 || len(s.Ports) == 0 {
+		return false
+	}
+	for _, p := range s.Ports {
+		if !slices.Contains(e.cfg.PortsNot, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// pickPort chooses the port hint of a destination seen on several ports:
+// SSH first (it is a risk factor of its own), else the first one seen.
+func pickPort(ports []uint16) uint16 {
+	if slices.Contains(ports, 22) {
+		return 22
+	}
+	if len(ports) > 0 {
+		return ports[0]
+	}
+	return 0
+}
+
+// Verdict returns the cached verdict of ip.
+func (a API) Verdict(ip netip.Addr) (verdicts.Verdict, bool) {
+	return a.e.st.cache.Get(ip, a.e.Now())
+}
+
+// Clients lists the event-tagged clients.
+func (a API) Clients() []tags.Tag { return a.e.st.tags.List(a.e.Now()) }
+
+// Untag ends a client's event tag, on every node.
+func (a API) Untag(ip netip.Addr) bool {
+	if !a.e.untagLocal(ip) {
+		return false
+	}
+	a.e.unshare(fleetTags, ip.Unmap().String(), msgUntag, ip.Unmap())
+	return true
+}
+
+func (e *Engine) untagLocal(ip netip.Addr) bool {
+	if !e.st.tags.Untag(ip) {
+		return false
+	}
+	e.deleteState(kindTags, ip.Unmap().String())
+	return true
+}
+
+// Blocks lists the blocks in force.
+func (a API) Blocks() []events.BlockView {
+	now := a.e.Now()
+	out := []events.BlockView{}
+	for _, b := range a.e.st.blocks.Active(now) {
+		out = append(out, events.BlockView{Block: b, TTLSeconds: int64(b.TTL.Seconds()), RemainingSeconds: int64(b.Remaining(now).Seconds())})
+	}
+	return out
+}
+
+// Unblock lifts ip's block everywhere.
+func (a API) Unblock(ip netip.Addr, actor, why string) (events.Unblocked, bool) {
+	b, ok := a.e.Unblock(ip, actor, why)
+	if !ok {
+		return events.Unblocked{}, false
+	}
+	return events.Unblocked{Block: b, Unblocked: true, Actor: actor, Why: why}, true
+}
+
+// Allow adds a dynamic allowlist entry.
+func (a API) Allow(req events.AllowRequest) (events.Allowed, error) {
+	entry, err := blocks.ParseAllow(req.Value)
+	if err != nil {
+		return events.Allowed{}, err
+	}
+	entry.Until, entry.Reason, entry.Actor, entry.Created = req.Until, req.Reason, req.Actor, a.e.Now().Round(0)
+	lifted := a.e.Allow(entry)
+	ips := make([]netip.Addr, len(lifted))
+	for i, l := range lifted {
+		ips[i] = l.IP
+	}
+	return events.Allowed{Allow: entry, Lifted: ips}, nil
+}
+
+// Allowlist lists the live allowlist entries.
+func (a API) Allowlist() []blocks.Allow {
+	l := a.e.st.blocks.Allowlist(a.e.Now())
+	if l == nil {
+		l = []blocks.Allow{}
+	}
+	return l
+}
+
+// RemoveAllow deletes a dynamic allowlist entry.
+func (a API) RemoveAllow(value, actor string) bool { return a.e.RemoveAllow(value, actor) }
+
+// Blocklist is the External Dynamic List: the IPs blocked now (not the
+// monitor-mode would-be blocks).
+func (a API) Blocklist() []netip.Addr {
+	var ips []netip.Addr
+	for _, b := range a.e.st.blocks.Active(a.e.Now()) {
+		if !b.Monitor {
+			ips = append(ips, b.IP)
+		}
+	}
+	return ips
+}
+
+// Connections records firewall or flow records in the clients' windows,
+// and queues the destinations that are worth validating now.
+func (a API) Connections(recs []events.Connection) int {
+	queued := 0
+	for _, r := range recs {
+		if a.e.Connection(r.Src, r.Dst, r.DPort, r.Time) {
+			queued++
+		}
+	}
+	return queued
+}
+
+// Reports returns what each node of the fleet found for an event.
+func (a API) Reports(id string) map[string]json.RawMessage {
+	f := a.e.st.fleet
+	if f == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fleetOp)
+	defer cancel()
+	reps, err := f.Reports(ctx, id)
+	if err != nil || len(reps) == 0 {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(reps))
+	for node, data := range reps {
+		out[node] = json.RawMessage(data)
+	}
+	return out
+}
+
+// Validatable reports whether ip may be sent to the API: public, not
+// excluded, not in an allowlisted range of the Corefile.
+func (e *Engine) Validatable(ip netip.Addr) bool {
+	return publicip.Is(ip) && !contains(e.cfg.Exclude, ip) && !contains(e.cfg.AllowNets, ip)
+}
+
+func contains(nets []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range nets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

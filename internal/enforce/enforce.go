@@ -1,0 +1,344 @@
+// Package enforce is the decision engine: everything that happens between a
+// verdict and a firewall. It decides blocks (allowlist, TTL, escalation),
+// lifts them (unblock, allow, expiry), persists them, audits them, pushes
+// them to the hooks, restores them at start and keeps a fleet of resolvers
+// in agreement on Redis. It also takes the evidence that leads to verdicts:
+// events (backtracking a client's window), connection records and the
+// validation queue behind them, and it is the typed backend of the admin
+// API.
+//
+// The DNS plugin, the command line and the admin API all drive one Engine.
+// Nothing here knows DNS messages or CoreDNS: the plugin records answers and
+// asks the engine what it knows, and rewrites answers itself.
+package enforce
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/connlog"
+	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/risk"
+	"github.com/coredns-cip/coredns-cip/internal/sink"
+	"github.com/coredns-cip/coredns-cip/internal/tags"
+	"github.com/coredns-cip/coredns-cip/internal/validate"
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
+)
+
+// Config is what an Engine needs: the rules of one cipvalidate block.
+type Config struct {
+	// The Criminal IP API and the validation queue.
+	APIKey    criminalip.APIKey
+	APIURL    string
+	Rate      float64 // requests per second; 0: criminalip.DefaultRate
+	Burst     int
+	Timeout   time.Duration
+	Policy    risk.Policy
+	Workers   int
+	QueueSize int
+
+	// The clients' windows and tags.
+	Window     time.Duration // default backtrack window of an event
+	Watch      time.Duration // default tag time of an event
+	Retain     time.Duration // how long answers are remembered
+	PerClient  int
+	Total      int
+	TagNets    []netip.Prefix
+	AfterHours *tags.Schedule
+
+	// The verdict cache.
+	CacheSize int
+	TTLs      verdicts.TTLs
+
+	// What is never validated or blocked.
+	Exclude      []netip.Prefix
+	AllowNets    []netip.Prefix
+	AllowDomains []string // fully qualified, lower case
+	StaticAllow  []blocks.Allow
+
+	// Blocks and where they go.
+	BlockPolicy blocks.Policy // Monitor: decide and audit, push nothing
+	Hooks       []HookSpec
+	StateDir    string // "" keeps state in memory only
+	AuditPath   string // "" none, "stdout", or a file
+
+	// A fleet on Redis; URL "" is a single node.
+	Redis FleetConfig
+
+	// Connection records.
+	PortsNot      []uint16
+	CriticalPorts []uint16
+	Connlogs      []ConnlogSpec
+
+	// Log receives the engine's few log lines; nil discards them.
+	Log Logger
+	// Observer counts what happens; nil counts nothing.
+	Observer Observer
+}
+
+// FleetConfig is a `redis` line.
+type FleetConfig struct {
+	URL, Prefix, Node string
+}
+
+// ConnlogSpec is a connection log to follow.
+type ConnlogSpec struct {
+	Path   string
+	Format connlog.Format
+}
+
+// Logger is the engine's log; CoreDNS's plugin logger is one.
+type Logger interface {
+	Debugf(format string, args ...any)
+	Infof(format string, args ...any)
+	Warningf(format string, args ...any)
+	Errorf(format string, args ...any)
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Debugf(string, ...any)   {}
+func (nopLogger) Infof(string, ...any)    {}
+func (nopLogger) Warningf(string, ...any) {}
+func (nopLogger) Errorf(string, ...any)   {}
+
+// Engine runs the decision lifecycle on a State. One Engine serves one
+// plugin instance (or one command-line run); on a reload the new instance's
+// Engine takes over the State before the old one stops.
+type Engine struct {
+	cfg Config
+	key string
+	log Logger
+	obs Observer
+	st  *State
+
+	client     *criminalip.Client
+	queue      *validate.Queue
+	dispatcher *sink.Dispatcher // nil without hooks
+	closeSinks func()
+	connlogs   *connlogRunner // nil without connlogs
+
+	// apiFailure is the kind of the last API failure while it says the
+	// API is unavailable ("" otherwise): `fail closed` then refuses tagged
+	// clients' unvalidated answers.
+	apiFailure atomic.Value // criminalip.ErrorKind
+	running    atomic.Bool
+
+	// Deltas of cumulative figures for Observer.Swept.
+	lastEvicted, lastFleetErrors uint64
+
+	stopSweep chan struct{}
+	sweepDone sync.WaitGroup
+	stopOnce  sync.Once
+}
+
+// New returns an Engine for cfg whose state lives under key (a server
+// block's identity, so that a reload finds it). It starts nothing.
+func New(key string, cfg Config) *Engine {
+	e := &Engine{cfg: cfg, key: key, log: cfg.Log, obs: cfg.Observer}
+	if e.log == nil {
+		e.log = nopLogger{}
+	}
+	if e.obs == nil {
+		e.obs = nopObserver{}
+	}
+	return e
+}
+
+// Now is the engine's clock: the State's, which tests may set.
+func (e *Engine) Now() time.Time {
+	if e.st == nil {
+		return time.Now()
+	}
+	return e.st.now()
+}
+
+// SetClock replaces the clock of the engine's State (tests, simulations).
+func (e *Engine) SetClock(now func() time.Time) { e.st.SetClock(now) }
+
+// Running reports whether Start succeeded and Stop has not run.
+func (e *Engine) Running() bool { return e.running.Load() }
+
+// Queue is the validation queue, for statistics.
+func (e *Engine) Queue() *validate.Queue { return e.queue }
+
+// State is the engine's shared state.
+func (e *Engine) State() *State { return e.st }
+
+// Start takes the State (restoring it from the state directory the first
+// time), starts the validation workers, the hooks (pushing the live blocks
+// to them), the fleet sync, the connection logs and the sweeper.
+func (e *Engine) Start() error {
+	st, err := Acquire(e.key, e.cfg, e.log)
+	if err != nil {
+		return err
+	}
+	e.st = st
+	st.serving.Store(e)
+	if err := e.startValidation(); err != nil {
+		e.Stop()
+		return err
+	}
+	if err := e.startHooks(); err != nil {
+		e.Stop()
+		return err
+	}
+	e.fleetSync()
+	e.stopSweep = make(chan struct{})
+	e.sweepDone.Add(1)
+	go e.sweeper()
+	if err := e.startConnlogs(); err != nil {
+		e.Stop()
+		return fmt.Errorf("connlog: %w", err)
+	}
+	e.running.Store(true)
+	return nil
+}
+
+func (e *Engine) startValidation() error {
+	var limiter criminalip.Limiter
+	if e.st.fleet != nil {
+		limiter = e.apiLimiter()
+	}
+	client, err := criminalip.New(criminalip.Config{
+		Limiter: limiter,
+		APIKey:  e.cfg.APIKey,
+		BaseURL: e.cfg.APIURL,
+		Timeout: e.cfg.Timeout,
+		Rate:    e.cfg.Rate,
+		Burst:   e.cfg.Burst,
+		Observe: e.obs.APICall,
+	})
+	if err != nil {
+		return err
+	}
+	e.client = client
+	e.queue = validate.New(validate.Config{
+		Client:    client,
+		Cache:     e.st.cache,
+		Policy:    e.cfg.Policy,
+		Workers:   e.cfg.Workers,
+		QueueSize: e.cfg.QueueSize,
+		OnVerdict: e.onVerdict,
+		OnRemote:  e.onRemoteVerdict,
+		Remote:    e.remote(),
+		Now:       e.Now,
+	})
+	e.queue.Start()
+	return nil
+}
+
+func (e *Engine) startHooks() error {
+	if len(e.cfg.Hooks) == 0 {
+		return nil
+	}
+	sinks, closeSinks, err := BuildSinks(e.cfg.Hooks)
+	if err != nil {
+		return err
+	}
+	e.closeSinks = closeSinks
+	// Timeout covers one batch; an exec hook runs its program once per
+	// change of the batch.
+	e.dispatcher = sink.NewDispatcher(sink.Config{Sinks: sinks, OnResult: e.onHookResult, Timeout: time.Minute})
+	e.dispatcher.Start()
+	e.resync(e.Now())
+	return nil
+}
+
+// Stop stops what Start started, flushes the hooks for a moment and hands
+// the State back. It is safe to call more than once.
+func (e *Engine) Stop() {
+	e.stopOnce.Do(func() {
+		e.running.Store(false)
+		e.stopConnlogs()
+		if e.stopSweep != nil {
+			close(e.stopSweep)
+			e.sweepDone.Wait()
+		}
+		if e.queue != nil {
+			e.queue.Stop()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		e.StopHooks(ctx)
+		cancel()
+		if e.client != nil {
+			e.client.Close()
+		}
+		if e.st != nil {
+			e.st.serving.CompareAndSwap(e, nil)
+			e.st.release()
+		}
+	})
+}
+
+// StopHooks flushes the hooks' queues until ctx ends and closes them;
+// later changes go nowhere. It returns an error if changes were left.
+func (e *Engine) StopHooks(ctx context.Context) error {
+	if e.dispatcher == nil {
+		return nil
+	}
+	err := e.dispatcher.Stop(ctx)
+	if err != nil {
+		e.log.Warningf("hooks: %v", err)
+	}
+	e.dispatcher = nil
+	if e.closeSinks != nil {
+		e.closeSinks()
+		e.closeSinks = nil
+	}
+	return err
+}
+
+// sweepEvery is how often expired window entries, tags, names, verdicts
+// and blocks go.
+const sweepEvery = 15 * time.Second
+
+// sweeper drops expired state and reports the gauges.
+func (e *Engine) sweeper() {
+	defer e.sweepDone.Done()
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		e.Sweep(e.Now())
+		select {
+		case <-e.stopSweep:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep drops what expired by now, lifts expired blocks and reports the
+// gauges. The sweeper calls it; tests call it to move time on.
+func (e *Engine) Sweep(now time.Time) {
+	st := e.st
+	st.window.Sweep(now)
+	st.tags.Sweep(now)
+	st.names.Sweep(now)
+	st.cache.Sweep(now)
+	e.ExpireBlocks(now)
+	if st.store != nil {
+		if _, err := st.store.Sweep(); err != nil {
+			e.log.Warningf("state: sweep: %v", err)
+		}
+	}
+	s := Stats{
+		WindowEntries: st.window.Len(),
+		Tagged:        st.tags.Count(now),
+		BlocksActive:  len(st.blocks.Active(now)),
+	}
+	evicted := st.window.Evicted()
+	s.WindowEvicted, e.lastEvicted = evicted-e.lastEvicted, evicted
+	if f := st.fleet; f != nil {
+		errs := f.Errors()
+		s.Fleet, s.FleetUp = true, f.Up()
+		s.FleetErrors, e.lastFleetErrors = errs-e.lastFleetErrors, errs
+	}
+	s.QueueHigh, s.QueueLow = e.queue.Depth()
+	e.obs.Swept(s)
+}

@@ -1,0 +1,191 @@
+package enforce
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/connlog"
+	"github.com/coredns-cip/coredns-cip/internal/follow"
+	"github.com/coredns-cip/coredns-cip/internal/risk"
+	"github.com/coredns-cip/coredns-cip/internal/validate"
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
+)
+
+// This file is what the DNS plugin and the connection sources hand the
+// engine, and what the plugin asks it on the DNS path. Nothing here waits
+// for the API, Redis, the disk or a hook.
+
+// Tagged reports whether client is tagged at now.
+func (e *Engine) Tagged(client netip.Addr, now time.Time) bool { return e.st.tags.Tagged(client, now) }
+
+// Suspicious returns ip's live suspicious verdict.
+func (e *Engine) Suspicious(ip netip.Addr, now time.Time) (verdicts.Verdict, bool) {
+	return e.st.cache.Suspicious(ip, now)
+}
+
+// Allowed reports whether an allowlist entry covers ip or qname; checked
+// only once an answer is about to be rewritten.
+func (e *Engine) Allowed(ip netip.Addr, qname string, now time.Time) bool {
+	_, ok := e.st.blocks.Allowed(ip, []string{qname}, now)
+	return ok
+}
+
+// AllowedName reports whether qname is at or under a domain the
+// configuration allowlists.
+func (e *Engine) AllowedName(qname string) bool {
+	for _, d := range e.cfg.AllowDomains {
+		if UnderZone(qname, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// UnderZone reports whether name is zone or a subdomain of it; both are
+// fully qualified, compared case-insensitively, without allocating.
+func UnderZone(name, zone string) bool {
+	if zone == "." {
+		return true
+	}
+	if len(name) < len(zone) || !equalFold(name[len(name)-len(zone):], zone) {
+		return false
+	}
+	return len(name) == len(zone) || name[len(name)-len(zone)-1] == '.'
+}
+
+func equalFold(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// SubmitAnswer queues ip of a tagged client's answer for validation.
+func (e *Engine) SubmitAnswer(job validate.Job, now time.Time) validate.Result {
+	r := e.queue.SubmitAt(job, now)
+	e.obs.Submitted(FromAnswer, r)
+	return r
+}
+
+// submit queues job now and counts it under src.
+func (e *Engine) submit(src Source, job validate.Job) validate.Result {
+	r := e.queue.Submit(job)
+	e.obs.Submitted(src, r)
+	return r
+}
+
+// Wait waits for ip's verdict until ctx ends (`pending wait`).
+func (e *Engine) Wait(ctx context.Context, ip netip.Addr) (verdicts.Verdict, bool) {
+	return e.queue.Wait(ctx, ip)
+}
+
+// Connection records that src reached dst:dport at t, like a DNS answer
+// without a name, and queues dst for validation if src is tagged or the
+// port makes it worth it: any port but those of `ports not`, or one of
+// `critical_ports` (first). A port of `ports not` is never worth an API
+// call by itself. Private, excluded and allowlisted destinations are
+// neither recorded nor validated. It reports whether dst was queued.
+func (e *Engine) Connection(src, dst netip.Addr, dport uint16, t time.Time) bool {
+	src, dst = src.Unmap(), dst.Unmap()
+	if !e.Validatable(dst) {
+		return false
+	}
+	st := e.st
+	st.window.Record(src, "", []netip.Addr{dst}, dport, t)
+	portsNot, critical := e.cfg.PortsNot, e.cfg.CriticalPorts
+	if dport != 0 && slices.Contains(portsNot, dport) {
+		return false // web traffic is not worth an API call on its own
+	}
+	prio, worth := validate.Low, st.tags.Tagged(src, t)
+	if dport != 0 && slices.Contains(critical, dport) {
+		prio, worth = validate.High, true
+	}
+	if dport != 0 && len(portsNot) > 0 {
+		worth = true
+	}
+	if !worth {
+		return false
+	}
+	if _, ok := st.blocks.Allowed(dst, nil, t); ok {
+		return false
+	}
+	r := e.submit(FromConnection, validate.Job{IP: dst, Priority: prio, Hints: risk.Hints{Port: int(dport)}, Client: src})
+	return r == validate.Queued || r == validate.InFlight
+}
+
+// connlogRunner follows the connection logs of one engine.
+type connlogRunner struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// startConnlogs follows every configured connection log from its current
+// end: each record goes through Connection, like a POSTed one.
+func (e *Engine) startConnlogs() error {
+	if len(e.cfg.Connlogs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &connlogRunner{cancel: cancel}
+	for _, spec := range e.cfg.Connlogs {
+		p, err := connlog.NewParser(spec.Format, connlog.Options{Now: e.Now})
+		if err != nil {
+			cancel()
+			r.wg.Wait()
+			return err
+		}
+		f := follow.New(spec.Path, follow.Options{Logf: e.log.Infof})
+		r.wg.Go(func() { f.Run(ctx, e.connlogLine(spec, p)) })
+		e.log.Infof("following %s (%s)", spec.Path, spec.Format)
+	}
+	e.connlogs = r
+	return nil
+}
+
+// connlogLine handles one line of a connection log.
+func (e *Engine) connlogLine(spec ConnlogSpec, p *connlog.Parser) func([]byte) {
+	var bad int
+	return func(line []byte) {
+		rec, err := p.Parse(line)
+		if err != nil {
+			if errors.Is(err, connlog.ErrSkip) {
+				return
+			}
+			e.obs.ConnlogLine(spec.Format, false)
+			// A sample of what is wrong, not a flood.
+			if bad++; bad == 1 || bad%10_000 == 0 {
+				e.log.Warningf("connlog %s: %d broken line(s); latest: %v", spec.Path, bad, err)
+			}
+			return
+		}
+		e.obs.ConnlogLine(spec.Format, true)
+		t := rec.Time
+		if t.IsZero() {
+			t = e.Now()
+		}
+		e.Connection(rec.Src, rec.Dst, rec.DPort, t)
+	}
+}
+
+// stopConnlogs stops following and waits for the readers.
+func (e *Engine) stopConnlogs() {
+	if e.connlogs == nil {
+		return
+	}
+	e.connlogs.cancel()
+	e.connlogs.wg.Wait()
+	e.connlogs = nil
+}

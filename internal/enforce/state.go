@@ -1,0 +1,294 @@
+package enforce
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/audit"
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/fleet"
+	"github.com/coredns-cip/coredns-cip/internal/state"
+	"github.com/coredns-cip/coredns-cip/internal/tags"
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
+	"github.com/coredns-cip/coredns-cip/internal/window"
+)
+
+// Record kinds of the state directory.
+const (
+	kindBlocks   state.Kind = "blocks"
+	kindHistory  state.Kind = "history"
+	kindAllow    state.Kind = "allow"
+	kindTags     state.Kind = "tags"
+	kindVerdicts state.Kind = "verdicts"
+)
+
+// State is what survives a reload: the clients' windows, the tags, the
+// verdicts, the remembered names, the events, the blocks, and the open
+// state directory, audit log and fleet. CoreDNS builds a new plugin
+// instance on reload; its Engine takes this State over (under the server
+// block's key), with the new limits applied, before the old one stops.
+type State struct {
+	key    string
+	refs   int
+	clock  atomic.Pointer[func() time.Time]
+	window *window.Store
+	tags   *tags.Set
+	cache  *verdicts.Cache
+	names  *NameMemory
+	events *events.Store
+	blocks *blocks.Manager
+
+	stateDir  string
+	store     *state.Store  // nil without a state directory
+	writer    *state.Writer // batches the store's writes off the DNS path
+	auditPath string
+	audit     *audit.Log // nil without an audit log
+
+	fleetURL string
+	fleet    *fleet.Fleet // nil without `redis`
+	// serving is the Engine serving now, for the fleet's goroutines.
+	serving atomic.Pointer[Engine]
+}
+
+var registry = struct {
+	sync.Mutex
+	m map[string]*State
+}{m: map[string]*State{}}
+
+// Acquire returns the State kept under key, creating it (and restoring it
+// from the state directory) or applying cfg's limits to it. Every Acquire
+// is paired with a release (Engine.Stop does it).
+func Acquire(key string, cfg Config, log Logger) (*State, error) {
+	registry.Lock()
+	defer registry.Unlock()
+	limits := window.Config{Retain: cfg.Retain, PerClient: cfg.PerClient, Total: cfg.Total}
+	st, ok := registry.m[key]
+	cfg.StaticAllow = stampCreated(cfg.StaticAllow, time.Now().Round(0))
+	if !ok {
+		st = &State{
+			key:    key,
+			window: window.New(limits),
+			tags:   tags.New(cfg.TagNets, cfg.AfterHours),
+			cache:  verdicts.New(cfg.CacheSize, cfg.TTLs),
+			names:  NewNameMemory(),
+			events: events.NewStore(10_000),
+			blocks: blocks.New(cfg.BlockPolicy, cfg.StaticAllow),
+		}
+		st.SetClock(time.Now)
+	} else {
+		st.window.SetLimits(limits)
+		st.tags.SetStatic(cfg.TagNets, cfg.AfterHours)
+		st.cache.Resize(cfg.CacheSize, cfg.TTLs)
+		st.blocks.SetPolicy(cfg.BlockPolicy, cfg.StaticAllow)
+	}
+	if err := st.openStore(cfg.StateDir, log); err != nil {
+		return nil, err
+	}
+	if err := st.openAudit(cfg.AuditPath); err != nil {
+		return nil, err
+	}
+	if err := st.openFleet(cfg.Redis, log); err != nil {
+		return nil, err
+	}
+	registry.m[key] = st
+	st.refs++
+	return st, nil
+}
+
+// stampCreated gives the Corefile's allowlist entries the time they were
+// loaded (an entry kept across a reload keeps its first one: see
+// blocks.Manager.SetPolicy).
+func stampCreated(static []blocks.Allow, now time.Time) []blocks.Allow {
+	out := slices.Clone(static)
+	for i := range out {
+		if out[i].Created.IsZero() {
+			out[i].Created = now
+		}
+	}
+	return out
+}
+
+// Held reports how many States are held, for tests that check a shutdown
+// frees everything.
+func Held() int {
+	registry.Lock()
+	defer registry.Unlock()
+	return len(registry.m)
+}
+
+// SetClock replaces the clock every part of the State reads.
+func (st *State) SetClock(now func() time.Time) { st.clock.Store(&now) }
+
+func (st *State) now() time.Time { return (*st.clock.Load())() }
+
+// Window is the clients' answer windows.
+func (st *State) Window() *window.Store { return st.window }
+
+// Tags is the set of tagged clients.
+func (st *State) Tags() *tags.Set { return st.tags }
+
+// Cache is the verdict cache.
+func (st *State) Cache() *verdicts.Cache { return st.cache }
+
+// Names is the memory of names that led to suspicious infrastructure.
+func (st *State) Names() *NameMemory { return st.names }
+
+// Blocks is the block and allowlist manager.
+func (st *State) Blocks() *blocks.Manager { return st.blocks }
+
+// Events is the store of recent events.
+func (st *State) Events() *events.Store { return st.events }
+
+// Fleet is the fleet's Redis connection, or nil for a single node.
+func (st *State) Fleet() *fleet.Fleet { return st.fleet }
+
+// Auditing reports whether an audit log is open, so that callers on the
+// DNS path can skip building entries nobody writes.
+func (st *State) Auditing() bool { return st.audit != nil }
+
+// openStore opens (or switches to) the state directory and, the first
+// time, restores what it holds.
+func (st *State) openStore(dir string, log Logger) error {
+	if dir == st.stateDir {
+		return nil
+	}
+	st.closeStore(log)
+	if dir == "" {
+		return nil
+	}
+	store, err := state.Open(dir, state.Options{Logf: log.Warningf})
+	if err != nil {
+		return err
+	}
+	st.store, st.writer, st.stateDir = store, store.NewWriter(0), dir
+	st.restore(st.now(), log)
+	return nil
+}
+
+func (st *State) closeStore(log Logger) {
+	if st.writer != nil {
+		if err := st.writer.Close(); err != nil {
+			log.Errorf("state: %v", err)
+		}
+	}
+	if st.store != nil {
+		st.store.Close()
+	}
+	st.store, st.writer, st.stateDir = nil, nil, ""
+}
+
+func (st *State) openAudit(path string) error {
+	if path == st.auditPath {
+		return nil
+	}
+	if st.audit != nil {
+		st.audit.Close()
+		st.audit, st.auditPath = nil, ""
+	}
+	if path == "" {
+		return nil
+	}
+	l, err := audit.Open(path)
+	if err != nil {
+		return err
+	}
+	st.audit, st.auditPath = l, path
+	return nil
+}
+
+// release drops a reference; the last one closes and frees the state.
+func (st *State) release() {
+	registry.Lock()
+	defer registry.Unlock()
+	st.refs--
+	if st.refs == 0 {
+		if st.fleet != nil {
+			st.fleet.Close()
+		}
+		st.closeStore(nopLogger{})
+		if st.audit != nil {
+			st.audit.Close()
+		}
+		delete(registry.m, st.key)
+	}
+}
+
+// loadAll decodes every record of kind in the state directory, skipping
+// (and logging) those that do not decode.
+func loadAll[T any](st *State, kind state.Kind, log Logger) []T {
+	recs, err := st.store.Load(kind)
+	if err != nil {
+		log.Warningf("state: loading %s: %v", kind, err)
+		return nil
+	}
+	out := make([]T, 0, len(recs))
+	for _, r := range recs {
+		var v T
+		if err := json.Unmarshal(r.Data, &v); err != nil {
+			log.Warningf("state: skipping a %s record %q: %v", kind, r.Key, err)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// restore loads the state directory into fresh state.
+func (st *State) restore(now time.Time, log Logger) {
+	allow := loadAll[blocks.Allow](st, kindAllow, log)
+	st.blocks.Restore(loadAll[blocks.Block](st, kindBlocks, log), loadAll[blocks.History](st, kindHistory, log), allow, now)
+	for _, t := range loadAll[tags.Tag](st, kindTags, log) {
+		if t.Until.After(now) {
+			st.tags.Tag(t.Client, t.Since, t.Until, t.Ref, t.Event)
+		}
+	}
+	for _, v := range loadAll[verdicts.Verdict](st, kindVerdicts, log) {
+		if v.Expires.After(now) {
+			st.cache.Put(v, now)
+		}
+	}
+	log.Infof("state: restored %d blocks, %d allowlist entries, %d tagged clients, %d suspicious verdicts",
+		len(st.blocks.Active(now)), len(allow), st.tags.Count(now), len(st.cache.SuspiciousList(now)))
+}
+
+// persist writes a record to the state directory, if there is one.
+func (e *Engine) persist(kind state.Kind, key string, expires time.Time, v any) {
+	if e.st.writer == nil {
+		return
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		e.log.Errorf("state: encoding %s %s: %v", kind, key, err)
+		return
+	}
+	e.st.writer.Put(kind, state.Record{Key: key, Expires: expires, Data: data})
+}
+
+func (e *Engine) persistBlock(b blocks.Block) {
+	e.persist(kindBlocks, b.IP.String(), b.Expires, b)
+}
+
+func (e *Engine) deleteState(kind state.Kind, key string) {
+	if e.st.writer != nil {
+		e.st.writer.Delete(kind, key)
+	}
+}
+
+// Audit writes one audit line, if there is an audit log.
+func (e *Engine) Audit(en audit.Entry) {
+	if e.st.audit != nil {
+		if en.Time.IsZero() {
+			en.Time = e.Now()
+		}
+		e.st.audit.Write(en)
+	}
+}
+
+// DefaultAuditPath is where the audit log goes when a state directory is
+// set and no audit path is.
+func DefaultAuditPath(stateDir string) string { return filepath.Join(stateDir, "audit.log") }
