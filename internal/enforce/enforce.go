@@ -79,6 +79,9 @@ type Config struct {
 	Log Logger
 	// Observer counts what happens; nil counts nothing.
 	Observer Observer
+	// Now is the clock of the State, when this engine creates it (tests,
+	// simulations); nil means time.Now.
+	Now func() time.Time
 }
 
 // FleetConfig is a `redis` line.
@@ -324,7 +327,7 @@ func (e *Engine) Sweep(now time.Time) {
 	e.ExpireBlocks(now)
 	if st.store != nil {
 		if _, err := st.store.Sweep(); err != nil {
-			e.log.Warningf("state: sweep: %v", err)
+			e.log.Warningf("%v", err) // it says "state: sweep: …"
 		}
 	}
 	s := Stats{

@@ -80,6 +80,9 @@ func Acquire(key string, cfg Config, log Logger) (*State, error) {
 			blocks: blocks.New(cfg.BlockPolicy, cfg.StaticAllow),
 		}
 		st.SetClock(time.Now)
+		if cfg.Now != nil {
+			st.SetClock(cfg.Now)
+		}
 	} else {
 		st.window.SetLimits(limits)
 		st.tags.SetStatic(cfg.TagNets, cfg.AfterHours)
@@ -161,7 +164,7 @@ func (st *State) openStore(dir string, log Logger) error {
 	if dir == "" {
 		return nil
 	}
-	store, err := state.Open(dir, state.Options{Logf: log.Warningf})
+	store, err := state.Open(dir, state.Options{Logf: log.Warningf, Now: st.now})
 	if err != nil {
 		return err
 	}
@@ -173,7 +176,7 @@ func (st *State) openStore(dir string, log Logger) error {
 func (st *State) closeStore(log Logger) {
 	if st.writer != nil {
 		if err := st.writer.Close(); err != nil {
-			log.Errorf("state: %v", err)
+			log.Errorf("%v", err) // it says "state: …"
 		}
 	}
 	if st.store != nil {
@@ -223,7 +226,7 @@ func (st *State) release() {
 func loadAll[T any](st *State, kind state.Kind, log Logger) []T {
 	recs, err := st.store.Load(kind)
 	if err != nil {
-		log.Warningf("state: loading %s: %v", kind, err)
+		log.Warningf("%v", err) // it says "state: load KIND: …"
 		return nil
 	}
 	out := make([]T, 0, len(recs))

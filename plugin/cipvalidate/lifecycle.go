@@ -21,7 +21,7 @@ var instances sync.Map // key -> *CIPValidate
 func (c *CIPValidate) start() error {
 	eng := enforce.New(c.key, c.cfg.engineConfig())
 	if err := eng.Start(); err != nil {
-		return fmt.Errorf("engine: %w", err)
+		return fmt.Errorf("%s: %w", pluginName, err)
 	}
 	c.eng = eng
 	c.names = eng.State().Names()
@@ -57,7 +57,7 @@ func (c *CIPValidate) startEvents() error {
 		err = srv.Start()
 	}
 	if err != nil {
-		return fmt.Errorf("event API: %w", err)
+		return fmt.Errorf("%s: %w", pluginName, err) // it says "events: …"
 	}
 	c.api = srv
 	log.Infof("event API listening on %s", srv.Addr())

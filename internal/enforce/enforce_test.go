@@ -1,0 +1,268 @@
+package enforce_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/enforce"
+	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/risk"
+	"github.com/coredns-cip/coredns-cip/internal/sink"
+	"github.com/coredns-cip/coredns-cip/internal/validate"
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
+)
+
+// hookRecorder is a webhook receiver that keeps "action ip actor" of every
+// change.
+type hookRecorder struct {
+	mu      sync.Mutex
+	changes []string
+}
+
+func (h *hookRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Changes []struct {
+			Action string `json:"action"`
+			IP     string `json:"ip"`
+			Actor  string `json:"actor"`
+		} `json:"changes"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	h.mu.Lock()
+	for _, c := range body.Changes {
+		h.changes = append(h.changes, strings.TrimSpace(c.Action+" "+c.IP+" "+c.Actor))
+	}
+	h.mu.Unlock()
+}
+
+// waitFor waits until the hook has received want (in order, among others).
+func (h *hookRecorder) waitFor(t *testing.T, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.mu.Lock()
+		got := slices.Clone(h.changes)
+		h.mu.Unlock()
+		if containsInOrder(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hook received %q, want %q among them", got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func containsInOrder(got, want []string) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+type engineFixture struct {
+	t    *testing.T
+	dir  string
+	hook *hookRecorder
+	url  string
+
+	mu    sync.Mutex
+	clock time.Time
+}
+
+func (f *engineFixture) now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.clock
+}
+
+func (f *engineFixture) advance(d time.Duration) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clock = f.clock.Add(d)
+	return f.clock
+}
+
+func newFixture(t *testing.T) *engineFixture {
+	h := &hookRecorder{}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &engineFixture{t: t, dir: t.TempDir(), hook: h, url: srv.URL, clock: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+}
+
+// start starts an engine on the fixture's state directory and hook.
+func (f *engineFixture) start(key string) *enforce.Engine {
+	f.t.Helper()
+	wh, err := sink.NewWebhook(f.url, nil, sink.WebhookOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	e := enforce.New(key, enforce.Config{
+		APIKey:      "unit",
+		APIURL:      "http://127.0.0.1:9", // never called: verdicts are handed to Decide
+		Policy:      risk.DefaultPolicy(),
+		Retain:      15 * time.Minute,
+		Window:      5 * time.Minute,
+		BlockPolicy: blocks.Policy{TTL: time.Hour, Factor: 2, Max: 8 * time.Hour},
+		Hooks:       []enforce.HookSpec{{Kind: enforce.HookWebhook, Webhook: wh, Line: "webhook test"}},
+		StateDir:    f.dir,
+		AuditPath:   filepath.Join(f.dir, "audit.log"),
+		Now:         f.now,
+	})
+	if err := e.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	return e
+}
+
+func (f *engineFixture) suspicious(ip string) verdicts.Verdict {
+	now := f.now()
+	return verdicts.Verdict{IP: netip.MustParseAddr(ip), Outcome: verdicts.Suspicious, Decision: verdicts.NewDecisionID(),
+		Reasons: []risk.Reason{{Factor: risk.Score, Detail: "inbound Critical"}}, Score: "Critical",
+		Checked: now, Expires: now.Add(24 * time.Hour)}
+}
+
+// auditKinds returns "kind ip" of every audit line.
+func (f *engineFixture) auditKinds() []string {
+	f.t.Helper()
+	file, err := os.Open(filepath.Join(f.dir, "audit.log"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer file.Close()
+	var out []string
+	sc := bufio.NewScanner(file)
+	for sc.Scan() {
+		var e struct{ Kind, IP string }
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			f.t.Fatalf("audit line %q: %v", sc.Text(), err)
+		}
+		if !strings.HasPrefix(e.Kind, "hook_") {
+			out = append(out, e.Kind+" "+e.IP)
+		}
+	}
+	return out
+}
+
+// TestLifecycle follows one IP through decide, the hook, unblock, a second
+// decision, a restart that restores and re-pushes it, and an allowlist
+// entry that lifts it.
+func TestLifecycle(t *testing.T) {
+	f := newFixture(t)
+	e := f.start(t.Name())
+	api := e.API()
+	client := netip.MustParseAddr("10.1.2.3")
+
+	e.Decide(f.suspicious("45.83.0.21"), validate.Job{IP: netip.MustParseAddr("45.83.0.21"), Client: client})
+	f.hook.waitFor(t, "block 45.83.0.21")
+	if got := api.Blocks(); len(got) != 1 || got[0].IP.String() != "45.83.0.21" || got[0].TTLSeconds != 3600 {
+		t.Fatalf("blocks after Decide = %+v", got)
+	}
+	if ips := api.Blocklist(); len(ips) != 1 {
+		t.Errorf("EDL = %v", ips)
+	}
+
+	un, ok := api.Unblock(netip.MustParseAddr("45.83.0.21"), "alice", "false positive")
+	if !ok || !un.Unblocked || un.Actor != "alice" {
+		t.Fatalf("Unblock = %+v, %v", un, ok)
+	}
+	f.hook.waitFor(t, "block 45.83.0.21", "unblock 45.83.0.21 alice")
+	if v, ok := api.Verdict(netip.MustParseAddr("45.83.0.21")); !ok || v.Outcome != verdicts.Clean || !strings.Contains(v.Note, "alice") {
+		t.Errorf("verdict after unblock = %+v, %v; want clean, noting alice", v, ok)
+	}
+	if _, ok := api.Unblock(netip.MustParseAddr("45.83.0.21"), "alice", "again"); ok {
+		t.Error("a second unblock of the same IP succeeded")
+	}
+
+	e.Decide(f.suspicious("45.83.0.30"), validate.Job{IP: netip.MustParseAddr("45.83.0.30"), Client: client})
+	f.hook.waitFor(t, "block 45.83.0.30")
+	e.Stop()
+
+	// A restart restores the block from the state directory and pushes it
+	// again, so a flushed firewall gets it back.
+	e = f.start(t.Name())
+	defer e.Stop()
+	f.hook.waitFor(t, "block 45.83.0.30", "block 45.83.0.30 cipvalidate")
+	if got := e.API().Blocks(); len(got) != 1 || got[0].IP.String() != "45.83.0.30" {
+		t.Fatalf("blocks after restart = %+v", got)
+	}
+
+	allowed, err := e.API().Allow(events.AllowRequest{Value: "45.83.0.0/24", Reason: "vendor range", Actor: "bob"})
+	if err != nil || len(allowed.Lifted) != 1 || allowed.Created.IsZero() {
+		t.Fatalf("Allow = %+v, %v; want 45.83.0.30 lifted and a created time", allowed, err)
+	}
+	f.hook.waitFor(t, "unblock 45.83.0.30 bob")
+	e.Decide(f.suspicious("45.83.0.31"), validate.Job{IP: netip.MustParseAddr("45.83.0.31"), Client: client})
+	if got := e.API().Blocks(); len(got) != 0 {
+		t.Errorf("an allowlisted IP was blocked: %+v", got)
+	}
+	if !e.API().RemoveAllow("45.83.0.0/24", "bob") || e.API().RemoveAllow("45.83.0.0/24", "bob") {
+		t.Error("RemoveAllow: want true once, then false")
+	}
+
+	want := []string{"verdict 45.83.0.21", "block 45.83.0.21", "unblock 45.83.0.21", "verdict 45.83.0.30", "block 45.83.0.30",
+		"allow 45.83.0.0/24", "unblock 45.83.0.30", "verdict 45.83.0.31", "allow_removed 45.83.0.0/24"}
+	if got := f.auditKinds(); !slices.Equal(got, want) {
+		t.Errorf("audit:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestEscalation: a repeat offender's block grows by the factor, up to the
+// maximum, and expiry lifts it in the hooks.
+func TestEscalation(t *testing.T) {
+	f := newFixture(t)
+	e := f.start(t.Name())
+	defer e.Stop()
+	ip := netip.MustParseAddr("45.83.0.40")
+	var ttls []int64
+	var seen []string
+	for range 5 {
+		e.Decide(f.suspicious("45.83.0.40"), validate.Job{IP: ip})
+		b := e.API().Blocks()
+		if len(b) != 1 {
+			t.Fatalf("blocks = %+v", b)
+		}
+		ttls = append(ttls, b[0].TTLSeconds)
+		seen = append(seen, "block 45.83.0.40")
+		f.hook.waitFor(t, seen...)
+		e.ExpireBlocks(f.advance(time.Duration(b[0].TTLSeconds)*time.Second + time.Second))
+		seen = append(seen, "unblock 45.83.0.40 cipvalidate")
+		f.hook.waitFor(t, seen...)
+	}
+	if want := []int64{3600, 7200, 14400, 28800, 28800}; !slices.Equal(ttls, want) {
+		t.Errorf("block TTLs = %v, want %v", ttls, want)
+	}
+}
+
+// TestDecideBy: the command line's decisions reach the hooks under its
+// own name.
+func TestDecideBy(t *testing.T) {
+	f := newFixture(t)
+	e := f.start(t.Name())
+	e.DecideBy(f.suspicious("45.83.0.50"), validate.Job{IP: netip.MustParseAddr("45.83.0.50")}, "coredns-cip backtrack", "offline backtrack")
+	if err := e.StopHooks(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.Stop()
+	f.hook.waitFor(t, "block 45.83.0.50 coredns-cip backtrack")
+	if n := enforce.Held(); n != 0 {
+		t.Errorf("%d states held after the last Stop", n)
+	}
+}
