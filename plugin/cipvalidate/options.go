@@ -34,7 +34,7 @@ const (
 	maxQueue      = 1_000_000   // per queue, of which there are two
 	maxCacheSize  = 10_000_000  // verdicts
 	maxPerClient  = 1_000_000   // window entries of one client
-	maxTotal      = 100_000_000 // window entries: about 10 GiB of heap
+	maxTotal      = 100_000_000 // window entries: some 20 GiB resident (README)
 	maxFactor     = 100         // escalation; a hundredfold takes 1h past 366d in two repeats
 	maxAPITimeout = 5 * time.Minute
 	maxDuration   = 366 * 24 * time.Hour // windows, TTLs and block times
