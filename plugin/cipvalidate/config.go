@@ -1,10 +1,12 @@
 package cipvalidate
 
 import (
+	"errors"
 	"fmt"
-	"net"
+	"math"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,8 +14,6 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
-	"github.com/coredns-cip/coredns-cip/internal/events"
-	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/nftset"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
@@ -22,7 +22,6 @@ import (
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin"
-	"github.com/miekg/dns"
 )
 
 // Defaults of the Corefile options; the README lists them.
@@ -144,9 +143,16 @@ func defaultConfig() config {
 	}
 }
 
-// parse reads one cipvalidate block; see README.md for the syntax.
+// parse reads one cipvalidate block; see README.md for the syntax and
+// options.go for the options. Argument counts and repetition are checked
+// here, for every option, so that an option's parse function only reads
+// its own arguments.
 func parse(c *caddy.Controller) (*config, error) {
 	cfg := defaultConfig()
+	table := make(map[string]option)
+	for _, opt := range cfg.options() {
+		table[opt.name] = opt
+	}
 	seen := 0
 	for c.Next() {
 		if seen > 0 {
@@ -158,15 +164,23 @@ func parse(c *caddy.Controller) (*config, error) {
 			return nil, err
 		}
 		cfg.zones = zones
-		opts := map[string]bool{}
+		given := map[string]bool{}
 		for c.NextBlock() {
-			opt := c.Val()
-			if opts[opt] && opt != "tag" && opt != "exclude" && opt != "allow" && opt != "hook" && opt != "connlog" {
-				return nil, c.Errf("%s: given twice", opt)
+			name := c.Val()
+			opt, ok := table[name]
+			switch {
+			case !ok:
+				return nil, c.Errf("unknown property %q", name)
+			case given[name] && !opt.repeatable:
+				return nil, c.Errf("%s: given twice", name)
 			}
-			opts[opt] = true
-			if err := parseOption(c, &cfg, opt, c.RemainingArgs()); err != nil {
-				return nil, err
+			given[name] = true
+			args := c.RemainingArgs()
+			if len(args) < opt.min || (opt.max >= 0 && len(args) > opt.max) {
+				return nil, c.Errf("%s: %s, got %d; syntax is %s", name, opt.counts(), len(args), opt.syntax())
+			}
+			if err := opt.parse(args); err != nil {
+				return nil, c.Err(opt.explain(err))
 			}
 		}
 		if cfg.apiKey == "" {
@@ -183,437 +197,102 @@ func parse(c *caddy.Controller) (*config, error) {
 	return &cfg, nil
 }
 
-// parseOption applies one option line; errors name the option and, through
-// c.Errf, the file and line.
-func parseOption(c *caddy.Controller, cfg *config, opt string, args []string) error {
-	fail := func(format string, a ...any) error {
-		return c.Errf("%s: %s", opt, fmt.Sprintf(format, a...))
+// option is one line of a cipvalidate block. The README's Syntax section
+// documents each as name + " " + usage; readme_test.go holds one to the
+// other.
+type option struct {
+	name       string
+	usage      []string // the forms of the arguments; only hook has several
+	min, max   int      // argument counts; max < 0: no limit
+	repeatable bool     // may be given more than once, adding to the earlier lines
+	parse      func(args []string) error
+}
+
+// counts says how many arguments the option takes.
+func (o option) counts() string {
+	switch {
+	case o.min == o.max:
+		return fmt.Sprintf("takes %d argument(s)", o.min)
+	case o.max < 0:
+		return fmt.Sprintf("takes at least %d argument(s)", o.min)
+	default:
+		return fmt.Sprintf("takes %d to %d arguments", o.min, o.max)
 	}
-	need := func(min, max int) error {
-		if len(args) < min || (max >= 0 && len(args) > max) {
-			switch {
-			case min == max:
-				return fail("takes %d argument(s), got %d", min, len(args))
-			case max < 0:
-				return fail("takes at least %d argument(s), got %d", min, len(args))
-			default:
-				return fail("takes %d to %d arguments, got %d", min, max, len(args))
-			}
+}
+
+// syntax is the option's documented syntax, its forms separated by " | ".
+func (o option) syntax() string {
+	forms := make([]string, len(o.usage))
+	for i, u := range o.usage {
+		forms[i] = o.name + " " + u
+	}
+	return strings.Join(forms, " | ")
+}
+
+// explain turns an error of the option's parse function into the message
+// users see: it names the option once (errors from other packages may
+// already start with it) and, for arguments of the wrong shape, shows what
+// would be valid.
+func (o option) explain(err error) string {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, o.name+": ") {
+		msg = o.name + ": " + msg
+	}
+	var shape syntaxError
+	if errors.As(err, &shape) {
+		msg += "; syntax is " + o.syntax()
+	}
+	return msg
+}
+
+// syntaxError is an argument list of the wrong shape: an unknown keyword, a
+// keyword without its value. parse adds the option's syntax to it.
+type syntaxError string
+
+func (e syntaxError) Error() string { return string(e) }
+
+// keyword is one `key value...` pair in the tail of an option line, such
+// as `per_client N` or `escalate FACTOR MAX`.
+type keyword struct {
+	key    string
+	values int // how many values follow the key
+	set    func(values []string) error
+}
+
+// kv is a keyword with one value. Its errors start with the key: the value
+// alone would not say which of the pairs is wrong.
+func kv(key string, set func(string) error) keyword {
+	return keyword{key: key, values: 1, set: func(v []string) error {
+		if err := set(v[0]); err != nil {
+			return fmt.Errorf("%s %w", key, err)
 		}
 		return nil
-	}
-	duration := func(s string) (time.Duration, error) {
-		d, err := parseDuration(s)
-		if err != nil || d <= 0 {
-			return 0, fail("%q is not a positive duration such as 30s, 5m, 24h or 7d", s)
-		}
-		return d, nil
-	}
-	positive := func(s string) (int, error) {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			return 0, fail("%q is not a positive integer", s)
-		}
-		return n, nil
-	}
+	}}
+}
 
-	switch opt {
-	case "api_key":
-		if len(args) == 0 || strings.TrimSpace(args[0]) == "" {
-			return fail("is empty (if it is {$CIP_API_KEY}, is that variable set?)")
+// keyValues applies the `key value...` pairs of args, in any order, each
+// key at most once. what is the keys' name in messages: "unknown limit".
+func keyValues(args []string, what string, keywords ...keyword) error {
+	given := make(map[string]bool, len(keywords))
+	for len(args) > 0 {
+		i := slices.IndexFunc(keywords, func(k keyword) bool { return k.key == args[0] })
+		if i < 0 {
+			return syntaxError(fmt.Sprintf("unknown %s %q", what, args[0]))
 		}
-		if err := need(1, 1); err != nil {
-			return err
-		}
-		cfg.apiKey = criminalip.APIKey(args[0])
-	case "api_key_file":
-		if err := need(1, 1); err != nil {
-			return err
-		}
-		k, err := criminalip.LoadKeyFile(args[0])
-		if err != nil {
-			return fail("%v", err)
-		}
-		cfg.apiKey = k
-	case "api_url":
-		if err := need(1, 1); err != nil {
-			return err
-		}
-		if _, err := criminalip.New(criminalip.Config{APIKey: "x", BaseURL: args[0]}); err != nil {
-			return fail("%q must be http(s)://host[:port]", args[0])
-		}
-		cfg.apiURL = args[0]
-	case "rate":
-		if err := need(1, 2); err != nil {
-			return err
-		}
-		r, err := strconv.ParseFloat(args[0], 64)
-		if err != nil || r <= 0 {
-			return fail("%q is not a positive number of requests per second", args[0])
-		}
-		cfg.rate = r
-		cfg.burst = max(1, int(r))
-		if len(args) == 2 {
-			if cfg.burst, err = positive(args[1]); err != nil {
-				return err
-			}
-		}
-	case "timeout":
-		if err := need(1, 1); err != nil {
-			return err
-		}
-		d, err := duration(args[0])
-		if err != nil {
-			return err
-		}
-		cfg.timeout = d
-	case "window", "watch":
-		if err := need(1, 1); err != nil {
-			return err
-		}
-		d, err := duration(args[0])
-		if err != nil {
-			return err
-		}
-		if opt == "window" {
-			cfg.window = d
-		} else {
-			cfg.watch = d
-		}
-	case "retain":
-		// retain DURATION [per_client N] [total N]
-		if len(args) != 1 && len(args) != 3 && len(args) != 5 {
-			return fail("syntax is retain DURATION [per_client N] [total N]")
-		}
-		d, err := duration(args[0])
-		if err != nil {
-			return err
-		}
-		cfg.retain = d
-		for i := 1; i+1 < len(args); i += 2 {
-			n, err := positive(args[i+1])
-			if err != nil {
-				return err
-			}
-			switch args[i] {
-			case "per_client":
-				cfg.perClient = n
-			case "total":
-				cfg.total = n
-			default:
-				return fail("unknown limit %q (per_client or total)", args[i])
-			}
-		}
-	case "tag", "exclude":
-		if err := need(1, -1); err != nil {
-			return err
-		}
-		for _, a := range args {
-			p, err := parsePrefix(a)
-			if err != nil {
-				return fail("%v", err)
-			}
-			if opt == "tag" {
-				cfg.tagNets = append(cfg.tagNets, p)
-			} else {
-				cfg.exclude = append(cfg.exclude, p)
-			}
-		}
-	case "after_hours":
-		if err := need(1, 2); err != nil {
-			return err
-		}
-		tz := ""
-		if len(args) == 2 {
-			tz = args[1]
-		}
-		s, err := tags.ParseSchedule(args[0], tz)
-		if err != nil {
-			return fail("%v", err)
-		}
-		cfg.afterHours = &s
-	case "allow":
-		if err := need(1, -1); err != nil {
-			return err
-		}
-		for _, a := range args {
-			if p, err := parsePrefix(a); err == nil {
-				cfg.allowNets = append(cfg.allowNets, p)
-				continue
-			}
-			if _, ok := dns.IsDomainName(a); !ok || strings.ContainsAny(a, "/:") {
-				return fail("%q is neither an IP, a CIDR nor a domain name", a)
-			}
-			cfg.allowDomains = append(cfg.allowDomains, dns.CanonicalName(a))
-		}
-		for _, a := range args {
-			entry, err := blocks.ParseAllow(a)
-			if err != nil {
-				return fail("%v", err)
-			}
-			cfg.staticAllow = append(cfg.staticAllow, entry)
-		}
-	case "factors":
-		if err := need(1, -1); err != nil {
-			return err
-		}
-		p, err := cfg.policy.WithFactors(args...)
-		if err != nil {
-			return fail("%v", err)
-		}
-		cfg.policy = p
-	case "score_levels":
-		if err := need(1, -1); err != nil {
-			return err
-		}
-		p, err := cfg.policy.WithScoreLevels(args...)
-		if err != nil {
-			return fail("%v", err)
-		}
-		cfg.policy = p
-	case "cache":
-		// cache SIZE [suspicious TTL] [clean TTL] [error TTL]
-		if len(args) == 0 || len(args)%2 != 1 || len(args) > 7 {
-			return fail("syntax is cache SIZE [suspicious TTL] [clean TTL] [error TTL]")
-		}
-		n, err := positive(args[0])
-		if err != nil {
-			return err
-		}
-		cfg.cacheSize = n
-		for i := 1; i+1 < len(args); i += 2 {
-			d, err := duration(args[i+1])
-			if err != nil {
-				return err
-			}
-			switch args[i] {
-			case "suspicious":
-				cfg.ttls.Suspicious = d
-			case "clean":
-				cfg.ttls.Clean = d
-			case "error":
-				cfg.ttls.Error = d
-			default:
-				return fail("unknown outcome %q (suspicious, clean or error)", args[i])
-			}
-		}
-	case "workers", "queue":
-		if err := need(1, 1); err != nil {
-			return err
-		}
-		n, err := positive(args[0])
-		if err != nil {
-			return err
-		}
-		if opt == "workers" {
-			cfg.workers = n
-		} else {
-			cfg.queueSize = n
-		}
-	case "enforce":
-		if err := need(1, 1); err != nil {
-			return err
-		}
-		switch args[0] {
-		case "all":
-			cfg.enforceAll = true
-		case "tagged":
-			cfg.enforceAll = false
-		default:
-			return fail("%q is not all or tagged", args[0])
-		}
-	case "action":
-		if err := need(1, 3); err != nil {
-			return err
-		}
-		switch a := Action(args[0]); a {
-		case ActionSinkhole:
-			cfg.action = a
-			for _, s := range args[1:] {
-				ip, err := netip.ParseAddr(s)
-				if err != nil {
-					return fail("sinkhole address %q is not an IP", s)
-				}
-				if ip.Is4() {
-					cfg.sink4 = ip
-				} else {
-					cfg.sink6 = ip
-				}
-			}
-		case ActionRefuse, ActionNXDomain, ActionNoData:
-			if err := need(1, 1); err != nil {
-				return err
-			}
-			cfg.action = a
-		default:
-			return fail("%q is not sinkhole, refuse, nxdomain or nodata", args[0])
-		}
-	case "mode":
-		if err := need(1, 1); err != nil {
-			return err
-		}
-		switch args[0] {
-		case "enforce":
-			cfg.monitor = false
-		case "monitor":
-			cfg.monitor = true
-		default:
-			return fail("%q is not enforce or monitor", args[0])
-		}
-	case "pending":
-		if err := need(1, 2); err != nil {
-			return err
-		}
+		k := keywords[i]
 		switch {
-		case args[0] == "allow" && len(args) == 1:
-			cfg.pendingWait = 0
-		case args[0] == "wait" && len(args) == 2:
-			d, err := duration(args[1])
-			if err != nil {
-				return err
-			}
-			if d > maxPendingWait {
-				return fail("wait %s is longer than %s; clients would time out", d, maxPendingWait)
-			}
-			cfg.pendingWait = d
-		default:
-			return fail("syntax is pending allow | wait DURATION")
+		case given[k.key]:
+			return syntaxError(k.key + " given twice")
+		case len(args) <= k.values && k.values == 1:
+			return syntaxError(k.key + " has no value")
+		case len(args) <= k.values:
+			return syntaxError(fmt.Sprintf("%s takes %d values, got %d", k.key, k.values, len(args)-1))
 		}
-	case "fail":
-		if err := need(1, 1); err != nil {
+		given[k.key] = true
+		if err := k.set(args[1 : 1+k.values]); err != nil {
 			return err
 		}
-		switch args[0] {
-		case "open":
-			cfg.failClosed = false
-		case "closed":
-			cfg.failClosed = true
-		default:
-			return fail("%q is not open or closed", args[0])
-		}
-	case "events":
-		// events ADDRESS [token_file PATH]
-		if len(args) != 1 && len(args) != 3 {
-			return fail("syntax is events ADDRESS [token_file PATH]")
-		}
-		if _, _, err := net.SplitHostPort(args[0]); err != nil {
-			return fail("%q is not HOST:PORT", args[0])
-		}
-		cfg.eventsAddr = args[0]
-		if len(args) == 3 {
-			if args[1] != "token_file" {
-				return fail("unknown argument %q (token_file PATH)", args[1])
-			}
-			tok, err := events.LoadToken(args[2])
-			if err != nil {
-				return c.Errf("%v", err) // it says "events: token file ..."
-			}
-			cfg.eventsToken = tok
-		}
-	case "block_ttl":
-		// block_ttl DURATION [escalate FACTOR MAX]
-		if len(args) != 1 && len(args) != 4 {
-			return fail("syntax is block_ttl DURATION [escalate FACTOR MAX]")
-		}
-		d, err := duration(args[0])
-		if err != nil {
-			return err
-		}
-		cfg.blockPolicy = blocks.Policy{TTL: d, Factor: 1, Max: d}
-		if len(args) == 4 {
-			if args[1] != "escalate" {
-				return fail("unknown argument %q (escalate FACTOR MAX)", args[1])
-			}
-			f, err := strconv.ParseFloat(args[2], 64)
-			if err != nil || f < 1 || f > 100 {
-				return fail("escalation factor %q is not a number from 1 to 100", args[2])
-			}
-			m, err := duration(args[3])
-			if err != nil {
-				return err
-			}
-			if m < d {
-				return fail("escalation maximum %s is shorter than the block time %s", m, d)
-			}
-			cfg.blockPolicy.Factor, cfg.blockPolicy.Max = f, m
-		}
-	case "hook":
-		h, err := parseHook(args)
-		if err != nil {
-			return fail("%v", err)
-		}
-		h.line = strings.Join(args, " ")
-		cfg.hooks = append(cfg.hooks, h)
-	case "ports":
-		// ports not PORT...
-		if len(args) < 2 || args[0] != "not" {
-			return fail("syntax is ports not PORT... (connection records to other ports are validated)")
-		}
-		ps, err := parsePorts(args[1:])
-		if err != nil {
-			return fail("%v", err)
-		}
-		cfg.portsNot = ps
-	case "critical_ports":
-		if err := need(1, -1); err != nil {
-			return err
-		}
-		ps, err := parsePorts(args)
-		if err != nil {
-			return fail("%v", err)
-		}
-		cfg.criticalPorts = ps
-	case "connlog":
-		if err := need(2, 2); err != nil {
-			return err
-		}
-		f, err := connlog.ParseFormat(args[1])
-		if err != nil {
-			return fail("%v", err)
-		}
-		path, err := filepath.Abs(args[0])
-		if err != nil {
-			return fail("%v", err)
-		}
-		cfg.connlogs = append(cfg.connlogs, connlogSpec{path: path, format: f})
-	case "redis":
-		// redis URL [prefix P] [node NAME]
-		if len(args) != 1 && len(args) != 3 && len(args) != 5 {
-			return fail("syntax is redis URL [prefix P] [node NAME]")
-		}
-		if _, err := fleet.ParseURL(args[0]); err != nil {
-			return fail("%v", err)
-		}
-		cfg.redisURL = args[0]
-		for i := 1; i+1 < len(args); i += 2 {
-			switch args[i] {
-			case "prefix":
-				cfg.redisPrefix = args[i+1]
-			case "node":
-				cfg.redisNode = args[i+1]
-			default:
-				return fail("unknown argument %q (prefix P, node NAME)", args[i])
-			}
-		}
-	case "state":
-		if err := need(1, 1); err != nil {
-			return err
-		}
-		if !filepath.IsAbs(args[0]) {
-			abs, err := filepath.Abs(args[0])
-			if err != nil {
-				return fail("%v", err)
-			}
-			args[0] = abs
-		}
-		cfg.stateDir = args[0]
-	case "audit":
-		if err := need(1, 1); err != nil {
-			return err
-		}
-		cfg.auditPath = args[0]
-	default:
-		return c.Errf("unknown property %q", opt)
+		args = args[1+k.values:]
 	}
 	return nil
 }
@@ -669,18 +348,21 @@ func parseHook(args []string) (hookSpec, error) {
 		}
 		h.exec = e
 	case "webhook":
-		if len(args) != 2 && len(args) != 4 {
-			return h, fmt.Errorf("syntax is hook webhook URL [secret_file PATH]")
+		const syntax = "syntax is hook webhook URL [secret_file PATH]"
+		if len(args) < 2 {
+			return h, errors.New(syntax)
 		}
 		var secret []byte
-		if len(args) == 4 {
-			if args[2] != "secret_file" {
-				return h, fmt.Errorf("webhook: unknown argument %q (secret_file PATH)", args[2])
-			}
-			var err error
-			if secret, err = sink.LoadSecret(args[3]); err != nil {
-				return h, err
-			}
+		err := keyValues(args[2:], "argument", keyword{key: "secret_file", values: 1, set: func(v []string) (err error) {
+			secret, err = sink.LoadSecret(v[0])
+			return err
+		}})
+		var shape syntaxError
+		if errors.As(err, &shape) {
+			return h, fmt.Errorf("webhook: %v; %s", err, syntax)
+		}
+		if err != nil {
+			return h, err
 		}
 		wh, err := sink.NewWebhook(args[1], secret, sink.WebhookOptions{})
 		if err != nil {
@@ -721,11 +403,62 @@ func parseDuration(s string) (time.Duration, error) {
 	if rest == "" {
 		return d, nil
 	}
+	if strings.HasPrefix(rest, "-") || strings.HasPrefix(rest, "+") {
+		return 0, fmt.Errorf("bad sign after the days in %q", s)
+	}
 	r, err := time.ParseDuration(rest)
 	if err != nil {
 		return 0, err
 	}
+	if r > math.MaxInt64-d {
+		return 0, fmt.Errorf("%q is too long", s)
+	}
 	return d + r, nil
+}
+
+// parseDurationUpTo reads a duration from 1ns to max; zero, negative and
+// overflowing durations are refused, as no option means anything by them.
+func parseDurationUpTo(s string, max time.Duration) (time.Duration, error) {
+	d, err := parseDuration(s)
+	if err != nil || d <= 0 || d > max {
+		return 0, fmt.Errorf("%q is not a positive duration up to %s, such as 30s, 5m, 24h or 7d", s, shortDuration(max))
+	}
+	return d, nil
+}
+
+// parseInt reads a whole number from min to max.
+func parseInt(s string, min, max int) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("%q is not a whole number from %d to %d", s, min, max)
+	}
+	return n, nil
+}
+
+// parseNumber reads a number from min to max. ParseFloat accepts NaN and
+// Inf; the range check refuses them (every comparison with NaN is false).
+func parseNumber(s string, min, max float64) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f >= min && f <= max) {
+		return 0, fmt.Errorf("%q is not a number from %g to %g", s, min, max)
+	}
+	return f, nil
+}
+
+// shortDuration writes d as the README does: 366d, 5m.
+func shortDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d%day == 0 {
+		return fmt.Sprintf("%dd", d/day)
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // parsePrefix accepts a CIDR or a bare IP (a /32 or /128).

@@ -2,6 +2,7 @@ package cipvalidate
 
 import (
 	"bufio"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -58,38 +59,52 @@ func TestReadme(t *testing.T) {
 	}
 }
 
-// TestReadmeDocumentsEveryOption checks that every option parseOption
-// accepts is in the README's syntax block and described in a bullet.
+// TestReadmeDocumentsEveryOption holds the README's Syntax section against
+// the option table: each line of the syntax block is an option's name and
+// one of its forms, each form of each option is a line there, and each
+// option has a `name` description.
 func TestReadmeDocumentsEveryOption(t *testing.T) {
-	src, err := os.ReadFile("config.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := string(src)
-	body = body[strings.Index(body, "func parseOption("):]
-	body = body[:strings.Index(body, "\n}\n")]
-	var opts []string
-	for _, m := range regexp.MustCompile(`(?m)^\tcase ((?:"[a-z_]+"(?:, )?)+):`).FindAllStringSubmatch(body, -1) {
-		for _, q := range regexp.MustCompile(`"([a-z_]+)"`).FindAllStringSubmatch(m[1], -1) {
-			opts = append(opts, q[1])
-		}
-	}
-	if len(opts) < 20 {
-		t.Fatalf("found only %d options in parseOption: %v", len(opts), opts)
-	}
+	cfg := defaultConfig()
+	table := cfg.options()
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := string(readme)
 	syntax := text[strings.Index(text, "## Syntax"):strings.Index(text, "## Event API")]
-	for _, opt := range opts {
-		if !regexp.MustCompile(`(?m)^    ` + opt + `( |$)`).MatchString(syntax) {
-			t.Errorf("option %q is not in the README's syntax block", opt)
+	block := syntax[strings.Index(syntax, "~~~ txt\n")+len("~~~ txt\n"):]
+	block = block[:strings.Index(block, "~~~")]
+
+	documented := map[string]bool{} // "name form" lines of the syntax block
+	for _, line := range strings.Split(block, "\n") {
+		if form, ok := strings.CutPrefix(line, "    "); ok {
+			documented[form] = true
 		}
-		if !strings.Contains(syntax, "`"+opt+"`") {
-			t.Errorf("option %q has no `%s` description in the README", opt, opt)
+	}
+	names := map[string]bool{}
+	for _, opt := range table {
+		if names[opt.name] {
+			t.Errorf("option %q is twice in the table", opt.name)
 		}
+		names[opt.name] = true
+		if len(opt.usage) == 0 || (opt.max >= 0 && opt.min > opt.max) {
+			t.Errorf("option %q: usage %q, %d to %d arguments", opt.name, opt.usage, opt.min, opt.max)
+		}
+		for _, u := range opt.usage {
+			if !documented[opt.name+" "+u] {
+				t.Errorf("%q is not a line of the README's syntax block", opt.name+" "+u)
+			}
+			delete(documented, opt.name+" "+u)
+		}
+		if !strings.Contains(syntax, "* `"+opt.name+"`") && !strings.Contains(syntax, " `"+opt.name+"` ") {
+			t.Errorf("option %q has no `%s` description in the README", opt.name, opt.name)
+		}
+	}
+	for _, line := range slices.Sorted(maps.Keys(documented)) {
+		t.Errorf("the README's syntax block has %q, which is no option's form in the table", line)
+	}
+	if len(table) < 30 {
+		t.Errorf("the table has only %d options", len(table))
 	}
 }
 

@@ -182,6 +182,152 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestParseRejectsNumbers: every number is range-checked, so NaN, Inf, zero,
+// negatives and absurd sizes are errors that name the option and its line
+// rather than a silently disabled limit or a negative block time.
+func TestParseRejectsNumbers(t *testing.T) {
+	tests := []struct {
+		line string
+		opt  string // the option the error names
+	}{
+		{"rate NaN", "rate"},
+		{"rate Inf", "rate"},
+		{"rate -Inf", "rate"},
+		{"rate -1", "rate"},
+		{"rate 0", "rate"},
+		{"rate 1e-300", "rate"},
+		{"rate 1e309", "rate"},
+		{"rate 100001", "rate"},
+		{"rate 2 0", "rate"},
+		{"rate 2 -3", "rate"},
+		{"rate 2 100001", "rate"},
+		{"rate 2 1.5", "rate"},
+		{"workers 1000000", "workers"},
+		{"workers 0", "workers"},
+		{"workers NaN", "workers"},
+		{"queue -5", "queue"},
+		{"queue 1000001", "queue"},
+		{"queue 1e3", "queue"},
+		{"cache NaN", "cache"},
+		{"cache 0", "cache"},
+		{"cache 10000001", "cache"},
+		{"cache 10 suspicious 0s", "cache"},
+		{"cache 10 clean -1h", "cache"},
+		{"cache 10 error 367d", "cache"},
+		{"retain 10m total 0", "retain"},
+		{"retain 10m total 100000001", "retain"},
+		{"retain 1m per_client 99999999999", "retain"},
+		{"retain 10m per_client -1", "retain"},
+		{"retain 367d", "retain"},
+		{"block_ttl 1h escalate NaN 2h", "block_ttl"},
+		{"block_ttl 1h escalate Inf 2h", "block_ttl"},
+		{"block_ttl 1h escalate 0.5 2h", "block_ttl"},
+		{"block_ttl 1h escalate 101 2h", "block_ttl"},
+		{"block_ttl 1h escalate 2 400d", "block_ttl"},
+		{"block_ttl 0s", "block_ttl"},
+		{"block_ttl 367d", "block_ttl"},
+		{"timeout 0s", "timeout"},
+		{"timeout -1s", "timeout"},
+		{"timeout 6m", "timeout"},
+		{"window -5m", "window"},
+		{"window 0", "window"},
+		{"watch 999999999h", "watch"},
+		{"watch 3650d2562047h", "watch"},
+		{"watch 1d-5h", "watch"},
+		{"watch 367d", "watch"},
+		{"pending wait 0s", "pending"},
+		{"pending wait NaN", "pending"},
+		{"ports not 0", "ports"},
+		{"critical_ports 65536", "critical_ports"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.line, func(t *testing.T) {
+			_, err := parseString(t, "cipvalidate {\n api_key k\n "+tc.line+"\n}")
+			want := "Testfile:3 - Error during parsing: " + tc.opt + ": "
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("parse(%q) error = %v, want one starting %q", tc.line, err, want)
+			}
+		})
+	}
+}
+
+// TestParseAcceptsBounds: the documented bounds are inclusive.
+func TestParseAcceptsBounds(t *testing.T) {
+	cfg, err := parseString(t, `cipvalidate {
+    api_key k
+    rate 100000 100000
+    timeout 5m
+    window 366d
+    retain 366d per_client 1000000 total 100000000
+    watch 366d
+    cache 10000000 suspicious 366d clean 1s error 1ns
+    workers 1024
+    queue 1000000
+    block_ttl 1h escalate 100 366d
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const year = 366 * 24 * time.Hour
+	if cfg.rate != 100000 || cfg.burst != 100000 || cfg.timeout != 5*time.Minute || cfg.retain != year ||
+		cfg.perClient != 1000000 || cfg.total != 100000000 || cfg.cacheSize != 10000000 || cfg.ttls.Error != 1 ||
+		cfg.workers != 1024 || cfg.queueSize != 1000000 || cfg.blockPolicy.Factor != 100 || cfg.blockPolicy.Max != year {
+		t.Errorf("upper bounds: %+v", cfg)
+	}
+	cfg, err = parseString(t, "cipvalidate {\n api_key k\n rate 0.001\n workers 1\n queue 1\n cache 1\n block_ttl 2h escalate 1 2h\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.rate != 0.001 || cfg.burst != 1 || cfg.workers != 1 || cfg.queueSize != 1 || cfg.cacheSize != 1 || cfg.blockPolicy.Factor != 1 {
+		t.Errorf("lower bounds: %+v", cfg)
+	}
+}
+
+// TestParseErrorsSayWhatIsValid: a wrong argument list is answered with the
+// option's syntax, a number out of range with its range.
+func TestParseErrorsSayWhatIsValid(t *testing.T) {
+	tests := []struct {
+		line string
+		want string
+	}{
+		{"audit a b", "audit: takes 1 argument(s), got 2; syntax is audit PATH|stdout"},
+		{"rate", "rate: takes 1 to 2 arguments, got 0; syntax is rate N [BURST]"},
+		{"retain 10m per_client", "retain: per_client has no value; syntax is retain DURATION [per_client N] [total N]"},
+		{"retain 10m total 5 total 6", "retain: total given twice; syntax is retain"},
+		{"block_ttl 1h escalate 2", "block_ttl: escalate takes 2 values, got 1; syntax is block_ttl DURATION [escalate FACTOR MAX]"},
+		{"events 127.0.0.1:0 token /x", `events: unknown argument "token"; syntax is events ADDRESS [token_file PATH]`},
+		{"pending wait", `pending: cannot read "wait"; syntax is pending allow | wait DURATION`},
+		{"ports 22", "ports: takes at least 2 argument(s), got 1; syntax is ports not PORT..."},
+		{"ports only 22", `ports: the first argument is "only", not the word not; syntax is ports not PORT...`},
+		{"enforce", "enforce: takes 1 argument(s), got 0; syntax is enforce all|tagged"},
+		{"fail sometimes", `fail: "sometimes" is not open or closed`},
+		{"mode loud", `mode: "loud" is not enforce or monitor`},
+		{"rate NaN", `rate: "NaN" is not a number from 0.001 to 100000 requests per second`},
+		{"rate 2 0", `rate: burst "0" is not a whole number from 1 to 100000`},
+		{"workers 1000000", `workers: "1000000" is not a whole number from 1 to 1024`},
+		{"retain 10m total 0", `retain: total "0" is not a whole number from 1 to 100000000`},
+		{"cache 10 clean 0s", `cache: clean "0s" is not a positive duration up to 366d`},
+		{"timeout 6m", `timeout: "6m" is not a positive duration up to 5m`},
+		{"block_ttl 1h escalate NaN 2h", `block_ttl: escalation factor "NaN" is not a number from 1 to 100`},
+		{"block_ttl 1h escalate 2 0s", `block_ttl: escalation maximum "0s" is not a positive duration`},
+		{"hook webhook https://soar.example/h secret /x", `hook: webhook: unknown argument "secret"; syntax is hook webhook URL [secret_file PATH]`},
+		{"hook webhook https://soar.example/h secret_file", "hook: webhook: secret_file has no value"},
+		{"events 127.0.0.1:0 token_file /nonexistent", "events: token file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.line, func(t *testing.T) {
+			_, err := parseString(t, "cipvalidate {\n api_key k\n "+tc.line+"\n}")
+			if err == nil || !strings.Contains(err.Error(), "Testfile:3 - Error during parsing: "+tc.want) {
+				t.Fatalf("parse(%q) error = %v, want %q on line 3", tc.line, err, tc.want)
+			}
+			opt, _, _ := strings.Cut(tc.line, " ")
+			if strings.Contains(err.Error(), opt+": "+opt+": ") {
+				t.Errorf("error %q names the option twice", err)
+			}
+		})
+	}
+}
+
 func TestParseEnforcementOptions(t *testing.T) {
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "secret")
@@ -224,7 +370,7 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("parseDuration(%q) = %s, %v; want %s", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"d", "xd", "7dd", "-1d", "9999d", "1d5"} {
+	for _, in := range []string{"d", "xd", "7dd", "-1d", "9999d", "1d5", "1d-5h", "3650d2562047h"} {
 		if _, err := parseDuration(in); err == nil {
 			t.Errorf("parseDuration(%q) accepted", in)
 		}
