@@ -14,6 +14,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/nftset"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
@@ -92,7 +93,7 @@ type config struct {
 
 	blockPolicy blocks.Policy
 	staticAllow []blocks.Allow
-	hooks       []hookSpec
+	hooks       []enforce.HookSpec
 	stateDir    string
 	auditPath   string // "" none, "stdout", or a file
 
@@ -109,16 +110,6 @@ type config struct {
 type connlogSpec struct {
 	path   string
 	format connlog.Format
-}
-
-// hookSpec is a parsed `hook` line; sinks are built when the plugin starts.
-type hookSpec struct {
-	kind    string // nftables, exec, webhook
-	nft     nftset.Config
-	netns   string // nftables: network namespace name, "" = ours
-	exec    *sink.Exec
-	webhook *sink.Webhook
-	line    string // for messages
 }
 
 func defaultConfig() config {
@@ -302,11 +293,11 @@ func keyValues(args []string, what string, keywords ...keyword) error {
 //	hook nftables FAMILY TABLE SET4 SET6 [create] [scoped]
 //	hook exec PATH ARGS...
 //	hook webhook URL [secret_file PATH]
-func parseHook(args []string) (hookSpec, error) {
+func parseHook(args []string) (enforce.HookSpec, error) {
 	if len(args) == 0 {
-		return hookSpec{}, fmt.Errorf("missing kind: nftables, exec or webhook")
+		return enforce.HookSpec{}, fmt.Errorf("missing kind: nftables, exec or webhook")
 	}
-	h := hookSpec{kind: args[0]}
+	h := enforce.HookSpec{Kind: enforce.HookKind(args[0])}
 	switch args[0] {
 	case "nftables":
 		if len(args) < 5 {
@@ -318,24 +309,24 @@ func parseHook(args []string) (hookSpec, error) {
 			}
 			return s
 		}
-		h.nft = nftset.Config{Family: args[1], Table: args[2], Set4: noneIfDash(args[3]), Set6: noneIfDash(args[4])}
+		h.NFT = nftset.Config{Family: args[1], Table: args[2], Set4: noneIfDash(args[3]), Set6: noneIfDash(args[4])}
 		for i := 5; i < len(args); i++ {
 			switch args[i] {
 			case "create":
-				h.nft.Create = true
+				h.NFT.Create = true
 			case "scoped":
-				h.nft.Scoped = true
+				h.NFT.Scoped = true
 			case "netns":
 				if i+1 >= len(args) || strings.ContainsAny(args[i+1], "/.") || args[i+1] == "" {
 					return h, fmt.Errorf("nftables: netns needs a namespace NAME (as in /var/run/netns/NAME)")
 				}
-				h.netns = args[i+1]
+				h.NetNS = args[i+1]
 				i++
 			default:
 				return h, fmt.Errorf("nftables: unknown flag %q (create, scoped or netns NAME)", args[i])
 			}
 		}
-		if err := h.nft.Validate(); err != nil {
+		if err := h.NFT.Validate(); err != nil {
 			return h, err
 		}
 	case "exec":
@@ -346,7 +337,7 @@ func parseHook(args []string) (hookSpec, error) {
 		if err != nil {
 			return h, err
 		}
-		h.exec = e
+		h.Exec = e
 	case "webhook":
 		const syntax = "syntax is hook webhook URL [secret_file PATH]"
 		if len(args) < 2 {
@@ -368,7 +359,7 @@ func parseHook(args []string) (hookSpec, error) {
 		if err != nil {
 			return h, err
 		}
-		h.webhook = wh
+		h.Webhook = wh
 	default:
 		return h, fmt.Errorf("unknown kind %q: nftables, exec or webhook", args[0])
 	}

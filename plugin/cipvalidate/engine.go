@@ -6,10 +6,6 @@ import (
 
 // engineConfig is what the decision engine takes from a cipvalidate block.
 func (cfg *config) engineConfig() enforce.Config {
-	hooks := make([]enforce.HookSpec, len(cfg.hooks))
-	for i, h := range cfg.hooks {
-		hooks[i] = enforce.HookSpec{Kind: enforce.HookKind(h.kind), NFT: h.nft, NetNS: h.netns, Exec: h.exec, Webhook: h.webhook, Line: h.line}
-	}
 	connlogs := make([]enforce.ConnlogSpec, len(cfg.connlogs))
 	for i, l := range cfg.connlogs {
 		connlogs[i] = enforce.ConnlogSpec{Path: l.path, Format: l.format}
@@ -21,7 +17,7 @@ func (cfg *config) engineConfig() enforce.Config {
 		TagNets: cfg.tagNets, AfterHours: cfg.afterHours,
 		CacheSize: cfg.cacheSize, TTLs: cfg.ttls,
 		Exclude: cfg.exclude, AllowNets: cfg.allowNets, AllowDomains: cfg.allowDomains, StaticAllow: cfg.staticAllow,
-		BlockPolicy: cfg.blockPolicy, Hooks: hooks, StateDir: cfg.stateDir, AuditPath: cfg.auditPath,
+		BlockPolicy: cfg.blockPolicy, Hooks: cfg.hooks, StateDir: cfg.stateDir, AuditPath: cfg.auditPath,
 		Redis:    enforce.FleetConfig{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Node: cfg.redisNode},
 		PortsNot: cfg.portsNot, CriticalPorts: cfg.criticalPorts, Connlogs: connlogs,
 		Log:      log,

@@ -335,7 +335,7 @@ func (cfg *config) parseHookLine(args []string) error {
 	if err != nil {
 		return err
 	}
-	h.line = strings.Join(args, " ")
+	h.Line = strings.Join(args, " ")
 	cfg.hooks = append(cfg.hooks, h)
 	return nil
 }

@@ -348,8 +348,8 @@ func TestParseEnforcementOptions(t *testing.T) {
 	if p := cfg.blockPolicy; p.TTL != 2*time.Hour || p.Factor != 3 || p.Max != 12*time.Hour {
 		t.Errorf("block_ttl: %+v", p)
 	}
-	if len(cfg.hooks) != 4 || !cfg.hooks[0].nft.Create || !cfg.hooks[0].nft.Scoped || cfg.hooks[1].nft.Set6 != "" ||
-		cfg.hooks[2].exec == nil || cfg.hooks[3].webhook == nil {
+	if len(cfg.hooks) != 4 || !cfg.hooks[0].NFT.Create || !cfg.hooks[0].NFT.Scoped || cfg.hooks[1].NFT.Set6 != "" ||
+		cfg.hooks[2].Exec == nil || cfg.hooks[3].Webhook == nil {
 		t.Errorf("hooks: %+v", cfg.hooks)
 	}
 	if cfg.stateDir != dir || cfg.auditPath != filepath.Join(dir, "audit.log") {
