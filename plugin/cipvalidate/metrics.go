@@ -117,6 +117,13 @@ var (
 	})
 )
 
+// collectors lists every metric above, for the README test.
+var collectors = []prometheus.Collector{
+	answersInspected, ipsRecorded, ipsSubmitted, windowEvicted, windowEntries, apiCalls, apiLatency,
+	cacheLookups, verdictsTotal, rewrittenTotal, queueDepth, taggedClients, blocksTotal, blocksActive,
+	hookChanges, connlogLines, fleetUp, fleetErrors, eventsTotal,
+}
+
 // serverCounters are the per-answer counters of one server, resolved once
 // so that the hot path does no label lookup.
 type serverCounters struct {
