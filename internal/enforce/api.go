@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
-	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
@@ -18,32 +18,32 @@ import (
 )
 
 // API is the engine as the admin API's backend: it implements
-// events.Backend, events.BlockBackend, events.ConnBackend and
-// events.ReportBackend.
+// adminapi.Backend, adminapi.BlockBackend, adminapi.ConnBackend and
+// adminapi.ReportBackend.
 type API struct{ e *Engine }
 
 // API returns the admin API's backend.
 func (e *Engine) API() API { return API{e} }
 
 var (
-	_ events.Backend       = API{}
-	_ events.BlockBackend  = API{}
-	_ events.ConnBackend   = API{}
-	_ events.ReportBackend = API{}
+	_ adminapi.Backend       = API{}
+	_ adminapi.BlockBackend  = API{}
+	_ adminapi.ConnBackend   = API{}
+	_ adminapi.ReportBackend = API{}
 )
 
 // Defaults gives the configured window and watch, and retain as the
 // longest window an event may ask for.
-func (a API) Defaults() events.Defaults {
+func (a API) Defaults() adminapi.Defaults {
 	cfg := a.e.cfg
-	return events.Defaults{Window: cfg.Window, Watch: cfg.Watch, MaxWindow: cfg.Retain}
+	return adminapi.Defaults{Window: cfg.Window, Watch: cfg.Watch, MaxWindow: cfg.Retain}
 }
 
 // Submit tags the client from the event's time for its watch, and queues
 // every public IP the client resolved in [at-window, at] with high
 // priority. In a fleet, every other node does the same with its own
 // window.
-func (a API) Submit(ev events.Event, id string) (events.Accepted, []events.Found) {
+func (a API) Submit(ev adminapi.Event, id string) (adminapi.Accepted, []adminapi.Found) {
 	e := a.e
 	acc, found := e.submitEvent(ev, id, true)
 	if e.st.fleet != nil {
@@ -55,9 +55,9 @@ func (a API) Submit(ev events.Event, id string) (events.Accepted, []events.Found
 
 // submitEvent is Submit on this node; origin says whether the event was
 // posted here (rather than fanned out from another node).
-func (e *Engine) submitEvent(ev events.Event, id string, origin bool) (events.Accepted, []events.Found) {
+func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminapi.Accepted, []adminapi.Found) {
 	now := e.Now()
-	acc := events.Accepted{ID: id}
+	acc := adminapi.Accepted{ID: id}
 	if until := ev.At.Add(ev.Watch); ev.Watch > 0 && until.After(now) {
 		e.st.tags.Tag(ev.Client, ev.At, until, ev.Ref, id)
 		acc.TaggedUntil = until
@@ -72,9 +72,9 @@ func (e *Engine) submitEvent(ev events.Event, id string, origin bool) (events.Ac
 		e.obs.Event()
 	}
 	sightings := e.st.window.Sightings(ev.Client, ev.At.Add(-ev.Window), ev.At)
-	found := make([]events.Found, 0, len(sightings))
+	found := make([]adminapi.Found, 0, len(sightings))
 	for _, s := range sightings {
-		f := events.Found{IP: s.IP, Names: s.Names, Ports: s.Ports, First: s.First, Last: s.Last, Count: s.Count}
+		f := adminapi.Found{IP: s.IP, Names: s.Names, Ports: s.Ports, First: s.First, Last: s.Last, Count: s.Count}
 		if e.skipSighting(s) {
 			f.Result = "skipped"
 			found = append(found, f)
@@ -171,29 +171,29 @@ func (e *Engine) untagLocal(ip netip.Addr) bool {
 }
 
 // Blocks lists the blocks in force.
-func (a API) Blocks() []events.BlockView {
+func (a API) Blocks() []adminapi.BlockView {
 	now := a.e.Now()
-	out := []events.BlockView{}
+	out := []adminapi.BlockView{}
 	for _, b := range a.e.st.blocks.Active(now) {
-		out = append(out, events.BlockView{Block: b, TTLSeconds: int64(b.TTL.Seconds()), RemainingSeconds: int64(b.Remaining(now).Seconds())})
+		out = append(out, adminapi.BlockView{Block: b, TTLSeconds: int64(b.TTL.Seconds()), RemainingSeconds: int64(b.Remaining(now).Seconds())})
 	}
 	return out
 }
 
 // Unblock lifts ip's block everywhere.
-func (a API) Unblock(ip netip.Addr, actor, why string) (events.Unblocked, bool) {
+func (a API) Unblock(ip netip.Addr, actor, why string) (adminapi.Unblocked, bool) {
 	b, ok := a.e.Unblock(ip, actor, why)
 	if !ok {
-		return events.Unblocked{}, false
+		return adminapi.Unblocked{}, false
 	}
-	return events.Unblocked{Block: b, Unblocked: true, Actor: actor, Why: why}, true
+	return adminapi.Unblocked{Block: b, Unblocked: true, Actor: actor, Why: why}, true
 }
 
 // Allow adds a dynamic allowlist entry.
-func (a API) Allow(req events.AllowRequest) (events.Allowed, error) {
+func (a API) Allow(req adminapi.AllowRequest) (adminapi.Allowed, error) {
 	entry, err := blocks.ParseAllow(req.Value)
 	if err != nil {
-		return events.Allowed{}, err
+		return adminapi.Allowed{}, err
 	}
 	entry.Until, entry.Reason, entry.Actor, entry.Created = req.Until, req.Reason, req.Actor, a.e.Now().Round(0)
 	lifted := a.e.Allow(entry)
@@ -201,7 +201,7 @@ func (a API) Allow(req events.AllowRequest) (events.Allowed, error) {
 	for i, l := range lifted {
 		ips[i] = l.IP
 	}
-	return events.Allowed{Allow: entry, Lifted: ips}, nil
+	return adminapi.Allowed{Allow: entry, Lifted: ips}, nil
 }
 
 // Allowlist lists the live allowlist entries.
@@ -230,7 +230,7 @@ func (a API) Blocklist() []netip.Addr {
 
 // Connections records firewall or flow records in the clients' windows,
 // and queues the destinations that are worth validating now.
-func (a API) Connections(recs []events.Connection) int {
+func (a API) Connections(recs []adminapi.Connection) int {
 	queued := 0
 	for _, r := range recs {
 		if a.e.Connection(r.Src, r.Dst, r.DPort, r.Time) {

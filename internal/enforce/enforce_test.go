@@ -16,7 +16,7 @@ import (
 
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
-	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
@@ -204,7 +204,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("blocks after restart = %+v", got)
 	}
 
-	allowed, err := e.API().Allow(events.AllowRequest{Value: "45.83.0.0/24", Reason: "vendor range", Actor: "bob"})
+	allowed, err := e.API().Allow(adminapi.AllowRequest{Value: "45.83.0.0/24", Reason: "vendor range", Actor: "bob"})
 	if err != nil || len(allowed.Lifted) != 1 || allowed.Created.IsZero() {
 		t.Fatalf("Allow = %+v, %v; want 45.83.0.30 lifted and a created time", allowed, err)
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
-	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
@@ -222,7 +222,7 @@ func (e *Engine) publish(ctx context.Context, msgKind string, msg any) {
 	}
 }
 
-// fleetEvent is an event as the fleet carries it (events.Event encodes
+// fleetEvent is an event as the fleet carries it (adminapi.Event encodes
 // durations as text for people; here they travel as nanoseconds).
 type fleetEvent struct {
 	ID     string        `json:"id"`
@@ -234,12 +234,12 @@ type fleetEvent struct {
 	Ref    string        `json:"ref"`
 }
 
-func toFleetEvent(id string, ev events.Event) fleetEvent {
+func toFleetEvent(id string, ev adminapi.Event) fleetEvent {
 	return fleetEvent{ID: id, Client: ev.Client, Type: ev.Type, At: ev.At, Window: ev.Window, Watch: ev.Watch, Ref: ev.Ref}
 }
 
-func (fe fleetEvent) event() events.Event {
-	return events.Event{Client: fe.Client, Type: fe.Type, At: fe.At, Window: fe.Window, Watch: fe.Watch, Ref: fe.Ref}
+func (fe fleetEvent) event() adminapi.Event {
+	return adminapi.Event{Client: fe.Client, Type: fe.Type, At: fe.At, Window: fe.Window, Watch: fe.Watch, Ref: fe.Ref}
 }
 
 // unblockMsg is an unblock as the fleet carries it.
@@ -252,12 +252,12 @@ type unblockMsg struct {
 // report is what one node found for an event.
 type report struct {
 	Node     string          `json:"node"`
-	Accepted events.Accepted `json:"accepted"`
-	Found    []events.Found  `json:"found"`
+	Accepted adminapi.Accepted `json:"accepted"`
+	Found    []adminapi.Found  `json:"found"`
 }
 
 // putReport records this node's findings for an event on Redis.
-func (e *Engine) putReport(id string, acc events.Accepted, found []events.Found) {
+func (e *Engine) putReport(id string, acc adminapi.Accepted, found []adminapi.Found) {
 	f := e.st.fleet
 	if f == nil {
 		return

@@ -81,11 +81,11 @@ type Stats struct {
 
 type nopObserver struct{}
 
-func (nopObserver) Submitted(Source, validate.Result)  {}
-func (nopObserver) Verdict(verdicts.Verdict)           {}
-func (nopObserver) Block(bool)                         {}
+func (nopObserver) Submitted(Source, validate.Result)   {}
+func (nopObserver) Verdict(verdicts.Verdict)            {}
+func (nopObserver) Block(bool)                          {}
 func (nopObserver) HookChanges(string, HookResult, int) {}
-func (nopObserver) Event()                             {}
-func (nopObserver) ConnlogLine(connlog.Format, bool)   {}
-func (nopObserver) APICall(criminalip.Attempt)         {}
-func (nopObserver) Swept(Stats)                        {}
+func (nopObserver) Event()                              {}
+func (nopObserver) ConnlogLine(connlog.Format, bool)    {}
+func (nopObserver) APICall(criminalip.Attempt)          {}
+func (nopObserver) Swept(Stats)                         {}

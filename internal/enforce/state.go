@@ -10,7 +10,7 @@ import (
 
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
-	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/state"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
@@ -40,7 +40,7 @@ type State struct {
 	tags   *tags.Set
 	cache  *verdicts.Cache
 	names  *NameMemory
-	events *events.Store
+	events *adminapi.Store
 	blocks *blocks.Manager
 
 	stateDir  string
@@ -76,7 +76,7 @@ func Acquire(key string, cfg Config, log Logger) (*State, error) {
 			tags:   tags.New(cfg.TagNets, cfg.AfterHours),
 			cache:  verdicts.New(cfg.CacheSize, cfg.TTLs),
 			names:  NewNameMemory(),
-			events: events.NewStore(10_000),
+			events: adminapi.NewStore(10_000),
 			blocks: blocks.New(cfg.BlockPolicy, cfg.StaticAllow),
 		}
 		st.SetClock(time.Now)
@@ -145,7 +145,7 @@ func (st *State) Names() *NameMemory { return st.names }
 func (st *State) Blocks() *blocks.Manager { return st.blocks }
 
 // Events is the store of recent events.
-func (st *State) Events() *events.Store { return st.events }
+func (st *State) Events() *adminapi.Store { return st.events }
 
 // Fleet is the fleet's Redis connection, or nil for a single node.
 func (st *State) Fleet() *fleet.Fleet { return st.fleet }

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
-	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
@@ -40,7 +40,7 @@ type CIPValidate struct {
 
 	eng   *enforce.Engine // the decision engine: state, validation, blocks, hooks, fleet
 	names *enforce.NameMemory
-	api   *events.Server
+	api   *adminapi.Server
 
 	ready    atomic.Bool
 	counters atomic.Pointer[serverCounters]

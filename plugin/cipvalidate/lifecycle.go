@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
-	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 )
 
 // instances is the plugin instance serving each server block, for tests
@@ -45,7 +45,7 @@ func (c *CIPValidate) startEvents() error {
 	if c.cfg.eventsAddr == "" || c.eng == nil {
 		return nil
 	}
-	srv, err := events.NewServer(events.Config{
+	srv, err := adminapi.NewServer(adminapi.Config{
 		Addr:    c.cfg.eventsAddr,
 		Token:   c.cfg.eventsToken,
 		Backend: c.eng.API(),

@@ -12,7 +12,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
-	"github.com/coredns-cip/coredns-cip/internal/events"
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
@@ -301,7 +301,7 @@ func (cfg *config) parseEvents(args []string) error {
 	cfg.eventsAddr = args[0]
 	// LoadToken's errors start with "events: ", which explain keeps.
 	return keyValues(args[1:], "argument", keyword{key: "token_file", values: 1, set: func(v []string) (err error) {
-		cfg.eventsToken, err = events.LoadToken(v[0])
+		cfg.eventsToken, err = adminapi.LoadToken(v[0])
 		return err
 	}})
 }

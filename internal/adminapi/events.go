@@ -1,10 +1,11 @@
-// Package events is the HTTP event and admin API of the cipvalidate plugin:
-// a security event (EDR alert, phishing click, privileged login) is POSTed,
-// validated here, and handed to a Backend that tags the client and backtracks
-// its recent answers. The package knows nothing of DNS; the plugin adapts
-// itself to the Backend interface. A bounded Store keeps recent events so an
-// analyst can look one up by its id.
-package events
+// Package adminapi is the HTTP admin API of coredns-cip: security events
+// are POSTed (validated here) and handed to a Backend that tags the client
+// and backtracks its recent answers; connection records, verdicts, tagged
+// clients, blocks, the allowlist and the External Dynamic List are served
+// and changed through the same Backend, which in production is the decision
+// engine (internal/enforce). The package knows nothing of DNS. A bounded
+// Store keeps recent events so an analyst can look one up by its id.
+package adminapi
 
 import (
 	"bytes"
