@@ -7,8 +7,8 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
@@ -251,7 +251,7 @@ type unblockMsg struct {
 
 // report is what one node found for an event.
 type report struct {
-	Node     string          `json:"node"`
+	Node     string            `json:"node"`
 	Accepted adminapi.Accepted `json:"accepted"`
 	Found    []adminapi.Found  `json:"found"`
 }

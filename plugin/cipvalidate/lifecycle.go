@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
+	"github.com/coredns-cip/coredns-cip/internal/enforce"
 )
 
 // instances is the plugin instance serving each server block, for tests
