@@ -76,7 +76,7 @@ func (s *Server) connRoutes(mux *http.ServeMux) {
 			writeFieldError(w, http.StatusRequestEntityTooLarge, errField("body", "%d records; at most %d per request", len(raw), MaxConnections))
 			return
 		}
-		now := s.cfg.Now()
+		now := s.cfg.Now().Round(0)
 		ans := connAnswer{Errors: []RecordError{}}
 		good := make([]Connection, 0, len(raw))
 		for i, rec := range raw {

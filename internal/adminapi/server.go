@@ -241,7 +241,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	now := s.cfg.Now()
+	now := s.cfg.Now().Round(0) // no monotonic reading: times are stored, logged and compared across nodes
 	ev, err := decodeEvent(body, s.cfg.Backend.Defaults(), now)
 	if err != nil {
 		writeFieldError(w, http.StatusBadRequest, err)

@@ -266,3 +266,34 @@ func TestDecideBy(t *testing.T) {
 		t.Errorf("%d states held after the last Stop", n)
 	}
 }
+
+// TestStaticAllowCreated: the Corefile's allowlist entries carry the time
+// they were loaded, and keep it across a reload.
+func TestStaticAllowCreated(t *testing.T) {
+	a, err := blocks.ParseAllow("cdn.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := enforce.Config{APIKey: "unit", APIURL: "http://127.0.0.1:9", StaticAllow: []blocks.Allow{a}}
+	first := enforce.New(t.Name(), cfg)
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Stop()
+	list := first.API().Allowlist()
+	if len(list) != 1 || !list[0].Static || list[0].Created.IsZero() {
+		t.Fatalf("allowlist = %+v, want the static entry with a created time", list)
+	}
+	// A reload: a second engine takes the same state with the same line.
+	second := enforce.New(t.Name(), cfg)
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer second.Stop()
+	if again := second.API().Allowlist(); len(again) != 1 || !again[0].Created.Equal(list[0].Created) {
+		t.Errorf("after a reload, allowlist = %+v, want created %s kept", again, list[0].Created)
+	}
+	if strings.Contains(list[0].Created.String(), "m=") {
+		t.Errorf("created %s carries a monotonic clock reading", list[0].Created)
+	}
+}
