@@ -22,8 +22,10 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi"
 )
 
-// fixturesDir is /work/shared/fixtures/criminalip, seen from this package.
-const fixturesDir = "../../../shared/fixtures/criminalip"
+// fixturesDir is the repository's copy of the Criminal IP fixtures, the set
+// compiled into the fake (TestEmbeddedMatchesShared keeps it equal to
+// ../shared/fixtures/criminalip).
+const fixturesDir = "fixtures"
 
 const (
 	testKey = "test-key"
@@ -41,16 +43,8 @@ type manifestEntry struct {
 	HTTPStatus []int   `json:"http_status"`
 }
 
-func requireFixtures(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(fixturesDir, "manifest.json")); err != nil {
-		t.Skipf("skipping: Criminal IP fixtures not found at %s (the shared fixtures directory beside the repository): %v", fixturesDir, err)
-	}
-}
-
 func readManifest(t *testing.T) map[string]manifestEntry {
 	t.Helper()
-	requireFixtures(t)
 	raw, err := os.ReadFile(filepath.Join(fixturesDir, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +69,6 @@ func readFixture(t *testing.T, name string) []byte {
 
 func load(t *testing.T) *fakeapi.Server {
 	t.Helper()
-	requireFixtures(t)
 	s, err := fakeapi.Load(fixturesDir)
 	if err != nil {
 		t.Fatal(err)
