@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi"
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 )
 
 // fixturesDir is the repository's copy of the Criminal IP fixtures, the set
@@ -76,21 +77,6 @@ func load(t *testing.T) *fakeapi.Server {
 	return s
 }
 
-// start serves s on a loopback port for the duration of the test.
-func start(t *testing.T, s *fakeapi.Server) string {
-	t.Helper()
-	base, stop, err := s.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return base
-}
-
 type answer struct {
 	status int
 	header http.Header
@@ -143,7 +129,7 @@ func wantAnswer(t *testing.T, got answer, status int, body []byte) {
 
 func TestServesEveryManifestFixtureByteForByte(t *testing.T) {
 	m := readManifest(t)
-	base := start(t, load(t))
+	base := fakeapitest.Serve(t, load(t))
 	served := 0
 	for _, name := range slices.Sorted(maps.Keys(m)) {
 		entry := m[name]
@@ -165,7 +151,7 @@ func TestServesEveryManifestFixtureByteForByte(t *testing.T) {
 }
 
 func TestServesUnparseableFixtureForTheIPInItsText(t *testing.T) {
-	base := start(t, load(t))
+	base := fakeapitest.Serve(t, load(t))
 	got := report(t, base, malformedIP)
 	wantAnswer(t, got, http.StatusOK, readFixture(t, "malformed.json"))
 	if json.Valid(got.body) {
@@ -188,7 +174,7 @@ func TestLoadWithoutManifestUsesTopLevelIP(t *testing.T) {
 	if s.Fixtures() != len(m) {
 		t.Errorf("Fixtures() = %d, want %d", s.Fixtures(), len(m))
 	}
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	for name, entry := range m {
 		if entry.IP != nil {
 			wantAnswer(t, report(t, base, *entry.IP), http.StatusOK, readFixture(t, name))
@@ -209,7 +195,7 @@ func TestUnknownIPGetsSynthesizedCleanReport(t *testing.T) {
 	if err := json.Unmarshal(readFixture(t, "clean.json"), &clean); err != nil {
 		t.Fatal(err)
 	}
-	base := start(t, load(t))
+	base := fakeapitest.Serve(t, load(t))
 	for _, ip := range []string{"45.83.200.7", "2a00:1450:4001:80b::200e"} {
 		t.Run(ip, func(t *testing.T) {
 			got := report(t, base, ip)
@@ -257,7 +243,7 @@ func TestUnknownIPGetsSynthesizedCleanReport(t *testing.T) {
 func TestUnknownNotFound(t *testing.T) {
 	s := load(t)
 	s.UnknownNotFound = true
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	wantAnswer(t, report(t, base, "45.83.200.7"), http.StatusNotFound, []byte(`{"message":"not found","status":404}`))
 	wantAnswer(t, report(t, base, cleanIP), http.StatusOK, readFixture(t, "clean.json"))
 }
@@ -265,7 +251,7 @@ func TestUnknownNotFound(t *testing.T) {
 func TestRequestChecks(t *testing.T) {
 	s := load(t)
 	s.Key = "right-key"
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	invalidKey := readFixture(t, "error_invalid_key.json")
 	invalidIP := []byte(`{"message":"invalid ip","status":400}`)
 	tests := []struct {
@@ -335,7 +321,7 @@ func TestFaultModes(t *testing.T) {
 			s := load(t)
 			s.RetryAfter = 7
 			s.SlowDelay = time.Millisecond
-			base := start(t, s)
+			base := fakeapitest.Serve(t, s)
 			s.Fault(tt.mode, 1)
 			tt.check(t, report(t, base, cleanIP))
 			wantAnswer(t, report(t, base, cleanIP), http.StatusOK, clean)
@@ -348,7 +334,7 @@ func TestFaultModes(t *testing.T) {
 
 func TestFaultHangup(t *testing.T) {
 	s := load(t)
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	s.Fault(fakeapi.ModeHangup, 1)
 	got, err := do(t.Context(), http.MethodGet, reportURL(base, cleanIP), testKey)
 	if err == nil {
@@ -437,7 +423,7 @@ func awaitCondition(t *testing.T, cond func() bool, what string) {
 
 func TestFaultQueueIsFIFO(t *testing.T) {
 	s := load(t)
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	s.Fault(fakeapi.Mode429, 2)
 	s.Fault(fakeapi.Mode500, 1)
 	s.Fault(fakeapi.ModeBadKey, 1)
@@ -464,7 +450,7 @@ func TestFaultQueueIsFIFO(t *testing.T) {
 
 func TestCounters(t *testing.T) {
 	s := load(t)
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	report(t, base, cleanIP)
 	report(t, base, cleanIP)
 	s.Fault(fakeapi.Mode500, 1)
@@ -500,7 +486,7 @@ func TestCounters(t *testing.T) {
 
 func TestFaultKnobsAreSafeUnderConcurrentRequests(t *testing.T) {
 	s := load(t)
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	const workers, perWorker = 8, 25
 	allowed := []int{http.StatusOK, http.StatusTooManyRequests, http.StatusInternalServerError}
 	done := make(chan struct{})
@@ -575,7 +561,7 @@ func getStats(t *testing.T, base string) stats {
 }
 
 func TestAdminEndpoints(t *testing.T) {
-	base := start(t, load(t))
+	base := fakeapitest.Serve(t, load(t))
 
 	adminPost(t, base, "/_fake/fault?mode=429&count=2&retry_after=3", http.StatusNoContent)
 	for range 2 {
@@ -612,7 +598,7 @@ func TestAdminEndpoints(t *testing.T) {
 }
 
 func TestAdminRejectsBadParameters(t *testing.T) {
-	base := start(t, load(t))
+	base := fakeapitest.Serve(t, load(t))
 	tests := []struct{ path, param string }{
 		{"/_fake/fault", "mode"},
 		{"/_fake/fault?mode=teapot", "mode"},
@@ -647,7 +633,7 @@ func TestBuiltInErrorBodiesWithoutErrorFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	s.Fault(fakeapi.ModeQuota200, 1)
 	wantAnswer(t, report(t, base, cleanIP), http.StatusOK, []byte(`{"message":"limit exceeded","status":429}`))
 	s.Fault(fakeapi.ModeBadKey, 1)
