@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -738,6 +739,29 @@ func TestStopEndsDelayedAnswers(t *testing.T) {
 	}
 	if err := <-errc; err == nil {
 		t.Error("the delayed request got an answer, want the connection closed")
+	}
+}
+
+// A connection that never sends a request (a client transport's spare) does
+// not hold up stop.
+func TestStopClosesUnusedConnections(t *testing.T) {
+	s := load(t)
+	base, stop, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	report(t, base, cleanIP) // the server has accepted conn by now
+	if err := stop(); err != nil {
+		t.Errorf("stop with an unused connection open: %v", err)
 	}
 }
 
