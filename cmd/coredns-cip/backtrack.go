@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -143,12 +142,7 @@ func backtrack(ctx context.Context, args []string, stdout, stderr io.Writer, get
 // parseBacktrackFlags checks the flags and reads the rules: the Corefile's
 // when --corefile is given, overridden by the flags.
 func parseBacktrackFlags(args []string, stderr io.Writer, getenv func(string) string) (backtrackOpts, error) {
-	fs := flag.NewFlagSet("backtrack", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, backtrackUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("backtrack", backtrackUsage, stderr)
 	logPath := fs.String("log", "", "exported connection log `FILE` (- for stdin)")
 	formatFlag := fs.String("format", "", "log `FORMAT`: json, netfilter, fortigate, paloalto")
 	clientFlag := fs.String("client", "", "the `IP` of the host the event is about")

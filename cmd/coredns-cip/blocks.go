@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -101,12 +100,7 @@ func blocksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 // parseBlocksFlags reads the flags, which may come before or after the
 // command and its argument, and the API address and token.
 func parseBlocksFlags(args []string, stderr io.Writer, getenv func(string) string) (blocksOpts, error) {
-	fs := flag.NewFlagSet("blocks", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, blocksUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("blocks", blocksUsage, stderr)
 	apiFlag := fs.String("api", "", "event API base `URL`")
 	tokenFile := fs.String("token-file", "", "bearer token `file`")
 	actor := fs.String("actor", "", "who is acting, for the audit log")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -91,12 +90,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 // parseCheckFlags checks the flags and finds the API key; nothing is sent
 // to the API for flags it refuses.
 func parseCheckFlags(args []string, stderr io.Writer, getenv func(string) string) (checkOpts, error) {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, checkUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("check", checkUsage, stderr)
 	ipFlag := fs.String("ip", "", "destination `IP` to validate (required)")
 	port := fs.Int("port", 0, "destination `port` (hint: 22 counts as SSH exposure)")
 	product := fs.String("product", "", "product `name` seen on the port (hint: OpenSSH on a non-22 port counts)")

@@ -74,12 +74,7 @@ func fakeAPI(ctx context.Context, args []string, stdout, stderr io.Writer, _ fun
 }
 
 func parseFakeAPIFlags(args []string, stderr io.Writer) (fakeAPIOpts, error) {
-	fs := flag.NewFlagSet("fakeapi", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), fakeAPIUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("fakeapi", fakeAPIUsage, stderr)
 	fixtures := fs.String("fixtures", "", "`DIR` holding the *.json fixtures and an optional manifest.json (default: the embedded set)")
 	listen := fs.String("listen", "127.0.0.1:0", "`ADDR` to listen on; port 0 picks a free port")
 	key := fs.String("key", "", "the only x-api-key `KEY` to accept (default: any non-empty key)")

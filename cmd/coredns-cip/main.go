@@ -176,6 +176,18 @@ func fail(stderr io.Writer, err error) int {
 	return exitError
 }
 
+// newFlagSet returns the flag set of a sub-command: errors and the usage,
+// then the flags, go to stderr.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // parseFlags parses args with fs, whose output is stderr. Its errors are
 // flag.ErrHelp and errReported, for fail.
 func parseFlags(fs *flag.FlagSet, args []string) error {
