@@ -8,11 +8,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 )
 
 // TestBlocksCLI drives `coredns-cip blocks` against a running server.
 func TestBlocksCLI(t *testing.T) {
-	fake := startFakeAPI(t)
+	_, fake := fakeapitest.Start(t)
 	srv := startCIPServer(t, serverOptions{apiURL: fake, blockTTL: "2h"})
 	blocks := srv.blockBoth()
 	env := cliEnv()
@@ -90,7 +92,7 @@ func TestBlocksCLI(t *testing.T) {
 // and against no API at all.
 func TestBlocksCLIToken(t *testing.T) {
 	const token = "s3cret-token-e2e"
-	fake := startFakeAPI(t)
+	_, fake := fakeapitest.Start(t)
 	srv := startCIPServer(t, serverOptions{apiURL: fake, token: token})
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	writeFile(t, tokenFile, token+"\n")

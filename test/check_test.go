@@ -14,9 +14,11 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/fixtures"
 )
 
-// startFakeAPI runs `coredns-cip fakeapi` on a free loopback port and
-// returns its base URL; the process is stopped by PID at cleanup.
-func startFakeAPI(t *testing.T, args ...string) string {
+// startFakeAPICommand runs `coredns-cip fakeapi` on a free loopback port and
+// returns its base URL; the process is stopped by PID at cleanup. Only the
+// tests of that sub-command use it: the others start the fake in process,
+// with fakeapitest.Start.
+func startFakeAPICommand(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(binPath, append([]string{"fakeapi", "--listen", "127.0.0.1:0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
@@ -73,7 +75,7 @@ func fakeCalls(t *testing.T, url string) int {
 // TestCheckAgainstFakeAPIBinary is the issue's acceptance: the real binary,
 // its fakeapi sub-command on the shared fixtures, and check's exit codes.
 func TestCheckAgainstFakeAPIBinary(t *testing.T) {
-	url := startFakeAPI(t, "--fixtures", fixtures.Dir(t))
+	url := startFakeAPICommand(t, "--fixtures", fixtures.Dir(t))
 	env := []string{"CIP_API_KEY=e2e-key", "PATH=/usr/bin:/bin"}
 
 	out, errOut, code := runEnv(t, env, "check", "--ip", "45.83.0.71", "--api-url", url, "--pretty")
@@ -128,7 +130,7 @@ func TestCheckAgainstFakeAPIBinary(t *testing.T) {
 // TestCheckWithEmbeddedFixtures runs the fake API with no --fixtures, as the
 // demo does, and checks the key is never echoed.
 func TestCheckWithEmbeddedFixtures(t *testing.T) {
-	url := startFakeAPI(t, "--key", "right-key")
+	url := startFakeAPICommand(t, "--key", "right-key")
 	env := []string{"CIP_API_KEY=wrong-key-zz9", "PATH=/usr/bin:/bin"}
 	out, errOut, code := runEnv(t, env, "check", "--ip", "45.83.0.52", "--api-url", url)
 	if code != 2 || !strings.Contains(errOut, "api key refused") {

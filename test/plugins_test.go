@@ -27,20 +27,39 @@ func TestPluginsList(t *testing.T) {
 	}
 }
 
+// TestTopLevelHelp: "help", -h and --help list every sub-command and the
+// server's flags, and exit 0 ("help" used to reach CoreDNS, which refused it
+// as an extra argument).
 func TestTopLevelHelp(t *testing.T) {
-	for _, flag := range []string{"-h", "--help"} {
-		t.Run(flag, func(t *testing.T) {
-			stdout, stderr, code := run(t, flag)
+	for _, arg := range []string{"help", "-h", "--help"} {
+		t.Run(arg, func(t *testing.T) {
+			stdout, stderr, code := run(t, arg)
 			if code != 0 {
-				t.Errorf("coredns-cip %s: exit %d, want 0", flag, code)
+				t.Errorf("coredns-cip %s: exit %d, want 0; stderr:\n%s", arg, code, stderr)
 			}
 			help := stdout + stderr
-			for _, want := range []string{"coredns-cip check", "coredns-cip fakeapi", "-conf", "-plugins"} {
+			for _, want := range []string{"coredns-cip check", "coredns-cip fakeapi", "coredns-cip blocks", "coredns-cip backtrack", "coredns-cip help", "-conf", "-plugins"} {
 				if !strings.Contains(help, want) {
-					t.Errorf("coredns-cip %s does not mention %q:\n%s", flag, want, help)
+					t.Errorf("coredns-cip %s does not mention %q:\n%s", arg, want, help)
 				}
 			}
+			if arg == "help" && stdout == "" {
+				t.Errorf("coredns-cip help printed nothing on stdout; stderr:\n%s", stderr)
+			}
 		})
+	}
+}
+
+// TestHelpCommand: "help COMMAND" prints that sub-command's usage on stdout;
+// an unknown one is an error that lists the commands.
+func TestHelpCommand(t *testing.T) {
+	stdout, stderr, code := run(t, "help", "backtrack")
+	if code != 0 || !strings.HasPrefix(stdout, "Usage: coredns-cip backtrack") || !strings.Contains(stdout, "-corefile") {
+		t.Errorf("coredns-cip help backtrack: exit %d, stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	_, stderr, code = run(t, "help", "nope")
+	if code != 2 || !strings.Contains(stderr, `no command "nope"`) || !strings.Contains(stderr, "check, fakeapi, blocks, backtrack") {
+		t.Errorf("coredns-cip help nope: exit %d, stderr %q; want 2 and the commands", code, stderr)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 	"github.com/coredns-cip/coredns-cip/internal/state"
 )
 
@@ -19,7 +20,7 @@ func TestRestartAfterKill(t *testing.T) {
 }
 
 func testRestartKeepsDecisions(t *testing.T) {
-	fake := startFakeAPI(t)
+	_, fake := fakeapitest.Start(t)
 	srv := startCIPServer(t, serverOptions{apiURL: fake, blockTTL: "2h"})
 
 	before := srv.blockBoth()
@@ -87,7 +88,7 @@ func testRestartKeepsDecisions(t *testing.T) {
 }
 
 func testRestartDropsExpired(t *testing.T) {
-	fake := startFakeAPI(t)
+	_, fake := fakeapitest.Start(t)
 	srv := startCIPServer(t, serverOptions{apiURL: fake, blockTTL: "3s"})
 
 	blocks := srv.blockBoth()

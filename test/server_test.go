@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 	"github.com/miekg/dns"
 )
 
@@ -110,7 +111,7 @@ func startCIPServer(t *testing.T, opts serverOptions) *cipServer {
     bind 127.0.0.1
     ready %s
     cipvalidate {
-        api_key k
+        api_key %s
         api_url %s
         events %s
         state %s
@@ -118,7 +119,7 @@ func startCIPServer(t *testing.T, opts serverOptions) *cipServer {
     }
     file %s
 }
-`, portOf(s.dnsAddr), readyAddr, opts.apiURL, events, s.stateDir, blockTTL, zone))
+`, portOf(s.dnsAddr), readyAddr, fakeapitest.Key, opts.apiURL, events, s.stateDir, blockTTL, zone))
 
 	s.start()
 	t.Cleanup(func() {

@@ -5,17 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -93,19 +91,58 @@ type backtrackSummary struct {
 	LinesPerSecond float64 `json:"lines_per_second"`
 }
 
-func runBacktrack(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return backtrack(ctx, args, os.Stdout, os.Stderr, os.Getenv)
+// backtrackOpts is what backtrack's flags ask for.
+type backtrackOpts struct {
+	logPath  string // - for stdin
+	format   connlog.Format
+	client   netip.Addr
+	at       time.Time
+	window   time.Duration
+	loc      *time.Location
+	sched    *tags.Schedule
+	dryRun   bool
+	asJSON   bool
+	corefile string
+	workers  int
+	// rules are the Corefile's, else the defaults, with the flags applied.
+	rules *cipvalidate.Offline
 }
 
+// backtrackResult is what a backtrack found, for renderBacktrack.
+type backtrackResult struct {
+	client        netip.Addr
+	at            time.Time
+	window        time.Duration
+	list          []*destination // suspicious first, then errors, then clean
+	sum           backtrackSummary
+	note          string // what happened to the blocks; "" when nothing was to push
+	criticalPorts bool   // --critical-ports or the Corefile gave some
+}
+
+// backtrack runs the backtrack sub-command with args (those after
+// "backtrack") and returns its exit status.
 func backtrack(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := flag.NewFlagSet("backtrack", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, backtrackUsage)
-		fs.PrintDefaults()
+	opts, err := parseBacktrackFlags(args, stderr, getenv)
+	if err != nil {
+		return fail(stderr, err)
 	}
+	res, err := runBacktrack(ctx, opts, stderr)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if err := renderBacktrack(stdout, res, opts.asJSON); err != nil {
+		return fail(stderr, err)
+	}
+	if res.sum.Suspicious > 0 {
+		return exitSuspicious
+	}
+	return exitClean
+}
+
+// parseBacktrackFlags checks the flags and reads the rules: the Corefile's
+// when --corefile is given, overridden by the flags.
+func parseBacktrackFlags(args []string, stderr io.Writer, getenv func(string) string) (backtrackOpts, error) {
+	fs := newFlagSet("backtrack", backtrackUsage, stderr)
 	logPath := fs.String("log", "", "exported connection log `FILE` (- for stdin)")
 	formatFlag := fs.String("format", "", "log `FORMAT`: json, netfilter, fortigate, paloalto")
 	clientFlag := fs.String("client", "", "the `IP` of the host the event is about")
@@ -123,136 +160,189 @@ func backtrack(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	apiURL := fs.String("api-url", "", "Criminal IP API base `URL`")
 	workers := fs.Int("workers", 4, "API calls in parallel (the rate limit still applies)")
 	rateFlag := fs.Float64("rate", 0, "API calls per second (default: the Corefile's rate, else 2; -1 for no limit)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitClean
-		}
-		return exitError
-	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "[ERROR] "+format+"\n", a...)
-		return exitError
+	if err := parseFlags(fs, args); err != nil {
+		return backtrackOpts{}, err
 	}
 	if fs.NArg() > 0 {
-		return fail("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+		return backtrackOpts{}, fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))
 	}
 	switch {
 	case *logPath == "":
-		return fail("--log is required")
+		return backtrackOpts{}, errors.New("--log is required")
 	case *formatFlag == "":
-		return fail("--format is required (json, netfilter, fortigate, paloalto)")
+		return backtrackOpts{}, errors.New("--format is required (json, netfilter, fortigate, paloalto)")
 	case *clientFlag == "":
-		return fail("--client is required")
+		return backtrackOpts{}, errors.New("--client is required")
 	case *window <= 0:
-		return fail("--window must be positive")
+		return backtrackOpts{}, errors.New("--window must be positive")
 	case *pretty && *asJSON:
-		return fail("--pretty and --json exclude each other")
+		return backtrackOpts{}, errors.New("--pretty and --json exclude each other")
 	case *workers < 1:
-		return fail("--workers must be at least 1")
+		return backtrackOpts{}, errors.New("--workers must be at least 1")
 	}
-	format, err := connlog.ParseFormat(*formatFlag)
-	if err != nil {
-		return fail("--format: %v", err)
+	opts := backtrackOpts{logPath: *logPath, window: *window, dryRun: *dryRun, asJSON: *asJSON, corefile: *corefile, workers: *workers}
+	if err := opts.parseEvent(*formatFlag, *clientFlag, *tz, *atFlag, *afterHours); err != nil {
+		return backtrackOpts{}, err
 	}
-	client, err := netip.ParseAddr(*clientFlag)
-	if err != nil {
-		return fail("--client: %q is not an IP address", *clientFlag)
-	}
-	client = client.Unmap()
-	loc := time.Local
-	if *tz != "" {
-		if loc, err = time.LoadLocation(*tz); err != nil {
-			return fail("--tz: %v", err)
-		}
-	}
-	at := time.Now()
-	if *atFlag != "" {
-		if at, err = parseEventTime(*atFlag, loc); err != nil {
-			return fail("--at: %v", err)
-		}
-	}
-	var sched *tags.Schedule
-	if *afterHours != "" {
-		span, zone, _ := strings.Cut(*afterHours, ",")
-		s, err := tags.ParseSchedule(span, zone)
-		if err != nil {
-			return fail("--after-hours: %v", err)
-		}
-		sched = &s
-	}
-
-	// The rules: the Corefile's, else the defaults; flags win.
-	off := &cipvalidate.Offline{Policy: risk.DefaultPolicy(), APIURL: criminalip.DefaultBaseURL, BlockPolicy: blocks.Policy{TTL: blocks.DefaultTTL}}
-	if *corefile != "" {
-		if off, err = cipvalidate.LoadOffline(*corefile); err != nil {
-			return fail("--corefile: %v", err)
-		}
+	var err error
+	if opts.rules, err = backtrackRules(*corefile); err != nil {
+		return backtrackOpts{}, fmt.Errorf("--corefile: %v", err)
 	}
 	if *portsNot != "" {
-		if off.PortsNot, err = portList(*portsNot); err != nil {
-			return fail("--ports-not: %v", err)
+		if opts.rules.PortsNot, err = portList(*portsNot); err != nil {
+			return backtrackOpts{}, fmt.Errorf("--ports-not: %v", err)
 		}
 	}
 	if *critical != "" {
-		if off.CriticalPorts, err = portList(*critical); err != nil {
-			return fail("--critical-ports: %v", err)
+		if opts.rules.CriticalPorts, err = portList(*critical); err != nil {
+			return backtrackOpts{}, fmt.Errorf("--critical-ports: %v", err)
 		}
 	}
 	if *apiURL != "" {
-		off.APIURL = *apiURL
+		opts.rules.APIURL = *apiURL
 	}
 	if *rateFlag != 0 {
-		off.Rate, off.Burst = *rateFlag, max(1, int(*rateFlag))
+		opts.rules.Rate, opts.rules.Burst = *rateFlag, max(1, int(*rateFlag))
 	}
-	if *keyFile != "" || off.APIKey == "" {
-		k, err := resolveKey(*keyFile, getenv)
-		if err != nil {
-			return fail("%v", err)
+	if *keyFile != "" || opts.rules.APIKey == "" {
+		if opts.rules.APIKey, err = resolveKey(*keyFile, getenv); err != nil {
+			return backtrackOpts{}, err
 		}
-		off.APIKey = k
 	}
-	var calls int
-	var callsMu sync.Mutex
-	client2, err := criminalip.New(criminalip.Config{APIKey: off.APIKey, BaseURL: off.APIURL, Rate: off.Rate, Burst: off.Burst, Timeout: off.Timeout,
-		Observe: func(criminalip.Attempt) { callsMu.Lock(); calls++; callsMu.Unlock() }})
+	return opts, nil
+}
+
+// parseEvent reads the flags that say which log lines are the event's:
+// --format, --client, --tz, --at and --after-hours.
+func (o *backtrackOpts) parseEvent(format, client, tz, at, afterHours string) error {
+	var err error
+	if o.format, err = connlog.ParseFormat(format); err != nil {
+		return fmt.Errorf("--format: %v", err)
+	}
+	addr, err := netip.ParseAddr(client)
 	if err != nil {
-		return fail("%v", err)
+		return fmt.Errorf("--client: %q is not an IP address", client)
 	}
-	defer client2.Close()
+	o.client = addr.Unmap()
+	o.loc = time.Local
+	if tz != "" {
+		if o.loc, err = time.LoadLocation(tz); err != nil {
+			return fmt.Errorf("--tz: %v", err)
+		}
+	}
+	o.at = time.Now()
+	if at != "" {
+		if o.at, err = parseEventTime(at, o.loc); err != nil {
+			return fmt.Errorf("--at: %v", err)
+		}
+	}
+	if afterHours != "" {
+		span, zone, _ := strings.Cut(afterHours, ",")
+		s, err := tags.ParseSchedule(span, zone)
+		if err != nil {
+			return fmt.Errorf("--after-hours: %v", err)
+		}
+		o.sched = &s
+	}
+	return nil
+}
+
+// backtrackRules returns the rules of the Corefile's cipvalidate block, or
+// the defaults without a Corefile.
+func backtrackRules(corefile string) (*cipvalidate.Offline, error) {
+	if corefile == "" {
+		return &cipvalidate.Offline{Policy: risk.DefaultPolicy(), APIURL: criminalip.DefaultBaseURL, BlockPolicy: blocks.Policy{TTL: blocks.DefaultTTL}}, nil
+	}
+	return cipvalidate.LoadOffline(corefile)
+}
+
+// runBacktrack parses and selects, validates each destination once, and
+// pushes blocks unless asked not to. Progress goes to progress.
+func runBacktrack(ctx context.Context, opts backtrackOpts, progress io.Writer) (backtrackResult, error) {
+	off := opts.rules
+	var calls atomic.Int64
+	apiClient, err := criminalip.New(criminalip.Config{APIKey: off.APIKey, BaseURL: off.APIURL, Rate: off.Rate, Burst: off.Burst, Timeout: off.Timeout,
+		Observe: func(criminalip.Attempt) { calls.Add(1) }})
+	if err != nil {
+		return backtrackResult{}, err
+	}
+	defer apiClient.Close()
 
 	// 1. Parse and select.
-	in := io.Reader(os.Stdin)
-	if *logPath != "-" {
-		f, err := os.Open(*logPath)
+	sum, list, err := scanLog(opts, progress)
+	if err != nil {
+		return backtrackResult{}, err
+	}
+	// 2. Validate each destination once, critical ports first.
+	validateAll(ctx, apiClient, off.Policy, list, opts.workers, progress)
+	for _, d := range list {
+		switch d.Verdict {
+		case "suspicious":
+			sum.Suspicious++
+		case "clean":
+			sum.Clean++
+		default:
+			sum.Errors++
+		}
+	}
+	sum.APICalls = int(calls.Load())
+	// Suspicious first, then errors, then clean; critical ports first.
+	rank := map[string]int{"suspicious": 0, "error": 1, "clean": 2}
+	slices.SortStableFunc(list, func(a, b *destination) int { return rank[a.Verdict] - rank[b.Verdict] })
+
+	// 3. Push blocks, unless asked not to.
+	res := backtrackResult{client: opts.client, at: opts.at, window: opts.window, list: list, criticalPorts: len(off.CriticalPorts) > 0}
+	switch {
+	case opts.dryRun:
+		res.note = "dry run: nothing pushed"
+	case opts.corefile == "":
+		res.note = "no --corefile: no hooks to push blocks to"
+	case sum.Suspicious > 0:
+		n, hooks, err := pushBlocks(ctx, off, opts.client, list, progress)
 		if err != nil {
-			return fail("--log: %v", err)
+			return backtrackResult{}, fmt.Errorf("pushing blocks: %v", err)
+		}
+		sum.Pushed = n
+		res.note = fmt.Sprintf("%d block(s) pushed through %s", n, strings.Join(hooks, "; "))
+	}
+	res.sum = sum
+	return res, nil
+}
+
+// scanLog reads the log and returns the client's unique destinations in the
+// window, critical ports first, then by first connection.
+func scanLog(opts backtrackOpts, progress io.Writer) (backtrackSummary, []*destination, error) {
+	in := io.Reader(os.Stdin)
+	if opts.logPath != "-" {
+		f, err := os.Open(opts.logPath)
+		if err != nil {
+			return backtrackSummary{}, nil, fmt.Errorf("--log: %v", err)
 		}
 		defer f.Close()
 		in = f
 	}
-	parser, err := connlog.NewParser(format, connlog.Options{Location: loc, Now: func() time.Time { return at }})
+	parser, err := connlog.NewParser(opts.format, connlog.Options{Location: opts.loc, Now: func() time.Time { return opts.at }})
 	if err != nil {
-		return fail("%v", err)
+		return backtrackSummary{}, nil, err
 	}
-	sel := selection{client: client, from: at.Add(-*window), to: at, off: off, sched: sched, allow: blocks.New(blocks.Policy{}, off.Allow)}
+	off := opts.rules
+	sel := selection{client: opts.client, from: opts.at.Add(-opts.window), to: opts.at, off: off, sched: opts.sched, allow: blocks.New(blocks.Policy{}, off.Allow)}
 	start := time.Now()
-	sum, dests, samples, err := sel.scan(in, parser, stderr)
+	sum, dests, samples, err := sel.scan(in, parser, progress)
 	if err != nil {
-		return fail("--log: %v", err)
+		return backtrackSummary{}, nil, fmt.Errorf("--log: %v", err)
 	}
-	from := sel.from
 	sum.ParseSeconds = time.Since(start).Seconds()
 	if sum.ParseSeconds > 0 {
 		sum.LinesPerSecond = float64(sum.Lines) / sum.ParseSeconds
 	}
-	fmt.Fprintf(stderr, "\rparsed %d lines in %.2fs (%.0f lines/s): %d broken, %d skipped; %d connections of %s in [%s, %s], %d unique public destinations\n",
-		sum.Lines, sum.ParseSeconds, sum.LinesPerSecond, sum.Broken, sum.Skipped, sum.Matched, client,
-		from.Format(time.RFC3339), at.Format(time.RFC3339), len(dests))
+	fmt.Fprintf(progress, "\rparsed %d lines in %.2fs (%.0f lines/s): %d broken, %d skipped; %d connections of %s in [%s, %s], %d unique public destinations\n",
+		sum.Lines, sum.ParseSeconds, sum.LinesPerSecond, sum.Broken, sum.Skipped, sum.Matched, opts.client,
+		sel.from.Format(time.RFC3339), opts.at.Format(time.RFC3339), len(dests))
 	for _, s := range samples {
-		fmt.Fprintf(stderr, "  broken %s\n", s)
+		fmt.Fprintf(progress, "  broken %s\n", s)
 	}
 
-	// 2. Validate each destination once, critical ports first.
 	list := make([]*destination, 0, len(dests))
 	for _, d := range dests {
 		for p := range d.portSet {
@@ -274,85 +364,61 @@ func backtrack(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return a.First.Compare(b.First)
 	})
 	sum.Destinations = len(list)
-	validateAll(ctx, client2, off.Policy, list, *workers, stderr)
-	for _, d := range list {
-		switch d.Verdict {
-		case "suspicious":
-			sum.Suspicious++
-		case "clean":
-			sum.Clean++
-		default:
-			sum.Errors++
-		}
-	}
-	callsMu.Lock()
-	sum.APICalls = calls
-	callsMu.Unlock()
+	return sum, list, nil
+}
 
-	// Suspicious first, then errors, then clean; critical ports first.
-	rank := map[string]int{"suspicious": 0, "error": 1, "clean": 2}
-	slices.SortStableFunc(list, func(a, b *destination) int { return rank[a.Verdict] - rank[b.Verdict] })
-
-	// 3. Push blocks, unless asked not to.
-	note := ""
-	switch {
-	case *dryRun:
-		note = "dry run: nothing pushed"
-	case *corefile == "":
-		note = "no --corefile: no hooks to push blocks to"
-	case sum.Suspicious > 0:
-		n, err := pushBlocks(ctx, off, client, list, stderr)
-		if err != nil {
-			return fail("pushing blocks: %v", err)
-		}
-		sum.Pushed = n
-		note = fmt.Sprintf("%d block(s) pushed through %s", n, strings.Join(off.Hooks(), "; "))
-	}
-
-	// 4. Report.
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+// renderBacktrack prints the destinations and the summary: one JSON object,
+// or a table and a summary line.
+func renderBacktrack(w io.Writer, res backtrackResult, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(struct {
+		return enc.Encode(struct {
 			Client       netip.Addr       `json:"client"`
 			At           time.Time        `json:"at"`
 			Window       string           `json:"window"`
 			Destinations []*destination   `json:"destinations"`
 			Summary      backtrackSummary `json:"summary"`
-		}{client, at, window.String(), list, sum})
-	} else {
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "VERDICT\tDESTINATION\tPORTS\tCONNS\tFIRST SEEN\tLAST SEEN\tREASONS")
-		for _, d := range list {
-			reasons := make([]string, 0, len(d.Reasons))
-			for _, r := range d.Reasons {
-				reasons = append(reasons, string(r.Factor)+": "+r.Detail)
-			}
-			if d.Error != "" {
-				reasons = append(reasons, d.Error)
-			}
-			ports := make([]string, len(d.Ports))
-			for i, p := range d.Ports {
-				ports[i] = strconv.Itoa(int(p))
-			}
-			mark := strings.ToUpper(d.Verdict)
-			if d.Critical {
-				mark += "*"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", mark, d.IP, strings.Join(ports, ","), d.Count,
-				d.First.Format("15:04:05"), d.Last.Format("15:04:05"), strings.Join(reasons, "; "))
-		}
-		tw.Flush()
-		fmt.Fprintf(stdout, "\n%d destinations: %d suspicious, %d clean, %d errors; %d API calls; %s\n",
-			sum.Destinations, sum.Suspicious, sum.Clean, sum.Errors, sum.APICalls, firstNonEmpty(note, "done"))
-		if len(off.CriticalPorts) > 0 {
-			fmt.Fprintln(stdout, "(* on a critical port)")
-		}
+		}{res.client, res.at, res.window.String(), res.list, res.sum})
 	}
-	if sum.Suspicious > 0 {
-		return exitSuspicious
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERDICT\tDESTINATION\tPORTS\tCONNS\tFIRST SEEN\tLAST SEEN\tREASONS")
+	for _, d := range res.list {
+		reasons := reasonTexts(d.Reasons)
+		if d.Error != "" {
+			reasons = append(reasons, d.Error)
+		}
+		ports := make([]string, len(d.Ports))
+		for i, p := range d.Ports {
+			ports[i] = strconv.Itoa(int(p))
+		}
+		mark := strings.ToUpper(d.Verdict)
+		if d.Critical {
+			mark += "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", mark, d.IP, strings.Join(ports, ","), d.Count,
+			d.First.Format("15:04:05"), d.Last.Format("15:04:05"), strings.Join(reasons, "; "))
 	}
-	return exitClean
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	sum := res.sum
+	fmt.Fprintf(w, "\n%d destinations: %d suspicious, %d clean, %d errors; %d API calls; %s\n",
+		sum.Destinations, sum.Suspicious, sum.Clean, sum.Errors, sum.APICalls, firstNonEmpty(res.note, "done"))
+	if res.criticalPorts {
+		fmt.Fprintln(w, "(* on a critical port)")
+	}
+	return nil
+}
+
+// reasonTexts renders reasons as "FACTOR: detail", as the table and the
+// hooks show them.
+func reasonTexts(rs []risk.Reason) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r.Factor) + ": " + r.Detail
+	}
+	return out
 }
 
 // validateAll fills in each destination's verdict, a few at a time, with a
@@ -411,15 +477,16 @@ func validateAll(ctx context.Context, c *criminalip.Client, policy risk.Policy, 
 }
 
 // pushBlocks sends a block of each suspicious destination through the
-// Corefile's hooks and waits for them.
-func pushBlocks(ctx context.Context, off *cipvalidate.Offline, client netip.Addr, list []*destination, stderr io.Writer) (int, error) {
+// Corefile's hooks, waits for them, and returns how many it sent and the
+// hooks they went through.
+func pushBlocks(ctx context.Context, off *cipvalidate.Offline, client netip.Addr, list []*destination, stderr io.Writer) (int, []string, error) {
 	sinks, closeSinks, err := off.Sinks()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer closeSinks()
 	if len(sinks) == 0 {
-		return 0, errors.New("the Corefile's cipvalidate block has no hook lines")
+		return 0, nil, errors.New("the Corefile's cipvalidate block has no hook lines")
 	}
 	var failed []string
 	var mu sync.Mutex
@@ -437,24 +504,20 @@ func pushBlocks(ctx context.Context, off *cipvalidate.Offline, client netip.Addr
 		if dst.Verdict != "suspicious" {
 			continue
 		}
-		reasons := make([]string, len(dst.Reasons))
-		for i, r := range dst.Reasons {
-			reasons[i] = string(r.Factor) + ": " + r.Detail
-		}
 		d.Submit(sink.Change{Action: sink.Block, IP: dst.IP, Client: client, TTL: ttl, Decision: dst.Decision,
-			Reasons: reasons, Actor: "coredns-cip backtrack", Why: "offline backtrack"})
+			Reasons: reasonTexts(dst.Reasons), Actor: "coredns-cip backtrack", Why: "offline backtrack"})
 		n++
 	}
 	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if err := d.Stop(stopCtx); err != nil {
-		return n, err
+		return n, nil, err
 	}
 	if len(failed) > 0 {
 		fmt.Fprintf(stderr, "hooks failed: %s\n", strings.Join(failed, "; "))
-		return n, fmt.Errorf("%d hook batch(es) failed", len(failed))
+		return n, nil, fmt.Errorf("%d hook batch(es) failed", len(failed))
 	}
-	return n, nil
+	return n, off.Hooks(), nil
 }
 
 // parseEventTime accepts RFC 3339 or "2006-01-02 15:04:05" in loc.

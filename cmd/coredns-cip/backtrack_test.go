@@ -17,6 +17,7 @@ import (
 
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 	"github.com/coredns-cip/coredns-cip/internal/fixtures"
 	"github.com/coredns-cip/coredns-cip/plugin/cipvalidate"
 )
@@ -76,7 +77,7 @@ func bigLog(tb testing.TB, fixtureIPs []string) (path string, unique []string) {
 // destinations, at most one API call per unique public destination, and
 // the fixtures' verdicts as in the manifest.
 func TestBacktrack100k(t *testing.T) {
-	fake, url := startFake(t)
+	fake, url := fakeapitest.Start(t)
 	want := map[string]bool{}
 	var ips []string
 	for _, e := range fixtures.Manifest(t) {
@@ -130,7 +131,7 @@ func TestBacktrack100k(t *testing.T) {
 // The port hint: a destination reached on port 22 carries the SSH reason;
 // --critical-ports marks and orders; the table output and the exit codes.
 func TestBacktrackHintsAndTable(t *testing.T) {
-	_, url := startFake(t)
+	_, url := fakeapitest.Start(t)
 	lines := strings.Join([]string{
 		netfilterLine(btAt.Add(-time.Minute), "10.9.9.9", "45.83.0.10", 22),     // clean report, SSH port
 		netfilterLine(btAt.Add(-2*time.Minute), "10.9.9.9", "45.83.0.52", 9001), // tor
@@ -176,7 +177,7 @@ func TestBacktrackHintsAndTable(t *testing.T) {
 
 // Without --dry-run, blocks go through the Corefile's hooks.
 func TestBacktrackPushesThroughCorefileHooks(t *testing.T) {
-	_, url := startFake(t)
+	_, url := fakeapitest.Start(t)
 	dir := t.TempDir()
 	record := filepath.Join(dir, "exec.log")
 	script := filepath.Join(dir, "fw.sh")
@@ -191,7 +192,7 @@ func TestBacktrackPushesThroughCorefileHooks(t *testing.T) {
     }
 }
 `, url, script)), 0o600)
-	t.Setenv("CIP_BT_KEY", "k")
+	t.Setenv("CIP_BT_KEY", fakeapitest.Key)
 	log := filepath.Join(dir, "fw.log")
 	os.WriteFile(log, []byte(netfilterLine(btAt.Add(-time.Minute), "10.9.9.9", "45.83.0.21", 8443)+"\n"+
 		netfilterLine(btAt.Add(-time.Minute), "10.9.9.9", "45.83.0.10", 8443)+"\n"), 0o600)
@@ -211,7 +212,7 @@ func runBacktrackTest(t *testing.T, args ...string) (string, string, int) {
 	var out, errb bytes.Buffer
 	code := backtrack(context.Background(), args, &out, &errb, func(k string) string {
 		if k == "CIP_API_KEY" {
-			return "bt-key"
+			return fakeapitest.Key
 		}
 		return ""
 	})

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -41,31 +40,77 @@ Flags:
 // exitNotFound is blocks' exit status when the IP to unblock is not blocked.
 const exitNotFound = 1
 
-func runBlocks(args []string) int {
-	return blocksCmd(context.Background(), args, os.Stdout, os.Stderr, os.Getenv)
+// blocksOpts is what blocks' flags and arguments ask for.
+type blocksOpts struct {
+	cmd    string // list, allowlist, unblock, allow
+	arg    string // the IP to unblock, the value to allow
+	reason string
+	until  string
+	actor  string
+	asJSON bool
+	api    *eventAPIClient
 }
 
+// blockEntry is one active block as GET /v1/blocks gives it.
+type blockEntry struct {
+	IP               string   `json:"ip"`
+	Decision         string   `json:"decision"`
+	Reasons          []string `json:"reasons"`
+	Repeat           int      `json:"repeat"`
+	Events           []string `json:"events"`
+	Clients          []string `json:"clients"`
+	Monitor          bool     `json:"monitor"`
+	RemainingSeconds int64    `json:"remaining_seconds"`
+}
+
+// allowAnswer is POST /v1/allow's answer.
+type allowAnswer struct {
+	Value  string   `json:"value"`
+	Until  string   `json:"until"`
+	Lifted []string `json:"lifted"`
+}
+
+// blocksResult is what the event API answered to one command.
+type blocksResult struct {
+	raw      []byte       // the answer as received
+	blocks   []blockEntry // list
+	allowed  allowAnswer  // allow
+	notFound bool         // unblock of an IP that is not blocked
+}
+
+// blocksCmd runs the blocks sub-command with args (those after "blocks")
+// and returns its exit status.
 func blocksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := flag.NewFlagSet("blocks", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, blocksUsage)
-		fs.PrintDefaults()
+	opts, err := parseBlocksFlags(args, stderr, getenv)
+	if err != nil {
+		return fail(stderr, err)
 	}
+	res, err := runBlocks(ctx, opts)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if res.notFound {
+		fmt.Fprintf(stderr, "%s is not blocked\n", opts.arg)
+		return exitNotFound
+	}
+	renderBlocks(stdout, opts, res)
+	return exitClean
+}
+
+// parseBlocksFlags reads the flags, which may come before or after the
+// command and its argument, and the API address and token.
+func parseBlocksFlags(args []string, stderr io.Writer, getenv func(string) string) (blocksOpts, error) {
+	fs := newFlagSet("blocks", blocksUsage, stderr)
 	apiFlag := fs.String("api", "", "event API base `URL`")
 	tokenFile := fs.String("token-file", "", "bearer token `file`")
 	actor := fs.String("actor", "", "who is acting, for the audit log")
 	reason := fs.String("reason", "", "why (unblock, allow)")
 	until := fs.String("until", "", "allow: expiry, a duration such as 24h or an RFC 3339 time")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	// Flags may come before or after the command and its argument.
 	var positional []string
 	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitClean
-			}
-			return exitError
+		if err := parseFlags(fs, rest); err != nil {
+			return blocksOpts{}, err
 		}
 		if fs.NArg() == 0 {
 			break
@@ -73,64 +118,96 @@ func blocksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		positional = append(positional, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "[ERROR] "+format+"\n", a...)
-		return exitError
-	}
 	if len(positional) == 0 {
 		fs.Usage()
-		return exitError
+		return blocksOpts{}, errReported
 	}
 	api := firstNonEmpty(*apiFlag, getenv("CIP_API"), "http://127.0.0.1:8053")
 	if u, err := url.Parse(api); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fail("--api: %q is not http(s)://host:port", api)
+		return blocksOpts{}, fmt.Errorf("--api: %q is not http(s)://host:port", api)
 	}
 	token := strings.TrimSpace(getenv("CIP_TOKEN"))
 	if tf := firstNonEmpty(*tokenFile, getenv("CIP_TOKEN_FILE")); tf != "" {
 		data, err := os.ReadFile(tf)
 		if err != nil {
-			return fail("--token-file: %v", err)
+			return blocksOpts{}, fmt.Errorf("--token-file: %v", err)
 		}
 		token = strings.TrimSpace(string(data))
 	}
-	who := firstNonEmpty(*actor, getenv("USER"), "cli")
-	c := &apiClient{base: strings.TrimRight(api, "/"), token: token, http: &http.Client{Timeout: 15 * time.Second}}
-
-	cmd, params := positional[0], positional[1:]
+	opts := blocksOpts{cmd: positional[0], reason: *reason, until: *until, asJSON: *asJSON,
+		actor: firstNonEmpty(*actor, getenv("USER"), "cli"),
+		api:   &eventAPIClient{base: strings.TrimRight(api, "/"), token: token, http: &http.Client{Timeout: 15 * time.Second}}}
+	params := positional[1:]
 	want := map[string]int{"list": 0, "allowlist": 0, "unblock": 1, "allow": 1}
-	n, known := want[cmd]
+	n, known := want[opts.cmd]
 	if !known {
-		return fail("unknown command %q (list, unblock, allow, allowlist)", cmd)
+		return blocksOpts{}, fmt.Errorf("unknown command %q (list, unblock, allow, allowlist)", opts.cmd)
 	}
 	if len(params) != n {
-		return fail("%s takes %d argument(s), got %d", cmd, n, len(params))
+		return blocksOpts{}, fmt.Errorf("%s takes %d argument(s), got %d", opts.cmd, n, len(params))
 	}
-	switch cmd {
+	if n == 1 {
+		opts.arg = params[0]
+	}
+	return opts, nil
+}
+
+// runBlocks sends the command to the event API.
+func runBlocks(ctx context.Context, opts blocksOpts) (blocksResult, error) {
+	var res blocksResult
+	switch opts.cmd {
 	case "list":
-		var list []struct {
-			IP               string   `json:"ip"`
-			Decision         string   `json:"decision"`
-			Reasons          []string `json:"reasons"`
-			Repeat           int      `json:"repeat"`
-			Events           []string `json:"events"`
-			Clients          []string `json:"clients"`
-			Monitor          bool     `json:"monitor"`
-			RemainingSeconds int64    `json:"remaining_seconds"`
+		raw, status, err := opts.api.do(ctx, "GET", "/v1/blocks", nil, &res.blocks)
+		if err == nil && status != http.StatusOK {
+			err = fmt.Errorf("GET /v1/blocks: %s", apiError(status, raw))
 		}
-		raw, status, err := c.do(ctx, "GET", "/v1/blocks", nil, &list)
-		if err != nil {
-			return fail("%v", err)
+		res.raw = raw
+		return res, err
+	case "allowlist":
+		raw, status, err := opts.api.do(ctx, "GET", "/v1/allow", nil, nil)
+		if err == nil && status != http.StatusOK {
+			err = fmt.Errorf("GET /v1/allow: %s", apiError(status, raw))
 		}
-		if status != http.StatusOK {
-			return fail("GET /v1/blocks: %s", apiError(status, raw))
+		res.raw = raw
+		return res, err
+	case "unblock":
+		q := url.Values{"actor": {opts.actor}, "reason": {opts.reason}}
+		raw, status, err := opts.api.do(ctx, "DELETE", "/v1/blocks/"+url.PathEscape(opts.arg)+"?"+q.Encode(), nil, nil)
+		switch {
+		case err != nil:
+			return res, err
+		case status == http.StatusNotFound:
+			res.notFound = true
+		case status != http.StatusOK:
+			return res, fmt.Errorf("unblock %s: %s", opts.arg, apiError(status, raw))
 		}
-		if *asJSON {
-			stdout.Write(raw)
-			return exitClean
+		return res, nil
+	default: // allow
+		body := map[string]string{"value": opts.arg, "actor": opts.actor}
+		if opts.reason != "" {
+			body["reason"] = opts.reason
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		if opts.until != "" {
+			body["until"] = opts.until
+		}
+		raw, status, err := opts.api.do(ctx, "POST", "/v1/allow", body, &res.allowed)
+		if err == nil && status != http.StatusCreated {
+			err = fmt.Errorf("allow %s: %s", opts.arg, apiError(status, raw))
+		}
+		return res, err
+	}
+}
+
+// renderBlocks prints what a command did: the API's JSON for allowlist and
+// list --json, a table for list, a sentence for unblock and allow.
+func renderBlocks(w io.Writer, opts blocksOpts, res blocksResult) {
+	switch {
+	case opts.cmd == "allowlist" || (opts.cmd == "list" && opts.asJSON):
+		w.Write(res.raw)
+	case opts.cmd == "list":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "IP\tDECISION\tLEFT\tREPEAT\tCLIENTS\tEVENTS\tREASONS")
-		for _, b := range list {
+		for _, b := range res.blocks {
 			left := (time.Duration(b.RemainingSeconds) * time.Second).String()
 			if b.Monitor {
 				left += " (monitor)"
@@ -139,71 +216,30 @@ func blocksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 				strings.Join(b.Clients, ","), strings.Join(b.Events, ","), strings.Join(b.Reasons, "; "))
 		}
 		tw.Flush()
-		fmt.Fprintf(stdout, "%d active block(s)\n", len(list))
-	case "allowlist":
-		raw, status, err := c.do(ctx, "GET", "/v1/allow", nil, nil)
-		if err != nil {
-			return fail("%v", err)
-		}
-		if status != http.StatusOK {
-			return fail("GET /v1/allow: %s", apiError(status, raw))
-		}
-		stdout.Write(raw)
-	case "unblock":
-		q := url.Values{"actor": {who}, "reason": {*reason}}
-		raw, status, err := c.do(ctx, "DELETE", "/v1/blocks/"+url.PathEscape(params[0])+"?"+q.Encode(), nil, nil)
-		if err != nil {
-			return fail("%v", err)
-		}
-		switch status {
-		case http.StatusOK:
-			fmt.Fprintf(stdout, "unblocked %s everywhere (actor %s)\n", params[0], who)
-		case http.StatusNotFound:
-			fmt.Fprintf(stderr, "%s is not blocked\n", params[0])
-			return exitNotFound
-		default:
-			return fail("unblock %s: %s", params[0], apiError(status, raw))
-		}
-	case "allow":
-		body := map[string]string{"value": params[0], "actor": who}
-		if *reason != "" {
-			body["reason"] = *reason
-		}
-		if *until != "" {
-			body["until"] = *until
-		}
-		var ans struct {
-			Value  string   `json:"value"`
-			Until  string   `json:"until"`
-			Lifted []string `json:"lifted"`
-		}
-		raw, status, err := c.do(ctx, "POST", "/v1/allow", body, &ans)
-		if err != nil {
-			return fail("%v", err)
-		}
-		if status != http.StatusCreated {
-			return fail("allow %s: %s", params[0], apiError(status, raw))
-		}
+		fmt.Fprintf(w, "%d active block(s)\n", len(res.blocks))
+	case opts.cmd == "unblock":
+		fmt.Fprintf(w, "unblocked %s everywhere (actor %s)\n", opts.arg, opts.actor)
+	default: // allow
 		exp := "no expiry"
-		if ans.Until != "" {
-			exp = "until " + ans.Until
+		if res.allowed.Until != "" {
+			exp = "until " + res.allowed.Until
 		}
-		fmt.Fprintf(stdout, "allowlisted %s (%s)", ans.Value, exp)
-		if len(ans.Lifted) > 0 {
-			fmt.Fprintf(stdout, "; lifted the blocks of %s", strings.Join(ans.Lifted, ", "))
+		fmt.Fprintf(w, "allowlisted %s (%s)", res.allowed.Value, exp)
+		if len(res.allowed.Lifted) > 0 {
+			fmt.Fprintf(w, "; lifted the blocks of %s", strings.Join(res.allowed.Lifted, ", "))
 		}
-		fmt.Fprintln(stdout)
+		fmt.Fprintln(w)
 	}
-	return exitClean
 }
 
-type apiClient struct {
+// eventAPIClient calls the event API of a running coredns-cip.
+type eventAPIClient struct {
 	base, token string
 	http        *http.Client
 }
 
 // do sends a request and decodes a 2xx JSON answer into out (if not nil).
-func (c *apiClient) do(ctx context.Context, method, path string, body, out any) ([]byte, int, error) {
+func (c *eventAPIClient) do(ctx context.Context, method, path string, body, out any) ([]byte, int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)

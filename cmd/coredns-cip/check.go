@@ -5,26 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
-)
-
-// Exit statuses of `check`, as the original tool.
-const (
-	exitClean      = 0
-	exitSuspicious = 1
-	exitError      = 2
 )
 
 // defaultKeyFile is the original tool's default --keyfile, used only when it
@@ -50,6 +41,23 @@ multicast, reserved) is refused without calling the API.
 Options:
 `
 
+// checkOpts is what check's flags ask for.
+type checkOpts struct {
+	addr     netip.Addr
+	port     int
+	product  string
+	pretty   bool
+	dumpJSON bool
+	policy   risk.Policy
+	api      criminalip.Config
+}
+
+// checkOutcome is what the API said about the IP and what the rules made of it.
+type checkOutcome struct {
+	report  *criminalip.Report
+	verdict risk.Verdict
+}
+
 // checkResult is the default JSON output.
 type checkResult struct {
 	IP         string        `json:"ip"`
@@ -59,19 +67,30 @@ type checkResult struct {
 	Score      string        `json:"score"`
 }
 
-func runCheck(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return check(ctx, args, os.Stdout, os.Stderr, os.Getenv)
+// check runs the check sub-command with args (those after "check") and
+// returns its exit status.
+func check(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	opts, err := parseCheckFlags(args, stderr, getenv)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	out, err := runCheck(ctx, opts)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if err := renderCheck(stdout, opts, out); err != nil {
+		return fail(stderr, err)
+	}
+	if out.verdict.Suspicious {
+		return exitSuspicious
+	}
+	return exitClean
 }
 
-func check(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, checkUsage)
-		fs.PrintDefaults()
-	}
+// parseCheckFlags checks the flags and finds the API key; nothing is sent
+// to the API for flags it refuses.
+func parseCheckFlags(args []string, stderr io.Writer, getenv func(string) string) (checkOpts, error) {
+	fs := newFlagSet("check", checkUsage, stderr)
 	ipFlag := fs.String("ip", "", "destination `IP` to validate (required)")
 	port := fs.Int("port", 0, "destination `port` (hint: 22 counts as SSH exposure)")
 	product := fs.String("product", "", "product `name` seen on the port (hint: OpenSSH on a non-22 port counts)")
@@ -83,90 +102,92 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	attempts := fs.Int("attempts", criminalip.DefaultMaxAttempts, "API calls at most, retries of transient errors and 429 included")
 	factors := fs.String("factors", "", "comma-separated factors that count (score,ssl,vuln,mining,anonymity,ssh or codes); default all")
 	levels := fs.String("score-levels", "", "comma-separated score levels that count; default dangerous,critical")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitClean
-		}
-		return exitError
-	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "[ERROR] "+format+"\n", a...)
-		return exitError
+	if err := parseFlags(fs, args); err != nil {
+		return checkOpts{}, err
 	}
 	if fs.NArg() > 0 {
-		return fail("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+		return checkOpts{}, fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))
 	}
 	if *ipFlag == "" {
-		return fail("--ip is required")
+		return checkOpts{}, errors.New("--ip is required")
 	}
 	addr, err := publicip.Check(*ipFlag)
 	if err != nil {
-		return fail("--ip: %v; not sent to the API", err)
+		return checkOpts{}, fmt.Errorf("--ip: %v; not sent to the API", err)
 	}
 	if *port < 0 || *port > 65535 {
-		return fail("--port: %d is not a port number (1-65535)", *port)
+		return checkOpts{}, fmt.Errorf("--port: %d is not a port number (1-65535)", *port)
 	}
 	if *attempts < 1 {
-		return fail("--attempts: must be at least 1")
+		return checkOpts{}, errors.New("--attempts: must be at least 1")
 	}
 	policy := risk.DefaultPolicy()
 	if *factors != "" {
 		if policy, err = policy.WithFactors(splitList(*factors)...); err != nil {
-			return fail("--factors: %v", err)
+			return checkOpts{}, fmt.Errorf("--factors: %v", err)
 		}
 	}
 	if *levels != "" {
 		if policy, err = policy.WithScoreLevels(splitList(*levels)...); err != nil {
-			return fail("--score-levels: %v", err)
+			return checkOpts{}, fmt.Errorf("--score-levels: %v", err)
 		}
 	}
 	key, err := resolveKey(*keyFile, getenv)
 	if err != nil {
-		return fail("%v", err)
+		return checkOpts{}, err
 	}
-	client, err := criminalip.New(criminalip.Config{
-		APIKey:      key,
-		BaseURL:     *apiURL,
-		Timeout:     *timeout,
-		MaxAttempts: *attempts,
-		Rate:        -1, // one IP: the limiter has nothing to pace
-	})
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer client.Close()
+	return checkOpts{
+		addr: addr, port: *port, product: *product, pretty: *pretty, dumpJSON: *dumpJSON, policy: policy,
+		api: criminalip.Config{
+			APIKey:      key,
+			BaseURL:     *apiURL,
+			Timeout:     *timeout,
+			MaxAttempts: *attempts,
+			Rate:        -1, // one IP: the limiter has nothing to pace
+		},
+	}, nil
+}
 
-	rep, err := client.Report(ctx, addr)
+// runCheck asks the API about the IP and evaluates the report.
+func runCheck(ctx context.Context, opts checkOpts) (checkOutcome, error) {
+	apiClient, err := criminalip.New(opts.api)
 	if err != nil {
-		return fail("%v", err)
+		return checkOutcome{}, err
 	}
-	verdict := policy.Evaluate(rep, risk.Hints{Port: *port, Product: *product})
+	defer apiClient.Close()
+	rep, err := apiClient.Report(ctx, opts.addr)
+	if err != nil {
+		return checkOutcome{}, err
+	}
+	return checkOutcome{report: rep, verdict: opts.policy.Evaluate(rep, risk.Hints{Port: opts.port, Product: opts.product})}, nil
+}
 
-	if *dumpJSON {
-		if err := dumpReport(stdout, rep.Raw); err != nil {
-			return fail("--dump-json: %v", err)
+// renderCheck prints the verdict: the report first with --dump-json, then
+// the pretty lines or the JSON object.
+func renderCheck(w io.Writer, opts checkOpts, out checkOutcome) error {
+	if opts.dumpJSON {
+		if err := dumpReport(w, out.report.Raw); err != nil {
+			return fmt.Errorf("--dump-json: %v", err)
 		}
 	}
-	if *pretty {
-		printPretty(stdout, addr.String(), *port, verdict)
-	} else {
-		res := checkResult{IP: addr.String(), Suspicious: verdict.Suspicious, Reasons: verdict.Reasons, Score: verdict.Score}
-		if res.Reasons == nil {
-			res.Reasons = []risk.Reason{}
-		}
-		if *port != 0 {
-			res.Port = port
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(res); err != nil {
-			return fail("writing output: %v", err)
-		}
+	if opts.pretty {
+		printPretty(w, opts.addr.String(), opts.port, out.verdict)
+		return nil
 	}
-	if verdict.Suspicious {
-		return exitSuspicious
+	v := out.verdict
+	res := checkResult{IP: opts.addr.String(), Suspicious: v.Suspicious, Reasons: v.Reasons, Score: v.Score}
+	if res.Reasons == nil {
+		res.Reasons = []risk.Reason{}
 	}
-	return exitClean
+	if opts.port != 0 {
+		res.Port = &opts.port
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(res); err != nil {
+		return fmt.Errorf("writing output: %v", err)
+	}
+	return nil
 }
 
 // resolveKey finds the API key: --keyfile, then CIP_API_KEY, then the

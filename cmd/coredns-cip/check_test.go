@@ -11,22 +11,9 @@ import (
 	"testing"
 
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi"
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 	"github.com/coredns-cip/coredns-cip/internal/fixtures"
 )
-
-func startFake(t *testing.T) (*fakeapi.Server, string) {
-	t.Helper()
-	fake, err := fakeapi.Load(fixtures.Dir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, stop, err := fake.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop() })
-	return fake, url
-}
 
 func runCheckTest(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
@@ -35,12 +22,12 @@ func runCheckTest(t *testing.T, env map[string]string, args ...string) (stdout, 
 	return out.String(), errb.String(), code
 }
 
-var withKey = map[string]string{"CIP_API_KEY": "test-key"}
+var withKey = map[string]string{"CIP_API_KEY": fakeapitest.Key}
 
 // TestCheckManifest runs check over every verdict fixture: exit status and
 // JSON output follow the manifest.
 func TestCheckManifest(t *testing.T) {
-	_, url := startFake(t)
+	_, url := fakeapitest.Start(t)
 	for _, e := range fixtures.Manifest(t) {
 		if e.Verdict == "error" {
 			continue
@@ -82,7 +69,7 @@ func TestCheckManifest(t *testing.T) {
 }
 
 func TestCheckPretty(t *testing.T) {
-	_, url := startFake(t)
+	_, url := fakeapitest.Start(t)
 	out, _, code := runCheckTest(t, withKey, "--ip", "45.83.0.71", "--port", "22", "--api-url", url, "--pretty")
 	if code != exitSuspicious || !strings.HasPrefix(out, "[SUSPICIOUS] 45.83.0.71:22\n") {
 		t.Fatalf("exit %d, output:\n%s", code, out)
@@ -97,7 +84,7 @@ func TestCheckPretty(t *testing.T) {
 }
 
 func TestCheckHints(t *testing.T) {
-	_, url := startFake(t)
+	_, url := fakeapitest.Start(t)
 	out, _, code := runCheckTest(t, withKey, "--ip", "45.83.0.10", "--port", "2222", "--product", "OpenSSH", "--api-url", url)
 	if code != exitSuspicious || !strings.Contains(out, `"SSH_OPENSSH"`) || !strings.Contains(out, `"port":2222`) {
 		t.Errorf("clean IP with an OpenSSH hint: exit %d, %s", code, out)
@@ -105,7 +92,7 @@ func TestCheckHints(t *testing.T) {
 }
 
 func TestCheckDumpJSON(t *testing.T) {
-	_, url := startFake(t)
+	_, url := fakeapitest.Start(t)
 	out, _, code := runCheckTest(t, withKey, "--ip", "45.83.0.21", "--api-url", url, "--dump-json", "--pretty")
 	if code != exitSuspicious || !strings.Contains(out, `"user_search_count"`) || !strings.Contains(out, "[SUSPICIOUS] 45.83.0.21") {
 		t.Errorf("exit %d, output:\n%s", code, out)
@@ -113,7 +100,7 @@ func TestCheckDumpJSON(t *testing.T) {
 }
 
 func TestCheckRefusesWithoutCalling(t *testing.T) {
-	fake, url := startFake(t)
+	fake, url := fakeapitest.Start(t)
 	tests := []struct {
 		args []string
 		env  map[string]string
@@ -142,8 +129,7 @@ func TestCheckRefusesWithoutCalling(t *testing.T) {
 }
 
 func TestCheckKeyfile(t *testing.T) {
-	fake, url := startFake(t)
-	fake.Key = "file-key"
+	_, url := fakeapitest.Start(t, fakeapitest.WithKey("file-key"))
 	dir := t.TempDir()
 	path := filepath.Join(dir, "criminalip_api_key.json")
 	if err := os.WriteFile(path, []byte(`{"api_key": "file-key"}`), 0o600); err != nil {
@@ -160,7 +146,7 @@ func TestCheckKeyfile(t *testing.T) {
 }
 
 func TestCheckAPIErrors(t *testing.T) {
-	fake, url := startFake(t)
+	fake, url := fakeapitest.Start(t)
 	fake.Fault(fakeapi.ModeBadKey, -1)
 	_, errOut, code := runCheckTest(t, withKey, "--ip", "45.83.0.10", "--api-url", url)
 	if code != exitError || !strings.Contains(errOut, "api key refused") || fake.Calls() != 1 {

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"io"
+	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi"
 )
@@ -38,69 +37,88 @@ Exit status: 0 after a signal, 1 if serving fails, 2 for bad flags or fixtures.
 Flags:
 `
 
-// runFakeAPI runs the fakeapi sub-command with args (those after "fakeapi")
-// and returns the exit status.
-func runFakeAPI(args []string) int {
-	fs := flag.NewFlagSet("fakeapi", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), fakeAPIUsage)
-		fs.PrintDefaults()
+// fakeAPIOpts is what fakeapi's flags ask for.
+type fakeAPIOpts struct {
+	fixtures string // "" for the embedded set
+	listen   string
+	key      string
+	notFound bool
+	delay    time.Duration
+}
+
+// fakeAPI runs the fakeapi sub-command with args (those after "fakeapi")
+// until ctx is done, and returns the exit status. Its errors keep their own
+// format and statuses (see the usage), which scripts may rely on.
+func fakeAPI(ctx context.Context, args []string, stdout, stderr io.Writer, _ func(string) string) int {
+	opts, err := parseFakeAPIFlags(args, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errReported):
+		return 2 // fs.Parse has printed the error and the usage
+	case err != nil:
+		fmt.Fprintf(stderr, "coredns-cip fakeapi: %v\n", err)
+		fmt.Fprintln(stderr, "Run 'coredns-cip fakeapi -h' for usage.")
+		return 2
 	}
+	srv, err := loadFakeAPI(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "coredns-cip: %v\n", err)
+		return 2
+	}
+	if err := serveFakeAPI(ctx, srv, opts.listen, stdout); err != nil {
+		fmt.Fprintf(stderr, "coredns-cip: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parseFakeAPIFlags(args []string, stderr io.Writer) (fakeAPIOpts, error) {
+	fs := newFlagSet("fakeapi", fakeAPIUsage, stderr)
 	fixtures := fs.String("fixtures", "", "`DIR` holding the *.json fixtures and an optional manifest.json (default: the embedded set)")
 	listen := fs.String("listen", "127.0.0.1:0", "`ADDR` to listen on; port 0 picks a free port")
 	key := fs.String("key", "", "the only x-api-key `KEY` to accept (default: any non-empty key)")
 	unknown := fs.String("unknown", "clean", "answer for IPs without a fixture: `clean|notfound`")
 	delay := fs.Duration("delay", 0, "delay every answer by `D`, such as 200ms")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2 // fs.Parse has printed the error and the usage
-	}
-
-	usageError := func(format string, a ...any) int {
-		fmt.Fprintf(os.Stderr, "coredns-cip fakeapi: "+format+"\n", a...)
-		fmt.Fprintln(os.Stderr, "Run 'coredns-cip fakeapi -h' for usage.")
-		return 2
+	if err := parseFlags(fs, args); err != nil {
+		return fakeAPIOpts{}, err
 	}
 	switch {
 	case fs.NArg() > 0:
-		return usageError("unexpected argument %q", fs.Arg(0))
+		return fakeAPIOpts{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case *unknown != "clean" && *unknown != "notfound":
-		return usageError("--unknown must be clean or notfound, not %q", *unknown)
+		return fakeAPIOpts{}, fmt.Errorf("--unknown must be clean or notfound, not %q", *unknown)
 	case *delay < 0:
-		return usageError("--delay must not be negative, got %s", *delay)
+		return fakeAPIOpts{}, fmt.Errorf("--delay must not be negative, got %s", *delay)
 	}
+	return fakeAPIOpts{fixtures: *fixtures, listen: *listen, key: *key, notFound: *unknown == "notfound", delay: *delay}, nil
+}
 
+// loadFakeAPI loads the fixtures and configures the server.
+func loadFakeAPI(opts fakeAPIOpts) (*fakeapi.Server, error) {
 	load := fakeapi.Embedded
-	if *fixtures != "" {
-		load = func() (*fakeapi.Server, error) { return fakeapi.Load(*fixtures) }
+	if opts.fixtures != "" {
+		load = func() (*fakeapi.Server, error) { return fakeapi.Load(opts.fixtures) }
 	}
 	srv, err := load()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "coredns-cip: %v\n", err)
-		return 2
+		return nil, err
 	}
-	srv.Key = *key
-	srv.UnknownNotFound = *unknown == "notfound"
-	srv.SetDelay(*delay)
+	srv.Key = opts.key
+	srv.UnknownNotFound = opts.notFound
+	srv.SetDelay(opts.delay)
+	return srv, nil
+}
 
-	// Catch signals before announcing the URL, so a script may signal as
-	// soon as it has read it.
-	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stopSignals()
-
-	baseURL, stop, err := srv.Start(*listen)
+// serveFakeAPI announces the URL on stdout and serves until ctx is done. The
+// caller catches signals before, so a script may signal as soon as it has
+// read the URL.
+func serveFakeAPI(ctx context.Context, srv *fakeapi.Server, listen string, stdout io.Writer) error {
+	baseURL, stop, err := srv.Start(listen)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "coredns-cip: %v\n", err)
-		return 1
+		return err
 	}
-	fmt.Printf("fakeapi listening on %s (%d fixtures)\n", baseURL, srv.Fixtures())
-
+	fmt.Fprintf(stdout, "fakeapi listening on %s (%d fixtures)\n", baseURL, srv.Fixtures())
 	<-ctx.Done()
-	if err := stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "coredns-cip: %v\n", err)
-		return 1
-	}
-	return 0
+	return stop()
 }

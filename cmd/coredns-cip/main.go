@@ -6,12 +6,19 @@
 //	coredns-cip fakeapi [flags]    serve a fake Criminal IP API for tests
 //	coredns-cip blocks COMMAND     operate block decisions through the event API
 //	coredns-cip backtrack [flags]  the original pipeline, offline, on an exported log
+//	coredns-cip help [COMMAND]     the commands, or a sub-command's flags
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 
 	"github.com/coredns-cip/coredns-cip/plugin/cipvalidate"
 	"github.com/coredns/coredns/coremain"
@@ -44,39 +51,153 @@ import (
 	_ "github.com/coredns/coredns/plugin/whoami"
 )
 
-const usage = `Usage:
-  coredns-cip [flags]            run the DNS server (CoreDNS) with a Corefile
-  coredns-cip check [flags]      validate one IP with the Criminal IP API
-  coredns-cip fakeapi [flags]    serve a fake Criminal IP API on loopback, for tests
-  coredns-cip blocks COMMAND     list blocks, unblock an IP, allowlist a value (event API client)
-  coredns-cip backtrack [flags]  validate a host's destinations from an exported firewall log
+// Exit statuses shared by the sub-commands (fakeapi and blocks document
+// their own meaning of 1).
+const (
+	exitClean      = 0
+	exitSuspicious = 1
+	exitError      = 2
+)
 
-Run "coredns-cip SUBCOMMAND -h" for a sub-command's flags.
+// command is one sub-command. run gets the arguments after its name.
+type command struct {
+	name    string
+	args    string // after the name in the commands list
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int
+	// interruptible commands see SIGINT and SIGTERM as ctx's cancellation;
+	// the others are killed by them, as any program.
+	interruptible bool
+}
 
-Flags of the DNS server:
-`
+// commands are the sub-commands, in the order the usage lists them.
+var commands = []command{
+	{"check", "[flags]", "validate one IP with the Criminal IP API", check, true},
+	{"fakeapi", "[flags]", "serve a fake Criminal IP API on loopback, for tests", fakeAPI, true},
+	{"blocks", "COMMAND", "list blocks, unblock an IP, allowlist a value (event API client)", blocksCmd, false},
+	{"backtrack", "[flags]", "validate a host's destinations from an exported firewall log", backtrack, true},
+}
 
 func main() {
 	cipvalidate.RegisterDirective()
 
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "check":
-			os.Exit(runCheck(os.Args[2:]))
-		case "fakeapi":
-			os.Exit(runFakeAPI(os.Args[2:]))
-		case "blocks":
-			os.Exit(runBlocks(os.Args[2:]))
-		case "backtrack":
-			os.Exit(runBacktrack(os.Args[2:]))
-		}
-	}
-
 	// coremain registered its flags on flag.CommandLine in its init; this
 	// only changes what -h prints before them.
-	flag.Usage = func() {
-		fmt.Fprint(flag.CommandLine.Output(), usage)
-		flag.PrintDefaults()
+	flag.Usage = func() { printUsage(flag.CommandLine.Output()) }
+
+	if len(os.Args) > 1 {
+		if code, ok := runSubcommand(os.Args[1], os.Args[2:]); ok {
+			os.Exit(code)
+		}
 	}
 	coremain.Run()
+}
+
+// runSubcommand runs the sub-command name, if there is one of that name,
+// with the process's streams and environment.
+func runSubcommand(name string, args []string) (code int, ok bool) {
+	if name == "help" {
+		return help(args, os.Stdout, os.Stderr), true
+	}
+	for _, c := range commands {
+		if c.name != name {
+			continue
+		}
+		ctx := context.Background()
+		if c.interruptible {
+			var stop context.CancelFunc
+			ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+		}
+		return c.run(ctx, args, os.Stdout, os.Stderr, os.Getenv), true
+	}
+	return 0, false
+}
+
+// help prints the commands and the server's flags, or with a command's name,
+// that command's usage.
+func help(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stdout)
+		return exitClean
+	}
+	for _, c := range commands {
+		if c.name == args[0] && len(args) == 1 {
+			// A sub-command prints its usage to its stderr.
+			return c.run(context.Background(), []string{"-h"}, stdout, stdout, func(string) string { return "" })
+		}
+	}
+	return fail(stderr, fmt.Errorf("help: no command %q (%s)", strings.Join(args, " "), commandNames()))
+}
+
+// printUsage prints the commands list and the flags of the DNS server.
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage:")
+	line := func(synopsis, summary string) {
+		fmt.Fprintf(w, "  %-29s  %s\n", "coredns-cip "+synopsis, summary)
+	}
+	line("[flags]", "run the DNS server (CoreDNS) with a Corefile")
+	for _, c := range commands {
+		line(c.name+" "+c.args, c.summary)
+	}
+	line("help [COMMAND]", "this text, or a sub-command's flags")
+	fmt.Fprint(w, `
+Run "coredns-cip SUBCOMMAND -h" for a sub-command's flags.
+
+Flags of the DNS server:
+`)
+	defer flag.CommandLine.SetOutput(flag.CommandLine.Output())
+	flag.CommandLine.SetOutput(w)
+	flag.PrintDefaults()
+}
+
+func commandNames() string {
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// errReported is a flag error that the flag package has already printed,
+// with the usage.
+var errReported = errors.New("bad flags")
+
+// fail ends a sub-command on err and returns its exit status: 0 when err is
+// a request for help (the usage is printed), 2 otherwise, printing err as
+// "[ERROR] ..." unless the flag package has.
+func fail(stderr io.Writer, err error) int {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitClean
+	case !errors.Is(err, errReported):
+		fmt.Fprintf(stderr, "[ERROR] %v\n", err)
+	}
+	return exitError
+}
+
+// newFlagSet returns the flag set of a sub-command: errors and the usage,
+// then the flags, go to stderr.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args with fs, whose output is stderr. Its errors are
+// flag.ErrHelp and errReported, for fail.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		return flag.ErrHelp
+	default:
+		return errReported
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi"
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 	"github.com/coredns-cip/coredns-cip/internal/fixtures"
 )
 
@@ -28,16 +29,7 @@ var clean = netip.MustParseAddr("45.83.0.10")
 // backoff, unlimited rate unless cfg says otherwise.
 func newFake(t *testing.T, cfg criminalip.Config) (*fakeapi.Server, *criminalip.Client) {
 	t.Helper()
-	fake, err := fakeapi.Load(fixtures.Dir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake.Key = testKey
-	url, stop, err := fake.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop() })
+	fake, url := fakeapitest.Start(t, fakeapitest.WithKey(testKey))
 	if cfg.APIKey == "" {
 		cfg.APIKey = testKey
 	}

@@ -298,10 +298,12 @@ func (s *Server) Start(addr string) (baseURL string, stop func() error, err erro
 		return "", nil, fmt.Errorf("fakeapi: %w", err)
 	}
 	baseCtx, cancel := context.WithCancel(context.Background())
+	var unused connSet
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ConnState:         unused.track,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -313,6 +315,10 @@ func (s *Server) Start(addr string) (baseURL string, stop func() error, err erro
 			// Cancelling the requests' base context ends delayed and slow
 			// answers, which Shutdown would otherwise wait for.
 			cancel()
+			// Shutdown closes idle connections but waits 5s for one that
+			// has not sent a request yet, such as the spare a client's
+			// transport dials when its requests race.
+			unused.closeAll()
 			ctx, done := context.WithTimeout(context.Background(), 5*time.Second)
 			defer done()
 			if err := srv.Shutdown(ctx); err != nil {
@@ -326,6 +332,34 @@ func (s *Server) Start(addr string) (baseURL string, stop func() error, err erro
 		return stopErr
 	}
 	return "http://" + reachableAddr(ln.Addr()), stop, nil
+}
+
+// connSet holds the server's connections that have not sent a request yet.
+type connSet struct {
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+// track is an http.Server ConnState hook.
+func (cs *connSet) track(c net.Conn, state http.ConnState) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if state != http.StateNew {
+		delete(cs.conns, c)
+		return
+	}
+	if cs.conns == nil {
+		cs.conns = make(map[net.Conn]bool)
+	}
+	cs.conns[c] = true
+}
+
+func (cs *connSet) closeAll() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for c := range cs.conns {
+		c.Close()
+	}
 }
 
 func reachableAddr(a net.Addr) string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,10 +21,13 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi"
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 )
 
-// fixturesDir is /work/shared/fixtures/criminalip, seen from this package.
-const fixturesDir = "../../../shared/fixtures/criminalip"
+// fixturesDir is the repository's copy of the Criminal IP fixtures, the set
+// compiled into the fake (TestEmbeddedMatchesShared keeps it equal to
+// ../shared/fixtures/criminalip).
+const fixturesDir = "fixtures"
 
 const (
 	testKey = "test-key"
@@ -41,16 +45,8 @@ type manifestEntry struct {
 	HTTPStatus []int   `json:"http_status"`
 }
 
-func requireFixtures(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(fixturesDir, "manifest.json")); err != nil {
-		t.Skipf("skipping: Criminal IP fixtures not found at %s (the shared fixtures directory beside the repository): %v", fixturesDir, err)
-	}
-}
-
 func readManifest(t *testing.T) map[string]manifestEntry {
 	t.Helper()
-	requireFixtures(t)
 	raw, err := os.ReadFile(filepath.Join(fixturesDir, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -75,27 +71,11 @@ func readFixture(t *testing.T, name string) []byte {
 
 func load(t *testing.T) *fakeapi.Server {
 	t.Helper()
-	requireFixtures(t)
 	s, err := fakeapi.Load(fixturesDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// start serves s on a loopback port for the duration of the test.
-func start(t *testing.T, s *fakeapi.Server) string {
-	t.Helper()
-	base, stop, err := s.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return base
 }
 
 type answer struct {
@@ -150,7 +130,7 @@ func wantAnswer(t *testing.T, got answer, status int, body []byte) {
 
 func TestServesEveryManifestFixtureByteForByte(t *testing.T) {
 	m := readManifest(t)
-	base := start(t, load(t))
+	base := fakeapitest.Serve(t, load(t))
 	served := 0
 	for _, name := range slices.Sorted(maps.Keys(m)) {
 		entry := m[name]
@@ -172,7 +152,7 @@ func TestServesEveryManifestFixtureByteForByte(t *testing.T) {
 }
 
 func TestServesUnparseableFixtureForTheIPInItsText(t *testing.T) {
-	base := start(t, load(t))
+	base := fakeapitest.Serve(t, load(t))
 	got := report(t, base, malformedIP)
 	wantAnswer(t, got, http.StatusOK, readFixture(t, "malformed.json"))
 	if json.Valid(got.body) {
@@ -195,7 +175,7 @@ func TestLoadWithoutManifestUsesTopLevelIP(t *testing.T) {
 	if s.Fixtures() != len(m) {
 		t.Errorf("Fixtures() = %d, want %d", s.Fixtures(), len(m))
 	}
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	for name, entry := range m {
 		if entry.IP != nil {
 			wantAnswer(t, report(t, base, *entry.IP), http.StatusOK, readFixture(t, name))
@@ -216,7 +196,7 @@ func TestUnknownIPGetsSynthesizedCleanReport(t *testing.T) {
 	if err := json.Unmarshal(readFixture(t, "clean.json"), &clean); err != nil {
 		t.Fatal(err)
 	}
-	base := start(t, load(t))
+	base := fakeapitest.Serve(t, load(t))
 	for _, ip := range []string{"45.83.200.7", "2a00:1450:4001:80b::200e"} {
 		t.Run(ip, func(t *testing.T) {
 			got := report(t, base, ip)
@@ -264,7 +244,7 @@ func TestUnknownIPGetsSynthesizedCleanReport(t *testing.T) {
 func TestUnknownNotFound(t *testing.T) {
 	s := load(t)
 	s.UnknownNotFound = true
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	wantAnswer(t, report(t, base, "45.83.200.7"), http.StatusNotFound, []byte(`{"message":"not found","status":404}`))
 	wantAnswer(t, report(t, base, cleanIP), http.StatusOK, readFixture(t, "clean.json"))
 }
@@ -272,7 +252,7 @@ func TestUnknownNotFound(t *testing.T) {
 func TestRequestChecks(t *testing.T) {
 	s := load(t)
 	s.Key = "right-key"
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	invalidKey := readFixture(t, "error_invalid_key.json")
 	invalidIP := []byte(`{"message":"invalid ip","status":400}`)
 	tests := []struct {
@@ -342,7 +322,7 @@ func TestFaultModes(t *testing.T) {
 			s := load(t)
 			s.RetryAfter = 7
 			s.SlowDelay = time.Millisecond
-			base := start(t, s)
+			base := fakeapitest.Serve(t, s)
 			s.Fault(tt.mode, 1)
 			tt.check(t, report(t, base, cleanIP))
 			wantAnswer(t, report(t, base, cleanIP), http.StatusOK, clean)
@@ -355,7 +335,7 @@ func TestFaultModes(t *testing.T) {
 
 func TestFaultHangup(t *testing.T) {
 	s := load(t)
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	s.Fault(fakeapi.ModeHangup, 1)
 	got, err := do(t.Context(), http.MethodGet, reportURL(base, cleanIP), testKey)
 	if err == nil {
@@ -444,7 +424,7 @@ func awaitCondition(t *testing.T, cond func() bool, what string) {
 
 func TestFaultQueueIsFIFO(t *testing.T) {
 	s := load(t)
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	s.Fault(fakeapi.Mode429, 2)
 	s.Fault(fakeapi.Mode500, 1)
 	s.Fault(fakeapi.ModeBadKey, 1)
@@ -471,7 +451,7 @@ func TestFaultQueueIsFIFO(t *testing.T) {
 
 func TestCounters(t *testing.T) {
 	s := load(t)
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	report(t, base, cleanIP)
 	report(t, base, cleanIP)
 	s.Fault(fakeapi.Mode500, 1)
@@ -507,7 +487,7 @@ func TestCounters(t *testing.T) {
 
 func TestFaultKnobsAreSafeUnderConcurrentRequests(t *testing.T) {
 	s := load(t)
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	const workers, perWorker = 8, 25
 	allowed := []int{http.StatusOK, http.StatusTooManyRequests, http.StatusInternalServerError}
 	done := make(chan struct{})
@@ -582,7 +562,7 @@ func getStats(t *testing.T, base string) stats {
 }
 
 func TestAdminEndpoints(t *testing.T) {
-	base := start(t, load(t))
+	base := fakeapitest.Serve(t, load(t))
 
 	adminPost(t, base, "/_fake/fault?mode=429&count=2&retry_after=3", http.StatusNoContent)
 	for range 2 {
@@ -619,7 +599,7 @@ func TestAdminEndpoints(t *testing.T) {
 }
 
 func TestAdminRejectsBadParameters(t *testing.T) {
-	base := start(t, load(t))
+	base := fakeapitest.Serve(t, load(t))
 	tests := []struct{ path, param string }{
 		{"/_fake/fault", "mode"},
 		{"/_fake/fault?mode=teapot", "mode"},
@@ -654,7 +634,7 @@ func TestBuiltInErrorBodiesWithoutErrorFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := start(t, s)
+	base := fakeapitest.Serve(t, s)
 	s.Fault(fakeapi.ModeQuota200, 1)
 	wantAnswer(t, report(t, base, cleanIP), http.StatusOK, []byte(`{"message":"limit exceeded","status":429}`))
 	s.Fault(fakeapi.ModeBadKey, 1)
@@ -759,6 +739,25 @@ func TestStopEndsDelayedAnswers(t *testing.T) {
 	}
 	if err := <-errc; err == nil {
 		t.Error("the delayed request got an answer, want the connection closed")
+	}
+}
+
+// A connection that never sends a request (a client transport's spare) does
+// not hold up stop.
+func TestStopClosesUnusedConnections(t *testing.T) {
+	s := load(t)
+	base, stop, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	report(t, base, cleanIP) // the server has accepted conn by now
+	if err := stop(); err != nil {
+		t.Errorf("stop with an unused connection open: %v", err)
 	}
 }
 

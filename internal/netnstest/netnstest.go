@@ -59,11 +59,16 @@ func New(t testing.TB, addrs ...string) *NetNS {
 }
 
 // RequireNetAdmin skips the test unless it may create namespaces and
-// change their firewall.
+// change their firewall, and has the tools for it.
 func RequireNetAdmin(t testing.TB) {
 	t.Helper()
 	if uid := os.Geteuid(); uid != 0 {
 		t.Skipf("needs root for network namespaces: running as uid %d", uid)
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s for network namespaces and their firewall (apt-get install iproute2 nftables): %v", tool, err)
+		}
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData

@@ -11,50 +11,16 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/testclock"
+	"github.com/coredns-cip/coredns-cip/internal/testlog"
 	bolt "go.etcd.io/bbolt"
 )
 
-// clock is a settable time source for Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// logs collects what the store warns about.
-type logs struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logs) Logf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf(format, args...))
-}
-
-func (l *logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
+// testStart is where each test's clock starts.
+var testStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func openTest(t *testing.T, dir string, opts Options) *Store {
 	t.Helper()
@@ -85,7 +51,7 @@ func keys(recs []Record) []string {
 }
 
 func TestRoundTripEveryKind(t *testing.T) {
-	clk := newClock()
+	clk := testclock.New(testStart)
 	s := openTest(t, t.TempDir(), Options{Now: clk.Now})
 	expires := clk.Now().Add(90*time.Minute + 123*time.Nanosecond)
 	cases := map[Kind][]Record{
@@ -149,7 +115,7 @@ func TestPutRejectsEmptyKey(t *testing.T) {
 }
 
 func TestLoadDropsAndDeletesExpired(t *testing.T) {
-	clk := newClock()
+	clk := testclock.New(testStart)
 	s := openTest(t, t.TempDir(), Options{Now: clk.Now})
 	now := clk.Now()
 	err := s.Put(KindBlocks,
@@ -175,7 +141,7 @@ func TestLoadDropsAndDeletesExpired(t *testing.T) {
 }
 
 func TestSweepDeletesExpiredOfEveryKind(t *testing.T) {
-	clk := newClock()
+	clk := testclock.New(testStart)
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{Now: clk.Now})
 	now := clk.Now()
@@ -199,7 +165,7 @@ func TestSweepDeletesExpiredOfEveryKind(t *testing.T) {
 
 	// Reopened with a clock from before the expiry, the swept records are
 	// still gone: Sweep deleted them rather than hiding them.
-	s = openTest(t, dir, Options{Now: newClock().Now})
+	s = openTest(t, dir, Options{Now: testclock.New(testStart).Now})
 	for _, kind := range []Kind{KindBlocks, KindTags, KindVerdicts} {
 		if got := keys(mustLoad(t, s, kind)); !slices.Equal(got, []string{"new"}) {
 			t.Errorf("%s after Sweep = %v, want [new]", kind, got)
@@ -378,8 +344,8 @@ func TestCorruptFileIsMovedAside(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			clk := newClock()
-			var log logs
+			clk := testclock.New(testStart)
+			var log testlog.Recorder
 			s = openTest(t, dir, Options{Now: clk.Now, Logf: log.Logf})
 			if got := mustLoad(t, s, KindBlocks); len(got) != 0 {
 				t.Errorf("the store did not start empty: %d records", len(got))
@@ -395,7 +361,7 @@ func TestCorruptFileIsMovedAside(t *testing.T) {
 			if string(kept) != string(spoiled) {
 				t.Error("the file moved aside is not the corrupt one")
 			}
-			if !strings.Contains(log.String(), "corrupt") || !strings.Contains(log.String(), aside) {
+			if !log.Contains("corrupt") || !log.Contains(aside) {
 				t.Errorf("warning %q does not say the file was corrupt and where it went", log.String())
 			}
 		})
@@ -484,7 +450,7 @@ func TestWriterCloseFlushesAndStops(t *testing.T) {
 
 func TestWriterKeepsChangesWhenCommitsFail(t *testing.T) {
 	dir := t.TempDir()
-	var log logs
+	var log testlog.Recorder
 	s, err := Open(dir, Options{NoSync: true, Logf: log.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -510,7 +476,7 @@ func TestWriterKeepsChangesWhenCommitsFail(t *testing.T) {
 	if got := w.Dropped(); got != 2 {
 		t.Errorf("Dropped = %d with a full queue, want 2", got)
 	}
-	if !strings.Contains(log.String(), "writes failing") {
+	if !log.Contains("writes failing") {
 		t.Errorf("the failing commit was not logged: %q", log.String())
 	}
 }
@@ -544,9 +510,9 @@ func TestCrashKeepsFlushedRecords(t *testing.T) {
 	}
 	_ = cmd.Wait()
 
-	var log logs
-	s := openTest(t, dir, Options{Now: newClock().Now, Logf: log.Logf})
-	if log.String() != "" {
+	var log testlog.Recorder
+	s := openTest(t, dir, Options{Now: testclock.New(testStart).Now, Logf: log.Logf})
+	if len(log.Lines()) != 0 {
 		t.Errorf("reopening after the crash warned: %s", log.String())
 	}
 	got := mustLoad(t, s, KindBlocks)
@@ -571,7 +537,7 @@ const helperRecords = 500
 func helperRecord(i int) Record {
 	return Record{
 		Key:     fmt.Sprintf("flushed-%04d", i),
-		Expires: newClock().Now().Add(time.Duration(i+1) * time.Hour),
+		Expires: testStart.Add(time.Duration(i+1) * time.Hour),
 		Data:    json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)),
 	}
 }

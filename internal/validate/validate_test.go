@@ -14,13 +14,13 @@ import (
 
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi"
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 	"github.com/coredns-cip/coredns-cip/internal/fixtures"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
+	"github.com/coredns-cip/coredns-cip/internal/testclock"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
-
-const testKey = "test-key"
 
 // conditionTimeout bounds waits for something that must happen; it is never
 // reached unless the behaviour under test is broken.
@@ -31,21 +31,12 @@ var decisionID = regexp.MustCompile(`^cip-[0-9a-f]{12}$`)
 // unknownIP is a public IP without a fixture: the fake calls it clean.
 func unknownIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{45, 83, 1, byte(i)}) }
 
-// newFake starts the fake API on loopback with the shared fixtures and a
-// client for it: no rate limit, one attempt, tiny backoffs.
+// newFake starts the fake API on loopback with the fixtures and a client for
+// it: no rate limit, one attempt, tiny backoffs.
 func newFake(t *testing.T) (*fakeapi.Server, *criminalip.Client) {
 	t.Helper()
-	fake, err := fakeapi.Load(fixtures.Dir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake.Key = testKey
-	url, stop, err := fake.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop() })
-	c, err := criminalip.New(criminalip.Config{APIKey: testKey, BaseURL: url, Rate: -1, MaxAttempts: 1,
+	fake, url := fakeapitest.Start(t)
+	c, err := criminalip.New(criminalip.Config{APIKey: fakeapitest.Key, BaseURL: url, Rate: -1, MaxAttempts: 1,
 		BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -214,11 +205,10 @@ func TestErrorFixtures(t *testing.T) {
 func TestAPIErrorCachedNotClean(t *testing.T) {
 	fake, client := newFake(t)
 	fake.Fault(fakeapi.Mode5xx, -1)
-	var clock atomic.Pointer[time.Time]
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	clock.Store(&now)
+	clock := testclock.New(now)
 	cache := verdicts.New(0, verdicts.TTLs{Error: 30 * time.Second})
-	q := newQueue(t, validate.Config{Client: client, Cache: cache, Now: func() time.Time { return *clock.Load() }})
+	q := newQueue(t, validate.Config{Client: client, Cache: cache, Now: clock.Now})
 
 	ip := netip.MustParseAddr("45.83.0.21") // a Critical score, were the API up
 	q.Submit(validate.Job{IP: ip})
@@ -241,8 +231,7 @@ func TestAPIErrorCachedNotClean(t *testing.T) {
 	}
 
 	fake.ClearFaults()
-	later := now.Add(30 * time.Second)
-	clock.Store(&later)
+	clock.Advance(30 * time.Second)
 	if r := q.Submit(validate.Job{IP: ip}); r != validate.Queued {
 		t.Fatalf("Submit after the error TTL = %v, want queued", r)
 	}
