@@ -20,10 +20,11 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
-	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
+	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 	"github.com/coredns-cip/coredns-cip/plugin/cipvalidate"
 )
@@ -105,7 +106,7 @@ type backtrackOpts struct {
 	corefile string
 	workers  int
 	// rules are the Corefile's, else the defaults, with the flags applied.
-	rules *cipvalidate.Offline
+	rules enforce.Config
 }
 
 // backtrackResult is what a backtrack found, for renderBacktrack.
@@ -249,11 +250,11 @@ func (o *backtrackOpts) parseEvent(format, client, tz, at, afterHours string) er
 
 // backtrackRules returns the rules of the Corefile's cipvalidate block, or
 // the defaults without a Corefile.
-func backtrackRules(corefile string) (*cipvalidate.Offline, error) {
+func backtrackRules(corefile string) (enforce.Config, error) {
 	if corefile == "" {
-		return &cipvalidate.Offline{Policy: risk.DefaultPolicy(), APIURL: criminalip.DefaultBaseURL, BlockPolicy: blocks.Policy{TTL: blocks.DefaultTTL}}, nil
+		return enforce.Config{Policy: risk.DefaultPolicy(), APIURL: criminalip.DefaultBaseURL, BlockPolicy: blocks.Policy{TTL: blocks.DefaultTTL}}, nil
 	}
-	return cipvalidate.LoadOffline(corefile)
+	return cipvalidate.LoadConfig(corefile)
 }
 
 // runBacktrack parses and selects, validates each destination once, and
@@ -326,7 +327,7 @@ func scanLog(opts backtrackOpts, progress io.Writer) (backtrackSummary, []*desti
 		return backtrackSummary{}, nil, err
 	}
 	off := opts.rules
-	sel := selection{client: opts.client, from: opts.at.Add(-opts.window), to: opts.at, off: off, sched: opts.sched, allow: blocks.New(blocks.Policy{}, off.Allow)}
+	sel := selection{client: opts.client, from: opts.at.Add(-opts.window), to: opts.at, off: off, sched: opts.sched, allow: blocks.New(blocks.Policy{}, off.StaticAllow)}
 	start := time.Now()
 	sum, dests, samples, err := sel.scan(in, parser, progress)
 	if err != nil {
@@ -384,7 +385,7 @@ func renderBacktrack(w io.Writer, res backtrackResult, asJSON bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERDICT\tDESTINATION\tPORTS\tCONNS\tFIRST SEEN\tLAST SEEN\tREASONS")
 	for _, d := range res.list {
-		reasons := reasonTexts(d.Reasons)
+		reasons := verdicts.Verdict{Reasons: d.Reasons}.ReasonList()
 		if d.Error != "" {
 			reasons = append(reasons, d.Error)
 		}
@@ -409,16 +410,6 @@ func renderBacktrack(w io.Writer, res backtrackResult, asJSON bool) error {
 		fmt.Fprintln(w, "(* on a critical port)")
 	}
 	return nil
-}
-
-// reasonTexts renders reasons as "FACTOR: detail", as the table and the
-// hooks show them.
-func reasonTexts(rs []risk.Reason) []string {
-	out := make([]string, len(rs))
-	for i, r := range rs {
-		out[i] = string(r.Factor) + ": " + r.Detail
-	}
-	return out
 }
 
 // validateAll fills in each destination's verdict, a few at a time, with a
@@ -476,48 +467,76 @@ func validateAll(ctx context.Context, c *criminalip.Client, policy risk.Policy, 
 	}
 }
 
-// pushBlocks sends a block of each suspicious destination through the
-// Corefile's hooks, waits for them, and returns how many it sent and the
-// hooks they went through.
-func pushBlocks(ctx context.Context, off *cipvalidate.Offline, client netip.Addr, list []*destination, stderr io.Writer) (int, []string, error) {
-	sinks, closeSinks, err := off.Sinks()
-	if err != nil {
-		return 0, nil, err
-	}
-	defer closeSinks()
-	if len(sinks) == 0 {
+// pushBlocks decides a block of each suspicious destination with the
+// decision engine, on the Corefile's rules and hooks (without its state
+// directory, audit log or fleet, which belong to the running server),
+// waits for the hooks, and returns how many blocks it sent and the hooks
+// they went through.
+func pushBlocks(ctx context.Context, rules enforce.Config, client netip.Addr, list []*destination, stderr io.Writer) (int, []string, error) {
+	if len(rules.Hooks) == 0 {
 		return 0, nil, errors.New("the Corefile's cipvalidate block has no hook lines")
 	}
-	var failed []string
-	var mu sync.Mutex
-	d := sink.NewDispatcher(sink.Config{Sinks: sinks, Timeout: time.Minute, OnResult: func(r sink.Result) {
-		if r.Final && r.Err != nil {
-			mu.Lock()
-			failed = append(failed, fmt.Sprintf("%s: %v", r.Sink, r.Err))
-			mu.Unlock()
-		}
-	}})
-	d.Start()
-	ttl := off.BlockPolicy.TTLFor(0)
+	cfg := rules
+	cfg.StateDir, cfg.AuditPath, cfg.Redis, cfg.Connlogs = "", "", enforce.FleetConfig{}, nil
+	// The command line pushes what it found even under `mode monitor`, as
+	// it always has: --dry-run is how it pushes nothing.
+	cfg.BlockPolicy.Monitor = false
+	failures := &hookFailures{}
+	cfg.Log = failures
+	eng := enforce.New("coredns-cip backtrack", cfg)
+	if err := eng.Start(); err != nil {
+		return 0, nil, err
+	}
+	defer eng.Stop()
+	now := time.Now()
 	n := 0
 	for _, dst := range list {
 		if dst.Verdict != "suspicious" {
 			continue
 		}
-		d.Submit(sink.Change{Action: sink.Block, IP: dst.IP, Client: client, TTL: ttl, Decision: dst.Decision,
-			Reasons: reasonTexts(dst.Reasons), Actor: "coredns-cip backtrack", Why: "offline backtrack"})
+		v := verdicts.Verdict{IP: dst.IP, Outcome: verdicts.Suspicious, Reasons: dst.Reasons, Score: dst.Score,
+			Decision: dst.Decision, Checked: now, Expires: now.Add(verdicts.DefaultSuspiciousTTL)}
+		eng.DecideBy(v, validate.Job{IP: dst.IP, Client: client}, "coredns-cip backtrack", "offline backtrack")
 		n++
 	}
 	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := d.Stop(stopCtx); err != nil {
+	if err := eng.StopHooks(stopCtx); err != nil {
 		return n, nil, err
 	}
-	if len(failed) > 0 {
+	if failed := failures.lines(); len(failed) > 0 {
 		fmt.Fprintf(stderr, "hooks failed: %s\n", strings.Join(failed, "; "))
 		return n, nil, fmt.Errorf("%d hook batch(es) failed", len(failed))
 	}
-	return n, off.Hooks(), nil
+	hooks := make([]string, len(rules.Hooks))
+	for i, h := range rules.Hooks {
+		hooks[i] = h.Line
+	}
+	return n, hooks, nil
+}
+
+// hookFailures is the engine's log for pushBlocks: it keeps the hooks'
+// final failures and drops the rest (the table says what was decided).
+type hookFailures struct {
+	mu     sync.Mutex
+	failed []string
+}
+
+func (h *hookFailures) Debugf(string, ...any)   {}
+func (h *hookFailures) Infof(string, ...any)    {}
+func (h *hookFailures) Warningf(string, ...any) {}
+
+// Errorf receives "hook SINK: ERROR (after N attempts)".
+func (h *hookFailures) Errorf(format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failed = append(h.failed, strings.TrimPrefix(fmt.Sprintf(format, args...), "hook "))
+}
+
+func (h *hookFailures) lines() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.failed)
 }
 
 // parseEventTime accepts RFC 3339 or "2006-01-02 15:04:05" in loc.
@@ -564,7 +583,7 @@ func isAllowed(m *blocks.Manager, ip netip.Addr) bool {
 type selection struct {
 	client   netip.Addr
 	from, to time.Time
-	off      *cipvalidate.Offline
+	off      enforce.Config
 	sched    *tags.Schedule
 	allow    *blocks.Manager
 }

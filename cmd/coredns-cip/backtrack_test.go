@@ -17,9 +17,9 @@ import (
 
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
+	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 	"github.com/coredns-cip/coredns-cip/internal/fixtures"
-	"github.com/coredns-cip/coredns-cip/plugin/cipvalidate"
 )
 
 var btAt = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -231,7 +231,7 @@ func BenchmarkBacktrackScan(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	off := &cipvalidate.Offline{PortsNot: []uint16{80, 443}}
+	off := enforce.Config{PortsNot: []uint16{80, 443}}
 	sel := selection{client: netip.MustParseAddr("10.9.9.9"), from: btAt.Add(-5 * time.Minute), to: btAt, off: off, allow: blocks.New(blocks.Policy{}, nil)}
 	b.SetBytes(int64(len(data)))
 	lines := 0
