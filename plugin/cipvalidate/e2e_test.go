@@ -12,14 +12,14 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/coretest"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi"
-	"github.com/coredns-cip/coredns-cip/internal/fixtures"
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
+	"github.com/coredns-cip/coredns-cip/internal/testclock"
 
 	"github.com/coredns/caddy"
 	_ "github.com/coredns/coredns/plugin/cache"
@@ -58,42 +58,15 @@ type e2e struct {
 	apiBase  string // event API
 	token    string
 	corefile string
-	clock    *testClock
-}
-
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
+	clock    *testclock.Clock
 }
 
 // startE2E starts everything; extra is added to the cipvalidate block.
 func startE2E(t *testing.T, extra string) *e2e {
 	t.Helper()
 	RegisterDirective()
-	fake, err := fakeapi.Load(fixtures.Dir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake.Key = "e2e-key"
-	apiURL, stopFake, err := fake.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stopFake() })
-
-	clock := &testClock{now: time.Now()}
+	fake, apiURL := fakeapitest.Start(t, fakeapitest.WithKey("e2e-key"))
+	clock := testclock.New(time.Now())
 
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db.example.org")

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/coretest"
-	"github.com/coredns-cip/coredns-cip/internal/fakeapi"
-	"github.com/coredns-cip/coredns-cip/internal/fixtures"
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 	"github.com/coredns-cip/coredns-cip/internal/netnstest"
 	"github.com/coredns-cip/coredns-cip/internal/nftset"
+	"github.com/coredns-cip/coredns-cip/internal/testclock"
 
 	"github.com/miekg/dns"
 )
@@ -71,16 +71,8 @@ type node struct {
 func startFleet(t *testing.T, r *redisServer, names []string, extra map[string]string) []*node {
 	t.Helper()
 	RegisterDirective()
-	fake, err := fakeapi.Load(fixtures.Dir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiURL, stopFake, err := fake.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stopFake() })
-	clock := &testClock{now: time.Now()}
+	fake, apiURL := fakeapitest.Start(t, fakeapitest.WithKey("k"))
+	clock := testclock.New(time.Now())
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db.example.org")
 	os.WriteFile(db, []byte(e2eZone), 0o600)
