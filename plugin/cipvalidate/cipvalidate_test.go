@@ -5,6 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +210,26 @@ func TestUnderZone(t *testing.T) {
 		if got := enforce.UnderZone(tc.name, tc.zone); got != tc.want {
 			t.Errorf("UnderZone(%q, %q) = %v, want %v", tc.name, tc.zone, got, tc.want)
 		}
+	}
+}
+
+// TestStartErrorWrappedOnce: a start error names the plugin and the part
+// that failed once each (not "cipvalidate: state: state: …").
+func TestStartErrorWrappedOnce(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := defaultConfig()
+	cfg.zones, cfg.apiKey, cfg.stateDir = []string{"."}, "unit", file
+	c := &CIPValidate{Zones: cfg.zones, cfg: &cfg, key: "unit " + t.Name()}
+	err := c.start()
+	if err == nil {
+		c.shutdown()
+		t.Fatal("start with a file as the state directory succeeded")
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "cipvalidate: state: ") || strings.Count(msg, "state:") != 1 || strings.Count(msg, "cipvalidate") != 1 {
+		t.Errorf("error %q: want the plugin and the state named once each", msg)
 	}
 }
