@@ -36,36 +36,83 @@ type host struct {
 
 // runGen writes zone.clean.db and zone.mixed.db (the same names; in the mixed
 // zone a share of the hosts point at a suspicious fixture IP instead),
-// queries.txt (dnsperf's input, a mix of A, AAAA, CNAME and NXDOMAIN) and
-// warm.txt (every name once, so one pass resolves every IP of the zone).
+// queries.txt (dnsperf's input, a mix of A, AAAA, CNAME and NXDOMAIN),
+// warm.txt (every name once, so one pass resolves every IP of the zone) and
+// answered.txt (the names that have an answer, for prime).
 func runGen(args []string) error {
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
-	dir := fs.String("dir", "", "output `DIR`")
-	names := fs.Int("names", 5000, "host names (each with 1-2 A records, about a third with an AAAA record too)")
-	cnames := fs.Int("cnames", 0, "CNAME names (default names/5)")
-	queries := fs.Int("queries", 100000, "lines of queries.txt")
-	pool4 := fs.Int("pool4", 3000, "distinct public IPv4 addresses the hosts share")
-	pool6 := fs.Int("pool6", 600, "distinct public IPv6 addresses the hosts share")
-	susp := fs.Float64("suspicious", 0.10, "share of hosts pointing at a suspicious fixture IP in the mixed zone")
-	seed := fs.Uint64("seed", 1, "random seed (the files are reproducible)")
-	if err := fs.Parse(args); err != nil {
+	cfg, err := parseGen(args)
+	if err != nil {
 		return err
 	}
-	if *dir == "" || *names < 10 || *pool4 < 1 || *pool4 > 254*256 || *pool6 < 1 || *susp < 0 || *susp > 1 {
-		return fmt.Errorf("need -dir, -names >= 10, 1 <= -pool4 <= 65024, -pool6 >= 1, 0 <= -suspicious <= 1")
+	// One generator, drawn from first by the zone and then by the queries:
+	// the files are reproducible only while that order holds.
+	rng := rand.New(rand.NewPCG(cfg.seed, 0x5eed))
+	z := buildZone(cfg, rng)
+	if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
+		return err
 	}
-	if *cnames == 0 {
-		*cnames = *names / 5
+	if err := z.writeZones(cfg.dir); err != nil {
+		return err
 	}
-	rng := rand.New(rand.NewPCG(*seed, 0x5eed))
+	mix, err := z.writeQueries(filepath.Join(cfg.dir, "queries.txt"), cfg.queries, rng)
+	if err != nil {
+		return err
+	}
+	if err := z.writeNameLists(cfg.dir); err != nil {
+		return err
+	}
+	z.printSummary(cfg.queries, mix)
+	return nil
+}
 
-	v4 := make([]netip.Addr, *pool4)
+// genConfig holds gen's flags.
+type genConfig struct {
+	dir                    string
+	names, cnames, queries int
+	pool4, pool6           int
+	suspicious             float64
+	seed                   uint64
+}
+
+func parseGen(args []string) (genConfig, error) {
+	var c genConfig
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs.StringVar(&c.dir, "dir", "", "output `DIR`")
+	fs.IntVar(&c.names, "names", 5000, "host names (each with 1-2 A records, about a third with an AAAA record too)")
+	fs.IntVar(&c.cnames, "cnames", 0, "CNAME names (default names/5)")
+	fs.IntVar(&c.queries, "queries", 100000, "lines of queries.txt")
+	fs.IntVar(&c.pool4, "pool4", 3000, "distinct public IPv4 addresses the hosts share")
+	fs.IntVar(&c.pool6, "pool6", 600, "distinct public IPv6 addresses the hosts share")
+	fs.Float64Var(&c.suspicious, "suspicious", 0.10, "share of hosts pointing at a suspicious fixture IP in the mixed zone")
+	fs.Uint64Var(&c.seed, "seed", 1, "random seed (the files are reproducible)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.dir == "" || c.names < 10 || c.pool4 < 1 || c.pool4 > 254*256 || c.pool6 < 1 || c.suspicious < 0 || c.suspicious > 1 {
+		return c, fmt.Errorf("need -dir, -names >= 10, 1 <= -pool4 <= 65024, -pool6 >= 1, 0 <= -suspicious <= 1")
+	}
+	if c.cnames == 0 {
+		c.cnames = c.names / 5
+	}
+	return c, nil
+}
+
+// zone is the generated data every output file is written from.
+type zone struct {
+	v4          []netip.Addr // the IPv4 pool; the first one also serves the NS record
+	hosts       []host       // host i is h<i>
+	cnameTarget []string     // CNAME j is c<j>
+	nSusp       int          // hosts with a suspicious address in the mixed zone
+}
+
+func buildZone(cfg genConfig, rng *rand.Rand) *zone {
+	v4 := make([]netip.Addr, cfg.pool4)
 	for i := range v4 {
 		p := v4Prefixes[i%len(v4Prefixes)]
 		n := i / len(v4Prefixes)
 		v4[i] = netip.AddrFrom4([4]byte{p[0], p[1], byte(n / 254), byte(n%254 + 1)})
 	}
-	v6 := make([]netip.Addr, *pool6)
+	v6 := make([]netip.Addr, cfg.pool6)
 	for i := range v6 {
 		v6[i] = netip.MustParseAddr(fmt.Sprintf("%s%x", v6Prefixes[i%len(v6Prefixes)], i/len(v6Prefixes)+1))
 	}
@@ -74,9 +121,9 @@ func runGen(args []string) error {
 		fixtures[i] = netip.MustParseAddr(s)
 	}
 
-	hosts := make([]host, *names)
-	nSusp := int(float64(*names)**susp + 0.5)
-	suspIdx := rng.Perm(*names)[:nSusp]
+	hosts := make([]host, cfg.names)
+	nSusp := int(float64(cfg.names)*cfg.suspicious + 0.5)
+	suspIdx := rng.Perm(cfg.names)[:nSusp]
 	for i := range hosts {
 		// Every pool address is used at least once, then at random.
 		h := &hosts[i]
@@ -92,7 +139,7 @@ func runGen(args []string) error {
 		hosts[i].suspicious = fixtures[k%len(fixtures)]
 	}
 	// CNAMEs point at hosts, one in five at another CNAME (a chain of two).
-	cnameTarget := make([]string, *cnames)
+	cnameTarget := make([]string, cfg.cnames)
 	for j := range cnameTarget {
 		if j > 0 && rng.IntN(5) == 0 {
 			cnameTarget[j] = fmt.Sprintf("c%d", rng.IntN(j))
@@ -100,20 +147,21 @@ func runGen(args []string) error {
 			cnameTarget[j] = fmt.Sprintf("h%d", rng.IntN(len(hosts)))
 		}
 	}
+	return &zone{v4: v4, hosts: hosts, cnameTarget: cnameTarget, nSusp: nSusp}
+}
 
-	if err := os.MkdirAll(*dir, 0o755); err != nil {
-		return err
-	}
+// writeZones writes zone.clean.db and zone.mixed.db into dir.
+func (z *zone) writeZones(dir string) error {
 	for _, mixed := range []bool{false, true} {
 		name := "zone.clean.db"
 		if mixed {
 			name = "zone.mixed.db"
 		}
-		err := writeFile(filepath.Join(*dir, name), func(w *bufio.Writer) {
+		err := writeFile(filepath.Join(dir, name), func(w *bufio.Writer) {
 			fmt.Fprintf(w, "$ORIGIN %s\n$TTL 300\n", Zone)
 			fmt.Fprintf(w, "@ IN SOA ns.%s hostmaster.%s 2026112701 7200 3600 1209600 300\n", Zone, Zone)
-			fmt.Fprintf(w, "@ IN NS ns\nns IN A %s\n", v4[0])
-			for i, h := range hosts {
+			fmt.Fprintf(w, "@ IN NS ns\nns IN A %s\n", z.v4[0])
+			for i, h := range z.hosts {
 				if mixed && h.suspicious.IsValid() {
 					fmt.Fprintf(w, "h%d IN A %s\n", i, h.suspicious)
 					continue
@@ -125,7 +173,7 @@ func runGen(args []string) error {
 					fmt.Fprintf(w, "h%d IN AAAA %s\n", i, a)
 				}
 			}
-			for j, t := range cnameTarget {
+			for j, t := range z.cnameTarget {
 				fmt.Fprintf(w, "c%d IN CNAME %s\n", j, t)
 			}
 		})
@@ -133,24 +181,28 @@ func runGen(args []string) error {
 			return err
 		}
 	}
+	return nil
+}
 
-	// The query mix: 60% A and 15% AAAA of hosts (about two thirds of
-	// the AAAA queries get NODATA), 15% A of CNAMEs, 10% names that do
-	// not exist (NXDOMAIN).
+// writeQueries writes n queries to path and returns how many of each kind.
+// The mix: 60% A and 15% AAAA of hosts (about two thirds of the AAAA
+// queries get NODATA), 15% A of CNAMEs, 10% names that do not exist
+// (NXDOMAIN).
+func (z *zone) writeQueries(path string, n int, rng *rand.Rand) (map[string]int, error) {
 	mix := map[string]int{}
-	err := writeFile(filepath.Join(*dir, "queries.txt"), func(w *bufio.Writer) {
-		for range *queries {
+	err := writeFile(path, func(w *bufio.Writer) {
+		for range n {
 			r := rng.IntN(100)
 			var q string
 			switch {
 			case r < 60:
-				q = fmt.Sprintf("h%d.%s A", rng.IntN(len(hosts)), Zone)
+				q = fmt.Sprintf("h%d.%s A", rng.IntN(len(z.hosts)), Zone)
 				mix["A"]++
 			case r < 75:
-				q = fmt.Sprintf("h%d.%s AAAA", rng.IntN(len(hosts)), Zone)
+				q = fmt.Sprintf("h%d.%s AAAA", rng.IntN(len(z.hosts)), Zone)
 				mix["AAAA"]++
 			case r < 90:
-				q = fmt.Sprintf("c%d.%s A", rng.IntN(len(cnameTarget)), Zone)
+				q = fmt.Sprintf("c%d.%s A", rng.IntN(len(z.cnameTarget)), Zone)
 				mix["CNAME"]++
 			default:
 				q = fmt.Sprintf("nx%d.%s A", rng.IntN(1<<20), Zone)
@@ -159,17 +211,19 @@ func runGen(args []string) error {
 			fmt.Fprintln(w, q)
 		}
 	})
-	if err != nil {
-		return err
-	}
-	err = writeFile(filepath.Join(*dir, "warm.txt"), func(w *bufio.Writer) {
-		for i, h := range hosts {
+	return mix, err
+}
+
+// writeNameLists writes warm.txt and answered.txt into dir.
+func (z *zone) writeNameLists(dir string) error {
+	err := writeFile(filepath.Join(dir, "warm.txt"), func(w *bufio.Writer) {
+		for i, h := range z.hosts {
 			fmt.Fprintf(w, "h%d.%s A\n", i, Zone)
 			if len(h.v6) > 0 {
 				fmt.Fprintf(w, "h%d.%s AAAA\n", i, Zone)
 			}
 		}
-		for j := range cnameTarget {
+		for j := range z.cnameTarget {
 			fmt.Fprintf(w, "c%d.%s A\n", j, Zone)
 		}
 	})
@@ -177,29 +231,28 @@ func runGen(args []string) error {
 		return err
 	}
 	// The names that have an answer, for prime.
-	err = writeFile(filepath.Join(*dir, "answered.txt"), func(w *bufio.Writer) {
-		for i := range hosts {
+	return writeFile(filepath.Join(dir, "answered.txt"), func(w *bufio.Writer) {
+		for i := range z.hosts {
 			fmt.Fprintf(w, "h%d.%s A\n", i, Zone)
 		}
-		for j := range cnameTarget {
+		for j := range z.cnameTarget {
 			fmt.Fprintf(w, "c%d.%s A\n", j, Zone)
 		}
 	})
-	if err != nil {
-		return err
-	}
+}
 
+// printSummary prints the line bench/loadtest.sh keeps as gen.txt.
+func (z *zone) printSummary(queries int, mix map[string]int) {
 	distinct := map[netip.Addr]bool{}
-	for _, h := range hosts {
+	for _, h := range z.hosts {
 		for _, a := range append(h.v4, h.v6...) {
 			distinct[a] = true
 		}
 	}
-	q := float64(*queries) / 100
+	q := float64(queries) / 100
 	fmt.Printf("zone=%s hosts=%d cnames=%d distinct_ips=%d suspicious_hosts=%d queries=%d mix=A:%.0f%%,AAAA:%.0f%%,CNAME:%.0f%%,NXDOMAIN:%.0f%%\n",
-		strings.TrimSuffix(Zone, "."), len(hosts), len(cnameTarget), len(distinct), nSusp, *queries,
+		strings.TrimSuffix(Zone, "."), len(z.hosts), len(z.cnameTarget), len(distinct), z.nSusp, queries,
 		float64(mix["A"])/q, float64(mix["AAAA"])/q, float64(mix["CNAME"])/q, float64(mix["NXDOMAIN"])/q)
-	return nil
 }
 
 func writeFile(path string, fill func(*bufio.Writer)) error {

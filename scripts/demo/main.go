@@ -44,14 +44,24 @@ func main() {
 	}
 }
 
+// demo is the walkthrough's state, shared by its steps.
 type demo struct {
 	netns     string // a network namespace the demo made for nftables, as root
 	bin       string
 	procs     []*exec.Cmd
+	dir       string // the temporary directory of the Corefile, state and firewall log
+	soar      *soar
 	fakeURL   string
 	dnsAddr   string
 	eventsURL string
+	found     []foundIP // what the event backtracked
 	serverLog syncBuffer
+}
+
+// foundIP is one public IP the event backtracked, with the names it answered.
+type foundIP struct {
+	IP    string   `json:"ip"`
+	Names []string `json:"names"`
 }
 
 const (
@@ -60,10 +70,37 @@ const (
 	apiKey      = "demo-key"
 )
 
+// run tells the story, one step after the other; each step relies on what
+// the ones before it did.
 func (d *demo) run(corefilePath string) error {
 	say("coredns-cip demo: everything runs on loopback; nothing leaves this machine.")
+	if err := d.startFakeAPI(); err != nil {
+		return err
+	}
+	if err := d.startServer(corefilePath); err != nil {
+		return err
+	}
+	for _, s := range []func() error{
+		d.browseUntagged,
+		d.firewallTraffic,
+		d.postEvent,
+		d.showVerdicts,
+		d.showSinkholed,
+		d.showDecisions,
+		d.showBlocks,
+		d.unblock,
+		d.oneIPCheck,
+	} {
+		if err := s(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-	// 1. The fake Criminal IP API.
+// startFakeAPI starts the fake Criminal IP API and learns its address from
+// the first line it prints.
+func (d *demo) startFakeAPI() error {
 	fake := exec.Command(d.bin, "fakeapi", "--listen", "127.0.0.1:0", "--key", apiKey)
 	out, err := fake.StdoutPipe()
 	if err != nil {
@@ -79,8 +116,12 @@ func (d *demo) run(corefilePath string) error {
 	}
 	d.fakeURL = strings.Fields(strings.TrimPrefix(line, "fakeapi listening on "))[0]
 	step("A fake Criminal IP API serves the fixture reports at %s.", d.fakeURL)
+	return nil
+}
 
-	// 2. coredns-cip with corefile.example, on free ports.
+// startServer runs coredns-cip with the Corefile, on free ports, and waits
+// until it is ready.
+func (d *demo) startServer(corefilePath string) error {
 	raw, err := os.ReadFile(corefilePath)
 	if err != nil {
 		return err
@@ -92,13 +133,10 @@ func (d *demo) run(corefilePath string) error {
 	eventsPort, _ := freePort()
 	metricsPort, _ := freePort()
 	readyPort, _ := freePort()
-	dir, err := os.MkdirTemp("", "coredns-cip-demo-")
-	if err != nil {
+	if d.dir, err = os.MkdirTemp("", "coredns-cip-demo-"); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	soar := startSOAR()
-	defer soar.srv.Close()
+	d.soar = startSOAR()
 	nftLine := "# hook nftables inet cip blocked4 blocked6 create"
 	if ns, ok := makeNetNS(); ok {
 		d.netns = ns
@@ -106,9 +144,9 @@ func (d *demo) run(corefilePath string) error {
 	}
 	cf := string(raw)
 	for old, new := range map[string]string{
-		"http://127.0.0.1:8082/soar":                        soar.srv.URL + "/soar",
-		"state /var/lib/coredns-cip":                        "state " + filepath.Join(dir, "state"),
-		"connlog /var/log/coredns-cip/fw.log":               "connlog " + filepath.Join(dir, "fw.log"),
+		"http://127.0.0.1:8082/soar":                        d.soar.srv.URL + "/soar",
+		"state /var/lib/coredns-cip":                        "state " + filepath.Join(d.dir, "state"),
+		"connlog /var/log/coredns-cip/fw.log":               "connlog " + filepath.Join(d.dir, "fw.log"),
 		"# hook nftables inet cip blocked4 blocked6 create": nftLine,
 		".:1053":                    fmt.Sprintf(".:%d", dnsPort),
 		"http://127.0.0.1:8081":     d.fakeURL,
@@ -123,7 +161,7 @@ func (d *demo) run(corefilePath string) error {
 		}
 		cf = strings.Replace(cf, old, new, 1)
 	}
-	cfPath := filepath.Join(dir, "Corefile")
+	cfPath := filepath.Join(d.dir, "Corefile")
 	if err := os.WriteFile(cfPath, []byte(cf), 0o600); err != nil {
 		return err
 	}
@@ -139,8 +177,12 @@ func (d *demo) run(corefilePath string) error {
 		return fmt.Errorf("coredns-cip did not become ready: %w", err)
 	}
 	step("coredns-cip answers DNS on %s (corefile.example), its event API is on %s.", d.dnsAddr, d.eventsURL)
+	return nil
+}
 
-	// 3. A workstation browses. Nobody is tagged: no API call.
+// browseUntagged resolves names for the workstation before any event:
+// nobody is tagged, so no API call is made.
+func (d *demo) browseUntagged() error {
 	step("The workstation %s browses. Nobody is tagged yet, so nothing is validated:", workstation)
 	for _, name := range []string{"www.demo.test", "c2.demo.test", "files.demo.test", "relay.demo.test", "intranet.demo.test", "partner.demo.test"} {
 		r, err := d.query(workstation, name, dns.TypeA)
@@ -154,8 +196,12 @@ func (d *demo) run(corefilePath string) error {
 		return err
 	}
 	fmt.Printf("    Criminal IP API calls so far: %d\n", calls)
+	return nil
+}
 
-	// 3b. The firewall sees what DNS does not.
+// firewallTraffic writes the firewall log the server follows: the firewall
+// sees what DNS does not.
+func (d *demo) firewallTraffic() error {
 	step("Meanwhile the firewall logs the workstation's connections (netfilter LOG lines, followed like tail -F):")
 	now := time.Now().UTC()
 	fw := []string{
@@ -166,27 +212,27 @@ func (d *demo) run(corefilePath string) error {
 	for _, l := range fw {
 		fmt.Println("    " + l[strings.Index(l, "SRC="):strings.Index(l, " LEN=")] + " ... DPT=" + l[strings.Index(l, "DPT=")+4:strings.Index(l, " WINDOW")])
 	}
-	if err := os.WriteFile(filepath.Join(dir, "fw.log"), []byte(strings.Join(fw, "\n")+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(d.dir, "fw.log"), []byte(strings.Join(fw, "\n")+"\n"), 0o600); err != nil {
 		return err
 	}
 	fmt.Println("    45.83.0.61 was reached by raw IP, never resolved; port 22 is a critical port, so it is validated at once.")
 	fmt.Println("    Port 443 is web traffic and 10.20.30.40 is private: neither costs an API call.")
-	if err := waitVerdict(d, "45.83.0.61"); err != nil {
-		return err
-	}
-	// 4. The EDR raises an alert on the workstation.
+	// Only that the verdict exists matters here; showVerdicts shows it.
+	return d.waitVerdict("45.83.0.61", &struct{}{})
+}
+
+// postEvent posts the EDR alert on the workstation, as the SOC's SIEM would,
+// and keeps the IPs it backtracked.
+func (d *demo) postEvent() error {
 	step("The EDR flags malware on %s a moment later. The SOC's SIEM posts the event:", workstation)
 	body := fmt.Sprintf(`{"client":%q,"type":"edr.malware","ref":"EDR-4711","window":"5m","watch":"30m"}`, workstation)
 	fmt.Printf("    POST %s/v1/events %s\n", d.eventsURL, body)
 	var accepted struct {
-		ID          string `json:"id"`
-		Backtracked int    `json:"backtracked"`
-		Queued      int    `json:"queued"`
-		TaggedUntil string `json:"tagged_until"`
-		Found       []struct {
-			IP    string   `json:"ip"`
-			Names []string `json:"names"`
-		} `json:"found"`
+		ID          string    `json:"id"`
+		Backtracked int       `json:"backtracked"`
+		Queued      int       `json:"queued"`
+		TaggedUntil string    `json:"tagged_until"`
+		Found       []foundIP `json:"found"`
 	}
 	if err := d.post("/v1/events", body, &accepted); err != nil {
 		return err
@@ -198,33 +244,24 @@ func (d *demo) run(corefilePath string) error {
 	}
 	fmt.Println("       (DNS answers and firewall records alike; the intranet address is private and partner.demo.test")
 	fmt.Println("        is allowlisted: neither costs an API call)")
+	d.found = accepted.Found
+	return nil
+}
 
-	// 5. The verdicts of the backtracked IPs.
+// showVerdicts waits for the verdict of each backtracked IP and shows it.
+func (d *demo) showVerdicts() error {
 	step("The backtracked IPs are validated in the background. Their verdicts:")
-	type verdict struct {
-		Outcome  string `json:"outcome"`
-		Decision string `json:"decision"`
-		Score    string `json:"score"`
-		Reasons  []struct {
-			Factor string `json:"factor"`
-			Detail string `json:"detail"`
-		} `json:"reasons"`
-	}
-	for _, f := range accepted.Found {
-		var v verdict
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			code, err := d.get("/v1/verdicts/"+f.IP, &v)
-			if err != nil {
-				return err
-			}
-			if code == http.StatusOK {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("no verdict for %s after 20s", f.IP)
-			}
-			time.Sleep(50 * time.Millisecond)
+	for _, f := range d.found {
+		var v struct {
+			Outcome  string `json:"outcome"`
+			Decision string `json:"decision"`
+			Reasons  []struct {
+				Factor string `json:"factor"`
+				Detail string `json:"detail"`
+			} `json:"reasons"`
+		}
+		if err := d.waitVerdict(f.IP, &v); err != nil {
+			return err
 		}
 		fmt.Printf("    %-13s %-16s %s", f.IP, strings.Join(f.Names, ","), strings.ToUpper(v.Outcome))
 		if v.Decision != "" {
@@ -235,8 +272,12 @@ func (d *demo) run(corefilePath string) error {
 			fmt.Printf("        %s: %s\n", r.Factor, r.Detail)
 		}
 	}
+	return nil
+}
 
-	// 6. The same names again.
+// showSinkholed asks the same names again, from the workstation and from a
+// host never tagged: the suspicious ones are now sinkholed.
+func (d *demo) showSinkholed() error {
 	step("The workstation asks again. Suspicious infrastructure is now sinkholed, with the reason in an Extended DNS Error:")
 	for _, name := range []string{"c2.demo.test", "files.demo.test", "www.demo.test"} {
 		r, err := d.query(workstation, name, dns.TypeA)
@@ -254,7 +295,12 @@ func (d *demo) run(corefilePath string) error {
 		return err
 	}
 	fmt.Printf("    %-20s -> %s\n", "relay.demo.test", describe(r))
+	return nil
+}
 
+// showDecisions shows the server's decision lines for the three rewrites,
+// then the API calls the whole story cost.
+func (d *demo) showDecisions() error {
 	step("The server logged one decision line per rewrite (the same ids as in the EDE):")
 	var decisions []string
 	for deadline := time.Now().Add(5 * time.Second); len(decisions) < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -271,29 +317,35 @@ func (d *demo) run(corefilePath string) error {
 	for _, l := range decisions {
 		fmt.Println("    " + l)
 	}
-	calls, err = d.apiCalls()
+	calls, err := d.apiCalls()
 	if err != nil {
 		return err
 	}
 	step("Criminal IP API calls in all: %d (one per public IP validated; the cache answers the rest).", calls)
+	return nil
+}
 
-	// 11. Beyond DNS: the block decisions reached the enforcement points.
+// showBlocks shows that the block decisions reached the enforcement points
+// beyond DNS.
+func (d *demo) showBlocks() error {
 	step("Each suspicious verdict became a block decision, pushed beyond DNS:")
 	if err := d.cli("blocks", "list"); err != nil {
 		return err
 	}
-	if err := d.showEnforcement(soar, 4); err != nil {
-		return err
-	}
+	return d.showEnforcement(d.soar, 4)
+}
 
+// unblock lifts one block as an analyst would, shows it gone everywhere, and
+// shows the audit log the decisions left.
+func (d *demo) unblock() error {
 	step("An analyst judges files.demo.test a false positive and unblocks it everywhere:")
 	if err := d.cli("blocks", "unblock", "45.83.0.41", "--reason", "false positive: internal file share", "--actor", "analyst"); err != nil {
 		return err
 	}
-	if err := d.showEnforcement(soar, 5); err != nil {
+	if err := d.showEnforcement(d.soar, 5); err != nil {
 		return err
 	}
-	r, err = d.query(workstation, "files.demo.test", dns.TypeA)
+	r, err := d.query(workstation, "files.demo.test", dns.TypeA)
 	if err != nil {
 		return err
 	}
@@ -301,10 +353,11 @@ func (d *demo) run(corefilePath string) error {
 	if strings.HasPrefix(describe(r), "0.0.0.0") {
 		return errors.New("files.demo.test is still sinkholed after the unblock")
 	}
-	if err := d.showAudit(filepath.Join(dir, "state", "audit.log")); err != nil {
-		return err
-	}
+	return d.showAudit(filepath.Join(d.dir, "state", "audit.log"))
+}
 
+// oneIPCheck runs the original tool's one-IP check against the fake API.
+func (d *demo) oneIPCheck() error {
 	step("The original tool's one-IP check is still there:")
 	fmt.Printf("    $ coredns-cip check --ip 45.83.0.71 --port 22 --pretty\n")
 	check := exec.Command(d.bin, "check", "--ip", "45.83.0.71", "--port", "22", "--pretty", "--api-url", d.fakeURL)
@@ -330,9 +383,17 @@ func (d *demo) start(cmd *exec.Cmd) error {
 	return nil
 }
 
-// stop ends the processes it started, by PID, and removes the namespace.
+// stop ends the processes it started, by PID, then removes what they used:
+// the SOAR stand-in, the temporary directory and the namespace. Last, so the
+// server is gone before its state directory and webhook target are.
 func (d *demo) stop() {
 	defer func() {
+		if d.soar != nil {
+			d.soar.srv.Close()
+		}
+		if d.dir != "" {
+			os.RemoveAll(d.dir)
+		}
 		if d.netns != "" {
 			exec.Command("ip", "netns", "del", d.netns).Run()
 		}
@@ -676,12 +737,11 @@ func fwLine(t time.Time, src, dst string, dport int) string {
 		t.Format("2006-01-02T15:04:05.000000-07:00"), src, dst, dport)
 }
 
-// waitVerdict waits until ip has a verdict.
-func waitVerdict(d *demo, ip string) error {
+// waitVerdict waits until ip has a verdict and decodes it into v.
+func (d *demo) waitVerdict(ip string, v any) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		var v struct{ Outcome string }
-		code, err := d.get("/v1/verdicts/"+ip, &v)
+		code, err := d.get("/v1/verdicts/"+ip, v)
 		if err != nil {
 			return err
 		}
