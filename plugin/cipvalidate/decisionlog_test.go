@@ -4,11 +4,14 @@ import (
 	"bytes"
 	stdlog "log"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
@@ -110,5 +113,35 @@ func TestDecisionLogBounded(t *testing.T) {
 		if !d.first(k, "cip-1", "answer", now) {
 			t.Fatalf("line %d of a key past the bound was aggregated: it would be lost", i+1)
 		}
+	}
+}
+
+// TestFailClosedAggregatedAndAudited: a refused unvalidated answer is a
+// decision like a rewrite: one line for repeats, and an audit line each.
+func TestFailClosedAggregatedAndAudited(t *testing.T) {
+	logs := captureLog(t)
+	auditPath := filepath.Join(t.TempDir(), "audit.log")
+	c := startedPlugin(t, nil, func(cfg *config) { cfg.zones, cfg.auditPath = []string{"."}, auditPath })
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	v := verdicts.Verdict{IP: netip.MustParseAddr("45.83.0.10"), Outcome: verdicts.Error, Error: criminalip.KindTransient, Decision: "cip-failclosed01"}
+	req := new(dns.Msg)
+	req.SetQuestion("slow.example.", dns.TypeA)
+	for range 3 {
+		c.logFailClosed(t.Context(), netip.MustParseAddr("10.1.2.3"), req, v, v.IP, now)
+	}
+	lines := logs.lines("decision cip-failclosed01")
+	if len(lines) != 1 || !strings.Contains(lines[0], "action=refuse_unvalidated") || !strings.Contains(lines[0], "could not be validated: transient") {
+		t.Fatalf("decision lines:\n%s", strings.Join(lines, "\n"))
+	}
+	c.shutdown() // flushes the audit log and writes the repeat line
+	if rep := logs.lines("repeated=2"); len(rep) != 1 {
+		t.Errorf("repeat lines: %q", rep)
+	}
+	data, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), `"kind":"fail_closed"`); n != 3 {
+		t.Errorf("%d fail_closed audit lines, want 3:\n%s", n, data)
 	}
 }
