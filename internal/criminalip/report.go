@@ -315,7 +315,9 @@ type list[T any] []record[T]
 
 func (l *list[T]) UnmarshalJSON(b []byte) error {
 	*l = nil
-	if b[0] != '[' {
+	// Most sections of a report are empty lists, which need no second
+	// decoder.
+	if b[0] != '[' || len(bytes.TrimSpace(b[1:len(b)-1])) == 0 {
 		return nil
 	}
 	return json.Unmarshal(b, (*[]record[T])(l))
