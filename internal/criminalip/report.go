@@ -274,9 +274,19 @@ func (s *section[T]) UnmarshalJSON(b []byte) error {
 		return (*list[T])(s).UnmarshalJSON(b)
 	case '{':
 		var block struct {
-			Data list[T] `json:"data"`
+			Data []record[T] `json:"data"`
 		}
 		err := json.Unmarshal(b, &block)
+		if _, notList := errors.AsType[*json.UnmarshalTypeError](err); notList {
+			// A data that is not a list holds no records, but encoding/json
+			// leaves the field as an earlier "data" member set it. Such a
+			// block is rare enough to decode again, one list at a time.
+			var exact struct {
+				Data list[T] `json:"data"`
+			}
+			err = json.Unmarshal(b, &exact)
+			block.Data = exact.Data
+		}
 		*s = section[T](block.Data)
 		return err
 	}
