@@ -1,15 +1,12 @@
 package criminalip
 
 import (
-	"encoding/binary"
+	"bytes"
 	"encoding/json"
 	"errors"
-	"math/bits"
-	"slices"
+	"fmt"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -116,483 +113,480 @@ type Whois struct {
 // Decode parses a report body. It fails only when the body is not a JSON
 // object; see Report for how odd fields are treated.
 //
-// Decode reads the body in place, without reflection: one pass checks it
-// against the JSON grammar (the rules and nesting limit of encoding/json) and
-// notes where the members Report uses are; a second pass reads just those
-// members. A body that is not a valid JSON object is handed to encoding/json
-// so that the error reads exactly as json.Unmarshal words it.
+// encoding/json does the work: the members Report uses decode into the small
+// types below, each of which accepts every shape its member is known to take,
+// and all other members are skipped unread. As in any decoding of
+// encoding/json into a struct, a member name without an exact match matches
+// regardless of case ("IP" fills IP), and of a repeated name the last member
+// counts.
 func Decode(body []byte) (*Report, error) {
-	var t topLevel
-	start := skipSpace(body, 0)
-	if start == len(body) || body[start] != '{' || !t.scan(body, start) {
-		if err := bodyError(body); err != nil {
-			return nil, err
+	var w reportJSON
+	if err := json.Unmarshal(body, &w); err != nil {
+		// Every member type accepts any JSON kind, so a kind error can only
+		// be the body's own.
+		if _, wrongKind := errors.AsType[*json.UnmarshalTypeError](err); wrongKind {
+			return nil, notObject(body)
 		}
-		// encoding/json accepted an object that scan refused (which the
-		// tests say cannot happen). It is valid JSON, so walk it instead.
-		t.walk(body, start)
+		return nil, err
 	}
-	r := &Report{Raw: body}
-	r.IP = str(t.ip)
-	if t.status != nil && string(t.status) != "null" {
-		r.Status = num(t.status)
-		r.HasStatusCode = true
+	// encoding/json leaves a struct untouched for null, which is no report.
+	if bytes.TrimLeft(body, " \t\r\n")[0] == 'n' {
+		return nil, notObject(body)
 	}
-	r.Message = str(t.message)
-	r.Issues = decodeIssues(t.issues)
-	r.Score = decodeScore(t.score)
-	r.Ports = decodeSection(t.port, decodePort)
-	r.Categories = decodeSection(t.category, decodeCategory)
-	r.VPN = decodeSection(t.vpn, decodeVPN)
-	r.AnonymousVPN = decodeSection(t.anonVPN, decodeVPN)
-	r.Vulns = decodeSection(t.vuln, decodeVuln)
-	r.Whois = decodeSection(t.whois, decodeWhois)
-	r.ProtectedIPs = len(decodeSection(t.protected, skipRecord))
-	return r, nil
+	return w.report(body), nil
 }
 
-var errNullBody = errors.New("report body is JSON null, not an object")
+// notObject describes a valid JSON body that is not an object.
+func notObject(body []byte) error {
+	kind := "a number"
+	switch bytes.TrimLeft(body, " \t\r\n")[0] {
+	case 'n':
+		kind = "null"
+	case '[':
+		kind = "an array"
+	case '"':
+		kind = "a string"
+	case 't', 'f':
+		kind = "a boolean"
+	}
+	return fmt.Errorf("report body is %s, not a JSON object", kind)
+}
 
-// bodyError returns the error json.Unmarshal gives for a body that is not a
-// JSON object, or nil if it is one after all.
-func bodyError(body []byte) error {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
+// reportJSON is the wire form of the members Report uses. Each member type
+// resets itself before it decodes, so that of a repeated member the last
+// counts, whatever its kind (encoding/json would leave a plain field as it
+// was for null).
+type reportJSON struct {
+	IP           text                  `json:"ip"`
+	Status       status                `json:"status"`
+	Message      text                  `json:"message"`
+	Issues       issuesJSON            `json:"issues"`
+	Score        scoreJSON             `json:"score"`
+	Port         section[portJSON]     `json:"port"`
+	Category     section[categoryJSON] `json:"ip_category"`
+	VPN          section[vpnJSON]      `json:"vpn"`
+	AnonymousVPN section[vpnJSON]      `json:"anonymous_vpn"`
+	Vuln         section[vulnJSON]     `json:"vulnerability"`
+	Whois        section[whoisJSON]    `json:"whois"`
+	Protected    section[struct{}]     `json:"protected_ip"`
+}
+
+func (w *reportJSON) report(body []byte) *Report {
+	return &Report{
+		IP:            string(w.IP),
+		Issues:        Issues(w.Issues),
+		Score:         Score(w.Score),
+		Ports:         records(w.Port, portJSON.port),
+		Categories:    records(w.Category, categoryJSON.category),
+		VPN:           records(w.VPN, vpnJSON.vpn),
+		AnonymousVPN:  records(w.AnonymousVPN, vpnJSON.vpn),
+		Vulns:         records(w.Vuln, vulnJSON.vuln),
+		Whois:         records(w.Whois, whoisJSON.whois),
+		ProtectedIPs:  w.Protected.objects(),
+		Status:        w.Status.code,
+		Message:       string(w.Message),
+		Raw:           body,
+		HasStatusCode: w.Status.set,
+	}
+}
+
+// status is the body's own "status"; set is false when it is absent or null.
+type status struct {
+	code int
+	set  bool
+}
+
+func (s *status) UnmarshalJSON(b []byte) error {
+	*s = status{}
+	if string(b) != "null" {
+		*s = status{code: num(b), set: true}
+	}
+	return nil
+}
+
+// issuesJSON is Issues; anything but an object leaves every flag false.
+type issuesJSON Issues
+
+func (is *issuesJSON) UnmarshalJSON(b []byte) error {
+	*is = issuesJSON{}
+	if b[0] != '{' {
+		return nil
+	}
+	var w struct {
+		VPN          flag `json:"is_vpn"`
+		AnonymousVPN flag `json:"is_anonymous_vpn"`
+		Tor          flag `json:"is_tor"`
+		Proxy        flag `json:"is_proxy"`
+		Hosting      flag `json:"is_hosting"`
+		Cloud        flag `json:"is_cloud"`
+		Mobile       flag `json:"is_mobile"`
+		Darkweb      flag `json:"is_darkweb"`
+		Scanner      flag `json:"is_scanner"`
+		Snort        flag `json:"is_snort"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	if top == nil {
-		return errNullBody
+	*is = issuesJSON{
+		VPN: bool(w.VPN), AnonymousVPN: bool(w.AnonymousVPN), Tor: bool(w.Tor), Proxy: bool(w.Proxy),
+		Hosting: bool(w.Hosting), Cloud: bool(w.Cloud), Mobile: bool(w.Mobile), Darkweb: bool(w.Darkweb),
+		Scanner: bool(w.Scanner), Snort: bool(w.Snort),
 	}
 	return nil
 }
 
-// topLevel holds the values, as they stand in the body, of the top-level
-// members Decode uses; nil for an absent one. Where a name is repeated the
-// last member counts, as with json.Unmarshal into a map.
-type topLevel struct {
-	ip, status, message, issues, score                   []byte
-	port, category, vpn, anonVPN, vuln, whois, protected []byte
-}
+// scoreJSON is Score: an object of levels, or one level standing alone,
+// which goes to Overall.
+type scoreJSON Score
 
-func (t *topLevel) set(name, v []byte) {
-	switch string(name) {
-	case "ip":
-		t.ip = v
-	case "status":
-		t.status = v
-	case "message":
-		t.message = v
-	case "issues":
-		t.issues = v
-	case "score":
-		t.score = v
-	case "port":
-		t.port = v
-	case "ip_category":
-		t.category = v
-	case "vpn":
-		t.vpn = v
-	case "anonymous_vpn":
-		t.anonVPN = v
-	case "vulnerability":
-		t.vuln = v
-	case "whois":
-		t.whois = v
-	case "protected_ip":
-		t.protected = v
-	}
-}
-
-// scan checks that b is one JSON object, starting at b[i], with nothing but
-// space after it, and notes the members Decode uses.
-func (t *topLevel) scan(b []byte, i int) bool {
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return skipSpace(b, i+1) == len(b)
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return false
-		}
-		k := i
-		if i = validString(b, i); i < 0 {
-			return false
-		}
-		key := b[k+1 : i-1]
-		if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
-			return false
-		}
-		v := skipSpace(b, i+1)
-		if i = validValue(b, v, 1); i < 0 {
-			return false
-		}
-		t.set(unescapeName(key), b[v:i])
-		if i = skipSpace(b, i); i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return skipSpace(b, i+1) == len(b)
-		default:
-			return false
-		}
-	}
-}
-
-// walk notes the members Decode uses of the valid JSON object at b[i].
-func (t *topLevel) walk(b []byte, i int) {
-	*t = topLevel{}
-	for m := (members{b: b, i: i}); m.next(); {
-		t.set(m.name(), m.value())
-	}
-}
-
-// From here on values come from a body already checked, so the walk only
-// looks for boundaries. A converter takes one member's value as it stands
-// in the body (a whole JSON token, no space around it), or nil when the
-// member is absent; a record decoder takes the body and the index of the
-// record's '{' and returns the index just past its '}'.
-
-// decodeSection returns the object records of a {count, data[]} block, or of
-// a bare list; anything else (null, a string, a data that is not a list)
-// yields none. Elements that are not objects are passed over.
-func decodeSection[T any](v []byte, record func([]byte, int) (T, int)) []T {
-	if len(v) == 0 {
+func (s *scoreJSON) UnmarshalJSON(b []byte) error {
+	if b[0] != '{' {
+		*s = scoreJSON{Overall: levelOf(b)}
 		return nil
 	}
-	switch v[0] {
+	var w struct {
+		Inbound  level    `json:"inbound"`
+		Outbound level    `json:"outbound"`
+		Overall  optional `json:"overall"`
+		Total    optional `json:"total"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	// "total" is an older name of "overall", read only when "overall" is
+	// not there at all.
+	overall := w.Overall
+	if !overall.set {
+		overall = w.Total
+	}
+	*s = scoreJSON{Inbound: string(w.Inbound), Outbound: string(w.Outbound), Overall: overall.level}
+	return nil
+}
+
+// section holds the records of a {count, data[]} block, or of a bare list.
+// Anything else (null, a string, a data that is not a list) holds none.
+type section[T any] list[T]
+
+func (s *section[T]) UnmarshalJSON(b []byte) error {
+	*s = nil
+	switch b[0] {
 	case '[':
-		out, _ := decodeList(v, 0, record)
-		return out
+		return (*list[T])(s).UnmarshalJSON(b)
 	case '{':
-		var out []T
-		for m := (members{b: v}); m.next(); {
-			if string(m.name()) != "data" {
-				continue
-			}
-			out = nil
-			if v[m.i] == '[' {
-				var end int
-				out, end = decodeList(v, m.i, record)
-				m.skipTo(end)
-			}
+		var block struct {
+			Data []record[T] `json:"data"`
 		}
-		return out
+		err := json.Unmarshal(b, &block)
+		if _, notList := errors.AsType[*json.UnmarshalTypeError](err); notList {
+			// A data that is not a list holds no records, but encoding/json
+			// leaves the field as an earlier "data" member set it. Such a
+			// block is rare enough to decode again, one list at a time.
+			var exact struct {
+				Data list[T] `json:"data"`
+			}
+			err = json.Unmarshal(b, &exact)
+			block.Data = exact.Data
+		}
+		*s = section[T](block.Data)
+		return err
 	}
 	return nil
 }
 
-// decodeList decodes the object records of the list starting at b[i] and
-// returns them with the index just past the list.
-func decodeList[T any](b []byte, i int, record func([]byte, int) (T, int)) ([]T, int) {
-	var buf [8]T // most lists are short: gather on the stack, then copy once
-	out := buf[:0]
-	e := elements{b: b, i: i}
-	for e.next() {
-		if b[e.i] == '{' {
-			r, end := record(b, e.i)
-			out = append(out, r)
-			e.skipTo(end)
-		}
-	}
-	if len(out) == 0 {
-		return nil, e.i
-	}
-	return slices.Clone(out), e.i
-}
-
-func skipRecord(b []byte, i int) (struct{}, int) {
-	return struct{}{}, skipValue(b, i)
-}
-
-func decodeIssues(v []byte) Issues {
-	var is Issues
-	if len(v) == 0 || v[0] != '{' {
-		return is
-	}
-	for m := (members{b: v}); m.next(); {
-		switch string(m.name()) {
-		case "is_vpn":
-			is.VPN = boolean(m.value())
-		case "is_anonymous_vpn":
-			is.AnonymousVPN = boolean(m.value())
-		case "is_tor":
-			is.Tor = boolean(m.value())
-		case "is_proxy":
-			is.Proxy = boolean(m.value())
-		case "is_hosting":
-			is.Hosting = boolean(m.value())
-		case "is_cloud":
-			is.Cloud = boolean(m.value())
-		case "is_mobile":
-			is.Mobile = boolean(m.value())
-		case "is_darkweb":
-			is.Darkweb = boolean(m.value())
-		case "is_scanner":
-			is.Scanner = boolean(m.value())
-		case "is_snort":
-			is.Snort = boolean(m.value())
-		}
-	}
-	return is
-}
-
-func decodeScore(v []byte) Score {
-	if len(v) == 0 || v[0] != '{' {
-		return Score{Overall: level(v)}
-	}
-	var s Score
-	var overall, total []byte
-	for m := (members{b: v}); m.next(); {
-		switch string(m.name()) {
-		case "inbound":
-			s.Inbound = level(m.value())
-		case "outbound":
-			s.Outbound = level(m.value())
-		case "overall":
-			overall = m.value()
-		case "total":
-			total = m.value()
-		}
-	}
-	if overall == nil {
-		overall = total
-	}
-	s.Overall = level(overall)
-	return s
-}
-
-// legacyLevels maps the integer scores of the older /v1/ip/data endpoint.
-var legacyLevels = [...]string{1: "Safe", 2: "Low", 3: "Moderate", 4: "Dangerous", 5: "Critical"}
-
-func level(v []byte) string {
-	if isNumber(v) {
-		if n := num(v); n >= 1 && n < len(legacyLevels) {
-			return legacyLevels[n]
-		}
-		return ""
-	}
-	return strings.TrimSpace(str(v))
-}
-
-func decodePort(b []byte, i int) (Port, int) {
-	var p Port
-	m := members{b: b, i: i}
-	for m.next() {
-		switch string(m.name()) {
-		case "open_port_no":
-			p.Port = num(m.value())
-		case "socket":
-			p.Socket = str(m.value())
-		case "protocol":
-			p.Protocol = str(m.value())
-		case "app_name":
-			p.AppName = str(m.value())
-		case "app_version":
-			p.AppVersion = str(m.value())
-		case "tags":
-			p.Tags = tags(m.value())
-		case "ssl_info_raw":
-			p.SSLInfo = text(m.value())
-		case "is_vulnerability":
-			p.IsVulnerability = boolean(m.value())
-		case "confirmed_time":
-			p.ConfirmedTime = str(m.value())
-		}
-	}
-	return p, m.i
-}
-
-func decodeCategory(b []byte, i int) (Category, int) {
-	var c Category
-	m := members{b: b, i: i}
-	for m.next() {
-		switch string(m.name()) {
-		case "type":
-			c.Type = str(m.value())
-		case "detect_source":
-			c.DetectSource = str(m.value())
-		}
-	}
-	return c, m.i
-}
-
-func decodeVPN(b []byte, i int) (VPNRecord, int) {
-	var r VPNRecord
-	m := members{b: b, i: i}
-	for m.next() {
-		switch string(m.name()) {
-		case "vpn_name":
-			r.Name = str(m.value())
-		case "vpn_url":
-			r.URL = str(m.value())
-		}
-	}
-	return r, m.i
-}
-
-func decodeVuln(b []byte, i int) (Vuln, int) {
-	var v Vuln
-	m := members{b: b, i: i}
-	for m.next() {
-		switch string(m.name()) {
-		case "cve_id":
-			v.CVE = str(m.value())
-		case "cvssv3_score":
-			v.CVSSv3 = float(m.value())
-		case "app_name":
-			v.AppName = str(m.value())
-		}
-	}
-	return v, m.i
-}
-
-func decodeWhois(b []byte, i int) (Whois, int) {
-	var w Whois
-	m := members{b: b, i: i}
-	for m.next() {
-		switch string(m.name()) {
-		case "as_name":
-			w.ASName = str(m.value())
-		case "as_no":
-			w.ASNumber = num(m.value())
-		case "org_name":
-			w.OrgName = str(m.value())
-		case "org_country_code":
-			w.CountryCode = str(m.value())
-		}
-	}
-	return w, m.i
-}
-
-// tags accepts a string, a list of strings, or a list of objects naming the
-// tag under one of a few keys.
-func tags(v []byte) []string {
-	if s := strings.TrimSpace(str(v)); s != "" {
-		return []string{s}
-	}
-	if len(v) == 0 || v[0] != '[' {
+// records converts the records of s that are objects, or returns nil if
+// there are none.
+func records[T, R any](s section[T], convert func(T) R) []R {
+	n := s.objects()
+	if n == 0 {
 		return nil
 	}
-	var out []string
-	for e := (elements{b: v}); e.next(); {
-		var s string
-		if v[e.i] == '{' {
-			name, end := tagName(v, e.i)
-			e.skipTo(end)
-			s = str(name)
-		} else {
-			s = str(e.value())
-		}
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
+	out := make([]R, 0, n)
+	for _, r := range s {
+		if r.ok {
+			out = append(out, convert(r.value))
 		}
 	}
 	return out
 }
 
-// tagName returns the value of the first of tag, name, label and title that
-// the object at b[i] has, whatever that value is.
-func tagName(b []byte, i int) ([]byte, int) {
-	var tag, name, label, title []byte
-	m := members{b: b, i: i}
-	for m.next() {
-		switch string(m.name()) {
-		case "tag":
-			tag = m.value()
-		case "name":
-			name = m.value()
-		case "label":
-			label = m.value()
-		case "title":
-			title = m.value()
+// objects counts the records of s that are objects.
+func (s section[T]) objects() int {
+	n := 0
+	for _, r := range s {
+		if r.ok {
+			n++
 		}
 	}
-	switch {
-	case tag != nil:
-		return tag, m.i
-	case name != nil:
-		return name, m.i
-	case label != nil:
-		return label, m.i
+	return n
+}
+
+// list is a JSON list of records; anything else is an empty one.
+type list[T any] []record[T]
+
+func (l *list[T]) UnmarshalJSON(b []byte) error {
+	*l = nil
+	// Most sections of a report are empty lists, which need no second
+	// decoder.
+	if b[0] != '[' || len(bytes.TrimSpace(b[1:len(b)-1])) == 0 {
+		return nil
 	}
-	return title, m.i
+	return json.Unmarshal(b, (*[]record[T])(l))
 }
 
-func isNumber(v []byte) bool {
-	return len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
+// record is one element of a list. Elements that are not objects are passed
+// over (ok is false), because one odd element must not cost the others.
+type record[T any] struct {
+	value T
+	ok    bool
 }
 
-// str returns a JSON string's value, a number's text, or "".
-func str(v []byte) string {
-	if len(v) == 0 {
+func (r *record[T]) UnmarshalJSON(b []byte) error {
+	*r = record[T]{}
+	if b[0] != '{' {
+		return nil
+	}
+	r.ok = true
+	return json.Unmarshal(b, &r.value)
+}
+
+type portJSON struct {
+	Port            number  `json:"open_port_no"`
+	Socket          text    `json:"socket"`
+	Protocol        text    `json:"protocol"`
+	AppName         text    `json:"app_name"`
+	AppVersion      text    `json:"app_version"`
+	Tags            tags    `json:"tags"`
+	SSLInfo         rawText `json:"ssl_info_raw"`
+	IsVulnerability flag    `json:"is_vulnerability"`
+	ConfirmedTime   text    `json:"confirmed_time"`
+}
+
+func (p portJSON) port() Port {
+	return Port{
+		Port:            int(p.Port),
+		Socket:          string(p.Socket),
+		Protocol:        string(p.Protocol),
+		AppName:         string(p.AppName),
+		AppVersion:      string(p.AppVersion),
+		Tags:            p.Tags,
+		SSLInfo:         string(p.SSLInfo),
+		IsVulnerability: bool(p.IsVulnerability),
+		ConfirmedTime:   string(p.ConfirmedTime),
+	}
+}
+
+type categoryJSON struct {
+	Type         text `json:"type"`
+	DetectSource text `json:"detect_source"`
+}
+
+func (c categoryJSON) category() Category {
+	return Category{Type: string(c.Type), DetectSource: string(c.DetectSource)}
+}
+
+type vpnJSON struct {
+	Name text `json:"vpn_name"`
+	URL  text `json:"vpn_url"`
+}
+
+func (v vpnJSON) vpn() VPNRecord {
+	return VPNRecord{Name: string(v.Name), URL: string(v.URL)}
+}
+
+type vulnJSON struct {
+	CVE     text    `json:"cve_id"`
+	CVSSv3  decimal `json:"cvssv3_score"`
+	AppName text    `json:"app_name"`
+}
+
+func (v vulnJSON) vuln() Vuln {
+	return Vuln{CVE: string(v.CVE), CVSSv3: float64(v.CVSSv3), AppName: string(v.AppName)}
+}
+
+type whoisJSON struct {
+	ASName      text   `json:"as_name"`
+	ASNumber    number `json:"as_no"`
+	OrgName     text   `json:"org_name"`
+	CountryCode text   `json:"org_country_code"`
+}
+
+func (w whoisJSON) whois() Whois {
+	return Whois{ASName: string(w.ASName), ASNumber: int(w.ASNumber), OrgName: string(w.OrgName), CountryCode: string(w.CountryCode)}
+}
+
+// tags accepts a string, a list of strings, or a list of objects naming the
+// tag under one of a few keys. Blank tags are dropped.
+type tags []string
+
+func (t *tags) UnmarshalJSON(b []byte) error {
+	*t = nil
+	if s := strings.TrimSpace(str(b)); s != "" {
+		*t = tags{s}
+		return nil
+	}
+	if b[0] != '[' {
+		return nil
+	}
+	var items []tag
+	if err := json.Unmarshal(b, &items); err != nil {
+		return err
+	}
+	for _, it := range items {
+		if s := strings.TrimSpace(string(it)); s != "" {
+			*t = append(*t, s)
+		}
+	}
+	return nil
+}
+
+// tag is one element of a tag list: text, or the first of tag, name, label
+// and title that an object has, whatever that member's kind.
+type tag string
+
+func (t *tag) UnmarshalJSON(b []byte) error {
+	if b[0] != '{' {
+		*t = tag(str(b))
+		return nil
+	}
+	var w struct {
+		Tag   optional `json:"tag"`
+		Name  optional `json:"name"`
+		Label optional `json:"label"`
+		Title optional `json:"title"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	for _, o := range []optional{w.Tag, w.Name, w.Label} {
+		if o.set {
+			*t = tag(o.text)
+			return nil
+		}
+	}
+	*t = tag(w.Title.text)
+	return nil
+}
+
+// optional is a member read both as text and as a level, with whether it
+// was there at all (null included), for members that stand in for others.
+type optional struct {
+	text, level string
+	set         bool
+}
+
+func (o *optional) UnmarshalJSON(b []byte) error {
+	*o = optional{text: str(b), level: levelOf(b), set: true}
+	return nil
+}
+
+// text is a JSON string's value or a number's literal text; any other kind
+// is "".
+type text string
+
+func (t *text) UnmarshalJSON(b []byte) error {
+	*t = text(str(b))
+	return nil
+}
+
+// rawText is text, except that an object or list is kept as its compact
+// JSON, so that keyword searches still see its content.
+type rawText string
+
+func (t *rawText) UnmarshalJSON(b []byte) error {
+	if b[0] != '{' && b[0] != '[' {
+		*t = rawText(str(b))
+		return nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(b))
+	err := json.Compact(&buf, b)
+	*t = rawText(buf.String())
+	return err
+}
+
+// number is an integer given as a number or as text; a fraction is
+// truncated, and anything else, or beyond 32 bits, is 0.
+type number int
+
+func (n *number) UnmarshalJSON(b []byte) error {
+	*n = number(num(b))
+	return nil
+}
+
+// decimal is a number given as a number or as text; anything else is 0.
+type decimal float64
+
+func (d *decimal) UnmarshalJSON(b []byte) error {
+	*d = decimal(float(b))
+	return nil
+}
+
+// flag is a boolean given as true/false, as text ("true", "True", "1"), or
+// as a number (non-zero is true).
+type flag bool
+
+func (f *flag) UnmarshalJSON(b []byte) error {
+	*f = flag(boolean(b))
+	return nil
+}
+
+// level is a score word; see Score.
+type level string
+
+func (l *level) UnmarshalJSON(b []byte) error {
+	*l = level(levelOf(b))
+	return nil
+}
+
+// legacyLevels maps the integer scores of the older /v1/ip/data endpoint.
+var legacyLevels = [...]string{1: "Safe", 2: "Low", 3: "Moderate", 4: "Dangerous", 5: "Critical"}
+
+func levelOf(b []byte) string {
+	if isNumber(b) {
+		if n := num(b); n >= 1 && n < len(legacyLevels) {
+			return legacyLevels[n]
+		}
 		return ""
 	}
+	return strings.TrimSpace(str(b))
+}
+
+func isNumber(b []byte) bool {
+	return len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9'))
+}
+
+// str returns a JSON string's value, a number's literal text, or "" for any
+// other kind.
+func str(b []byte) string {
 	switch {
-	case v[0] == '"':
-		return unquote(v[1 : len(v)-1])
-	case isNumber(v):
-		return string(v)
+	case len(b) > 0 && b[0] == '"':
+		// Between the quotes, text without an escape that is valid UTF-8
+		// is the value as it stands; this spares most strings a second
+		// scan by encoding/json, which would return the same bytes.
+		if bytes.IndexByte(b, '\\') < 0 && utf8.Valid(b) {
+			return string(b[1 : len(b)-1])
+		}
+		var s string
+		if json.Unmarshal(b, &s) != nil {
+			return ""
+		}
+		return s
+	case isNumber(b):
+		return string(b)
 	}
 	return ""
 }
 
-// text is str, except that an object or list is kept as its compact JSON so
-// that keyword searches still see its content.
-func text(v []byte) string {
-	if len(v) > 0 && (v[0] == '{' || v[0] == '[') {
-		return compact(v)
-	}
-	return str(v)
-}
-
-// compact is json.Compact for a valid value: it drops the space outside
-// strings.
-func compact(v []byte) string {
-	var sb strings.Builder
-	start := 0
-	for i := 0; i < len(v); {
-		switch v[i] {
-		case '"':
-			i = skipString(v, i)
-		case ' ', '\t', '\n', '\r':
-			if sb.Cap() == 0 {
-				sb.Grow(len(v))
-			}
-			sb.Write(v[start:i])
-			for i < len(v) && isSpace(v[i]) {
-				i++
-			}
-			start = i
-		default:
-			i++
-		}
-	}
-	if sb.Cap() == 0 {
-		return string(v)
-	}
-	sb.Write(v[start:])
-	return sb.String()
-}
-
-func num(v []byte) int {
-	f := float(v)
+func num(b []byte) int {
+	f := float(b)
 	if f > 1<<31 || f < -(1<<31) {
 		return 0
 	}
 	return int(f)
 }
 
-func float(v []byte) float64 {
-	var f float64
-	var err error
-	if isNumber(v) {
-		f, err = strconv.ParseFloat(string(v), 64)
-	} else {
-		f, err = strconv.ParseFloat(strings.TrimSpace(str(v)), 64)
-	}
+func float(b []byte) float64 {
+	f, err := strconv.ParseFloat(strings.TrimSpace(str(b)), 64)
 	if err != nil {
 		return 0
 	}
@@ -600,469 +594,16 @@ func float(v []byte) float64 {
 }
 
 // boolean accepts true/false, "true"/"True"/"1", and non-zero numbers.
-func boolean(v []byte) bool {
-	switch string(v) {
+func boolean(b []byte) bool {
+	switch string(b) {
 	case "true":
 		return true
-	case "false", "null", "":
+	case "false", "null":
 		return false
 	}
-	b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(str(v))))
+	v, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(str(b))))
 	if err == nil {
-		return b
+		return v
 	}
-	return float(v) != 0
-}
-
-// unquote returns the value of a JSON string from its text between the
-// quotes, as encoding/json decodes it (this follows its unquoteBytes):
-// escapes resolved, and invalid UTF-8 and unpaired surrogates replaced by
-// U+FFFD. s must come from valid JSON.
-func unquote(s []byte) string {
-	r := 0
-	for r < len(s) {
-		c := s[r]
-		if c == '\\' || c == '"' || c < ' ' {
-			break
-		}
-		if c < utf8.RuneSelf {
-			r++
-			continue
-		}
-		rr, size := utf8.DecodeRune(s[r:])
-		if rr == utf8.RuneError && size == 1 {
-			break
-		}
-		r += size
-	}
-	if r == len(s) {
-		return string(s)
-	}
-	var sb strings.Builder
-	sb.Grow(len(s) + 2*utf8.UTFMax)
-	sb.Write(s[:r])
-	for r < len(s) {
-		c := s[r]
-		switch {
-		case c == '\\':
-			r++
-			switch s[r] {
-			case 'b':
-				sb.WriteByte('\b')
-			case 'f':
-				sb.WriteByte('\f')
-			case 'n':
-				sb.WriteByte('\n')
-			case 'r':
-				sb.WriteByte('\r')
-			case 't':
-				sb.WriteByte('\t')
-			case 'u':
-				rr := getu4(s[r-1:])
-				r += 4
-				if utf16.IsSurrogate(rr) {
-					if dec := utf16.DecodeRune(rr, getu4(s[r+1:])); dec != unicode.ReplacementChar {
-						r += 6
-						sb.WriteRune(dec)
-						break
-					}
-					rr = unicode.ReplacementChar
-				}
-				sb.WriteRune(rr)
-			default: // '"', '\\', '/'
-				sb.WriteByte(s[r])
-			}
-			r++
-		case c < utf8.RuneSelf:
-			start := r
-			for r < len(s) && s[r] < utf8.RuneSelf && s[r] != '\\' {
-				r++
-			}
-			sb.Write(s[start:r])
-		default:
-			rr, size := utf8.DecodeRune(s[r:])
-			if rr == utf8.RuneError && size == 1 {
-				sb.WriteRune(rr)
-			} else {
-				sb.Write(s[r : r+size])
-			}
-			r += size
-		}
-	}
-	return sb.String()
-}
-
-// getu4 decodes \uXXXX from the beginning of s, returning the hex value,
-// or it returns -1.
-func getu4(s []byte) rune {
-	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
-		return -1
-	}
-	var r rune
-	for _, c := range s[2:6] {
-		switch {
-		case '0' <= c && c <= '9':
-			c = c - '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r*16 + rune(c)
-	}
-	return r
-}
-
-// The grammar check. It accepts exactly what encoding/json accepts.
-
-// maxDepth is encoding/json's nesting limit: deeper bodies are invalid.
-const maxDepth = 10000
-
-func isSpace(c byte) bool {
-	return c <= ' ' && (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	return i
-}
-
-// validValue checks the value starting at b[i] and returns the index just
-// past it, or -1. depth is the number of enclosing objects and arrays.
-func validValue(b []byte, i, depth int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch c := b[i]; c {
-	case '"':
-		return validString(b, i)
-	case '{':
-		if depth++; depth > maxDepth {
-			return -1
-		}
-		i = skipSpace(b, i+1)
-		if i < len(b) && b[i] == '}' {
-			return i + 1
-		}
-		for {
-			if i >= len(b) || b[i] != '"' {
-				return -1
-			}
-			if i = validString(b, i); i < 0 {
-				return -1
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) || b[i] != ':' {
-				return -1
-			}
-			if i = validValue(b, skipSpace(b, i+1), depth); i < 0 {
-				return -1
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case ',':
-				i = skipSpace(b, i+1)
-			case '}':
-				return i + 1
-			default:
-				return -1
-			}
-		}
-	case '[':
-		if depth++; depth > maxDepth {
-			return -1
-		}
-		i = skipSpace(b, i+1)
-		if i < len(b) && b[i] == ']' {
-			return i + 1
-		}
-		for {
-			if i = validValue(b, i, depth); i < 0 {
-				return -1
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case ',':
-				i = skipSpace(b, i+1)
-			case ']':
-				return i + 1
-			default:
-				return -1
-			}
-		}
-	case 't':
-		return validLiteral(b, i, "true")
-	case 'f':
-		return validLiteral(b, i, "false")
-	case 'n':
-		return validLiteral(b, i, "null")
-	}
-	return validNumber(b, i)
-}
-
-func validLiteral(b []byte, i int, lit string) int {
-	if len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit {
-		return i + len(lit)
-	}
-	return -1
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-func validNumber(b []byte, i int) int {
-	if b[i] == '-' {
-		if i++; i >= len(b) {
-			return -1
-		}
-	}
-	switch c := b[i]; {
-	case c == '0':
-		i++
-	case '1' <= c && c <= '9':
-		for i++; i < len(b) && isDigit(b[i]); i++ {
-		}
-	default:
-		return -1
-	}
-	if i < len(b) && b[i] == '.' {
-		if i++; i >= len(b) || !isDigit(b[i]) {
-			return -1
-		}
-		for i++; i < len(b) && isDigit(b[i]); i++ {
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		if i++; i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || !isDigit(b[i]) {
-			return -1
-		}
-		for i++; i < len(b) && isDigit(b[i]); i++ {
-		}
-	}
-	return i
-}
-
-// plain marks the bytes a JSON string holds as they are: not a quote, not a
-// backslash, not a control character. Any other byte, invalid UTF-8 included,
-// is allowed, as encoding/json allows it.
-var plain = func() (t [256]bool) {
-	for c := ' '; c < 256; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// validString checks the string starting at b[i] (a quote) and returns the
-// index just past its closing quote, or -1.
-func validString(b []byte, i int) int {
-	for i++; ; i++ {
-		if i = plainRun(b, i); i >= len(b) {
-			return -1
-		}
-		switch b[i] {
-		case '"':
-			return i + 1
-		case '\\':
-			if i++; i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(b)-i < 5 || !isHex(b[i+1]) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) {
-					return -1
-				}
-				i += 4
-			default:
-				return -1
-			}
-		default: // a control character
-			return -1
-		}
-	}
-}
-
-// plainRun returns the index of the first byte from b[i] on that is not
-// plain, or len(b). It tests eight bytes at a time while it can.
-func plainRun(b []byte, i int) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		q := x ^ (ones * '"')
-		s := x ^ (ones * '\\')
-		// A high bit is set for each byte below 0x20, quote or backslash,
-		// and may be set wrongly only above such a byte; so the lowest one
-		// set marks the first byte that is not plain.
-		if t := ((x-ones*0x20)&^x | (q-ones)&^q | (s-ones)&^s) & highs; t != 0 {
-			return i + bits.TrailingZeros64(t)/8
-		}
-	}
-	for i < len(b) && plain[b[i]] {
-		i++
-	}
-	return i
-}
-
-func isHex(c byte) bool {
-	return isDigit(c) || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
-}
-
-// skipString returns the index just past the string starting at b[i].
-func skipString(b []byte, i int) int {
-	for i++; ; i += 2 { // past a backslash and the byte it escapes
-		if i = plainRun(b, i); i >= len(b) {
-			return len(b)
-		}
-		if b[i] == '"' {
-			return i + 1
-		}
-	}
-}
-
-// skipValue returns the index just past the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	}
-	for i < len(b) {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-		i++
-	}
-	return i
-}
-
-// members walks the members of the object starting at b[i]. After next
-// reports a member, i is the index of its value, which the caller may read
-// with value, or decode itself and pass the index after it to skipTo, or
-// leave for next to skip. When next reports no more members, i is the index
-// just past the object.
-type members struct {
-	b    []byte
-	i    int
-	key  []byte // the current member's name as written, escapes included
-	past bool   // the current value is still to be skipped
-}
-
-func (m *members) next() bool {
-	b, i := m.b, m.i
-	if m.past {
-		i = skipValue(b, i)
-	}
-	m.past = false
-	i = skipSpace(b, i)
-	if b[i] == '}' { // after the last member
-		m.i = i + 1
-		return false
-	}
-	if i = skipSpace(b, i+1); b[i] == '}' { // past '{' or ','
-		m.i = i + 1
-		return false
-	}
-	end := skipString(b, i)
-	m.key = b[i+1 : end-1]
-	m.i = skipSpace(b, skipSpace(b, end)+1) // past ':'
-	m.past = true
-	return true
-}
-
-// value returns the current member's value.
-func (m *members) value() []byte {
-	start := m.i
-	m.i = skipValue(m.b, start)
-	m.past = false
-	return m.b[start:m.i]
-}
-
-func (m *members) skipTo(end int) {
-	m.i = end
-	m.past = false
-}
-
-// name returns the current member's name, unescaped.
-func (m *members) name() []byte {
-	return unescapeName(m.key)
-}
-
-// unescapeName returns a member name, as written between its quotes,
-// unescaped.
-func unescapeName(key []byte) []byte {
-	for _, c := range key {
-		if c == '\\' {
-			return []byte(unquote(key))
-		}
-	}
-	return key
-}
-
-// elements walks the elements of the list starting at b[i], in the manner of
-// members.
-type elements struct {
-	b    []byte
-	i    int
-	past bool
-}
-
-func (e *elements) next() bool {
-	b, i := e.b, e.i
-	if e.past {
-		i = skipValue(b, i)
-	}
-	e.past = false
-	i = skipSpace(b, i)
-	if b[i] == ']' {
-		e.i = i + 1
-		return false
-	}
-	if i = skipSpace(b, i+1); b[i] == ']' {
-		e.i = i + 1
-		return false
-	}
-	e.i = i
-	e.past = true
-	return true
-}
-
-func (e *elements) value() []byte {
-	start := e.i
-	e.i = skipValue(e.b, start)
-	e.past = false
-	return e.b[start:e.i]
-}
-
-func (e *elements) skipTo(end int) {
-	e.i = end
-	e.past = false
+	return float(b) != 0
 }

@@ -2,11 +2,14 @@ package criminalip
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // equivalenceSeeds are bodies that probe the corners of the tolerant
@@ -68,34 +71,104 @@ func TestDecodeEquivalent(t *testing.T) {
 	}
 }
 
-// checkEquivalent fails unless Decode and decodeReference agree on body:
-// both fail with the same message, or both return deeply equal reports.
+// checkEquivalent fails unless Decode and decodeReference agree on body: both
+// fail (with the same message for a syntax error), or both return deeply
+// equal reports. Bodies with a member name that encoding/json would match to
+// one of Report's in another case are only checked for agreement on failure:
+// there Decode follows encoding/json's rule, and the reference a map's.
 func checkEquivalent(t *testing.T, name string, body []byte) {
 	t.Helper()
-	if got, want := validDocument(body), json.Valid(body); got != want {
-		t.Errorf("%s: validDocument = %v, json.Valid = %v for %s", name, got, want, quoteBody(body))
-	}
-	if start := skipSpace(body, 0); start < len(body) && body[start] == '{' {
-		var scanned, walked topLevel
-		if scanned.scan(body, start) {
-			walked.walk(body, start)
-			if !reflect.DeepEqual(scanned, walked) {
-				t.Errorf("%s: scan and walk note different members", name)
-			}
-		}
-	}
 	got, gotErr := Decode(body)
 	want, wantErr := decodeReference(body)
-	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
+	if (gotErr == nil) != (wantErr == nil) {
 		t.Fatalf("%s: Decode error %v, reference error %v, body %s", name, gotErr, wantErr, quoteBody(body))
 	}
-	if gotErr != nil {
+	if _, syntax := errors.AsType[*json.SyntaxError](wantErr); syntax && gotErr.Error() != wantErr.Error() {
+		t.Fatalf("%s: Decode error %q, reference error %q, body %s", name, gotErr, wantErr, quoteBody(body))
+	}
+	if gotErr != nil || hasFoldedName(body) {
 		return
 	}
 	if !sameReport(got, want) {
 		g, w := *got, *want
 		g.Raw, w.Raw = nil, nil
 		t.Fatalf("%s: Decode and reference differ for %s\n got  %#v\n want %#v", name, quoteBody(body), g, w)
+	}
+}
+
+// hasFoldedName reports whether an object in the valid JSON body has a
+// member name that encoding/json's case folding could match to a different,
+// lower-case ASCII name: one with an upper-case ASCII letter, or with a rune
+// that folds to ASCII (the Kelvin sign to k, the long s to s).
+func hasFoldedName(body []byte) bool {
+	var v any
+	if json.Unmarshal(body, &v) != nil {
+		return false
+	}
+	var walk func(any) bool
+	walk = func(v any) bool {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				if foldsToASCII(k) || walk(e) {
+					return true
+				}
+			}
+		case []any:
+			for _, e := range v {
+				if walk(e) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(v)
+}
+
+func foldsToASCII(name string) bool {
+	for _, r := range name {
+		if 'A' <= r && r <= 'Z' {
+			return true
+		}
+		if r < utf8.RuneSelf {
+			continue
+		}
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < utf8.RuneSelf {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestDecodeNameCase holds the one place where Decode parts from the
+// reference on purpose: a member name in another case still fills its field,
+// so a body status written "Status" still classifies the answer.
+func TestDecodeNameCase(t *testing.T) {
+	tests := []struct {
+		body string
+		want Report
+	}{
+		{`{"IP":"1.2.3.4","Status":401}`, Report{IP: "1.2.3.4", Status: 401, HasStatusCode: true}},
+		{`{"ip":"1.2.3.4","IP":"5.6.7.8"}`, Report{IP: "5.6.7.8"}},
+		{`{"port":{"Data":[{"Open_Port_No":22}]}}`, Report{Ports: []Port{{Port: 22}}}},
+		{"{\"\u017ftatus\":429}", Report{Status: 429, HasStatusCode: true}},
+	}
+	for _, tc := range tests {
+		if !hasFoldedName([]byte(tc.body)) {
+			t.Errorf("hasFoldedName(%s) = false", tc.body)
+		}
+		got, err := Decode([]byte(tc.body))
+		if err != nil {
+			t.Errorf("Decode(%s): %v", tc.body, err)
+			continue
+		}
+		got.Raw = nil
+		if !reflect.DeepEqual(*got, tc.want) {
+			t.Errorf("Decode(%s) = %+v, want %+v", tc.body, *got, tc.want)
+		}
 	}
 }
 
@@ -122,9 +195,8 @@ func sameReport(a, b *Report) bool {
 }
 
 // FuzzDecodeEquivalent checks that Decode agrees with the original map-based
-// decoder on arbitrary input, errors included, and that the validator agrees
-// with encoding/json. The corpus starts from every fixture and the seeds
-// above.
+// decoder on arbitrary input, errors included (see checkEquivalent). The
+// corpus starts from every fixture and the seeds above.
 func FuzzDecodeEquivalent(f *testing.F) {
 	for _, b := range fuzzFixtureSeeds() {
 		f.Add(b)
@@ -134,7 +206,6 @@ func FuzzDecodeEquivalent(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkEquivalent(t, "fuzz", body)
-		checkString(t, body)
 	})
 }
 
@@ -144,50 +215,4 @@ func quoteBody(body []byte) string {
 		return fmt.Sprintf("%q... (%d bytes)", body[:400], len(body))
 	}
 	return fmt.Sprintf("%q", body)
-}
-
-// validDocument reports whether b is one valid JSON value, by the grammar
-// check Decode uses.
-func validDocument(b []byte) bool {
-	i := validValue(b, skipSpace(b, 0), 0)
-	return i >= 0 && skipSpace(b, i) == len(b)
-}
-
-// checkString checks the string helpers on s taken as the text between the
-// quotes of a JSON string: plainRun against a byte loop, and, when that
-// string is valid, skipString and unquote against encoding/json.
-func checkString(t *testing.T, s []byte) {
-	t.Helper()
-	want := 0
-	for want < len(s) && s[want] >= 0x20 && s[want] != '"' && s[want] != '\\' {
-		want++
-	}
-	if got := plainRun(s, 0); got != want {
-		t.Fatalf("plainRun(%q) = %d, want %d", s, got, want)
-	}
-	lit := append(append([]byte{'"'}, s...), '"')
-	if !json.Valid(lit) {
-		return
-	}
-	if end := skipString(lit, 0); end != len(lit) {
-		t.Fatalf("skipString(%q) = %d, want %d", lit, end, len(lit))
-	}
-	var v string
-	if err := json.Unmarshal(lit, &v); err != nil {
-		t.Fatal(err)
-	}
-	if got := unquote(s); got != v {
-		t.Fatalf("unquote(%q) = %q, want %q", s, got, v)
-	}
-}
-
-func TestStringHelpers(t *testing.T) {
-	for _, s := range []string{
-		``, `a`, `abcdefgh`, `abcdefghi"`, `0123456\`, "0123456\x01", "01234567\x1f", `\n`, `ab\"cd`,
-		`\u00e9\ud83d\ude00\ud800x\udc00\ud800\u0041\uDBFF\uDFFF`, "\xff\xfe\xc3(\xed\xa0\x80", "\u00e9\u00e9\u00e9 caf\u00e9",
-		`TLS Certificate\nVersion: 3\nSerial Number: 0x04\tIssuer: C=--, O=SomeOrganization\/x`,
-		"\x7f\x80\x9f\xa0\xff\xef\xbf\xbd", `\\\\\"`, `\b\f\r\t\/`,
-	} {
-		checkString(t, []byte(s))
-	}
 }
