@@ -47,7 +47,9 @@ func (a API) Submit(ev adminapi.Event, id string) (adminapi.Accepted, []adminapi
 	e := a.e
 	acc, found := e.submitEvent(ev, id, true)
 	if e.st.fleet != nil {
-		e.publish(context.Background(), msgEvent, toFleetEvent(id, ev))
+		ctx, cancel := context.WithTimeout(context.Background(), fleetOp)
+		e.publish(ctx, msgEvent, toFleetEvent(id, ev))
+		cancel()
 		e.putReport(id, acc, found)
 	}
 	return acc, found
