@@ -102,8 +102,9 @@ func (e *Engine) remote() validate.Remote {
 // Acquire implements validate.Remote.
 func (r fleetRemote) Acquire(ctx context.Context, ip netip.Addr) (verdicts.Verdict, bool, func()) {
 	noop := func() {}
+	// A reload may drop `redis` while this engine's workers still run.
 	f := r.e.st.fleet
-	if !f.Up() {
+	if f == nil || !f.Up() {
 		return verdicts.Verdict{}, false, noop
 	}
 	if v, ok := r.get(ctx, ip); ok {
@@ -136,7 +137,11 @@ func (r fleetRemote) Acquire(ctx context.Context, ip netip.Addr) (verdicts.Verdi
 }
 
 func (r fleetRemote) get(ctx context.Context, ip netip.Addr) (verdicts.Verdict, bool) {
-	data, ok, err := r.e.st.fleet.GetVerdict(ctx, ip)
+	f := r.e.st.fleet
+	if f == nil {
+		return verdicts.Verdict{}, false
+	}
+	data, ok, err := f.GetVerdict(ctx, ip)
 	if err != nil || !ok {
 		return verdicts.Verdict{}, false
 	}
@@ -150,12 +155,12 @@ func (r fleetRemote) get(ctx context.Context, ip netip.Addr) (verdicts.Verdict, 
 // Store implements validate.Remote: the verdict lives on Redis as long as
 // in the local cache.
 func (r fleetRemote) Store(ctx context.Context, v verdicts.Verdict) {
-	ttl := v.Expires.Sub(r.e.Now())
-	if ttl <= 0 {
+	f, ttl := r.e.st.fleet, v.Expires.Sub(r.e.Now())
+	if f == nil || ttl <= 0 {
 		return
 	}
 	if data, err := json.Marshal(v); err == nil {
-		r.e.st.fleet.PutVerdict(ctx, v.IP, data, ttl)
+		f.PutVerdict(ctx, v.IP, data, ttl)
 	}
 }
 
@@ -214,11 +219,12 @@ func (e *Engine) unshare(kind, key, msgKind string, msg any) {
 }
 
 func (e *Engine) publish(ctx context.Context, msgKind string, msg any) {
-	if msgKind == "" {
+	f := e.st.fleet
+	if f == nil || msgKind == "" {
 		return
 	}
 	if data, err := json.Marshal(msg); err == nil {
-		e.st.fleet.Publish(ctx, msgKind, data)
+		f.Publish(ctx, msgKind, data)
 	}
 }
 
