@@ -283,10 +283,10 @@ func parseAt(raw json.RawMessage, now time.Time) (time.Time, error) {
 		return time.Time{}, errField("at", "%q is not an RFC 3339 time such as \"2006-01-02T15:04:05Z\"", s)
 	}
 	if now.Sub(at) > MaxEventAge {
-		return time.Time{}, errField("at", "%s is more than %s in the past", s, fmtDuration(MaxEventAge))
+		return time.Time{}, errField("at", "%s is more than %s in the past", s, ShortDuration(MaxEventAge))
 	}
 	if at.Sub(now) > MaxClockSkew {
-		return time.Time{}, errField("at", "%s is more than %s in the future; check the sender's clock", s, fmtDuration(MaxClockSkew))
+		return time.Time{}, errField("at", "%s is more than %s in the future; check the sender's clock", s, ShortDuration(MaxClockSkew))
 	}
 	return at, nil
 }
@@ -300,10 +300,10 @@ func parseWindow(raw json.RawMessage, d Defaults) (time.Duration, error) {
 		return 0, err
 	}
 	if w <= 0 {
-		return 0, errField("window", "must be more than 0, got %s", fmtDuration(w))
+		return 0, errField("window", "must be more than 0, got %s", ShortDuration(w))
 	}
 	if d.MaxWindow > 0 && w > d.MaxWindow {
-		return 0, errField("window", "%s is longer than answers are retained (%s)", fmtDuration(w), fmtDuration(d.MaxWindow))
+		return 0, errField("window", "%s is longer than answers are retained (%s)", ShortDuration(w), ShortDuration(d.MaxWindow))
 	}
 	return w, nil
 }
@@ -317,10 +317,10 @@ func parseWatch(raw json.RawMessage, d Defaults) (time.Duration, error) {
 		return 0, err
 	}
 	if w < 0 {
-		return 0, errField("watch", "must not be negative, got %s", fmtDuration(w))
+		return 0, errField("watch", "must not be negative, got %s", ShortDuration(w))
 	}
 	if w > MaxWatch {
-		return 0, errField("watch", "%s is over the maximum of %s (7 days)", fmtDuration(w), fmtDuration(MaxWatch))
+		return 0, errField("watch", "%s is over the maximum of %s (7 days)", ShortDuration(w), ShortDuration(MaxWatch))
 	}
 	return w, nil
 }
@@ -371,8 +371,9 @@ func parseRef(raw json.RawMessage) (string, error) {
 	return s, nil
 }
 
-// fmtDuration drops Go's trailing zero units: "5m" rather than "5m0s".
-func fmtDuration(d time.Duration) string {
+// ShortDuration writes d without Go's trailing zero units: "5m" rather
+// than "5m0s", "2h" rather than "2h0m0s".
+func ShortDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

@@ -134,8 +134,8 @@ func TestFmtDuration(t *testing.T) {
 		1500 * time.Millisecond:    "1.5s",
 		time.Hour + 30*time.Second: "1h0m30s",
 	} {
-		if got := fmtDuration(d); got != want {
-			t.Errorf("fmtDuration(%v) = %q, want %q", d, got, want)
+		if got := ShortDuration(d); got != want {
+			t.Errorf("ShortDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
+	"github.com/coredns-cip/coredns-cip/internal/testclock"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
@@ -78,33 +79,18 @@ func containsInOrder(got, want []string) bool {
 }
 
 type engineFixture struct {
-	t    *testing.T
-	dir  string
-	hook *hookRecorder
-	url  string
-
-	mu    sync.Mutex
-	clock time.Time
-}
-
-func (f *engineFixture) now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.clock
-}
-
-func (f *engineFixture) advance(d time.Duration) time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.clock = f.clock.Add(d)
-	return f.clock
+	t     *testing.T
+	dir   string
+	hook  *hookRecorder
+	url   string
+	clock *testclock.Clock
 }
 
 func newFixture(t *testing.T) *engineFixture {
 	h := &hookRecorder{}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &engineFixture{t: t, dir: t.TempDir(), hook: h, url: srv.URL, clock: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+	return &engineFixture{t: t, dir: t.TempDir(), hook: h, url: srv.URL, clock: testclock.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))}
 }
 
 // start starts an engine on the fixture's state directory and hook.
@@ -124,7 +110,7 @@ func (f *engineFixture) start(key string) *enforce.Engine {
 		Hooks:       []enforce.HookSpec{{Kind: enforce.HookWebhook, Webhook: wh, Line: "webhook test"}},
 		StateDir:    f.dir,
 		AuditPath:   filepath.Join(f.dir, "audit.log"),
-		Now:         f.now,
+		Now:         f.clock.Now,
 	})
 	if err := e.Start(); err != nil {
 		f.t.Fatal(err)
@@ -133,7 +119,7 @@ func (f *engineFixture) start(key string) *enforce.Engine {
 }
 
 func (f *engineFixture) suspicious(ip string) verdicts.Verdict {
-	now := f.now()
+	now := f.clock.Now()
 	return verdicts.Verdict{IP: netip.MustParseAddr(ip), Outcome: verdicts.Suspicious, Decision: verdicts.NewDecisionID(),
 		Reasons: []risk.Reason{{Factor: risk.Score, Detail: "inbound Critical"}}, Score: "Critical",
 		Checked: now, Expires: now.Add(24 * time.Hour)}
@@ -242,7 +228,7 @@ func TestEscalation(t *testing.T) {
 		ttls = append(ttls, b[0].TTLSeconds)
 		seen = append(seen, "block 45.83.0.40")
 		f.hook.waitFor(t, seen...)
-		e.ExpireBlocks(f.advance(time.Duration(b[0].TTLSeconds)*time.Second + time.Second))
+		e.ExpireBlocks(f.clock.Advance(time.Duration(b[0].TTLSeconds)*time.Second + time.Second))
 		seen = append(seen, "unblock 45.83.0.40 cipvalidate")
 		f.hook.waitFor(t, seen...)
 	}
