@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/risk"
+
 	"github.com/miekg/dns"
 )
 
@@ -70,25 +72,37 @@ type Block struct {
 	Clients  []netip.Addr  `json:"clients,omitempty"`
 	Qnames   []string      `json:"qnames,omitempty"`
 	Monitor  bool          `json:"monitor,omitempty"`
+	// Scope is the block's reach: everyone (the IP for every client) or
+	// tagged (only the pairs client -> IP of Clients, -> IP:Port for a
+	// destination-port finding). Empty in blocks written before scopes:
+	// they were IP-wide.
+	Scope risk.Scope `json:"scope,omitempty"`
+	Port  uint16     `json:"port,omitempty"`
 }
+
+// Everyone reports whether the block applies to the IP for every client.
+func (b Block) Everyone() bool { return b.Scope != risk.ScopeTagged }
 
 // Remaining is the time left at now.
 func (b Block) Remaining(now time.Time) time.Duration { return b.Expires.Sub(now) }
 
-// Cause is what led to a verdict: the client, event and name.
+// Cause is what led to a verdict: the client, event and name, and the
+// destination port of a port finding.
 type Cause struct {
 	Client netip.Addr
 	Event  string
 	Ref    string
 	Qname  string
+	Port   uint16
 }
 
-// Verdict is what Decide needs of a suspicious verdict.
+// Verdict is what Decide needs of a suspicious finding.
 type Verdict struct {
 	IP       netip.Addr
 	Decision string
 	Reasons  []string
 	Score    string
+	Scope    risk.Scope // everyone or tagged
 }
 
 // History records an IP's past blocks, for escalation.
@@ -159,6 +173,7 @@ const (
 	Blocked  Outcome = iota // a new block: push it
 	Extended                // already blocked: new cause recorded, nothing to push unless a new client (see Decide)
 	Allowed                 // an allowlist entry wins: no block
+	Widened                 // a tagged block now reaches everyone: push it IP-wide
 )
 
 // ErrNotBlocked is returned by Unblock for an IP without a block.
@@ -249,6 +264,10 @@ func (m *Manager) Decide(v Verdict, c Cause, now time.Time) (b Block, out Outcom
 	if cur, ok := m.blocks[ip]; ok && now.Before(cur.Expires) {
 		newClient = c.Client.IsValid() && !slices.Contains(cur.Clients, c.Client.Unmap())
 		addCause(cur, c)
+		if !cur.Everyone() && v.Scope == risk.ScopeEveryone {
+			cur.Scope, cur.Reasons, cur.Decision = risk.ScopeEveryone, slices.Clone(v.Reasons), v.Decision
+			return cloneBlock(cur), Widened, newClient
+		}
 		return cloneBlock(cur), Extended, newClient
 	}
 	repeats := 0
@@ -259,6 +278,7 @@ func (m *Manager) Decide(v Verdict, c Cause, now time.Time) (b Block, out Outcom
 	b = Block{
 		IP: ip, Decision: v.Decision, Reasons: slices.Clone(v.Reasons), Score: v.Score,
 		Created: now, Expires: now.Add(ttl), TTL: ttl, Repeat: repeats, Monitor: m.policy.Monitor,
+		Scope: v.Scope, Port: c.Port,
 	}
 	addCause(&b, c)
 	m.blocks[ip] = &b

@@ -86,8 +86,12 @@ func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminap
 		if len(s.Names) > 0 {
 			name = s.Names[0]
 		}
-		r := e.submit(FromEvent, validate.Job{IP: s.IP, Priority: validate.High, Hints: risk.Hints{Port: int(pickPort(s.Ports))},
-			Client: ev.Client, Name: name, Event: id})
+		job := validate.Job{IP: s.IP, Priority: validate.High, Hints: risk.Hints{Port: int(pickPort(s.Ports))},
+			Client: ev.Client, Name: name, Event: id}
+		r := e.submit(FromEvent, job)
+		if r == validate.Cached {
+			e.cachedFinding(job, now)
+		}
 		f.Result = r.String()
 		switch r {
 		case validate.Queued, validate.InFlight:

@@ -3,11 +3,13 @@ package enforce
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
@@ -29,14 +31,18 @@ func (e *Engine) onVerdict(v verdicts.Verdict, job validate.Job) {
 	}
 	e.obs.Verdict(v)
 	if !v.Suspicious() {
+		if v.Outcome == verdicts.Clean && len(e.cfg.Policy.HintReasons(job.Hints)) > 0 {
+			e.Decide(withDecision(v), job) // the connection's hints alone make a finding
+		}
 		return
 	}
 	if job.Name != "" && !e.AllowedName(job.Name) {
 		e.st.names.Put(job.Name, v)
 	}
-	e.log.Infof("verdict %s ip=%s suspicious reasons=%q score=%s client=%s name=%s event=%s",
-		v.Decision, v.IP, v.ReasonText(), v.Score, addrString(job.Client), job.Name, job.Event)
+	e.log.Infof("verdict %s ip=%s suspicious scope=%s reasons=%q score=%s client=%s name=%s event=%s",
+		v.Decision, v.IP, v.Scope, v.ReasonText(), v.Score, addrString(job.Client), job.Name, job.Event)
 	e.Decide(v, job)
+	e.spread(v, job.Client)
 }
 
 // APIFailure returns the kind of the last API failure if it said the API
@@ -47,40 +53,98 @@ func (e *Engine) APIFailure() (criminalip.ErrorKind, bool) {
 	return k, k != ""
 }
 
-// Decide turns a suspicious verdict into a block decision: recorded,
-// persisted, audited, pushed to the hooks and announced to the fleet
-// (unless the policy is monitor-only). job says what led to it.
-func (e *Engine) Decide(v verdicts.Verdict, job validate.Job) { e.DecideBy(v, job, "", "") }
+// Decide turns a suspicious verdict, seen in job's context, into a
+// finding and, as far as its scope reaches, a block: recorded, persisted,
+// audited, pushed to the hooks and announced to the fleet (unless the
+// policy is monitor-only). job says what led to it: its hints (a port, a
+// product) join the finding, never the verdict.
+func (e *Engine) Decide(v verdicts.Verdict, job validate.Job) {
+	e.decide(v, job, "", "", e.st.tags.Tagged(job.Client, e.Now()))
+}
 
-// DecideBy is Decide with the actor and the reason the hooks are told (the
-// command line says who pushed an offline decision).
+// DecideBy is Decide for the command line: job's client is the host an
+// event is about (so tagged-scope findings reach it), and actor and why
+// say who pushed the decision.
 func (e *Engine) DecideBy(v verdicts.Verdict, job validate.Job, actor, why string) {
+	e.decide(v, job, actor, why, job.Client.IsValid())
+}
+
+// Finding is a verdict in one context: the verdict's reasons plus those of
+// the connection's hints, and the scope they reach together.
+type Finding struct {
+	Reasons []risk.Reason
+	Scope   risk.Scope
+	Port    uint16 // the destination port of a port finding
+}
+
+// Finding builds the finding of verdict v for job.
+func (e *Engine) Finding(v verdicts.Verdict, job validate.Job) Finding {
+	f := Finding{Reasons: slices.Clone(v.Reasons)}
+	hints := e.cfg.Policy.HintReasons(job.Hints)
+	f.Reasons = append(f.Reasons, hints...)
+	f.Scope = e.cfg.Policy.ScopeOf(f.Reasons)
+	if len(hints) > 0 && job.Hints.Port > 0 {
+		f.Port = uint16(job.Hints.Port)
+	}
+	return f
+}
+
+func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string, tagged bool) {
 	st, now := e.st, e.Now()
 	ref := ""
 	if t, ok := st.tags.Lookup(job.Client, now); ok {
 		ref = t.Ref
 	}
-	reasons := v.ReasonList()
+	f := e.Finding(v, job)
+	reasons := verdicts.Verdict{Reasons: f.Reasons}.ReasonList()
+	reach := f.Scope
+	if reach == risk.ScopeTagged && !tagged {
+		reach = risk.ScopeMonitor // untagged clients are only ever blocked by everyone evidence
+	}
 	e.Audit(audit.Entry{Kind: audit.KindVerdict, Decision: v.Decision, IP: v.IP.String(), Client: addrString(job.Client),
-		Event: job.Event, Ref: ref, Qname: job.Name, Reasons: reasons, TTL: int64(v.Expires.Sub(now).Seconds()), Detail: "score " + v.Score})
+		Event: job.Event, Ref: ref, Qname: job.Name, Reasons: reasons, TTL: int64(v.Expires.Sub(now).Seconds()),
+		Detail: fmt.Sprintf("score %s; scope %s", v.Score, scopeText(f.Scope, reach))})
 	e.persist(kindVerdicts, v.IP.String(), v.Expires, v)
-
-	b, out, newClient := st.blocks.Decide(blocks.Verdict{IP: v.IP, Decision: v.Decision, Reasons: reasons, Score: v.Score},
-		blocks.Cause{Client: job.Client, Event: job.Event, Ref: ref, Qname: job.Name}, now)
+	if reach == risk.ScopeMonitor {
+		e.obs.Block(true)
+		e.log.Infof("finding %s ip=%s scope=%s client=%s: not enforced", v.Decision, v.IP, scopeText(f.Scope, reach), addrString(job.Client))
+		return
+	}
+	cause := blocks.Cause{Client: job.Client, Event: job.Event, Ref: ref, Qname: job.Name, Port: f.Port}
+	b, out, newClient := st.blocks.Decide(blocks.Verdict{IP: v.IP, Decision: v.Decision, Reasons: reasons, Score: v.Score, Scope: reach}, cause, now)
 	switch out {
 	case blocks.Allowed:
 		e.log.Infof("verdict %s ip=%s suspicious but allowlisted: no block", v.Decision, v.IP)
 		return
-	case blocks.Extended:
+	case blocks.Extended, blocks.Widened:
 		e.persistBlock(b)
-		if newClient && !b.Monitor {
+		if b.Monitor {
+			return
+		}
+		if out == blocks.Widened || (newClient && !b.Everyone()) {
 			e.push(sink.Block, b, job.Client, now, actor, why)
+		}
+		if out == blocks.Widened {
+			e.share(fleetBlocks, b.IP.String(), b, b.Expires.Sub(now), msgBlock, b)
 		}
 		return
 	}
+	e.newBlock(b, job, ref, actor, why, now)
+}
+
+// scopeText says a finding's scope and, when it was narrowed, why.
+func scopeText(scope, reach risk.Scope) string {
+	if scope == reach {
+		return string(scope)
+	}
+	return string(scope) + " (client not tagged: " + string(reach) + ")"
+}
+
+// newBlock records, audits and pushes a new block.
+func (e *Engine) newBlock(b blocks.Block, job validate.Job, ref, actor, why string, now time.Time) {
 	e.obs.Block(b.Monitor)
 	e.persistBlock(b)
-	if h, ok := st.blocks.History(b.IP); ok {
+	if h, ok := e.st.blocks.History(b.IP); ok {
 		e.persist(kindHistory, b.IP.String(), h.Last.Add(blocks.HistoryKeep), h)
 	}
 	auditActor := actorEngine
@@ -89,24 +153,27 @@ func (e *Engine) DecideBy(v verdicts.Verdict, job validate.Job, actor, why strin
 	}
 	e.Audit(audit.Entry{Kind: audit.KindBlock, Decision: b.Decision, IP: b.IP.String(), Client: addrString(job.Client), Event: job.Event,
 		Ref: ref, Qname: job.Name, Reasons: b.Reasons, TTL: int64(b.TTL.Seconds()), Actor: auditActor,
-		Detail: fmt.Sprintf("repeat %d", b.Repeat)})
-	e.log.Infof("block %s ip=%s ttl=%s repeat=%d monitor=%v client=%s event=%s",
-		b.Decision, b.IP, b.TTL, b.Repeat, b.Monitor, addrString(job.Client), job.Event)
+		Detail: fmt.Sprintf("repeat %d; scope %s", b.Repeat, b.Scope)})
+	e.log.Infof("block %s ip=%s scope=%s ttl=%s repeat=%d monitor=%v client=%s event=%s",
+		b.Decision, b.IP, b.Scope, b.TTL, b.Repeat, b.Monitor, addrString(job.Client), job.Event)
 	if !b.Monitor {
 		e.push(sink.Block, b, job.Client, now, actor, why)
 		e.share(fleetBlocks, b.IP.String(), b, b.Expires.Sub(now), msgBlock, b)
 	}
 }
 
-// push submits a block or an unblock of b to every sink: for the IP, and
-// for client -> IP (which scoped firewalls use; the others see the client
-// as context).
+// push submits a block or an unblock of b to every sink: IP-wide for a
+// block that reaches everyone, the pair client -> IP (-> IP:port) for a
+// tagged one.
 func (e *Engine) push(action sink.Action, b blocks.Block, client netip.Addr, now time.Time, actor, why string) {
 	if e.dispatcher == nil {
 		return
 	}
-	ch := sink.Change{Action: action, IP: b.IP, Client: client, Decision: b.Decision, Reasons: b.Reasons,
-		Qnames: b.Qnames, Actor: actor, Why: why}
+	ch := sink.Change{Action: action, IP: b.IP, Decision: b.Decision, Reasons: b.Reasons,
+		Qnames: b.Qnames, Actor: actor, Why: why, Clients: b.Clients, Scope: sink.ScopeEveryone}
+	if !b.Everyone() {
+		ch.Scope, ch.Client, ch.Port = sink.ScopeTagged, client, b.Port
+	}
 	if len(b.Events) > 0 {
 		ch.Event = b.Events[len(b.Events)-1]
 	}
@@ -125,14 +192,15 @@ func (e *Engine) push(action sink.Action, b blocks.Block, client netip.Addr, now
 	}
 }
 
-// pushAll submits action for b to every sink, once per client it was
-// scoped to and once unscoped.
+// pushAll submits action for b to every sink: once IP-wide for a block
+// that reaches everyone, once per client pair for a tagged one.
 func (e *Engine) pushAll(action sink.Action, b blocks.Block, now time.Time, actor, why string) {
+	if b.Everyone() {
+		e.push(action, b, netip.Addr{}, now, actor, why)
+		return
+	}
 	for _, client := range b.Clients {
 		e.push(action, b, client, now, actor, why)
-	}
-	if len(b.Clients) == 0 {
-		e.push(action, b, netip.Addr{}, now, actor, why)
 	}
 }
 

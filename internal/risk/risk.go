@@ -48,9 +48,13 @@ var Groups = map[string][]Factor{
 var Levels = []string{"Safe", "Low", "Moderate", "Dangerous", "Critical"}
 
 // Reason is one factor that fired, with a human detail such as the port.
+// Hint marks a reason that comes from the connection (a destination port or
+// product hint) rather than from the report: it belongs to a finding, never
+// to the verdict cached for the IP.
 type Reason struct {
 	Factor Factor `json:"factor"`
 	Detail string `json:"detail"`
+	Hint   bool   `json:"hint,omitempty"`
 }
 
 // Verdict is the outcome of an evaluation.
@@ -78,16 +82,19 @@ type Hints struct {
 	Product string // e.g. "OpenSSH"; "" when unknown
 }
 
-// Policy says which factors count and which score levels are bad. The zero
-// Policy counts nothing; start from DefaultPolicy.
+// Policy says which factors count, which score levels are bad, and how far
+// each factor's evidence reaches (its Scope). The zero Policy counts
+// nothing; start from DefaultPolicy.
 type Policy struct {
 	factors map[Factor]bool
 	levels  map[string]bool // lower-case level words
+	scopes  map[Factor]Scope
 }
 
-// DefaultPolicy counts every factor, and Dangerous and Critical scores.
+// DefaultPolicy counts every factor, and Dangerous and Critical scores, at
+// the default scopes (see DefaultScopes).
 func DefaultPolicy() Policy {
-	p := Policy{factors: map[Factor]bool{}, levels: map[string]bool{"dangerous": true, "critical": true}}
+	p := Policy{factors: map[Factor]bool{}, levels: map[string]bool{"dangerous": true, "critical": true}, scopes: DefaultScopes()}
 	for _, f := range allFactors {
 		p.factors[f] = true
 	}
@@ -255,23 +262,34 @@ func (p Policy) Evaluate(r *criminalip.Report, h Hints) Verdict {
 		}
 	}
 
-	if h.Port == 22 {
-		add(SSHOpenSSH, "destination port 22 (SSH)")
-	} else if strings.Contains(strings.ToLower(h.Product), "openssh") {
-		where := "an unknown port"
-		if h.Port > 0 {
-			where = "non-22 port " + strconv.Itoa(h.Port)
-		}
-		add(SSHOpenSSH, "OpenSSH on "+where+" (product hint)")
-	}
-
 	for _, f := range allFactors {
 		if details := found[f]; len(details) > 0 && p.factors[f] {
 			v.Reasons = append(v.Reasons, Reason{Factor: f, Detail: strings.Join(details, "; ")})
 		}
 	}
+	v.Reasons = append(v.Reasons, p.HintReasons(h)...)
 	v.Suspicious = len(v.Reasons) > 0
 	return v
+}
+
+// HintReasons are the reasons a connection's hints alone give: port 22,
+// or an OpenSSH product, is SSH exposure. They need no report, so a
+// finding can be built from a cached verdict and the connection's hints.
+func (p Policy) HintReasons(h Hints) []Reason {
+	if !p.factors[SSHOpenSSH] {
+		return nil
+	}
+	if h.Port == 22 {
+		return []Reason{{Factor: SSHOpenSSH, Detail: "destination port 22 (SSH)", Hint: true}}
+	}
+	if strings.Contains(strings.ToLower(h.Product), "openssh") {
+		where := "an unknown port"
+		if h.Port > 0 {
+			where = "non-22 port " + strconv.Itoa(h.Port)
+		}
+		return []Reason{{Factor: SSHOpenSSH, Detail: "OpenSSH on " + where + " (product hint)", Hint: true}}
+	}
+	return nil
 }
 
 // portList renders ports as "port 22" or "ports 80, 8080".

@@ -114,10 +114,64 @@ func TestHints(t *testing.T) {
 			}
 		})
 	}
-	// A report that shows OpenSSH on 22 and a port-22 hint: one reason, both details.
+	// A report that shows OpenSSH on 22 and a port-22 hint: the report's
+	// reason (part of the verdict) and the hint's (part of the finding only).
 	v := Evaluate(decode(t, "ssh_openssh_22.json"), Hints{Port: 22})
-	if len(v.Reasons) != 1 || !strings.Contains(v.Reasons[0].Detail, "OpenSSH on port 22") || !strings.Contains(v.Reasons[0].Detail, "destination port 22") {
-		t.Errorf("reasons = %+v, want one SSH_OPENSSH with both details", v.Reasons)
+	if len(v.Reasons) != 2 || v.Reasons[0].Hint || !strings.Contains(v.Reasons[0].Detail, "OpenSSH on port 22") ||
+		!v.Reasons[1].Hint || !strings.Contains(v.Reasons[1].Detail, "destination port 22") {
+		t.Errorf("reasons = %+v, want the report's SSH_OPENSSH, then the hint's", v.Reasons)
+	}
+}
+
+// TestScopes: the default reach of each factor, the Corefile's overrides,
+// and a finding's scope as the widest of its reasons'.
+func TestScopes(t *testing.T) {
+	p := DefaultPolicy()
+	for f, want := range map[Factor]Scope{Score: ScopeEveryone, AnonTor: ScopeEveryone, TagMining: ScopeEveryone,
+		SSHOpenSSH: ScopeTagged, SSLSelfSigned: ScopeTagged, SSLExpired: ScopeTagged, TagDirectoryListing: ScopeTagged,
+		AnonVPN: ScopeTagged, AnonAnonymousVPN: ScopeTagged, AnonProxy: ScopeTagged} {
+		if got := p.ScopeOfFactor(f); got != want {
+			t.Errorf("default scope of %s = %s, want %s", f, got, want)
+		}
+	}
+	ssh := Evaluate(decode(t, "ssh_openssh_22.json"), Hints{})
+	if got := p.ScopeOf(ssh.Reasons); got != ScopeTagged {
+		t.Errorf("OpenSSH report: scope %s, want tagged", got)
+	}
+	if got := p.ScopeOf(p.HintReasons(Hints{Port: 22})); got != ScopeTagged {
+		t.Errorf("port-22 hint: scope %s, want tagged", got)
+	}
+	if got := p.ScopeOf(Evaluate(decode(t, "multi_factor.json"), Hints{}).Reasons); got != ScopeEveryone {
+		t.Errorf("multi-factor report: scope %s, want everyone (it has a Critical score)", got)
+	}
+	if got := p.ScopeOf(nil); got != ScopeMonitor {
+		t.Errorf("no reasons: scope %s, want monitor", got)
+	}
+	all, err := p.WithScope(ScopeEveryone, "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := all.ScopeOf(ssh.Reasons); got != ScopeEveryone {
+		t.Errorf("scope everyone all: OpenSSH reaches %s", got)
+	}
+	if got := all.ScopeOf(p.HintReasons(Hints{Port: 22})); got != ScopeTagged {
+		t.Errorf("scope everyone all: a port hint reaches %s, want tagged (it is about one connection)", got)
+	}
+	mon, err := p.WithScope(ScopeMonitor, "ssh", "ANON_VPN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mon.ScopeOf(ssh.Reasons); got != ScopeMonitor {
+		t.Errorf("scope monitor ssh: %s", got)
+	}
+	if _, err := p.WithScope(ScopeTagged, "nonsense"); err == nil || !strings.Contains(err.Error(), `"nonsense"`) {
+		t.Errorf("unknown factor: %v", err)
+	}
+	if _, err := ParseScope("everybody"); err == nil {
+		t.Error("ParseScope accepted everybody")
+	}
+	if !ScopeEveryone.Reaches(false) || ScopeTagged.Reaches(false) || !ScopeTagged.Reaches(true) || ScopeMonitor.Reaches(true) {
+		t.Error("Reaches is wrong")
 	}
 }
 

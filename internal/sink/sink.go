@@ -34,14 +34,32 @@ type Change struct {
 	Qnames   []string      `json:"qnames,omitempty"`
 	Actor    string        `json:"actor,omitempty"` // who unblocked, and why
 	Why      string        `json:"why,omitempty"`
+	// Scope is the block's reach: everyone (Client zero: the IP for every
+	// client) or tagged (Client set: the pair client -> IP, -> IP:Port when
+	// Port is set). Empty: as before scopes, Client zero or set decides.
+	Scope   Scope        `json:"scope,omitempty"`
+	Port    uint16       `json:"port,omitempty"`
+	Clients []netip.Addr `json:"clients,omitempty"` // every client that led to the decision
 }
+
+// Scope is a block's reach.
+type Scope string
+
+// The scopes of a change.
+const (
+	ScopeEveryone Scope = "everyone"
+	ScopeTagged   Scope = "tagged"
+)
 
 // Key identifies what a change is about: later changes with the same key
 // supersede earlier ones still queued.
-func (c Change) Key() Key { return Key{IP: c.IP, Client: c.Client} }
+func (c Change) Key() Key { return Key{IP: c.IP, Client: c.Client, Port: c.Port} }
 
-// Key is an IP, or a client -> IP pair.
-type Key struct{ IP, Client netip.Addr }
+// Key is an IP, a client -> IP pair, or a client -> IP:port triple.
+type Key struct {
+	IP, Client netip.Addr
+	Port       uint16
+}
 
 // Sink applies changes. Apply must be idempotent (a block of a blocked IP,
 // an unblock of an absent one, succeed) and should apply the batch as one

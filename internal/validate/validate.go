@@ -440,11 +440,15 @@ func (q *Queue) run(p *pending) {
 	var v verdicts.Verdict
 	switch {
 	case err == nil && rep != nil:
-		ev := q.policy.Evaluate(rep, job.Hints)
+		// The verdict is what the report alone says: it is cached and shared
+		// for every client, so the job's hints (a fact about one connection)
+		// stay out of it; the engine adds them to the job's finding.
+		ev := q.policy.Evaluate(rep, risk.Hints{})
 		v = verdicts.Verdict{IP: job.IP, Outcome: verdicts.Clean, Reasons: ev.Reasons, Score: ev.Score}
 		if ev.Suspicious {
 			v.Outcome = verdicts.Suspicious
 			v.Decision = verdicts.NewDecisionID()
+			v.Scope = q.policy.ScopeOf(ev.Reasons)
 		}
 	case err == nil:
 		// A Reporter that returns neither a report nor an error breaks its

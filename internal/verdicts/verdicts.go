@@ -48,10 +48,13 @@ const (
 
 // Verdict is the cached conclusion about one IP.
 type Verdict struct {
-	IP       netip.Addr           `json:"ip"`
-	Outcome  Outcome              `json:"outcome"`
-	Reasons  []risk.Reason        `json:"reasons,omitempty"`
-	Score    string               `json:"score,omitempty"`
+	IP      netip.Addr    `json:"ip"`
+	Outcome Outcome       `json:"outcome"`
+	Reasons []risk.Reason `json:"reasons,omitempty"`
+	Score   string        `json:"score,omitempty"`
+	// Scope is how far a suspicious verdict reaches (risk.Policy.ScopeOf its
+	// reasons): every client, tagged clients only, or nobody (monitor).
+	Scope    risk.Scope           `json:"scope,omitempty"`
 	Decision string               `json:"decision,omitempty"` // decision id of a suspicious verdict, see NewDecisionID
 	Error    criminalip.ErrorKind `json:"error,omitempty"`    // for Outcome Error: the failure's kind
 	Note     string               `json:"note,omitempty"`     // who decided, when not the API (an operator's unblock)

@@ -84,7 +84,7 @@ func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 	var now time.Time
 	if c.names.Len() > 0 {
 		now = c.eng.Now()
-		if v, ok := c.names.Get(qname, now); ok && (c.cfg.enforceAll || c.eng.Tagged(client, now)) && !c.eng.Allowed(v.IP, qname, now) {
+		if v, ok := c.names.Get(qname, now); ok && c.reaches(v, client, now) && !c.eng.Allowed(v.IP, qname, now) {
 			if !c.cfg.monitor {
 				m := c.rewrite(r, v, v.IP)
 				c.logDecision(ctx, client, r, v, v.IP, "name", now)
@@ -152,7 +152,7 @@ func (cw *writer) WriteMsg(res *dns.Msg) error {
 	if !tagged && !c.cfg.enforceAll {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
-	if v, ip, ok := c.firstSuspicious(ips, cw.now); ok && !c.eng.Allowed(ip, qname, cw.now) {
+	if v, ip, ok := c.firstSuspicious(ips, tagged, cw.now); ok && !c.eng.Allowed(ip, qname, cw.now) {
 		return cw.enforce(res, v, ip)
 	}
 	if !tagged {
@@ -233,13 +233,22 @@ func (cw *writer) failClosed(res *dns.Msg, v verdicts.Verdict, ip netip.Addr) er
 	return cw.ResponseWriter.WriteMsg(c.refuseUnvalidated(cw.req, v, ip))
 }
 
+// reaches reports whether verdict v is enforced for client: a tagged client
+// gets everyone and tagged verdicts, an untagged one (with `enforce all`)
+// only everyone verdicts.
+func (c *CIPValidate) reaches(v verdicts.Verdict, client netip.Addr, now time.Time) bool {
+	tagged := c.eng.Tagged(client, now)
+	return (c.cfg.enforceAll || tagged) && v.Scope.Reaches(tagged)
+}
+
 // Write is not used by plugins that build messages; pass it through.
 func (cw *writer) Write(b []byte) (int, error) { return cw.ResponseWriter.Write(b) }
 
-// firstSuspicious returns the first of ips with a live suspicious verdict.
-func (c *CIPValidate) firstSuspicious(ips []netip.Addr, now time.Time) (verdicts.Verdict, netip.Addr, bool) {
+// firstSuspicious returns the first of ips with a live suspicious verdict
+// whose scope reaches a client that is tagged (or not).
+func (c *CIPValidate) firstSuspicious(ips []netip.Addr, tagged bool, now time.Time) (verdicts.Verdict, netip.Addr, bool) {
 	for _, ip := range ips {
-		if v, ok := c.eng.Suspicious(ip, now); ok {
+		if v, ok := c.eng.Suspicious(ip, now); ok && v.Scope.Reaches(tagged) {
 			return v, ip, true
 		}
 	}

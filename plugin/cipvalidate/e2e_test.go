@@ -45,6 +45,7 @@ private  300  IN A   10.0.0.5
 docnet   300  IN A   192.0.2.10
 allowed  300  IN A   45.83.0.22
 safe     300  IN A   45.83.0.31
+ssh      300  IN A   45.83.0.61
 v6       300  IN AAAA 2a0c:9a40:1::21
 `
 

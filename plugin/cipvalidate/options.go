@@ -58,6 +58,7 @@ func (cfg *config) options() []option {
 		{name: "allow", usage: []string{"IP|CIDR|DOMAIN..."}, min: 1, max: -1, repeatable: true, parse: cfg.parseAllow},
 		{name: "factors", usage: []string{"FACTOR..."}, min: 1, max: -1, parse: policyWith(&cfg.policy, risk.Policy.WithFactors)},
 		{name: "score_levels", usage: []string{"LEVEL..."}, min: 1, max: -1, parse: policyWith(&cfg.policy, risk.Policy.WithScoreLevels)},
+		{name: "scope", usage: []string{"everyone|tagged|monitor FACTOR..."}, min: 2, max: -1, repeatable: true, parse: cfg.parseScope},
 		{name: "cache", usage: []string{"SIZE [suspicious TTL] [clean TTL] [error TTL]"}, min: 1, max: 7, parse: cfg.parseCache},
 		intOpt("workers", &cfg.workers, maxWorkers),
 		intOpt("queue", &cfg.queueSize, maxQueue),
@@ -155,6 +156,17 @@ func policyWith(dst *risk.Policy, with func(risk.Policy, ...string) (risk.Policy
 		*dst, err = with(*dst, args...)
 		return err
 	}
+}
+
+// parseScope reads `scope everyone|tagged|monitor FACTOR...`: the named
+// factors (groups, codes or all) reach that far.
+func (cfg *config) parseScope(args []string) error {
+	s, err := risk.ParseScope(args[0])
+	if err != nil {
+		return err
+	}
+	cfg.policy, err = cfg.policy.WithScope(s, args[1:]...)
+	return err
 }
 
 func (cfg *config) parseAPIKey(args []string) error {

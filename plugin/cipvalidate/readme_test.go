@@ -22,7 +22,7 @@ import (
 func TestReadme(t *testing.T) {
 	sections, corefiles := readReadme(t, "README.md")
 
-	want := []string{"Name", "Description", "Syntax", "Event API", "Examples", "Metrics", "Ready", "External Plugin", "See Also"}
+	want := []string{"Name", "Description", "Syntax", "Event API", "Examples", "Scope", "Metrics", "Ready", "External Plugin", "See Also"}
 	if !slices.Equal(sections, want) {
 		t.Errorf("README sections %q, want %q", sections, want)
 	}
