@@ -14,9 +14,10 @@ import (
 
 // The original pipeline: a host with no DNS history, whose firewall
 // records are posted, gets an event; its public destinations in the window
-// are validated and blocked; the one on port 22 carries the SSH reason
-// from the port hint; private destinations, and with `ports not 80 443`
-// web traffic, cost no API call.
+// are validated and, once the event tags it, blocked for it; the one on
+// port 22 is a finding of the port hint only (its report is clean, and the
+// port never enters the cached verdict); private destinations, and with
+// `ports not 80 443` web traffic, cost no API call.
 func TestE2EConnectionRecords(t *testing.T) {
 	h := startHooked(t, "ports not 80 443")
 	T := h.clock.Now()
@@ -44,12 +45,14 @@ func TestE2EConnectionRecords(t *testing.T) {
 	if ans.Queued != 2 {
 		t.Errorf("queued %d right away, want 2 (the non-web ports)", ans.Queued)
 	}
-	ssh := h.waitVerdict("45.83.0.10")
-	if ssh.Outcome != "suspicious" || len(ssh.Reasons) != 1 || ssh.Reasons[0].Factor != "SSH_OPENSSH" {
-		t.Errorf("45.83.0.10 seen on port 22: %+v, want suspicious for SSH_OPENSSH (port hint)", ssh)
+	if ssh := h.waitVerdict("45.83.0.10"); ssh.Outcome != "clean" || len(ssh.Reasons) != 0 {
+		t.Errorf("45.83.0.10 seen on port 22: %+v, want the report's clean verdict", ssh)
 	}
 	if v := h.waitVerdict("45.83.0.53"); v.Outcome != "suspicious" {
 		t.Errorf("45.83.0.53: %+v", v)
+	}
+	if b := h.blocks(); len(b) != 0 {
+		t.Errorf("an untagged host's connections blocked %+v; a proxy and a port reach tagged clients only", b)
 	}
 
 	ev := h.postEvent("10.9.9.9", T, "5m")
@@ -62,8 +65,12 @@ func TestE2EConnectionRecords(t *testing.T) {
 	}
 	lines := h.execLines(2)
 	slices.Sort(lines)
-	if !strings.HasPrefix(lines[0], "block 45.83.0.10 ") || !strings.HasPrefix(lines[1], "block 45.83.0.53 ") {
-		t.Errorf("exec hook ran %q, want blocks of 45.83.0.10 and 45.83.0.53", lines)
+	if !strings.HasPrefix(lines[0], "block 45.83.0.10 ") || !strings.HasSuffix(lines[0], " 10.9.9.9") ||
+		!strings.HasPrefix(lines[1], "block 45.83.0.53 ") || !strings.HasSuffix(lines[1], " 10.9.9.9") {
+		t.Errorf("exec hook ran %q, want pair blocks 10.9.9.9 -> 45.83.0.10 and -> 45.83.0.53", lines)
+	}
+	if b := h.waitBlock("45.83.0.10", "10.9.9.9"); b.Scope != "tagged" || b.Port != 22 {
+		t.Errorf("45.83.0.10 block %+v, want a tagged pair on port 22", b)
 	}
 	for _, ip := range []string{"45.83.0.21", "45.83.0.31", "10.20.30.40"} {
 		if n := h.fake.CallsFor(ip); n != 0 {
@@ -76,8 +83,7 @@ func TestE2EConnectionRecords(t *testing.T) {
 }
 
 // `connlog` follows a firewall log: a connection to a critical port is
-// validated at once, with the port as hint; lines that are not records are
-// counted and skipped.
+// validated at once; lines that are not records are counted and skipped.
 func TestE2EConnlogFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fw.log")
 	if err := os.WriteFile(path, []byte("an old line before the server started\n"), 0o600); err != nil {
@@ -98,8 +104,8 @@ func TestE2EConnlogFile(t *testing.T) {
 		f.Close()
 		var v verdictAnswer
 		if e.api("GET", "/v1/verdicts/45.83.0.10", nil, &v) == http.StatusOK {
-			if v.Outcome != "suspicious" || len(v.Reasons) != 1 || v.Reasons[0].Factor != "SSH_OPENSSH" {
-				t.Errorf("verdict %+v, want SSH_OPENSSH from the port-22 hint", v)
+			if v.Outcome != "clean" {
+				t.Errorf("verdict %+v, want the report's clean verdict (the port is not the IP's)", v)
 			}
 			break
 		}
