@@ -95,6 +95,12 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 	if t, ok := st.tags.Lookup(job.Client, now); ok {
 		ref = t.Ref
 	}
+	if what, ok := e.ControlPlane(v.IP, job.Name); ok {
+		e.log.Warningf("decision %s for %s declined: it is the control plane (%s)", v.Decision, v.IP, what)
+		e.Audit(audit.Entry{Kind: audit.KindVerdict, Decision: v.Decision, IP: v.IP.String(), Client: addrString(job.Client),
+			Event: job.Event, Qname: job.Name, Reasons: v.ReasonList(), Detail: "declined: control plane (" + what + ")"})
+		return
+	}
 	f := e.Finding(v, job)
 	reasons := verdicts.Verdict{Reasons: f.Reasons}.ReasonList()
 	reach := f.Scope

@@ -70,6 +70,11 @@ type Config struct {
 	// A fleet on Redis; URL "" is a single node.
 	Redis FleetConfig
 
+	// ControlPlane lists more hosts (names, IPs, host:port) that are never
+	// blocked or rewritten, such as the server block's upstream resolvers;
+	// the API, webhook and Redis hosts always are.
+	ControlPlane []string
+
 	// Connection records.
 	PortsNot      []uint16
 	CriticalPorts []uint16
@@ -125,6 +130,8 @@ type Engine struct {
 	dispatcher *sink.Dispatcher // nil without hooks
 	closeSinks func()
 	connlogs   *connlogRunner // nil without connlogs
+	control    *controlPlane
+	bg         sync.WaitGroup // background work Stop waits for
 
 	// apiFailure is the kind of the last API failure while it says the
 	// API is unavailable ("" otherwise): `fail closed` then refuses tagged
@@ -183,6 +190,7 @@ func (e *Engine) Start() error {
 	}
 	e.st = st
 	st.serving.Store(e)
+	e.startControlPlane()
 	if err := e.startValidation(); err != nil {
 		e.Stop()
 		return err
@@ -272,6 +280,7 @@ func (e *Engine) Stop() {
 		if e.client != nil {
 			e.client.Close()
 		}
+		e.bg.Wait()
 		if e.st != nil {
 			e.st.serving.CompareAndSwap(e, nil)
 			e.st.release()

@@ -20,6 +20,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/testclock"
+	"github.com/coredns-cip/coredns-cip/internal/testlog"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
@@ -283,3 +284,50 @@ func TestStaticAllowCreated(t *testing.T) {
 		t.Errorf("created %s carries a monotonic clock reading", list[0].Created)
 	}
 }
+
+// TestControlPlaneNeverBlocked: a suspicious verdict for an upstream
+// resolver (or the API, a webhook, Redis) is declined with a log line and
+// an audit line, and blocks nothing.
+func TestControlPlaneNeverBlocked(t *testing.T) {
+	f := newFixture(t)
+	wh, err := sink.NewWebhook(f.url, nil, sink.WebhookOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testlog.Recorder{}
+	e := enforce.New(t.Name(), enforce.Config{
+		APIKey: "unit", APIURL: "http://198.51.100.7:9", Policy: risk.DefaultPolicy(),
+		BlockPolicy:  blocks.Policy{TTL: time.Hour, Factor: 1, Max: time.Hour},
+		Hooks:        []enforce.HookSpec{{Kind: enforce.HookWebhook, Webhook: wh, Line: "webhook test"}},
+		ControlPlane: []string{"45.83.0.21:53", "[2a0c:9a40:1::21]:853"},
+		AuditPath:    filepath.Join(f.dir, "audit.log"),
+		Log:          logger{logs},
+		Now:          f.clock.Now,
+	})
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	for _, ip := range []string{"45.83.0.21", "2a0c:9a40:1::21", "198.51.100.7"} {
+		e.Decide(f.suspicious(ip), validate.Job{IP: netip.MustParseAddr(ip), Client: netip.MustParseAddr("10.1.2.3")})
+	}
+	if got := e.API().Blocks(); len(got) != 0 {
+		t.Errorf("the control plane was blocked: %+v", got)
+	}
+	for _, want := range []string{"declined: it is the control plane (upstream 45.83.0.21:53)", "(upstream [2a0c:9a40:1::21]:853)", "(Criminal IP API 198.51.100.7)"} {
+		if !logs.Contains(want) {
+			t.Errorf("no log line saying %q:\n%s", want, logs.String())
+		}
+	}
+	if what, ok := e.ControlPlane(netip.MustParseAddr("45.83.0.22"), "www.example.org."); ok {
+		t.Errorf("45.83.0.22 is control plane (%s)", what)
+	}
+}
+
+// logger adapts a testlog.Recorder to enforce.Logger.
+type logger struct{ r *testlog.Recorder }
+
+func (l logger) Debugf(f string, a ...any)   { l.r.Logf(f, a...) }
+func (l logger) Infof(f string, a ...any)    { l.r.Logf(f, a...) }
+func (l logger) Warningf(f string, a ...any) { l.r.Logf(f, a...) }
+func (l logger) Errorf(f string, a ...any)   { l.r.Logf(f, a...) }

@@ -121,6 +121,10 @@ func LoadSecret(path string) ([]byte, error) {
 	return b, nil
 }
 
+// Host returns the URL's host (and port), for the control plane that is
+// never blocked.
+func (w *Webhook) Host() string { return w.host }
+
 // Name returns "webhook:" and the URL's host.
 func (w *Webhook) Name() string { return "webhook:" + w.host }
 

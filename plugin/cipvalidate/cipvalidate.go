@@ -23,6 +23,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
+	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/miekg/dns"
@@ -35,8 +36,9 @@ type CIPValidate struct {
 	// Zones are the zones whose answers are inspected.
 	Zones []string
 
-	cfg *config
-	key string // server block identity: state is shared across reloads under it
+	cfg    *config
+	key    string            // server block identity: state is shared across reloads under it
+	server *dnsserver.Config // the server block, for its upstreams
 
 	eng   *enforce.Engine // the decision engine: state, validation, blocks, hooks, fleet
 	names *enforce.NameMemory
@@ -84,7 +86,7 @@ func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 	var now time.Time
 	if c.names.Len() > 0 {
 		now = c.eng.Now()
-		if v, ok := c.names.Get(qname, now); ok && c.reaches(v, client, now) && !c.eng.Allowed(v.IP, qname, now) {
+		if v, ok := c.names.Get(qname, now); ok && c.reaches(v, client, now) && c.mayRewrite(v.IP, qname, now) {
 			if !c.cfg.monitor {
 				m := c.rewrite(r, v, v.IP)
 				c.logDecision(ctx, client, r, v, v.IP, "name", now)
@@ -152,7 +154,7 @@ func (cw *writer) WriteMsg(res *dns.Msg) error {
 	if !tagged && !c.cfg.enforceAll {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
-	if v, ip, ok := c.firstSuspicious(ips, tagged, cw.now); ok && !c.eng.Allowed(ip, qname, cw.now) {
+	if v, ip, ok := c.firstSuspicious(ips, tagged, cw.now); ok && c.mayRewrite(ip, qname, cw.now) {
 		return cw.enforce(res, v, ip)
 	}
 	if !tagged {
@@ -231,6 +233,18 @@ func (cw *writer) failClosed(res *dns.Msg, v verdicts.Verdict, ip netip.Addr) er
 		return cw.ResponseWriter.WriteMsg(res)
 	}
 	return cw.ResponseWriter.WriteMsg(c.refuseUnvalidated(cw.req, v, ip))
+}
+
+// mayRewrite reports whether an answer pointing at ip for qname may be
+// rewritten: neither allowlisted nor part of the control plane (the API,
+// the hooks' endpoints, the upstream resolvers). Checked only once an
+// answer is about to be rewritten.
+func (c *CIPValidate) mayRewrite(ip netip.Addr, qname string, now time.Time) bool {
+	if c.eng.Allowed(ip, qname, now) {
+		return false
+	}
+	_, cp := c.eng.ControlPlane(ip, qname)
+	return !cp
 }
 
 // reaches reports whether verdict v is enforced for client: a tagged client

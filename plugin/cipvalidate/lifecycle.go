@@ -9,6 +9,8 @@ import (
 
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
+
+	"github.com/coredns/coredns/plugin/forward"
 )
 
 // instances is the plugin instance serving each server block, for tests
@@ -19,7 +21,9 @@ var instances sync.Map // key -> *CIPValidate
 // it at the first start) and starts its workers and hooks; then the
 // event API opens.
 func (c *CIPValidate) start() error {
-	eng := enforce.New(c.key, c.cfg.engineConfig())
+	ec := c.cfg.engineConfig()
+	ec.ControlPlane = c.upstreams()
+	eng := enforce.New(c.key, ec)
 	if err := eng.Start(); err != nil {
 		return fmt.Errorf("%s: %w", pluginName, err)
 	}
@@ -37,6 +41,23 @@ func (c *CIPValidate) start() error {
 	}
 	c.ready.Store(true)
 	return nil
+}
+
+// upstreams are the addresses the server block's forward plugin sends
+// queries to: blocking one would cut the clients off DNS.
+func (c *CIPValidate) upstreams() []string {
+	if c.server == nil {
+		return nil
+	}
+	f, ok := c.server.Handler("forward").(*forward.Forward)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, p := range f.List() {
+		out = append(out, p.Addr())
+	}
+	return out
 }
 
 // startEvents opens the event API, if configured. It also runs when a

@@ -21,7 +21,7 @@ func setup(c *caddy.Controller) error {
 	if cfg.redisNode != "" {
 		key += " node=" + cfg.redisNode // several nodes in one process (tests)
 	}
-	cv := &CIPValidate{Zones: cfg.zones, cfg: cfg, key: key}
+	cv := &CIPValidate{Zones: cfg.zones, cfg: cfg, key: key, server: dnsserver.GetConfig(c)}
 
 	// Order on reload (caddy.Instance.Restart): the old instance's OnRestart,
 	// the new instance's setup and OnStartup, then the old OnShutdown. The
