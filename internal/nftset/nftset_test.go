@@ -532,7 +532,7 @@ func TestScopedWritesEveryBlockAsPairs(t *testing.T) {
 
 	apply(t, s,
 		everyone(block(dst4, time.Hour, "dec-all"), client1, client6), // client6: of the other family
-		everyone(block(dst6, time.Hour, "dec-nobody")),                 // no client to pair with
+		everyone(block(dst6, time.Hour, "dec-nobody")),                // no client to pair with
 		tagged(block(dst4, time.Hour, "dec-port"), client2, open.Port()),
 	)
 	c1, c2, d4 := netip.MustParseAddr(client1), netip.MustParseAddr(client2), netip.MustParseAddr(dst4)
