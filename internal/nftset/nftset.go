@@ -4,6 +4,10 @@
 // while coredns-cip is down, and each element's comment carries the
 // decision id, so `nft list set` shows why an IP is there.
 //
+// A block for everyone goes into an IP set, a block for a tagged client
+// only into a pair set beside it (client . destination, or client .
+// destination . port for a finding on one port); see Config.
+//
 // Apply is idempotent without reading the set first: every change in a
 // batch becomes "add the key (no-op if present), delete it, add it again
 // with its timeout and comment" (the last add only for a block), all in
@@ -24,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -60,8 +65,23 @@ const (
 // and the kernel caps all of an element's userdata at 256 bytes.
 const maxComment = 128
 
-// Config says which sets to keep blocked IPs in. Corefile:
+// The names of the pair sets kept beside a configured set SET: SET_pairs
+// holds client . destination, SET_ports client . destination . port.
+const (
+	pairsSuffix = "_pairs"
+	portsSuffix = "_ports"
+)
+
+// Config says which sets to keep blocks in. Corefile:
 // hook nftables FAMILY TABLE SET4 SET6 [create] [scoped].
+//
+// Each configured set SET (SET4, SET6) holds the destinations blocked for
+// everyone. Beside it, SET_pairs holds client . destination pairs (blocks
+// for a tagged client only, matched on saddr . daddr) and SET_ports
+// client . destination . port triples (the same, narrowed to one port,
+// matched on saddr . daddr . th dport for TCP and UDP). With Scoped, SET
+// itself holds the pairs and every block becomes pairs (SET_pairs is not
+// used); SET_ports is kept all the same.
 type Config struct {
 	Family string // "inet", "ip" or "ip6"
 	Table  string
@@ -69,30 +89,67 @@ type Config struct {
 	Set6   string // set for IPv6 destinations ("" = none)
 	// Create creates the table, the sets (flags timeout) and the drop rules
 	// when missing. It never deletes or changes anything that exists.
+	// Without it, SET4 and SET6 must exist; the pair sets are used if they
+	// do, and the changes that need a missing one are skipped (counted in
+	// Skipped, and said once by Logf at New).
 	Create bool
-	// Scoped sets hold client . destination pairs, matched against
-	// saddr . daddr: a block only affects the client it was decided for.
+	// Scoped writes every block as pairs: SET4 and SET6 hold client .
+	// destination pairs, and a block for everyone becomes a pair for each
+	// of the change's Clients (none: skipped). A block only affects the
+	// clients it was decided for.
 	Scoped bool
 	NetNS  int // network namespace fd to operate in; 0 = the current one
+	// Logf, if set, is told about changes skipped for want of a set or of
+	// clients; nil: they are only counted.
+	Logf func(format string, args ...any)
 }
 
 // Element is one entry of a set.
 type Element struct {
 	IP      netip.Addr    // the blocked destination
-	Client  netip.Addr    // the client it is blocked for; zero unless scoped
+	Client  netip.Addr    // the client it is blocked for; zero: everyone
+	Port    uint16        // the destination port it is blocked on; 0: every port
 	Expires time.Duration // time left before the kernel drops it; 0: no timeout
 	Comment string        // the decision id
+}
+
+// Why Apply skips a change (or one pair of it), as counted by Skipped.
+const (
+	SkipNoSet       = "no set for the address family"
+	SkipAbsentSet   = "pair set missing"
+	SkipNoClients   = "scoped: block for everyone without clients"
+	SkipMixedFamily = "client and IP of different families"
+)
+
+// kind is what a set's keys hold.
+type kind int
+
+const (
+	kindIP   kind = iota // destination
+	kindPair             // client . destination
+	kindPort             // client . destination . destination port
+)
+
+// set is one set the sink writes to.
+type set struct {
+	*nftables.Set
+	v4   bool
+	kind kind
+	// derived sets (SET_pairs, SET_ports) are optional without Create:
+	// absent ones are skipped, so a Corefile line from before them works.
+	derived bool
+	absent  bool
 }
 
 // Sink keeps blocked IPs in nftables sets. It implements sink.Sink.
 type Sink struct {
 	cfg   Config
 	table *nftables.Table
-	set4  *nftables.Set // nil: IPv4 changes are skipped
-	set6  *nftables.Set // nil: IPv6 changes are skipped
+	sets  []*set // IPv4 ones first; a family without a set is skipped
 
-	mu     sync.Mutex // serialises batches, so they reach the kernel in call order
-	closed bool
+	mu      sync.Mutex // serialises batches, so they reach the kernel in call order
+	closed  bool
+	skipped map[string]uint64
 }
 
 // New checks cfg and the sets it names. With cfg.Create it creates whatever
@@ -104,14 +161,11 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: cfg, table: &nftables.Table{Name: cfg.Table, Family: family}}
-	// Set IDs only name sets within one transaction; fixed ones spare us
-	// the library's shared (and unsynchronised) ID counter.
-	if cfg.Set4 != "" {
-		s.set4 = s.newSet(cfg.Set4, nftables.TypeIPAddr, 1)
-	}
-	if cfg.Set6 != "" {
-		s.set6 = s.newSet(cfg.Set6, nftables.TypeIP6Addr, 2)
+	s := &Sink{cfg: cfg, table: &nftables.Table{Name: cfg.Table, Family: family}, skipped: map[string]uint64{}}
+	for i, l := range layout(cfg) {
+		// Set IDs only name sets within one transaction; fixed ones spare
+		// us the library's shared (and unsynchronised) ID counter.
+		s.sets = append(s.sets, s.newSet(l, uint32(i+1)))
 	}
 	if err := s.setup(); err != nil {
 		return nil, err
@@ -152,7 +206,45 @@ func parseConfig(cfg Config) (nftables.TableFamily, error) {
 	case family == nftables.TableFamilyIPv6 && cfg.Set4 != "":
 		return 0, fmt.Errorf("nftset: an ip6 table sees no IPv4 traffic: set %q for IPv4 needs family ip or inet", cfg.Set4)
 	}
+	seen := map[string]string{}
+	for _, l := range layout(cfg) {
+		if from, ok := seen[l.name]; ok {
+			return 0, fmt.Errorf("nftset: set %q is both named and kept beside set %q (as %s%s or %s%s): name another",
+				l.name, from, from, pairsSuffix, from, portsSuffix)
+		}
+		seen[l.name] = l.base
+	}
 	return family, nil
+}
+
+// setLayout is a set the config calls for, before it is built.
+type setLayout struct {
+	name, base string // base: the configured set it is derived from, or itself
+	v4         bool
+	kind       kind
+}
+
+// layout lists the sets cfg calls for: for each configured set, the set
+// itself and the pair sets beside it (see Config).
+func layout(cfg Config) []setLayout {
+	var out []setLayout
+	for _, base := range []struct {
+		name string
+		v4   bool
+	}{{cfg.Set4, true}, {cfg.Set6, false}} {
+		if base.name == "" {
+			continue
+		}
+		if cfg.Scoped {
+			out = append(out, setLayout{base.name, base.name, base.v4, kindPair})
+		} else {
+			out = append(out,
+				setLayout{base.name, base.name, base.v4, kindIP},
+				setLayout{base.name + pairsSuffix, base.name, base.v4, kindPair})
+		}
+		out = append(out, setLayout{base.name + portsSuffix, base.name, base.v4, kindPort})
+	}
+	return out
 }
 
 // checkName keeps names to what is safe to paste into an nft command.
@@ -168,32 +260,54 @@ func checkName(what, name string) error {
 	return nil
 }
 
-func (s *Sink) newSet(name string, addr nftables.SetDatatype, id uint32) *nftables.Set {
-	key := addr
-	if s.cfg.Scoped {
-		key = nftables.MustConcatSetType(addr, addr)
+func (s *Sink) newSet(l setLayout, id uint32) *set {
+	addr := nftables.TypeIP6Addr
+	if l.v4 {
+		addr = nftables.TypeIPAddr
 	}
-	return &nftables.Set{
-		Table:         s.table,
-		ID:            id,
-		Name:          name,
-		HasTimeout:    true,
-		Concatenation: s.cfg.Scoped,
-		KeyType:       key,
-		KeyByteOrder:  binaryutil.BigEndian,
-		Comment:       "coredns-cip blocked destinations",
+	key, comment := addr, "coredns-cip blocked destinations"
+	switch l.kind {
+	case kindPair:
+		key, comment = nftables.MustConcatSetType(addr, addr), "coredns-cip blocked client . destination pairs"
+	case kindPort:
+		key, comment = nftables.MustConcatSetType(addr, addr, nftables.TypeInetService), "coredns-cip blocked client . destination . port"
+	}
+	return &set{
+		Set: &nftables.Set{
+			Table:         s.table,
+			ID:            id,
+			Name:          l.name,
+			HasTimeout:    true,
+			Concatenation: l.kind != kindIP,
+			KeyType:       key,
+			KeyByteOrder:  binaryutil.BigEndian,
+			Comment:       comment,
+		},
+		v4:      l.v4,
+		kind:    l.kind,
+		derived: l.name != l.base,
 	}
 }
 
-// sets lists the configured sets.
-func (s *Sink) sets() []*nftables.Set {
-	var sets []*nftables.Set
-	for _, set := range []*nftables.Set{s.set4, s.set6} {
-		if set != nil {
-			sets = append(sets, set)
+// find is the set for keys of kind k in the family v4 says, or nil.
+func (s *Sink) find(v4 bool, k kind) *set {
+	for _, t := range s.sets {
+		if t.v4 == v4 && t.kind == k {
+			return t
 		}
 	}
-	return sets
+	return nil
+}
+
+// present lists the sets that exist.
+func (s *Sink) present() []*set {
+	var out []*set
+	for _, t := range s.sets {
+		if !t.absent {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func (s *Sink) conn() (*nftables.Conn, error) {
@@ -204,8 +318,10 @@ func (s *Sink) conn() (*nftables.Conn, error) {
 // "nftables inet cip blocked4 blocked6".
 func (s *Sink) Name() string {
 	parts := []string{"nftables", s.cfg.Family, s.cfg.Table}
-	for _, set := range s.sets() {
-		parts = append(parts, set.Name)
+	for _, set := range []string{s.cfg.Set4, s.cfg.Set6} {
+		if set != "" {
+			parts = append(parts, set)
+		}
 	}
 	if s.cfg.Scoped {
 		parts = append(parts, "scoped")
@@ -239,17 +355,21 @@ func (s *Sink) setup() error {
 		}
 		conn.AddTable(s.table)
 	}
-	for _, want := range s.sets() {
+	var absent []*set
+	for _, want := range s.sets {
 		have, ok := existing[want.Name]
 		switch {
 		case ok:
-			if err := s.check(have, want); err != nil {
+			if err := s.check(have, want.Set); err != nil {
 				return err
 			}
 		case s.cfg.Create:
-			if err := conn.AddSet(want, nil); err != nil {
+			if err := conn.AddSet(want.Set, nil); err != nil {
 				return s.fail("add set "+want.Name, err)
 			}
+		case want.derived:
+			want.absent = true
+			absent = append(absent, want)
 		default:
 			return fmt.Errorf("nftset: set %s in table %s %s does not exist; use the create option, or set it up with:\n%s",
 				want.Name, s.cfg.Family, s.cfg.Table, s.commands())
@@ -263,7 +383,25 @@ func (s *Sink) setup() error {
 	if err := conn.Flush(); err != nil {
 		return s.fail("create", err)
 	}
+	if len(absent) > 0 {
+		s.logf("%s: without the create option and without set(s) %s, blocks for a tagged client only are skipped; add them with:\n%s",
+			s.Name(), strings.Join(setNames(absent), ", "), s.script(absent))
+	}
 	return nil
+}
+
+func setNames(sets []*set) []string {
+	var names []string
+	for _, t := range sets {
+		names = append(names, t.Name)
+	}
+	return names
+}
+
+func (s *Sink) logf(format string, args ...any) {
+	if s.cfg.Logf != nil {
+		s.cfg.Logf(format, args...)
+	}
 }
 
 // check tells whether an existing set can hold what this sink puts in it.
@@ -308,6 +446,7 @@ func (s *Sink) addRules(conn *nftables.Conn, haveTable bool) error {
 		}
 	}
 	accept := nftables.ChainPolicyAccept
+	anonID := uint32(100) // above the named sets' IDs
 	for _, h := range []struct {
 		name string
 		hook *nftables.ChainHook
@@ -334,12 +473,16 @@ func (s *Sink) addRules(conn *nftables.Conn, haveTable bool) error {
 		} else {
 			conn.AddChain(chain)
 		}
-		for _, set := range s.sets() {
+		for _, set := range s.present() {
 			if tag := ruleTag + set.Name; !tagged[tag] {
+				exprs, err := s.dropExprs(conn, set, &anonID)
+				if err != nil {
+					return s.fail("add the rule for set "+set.Name, err)
+				}
 				conn.AddRule(&nftables.Rule{
 					Table:    s.table,
 					Chain:    chain,
-					Exprs:    s.dropExprs(set),
+					Exprs:    exprs,
 					UserData: userdata.AppendString(nil, userdata.TypeComment, tag),
 				})
 			}
@@ -348,16 +491,23 @@ func (s *Sink) addRules(conn *nftables.Conn, haveTable bool) error {
 	return nil
 }
 
-// dropExprs is `ip daddr @set drop` (`ip6 daddr`, and `ip saddr . ip daddr`
-// when scoped) as the nft tool compiles it.
-func (s *Sink) dropExprs(set *nftables.Set) []expr.Any {
-	v4 := set == s.set4
+// dropExprs is the rule for set as the nft tool compiles it (matching
+// the set's family first in an inet table):
+//
+//	ip daddr @SET drop
+//	ip saddr . ip daddr @SET_pairs drop
+//	meta l4proto { tcp, udp } ip saddr . ip daddr . th dport @SET_ports drop
+//
+// (ip6 for IPv6). The protocol check of the last keeps th dport to
+// protocols whose header starts with ports; its anonymous set is queued
+// on conn, with an ID taken from *anonID.
+func (s *Sink) dropExprs(conn *nftables.Conn, set *set, anonID *uint32) ([]expr.Any, error) {
 	var exprs []expr.Any
 	if s.table.Family == nftables.TableFamilyINet {
 		// An inet table sees both families: match the one the set is for
 		// before reading addresses at its offsets.
 		proto := byte(unix.NFPROTO_IPV6)
-		if v4 {
+		if set.v4 {
 			proto = unix.NFPROTO_IPV4
 		}
 		exprs = append(exprs,
@@ -365,50 +515,92 @@ func (s *Sink) dropExprs(set *nftables.Set) []expr.Any {
 			&expr.Cmp{Op: expr.CmpOpEq, Register: unix.NFT_REG_1, Data: []byte{proto}},
 		)
 	}
-	// Offsets into the IPv4 / IPv6 header; the destination of a pair goes
-	// in the register right after the source (4-byte and 16-byte registers).
-	saddr, daddr, size, next := uint32(12), uint32(16), uint32(4), uint32(unix.NFT_REG32_01)
-	if !v4 {
-		saddr, daddr, size, next = 8, 24, 16, unix.NFT_REG_2
+	if set.kind == kindPort {
+		protos := &nftables.Set{
+			Table: s.table, ID: *anonID, Name: "__set%d", // the kernel fills in %d
+			Anonymous: true, Constant: true, KeyType: nftables.TypeInetProto,
+		}
+		*anonID++
+		if err := conn.AddSet(protos, []nftables.SetElement{{Key: []byte{unix.IPPROTO_TCP}}, {Key: []byte{unix.IPPROTO_UDP}}}); err != nil {
+			return nil, err
+		}
+		exprs = append(exprs,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: unix.NFT_REG_1},
+			&expr.Lookup{SourceRegister: unix.NFT_REG_1, SetName: protos.Name, SetID: protos.ID},
+		)
+	}
+	// Offsets into the IPv4 / IPv6 header. A concatenation fills registers
+	// in turn, each part padded to 4 bytes: the destination goes right
+	// after the source, the port right after the destination.
+	saddr, daddr, size, next, port := uint32(12), uint32(16), uint32(4), uint32(unix.NFT_REG32_01), uint32(unix.NFT_REG32_02)
+	if !set.v4 {
+		saddr, daddr, size, next, port = 8, 24, 16, unix.NFT_REG_2, unix.NFT_REG32_08
 	}
 	load := func(offset, reg uint32) expr.Any {
 		return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: size}
 	}
-	if s.cfg.Scoped {
-		exprs = append(exprs, load(saddr, unix.NFT_REG_1), load(daddr, next))
-	} else {
+	switch set.kind {
+	case kindIP:
 		exprs = append(exprs, load(daddr, unix.NFT_REG_1))
+	case kindPair:
+		exprs = append(exprs, load(saddr, unix.NFT_REG_1), load(daddr, next))
+	case kindPort:
+		exprs = append(exprs, load(saddr, unix.NFT_REG_1), load(daddr, next),
+			// th dport: the destination port, bytes 2-3 of the TCP or UDP header.
+			&expr.Payload{DestRegister: port, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
 	}
 	return append(exprs,
 		&expr.Lookup{SourceRegister: unix.NFT_REG_1, SetName: set.Name, SetID: set.ID},
 		&expr.Verdict{Kind: expr.VerdictDrop},
-	)
+	), nil
 }
 
 // commands is the nft script that sets up what Create would.
 func (s *Sink) commands() string {
-	fam, tab := s.cfg.Family, s.cfg.Table
-	lines := []string{fmt.Sprintf("  nft add table %s %s", fam, tab)}
-	for _, set := range s.sets() {
-		lines = append(lines, s.setCommand(set))
+	lines := []string{fmt.Sprintf("  nft add table %s %s", s.cfg.Family, s.cfg.Table)}
+	for _, set := range s.sets {
+		lines = append(lines, s.setCommand(set.Set))
 	}
-	for _, chain := range []struct{ name, hook string }{{chainOutput, "output"}, {chainForward, "forward"}} {
+	for _, chain := range chains {
 		lines = append(lines, fmt.Sprintf("  nft add chain %s %s %s '{ type filter hook %s priority filter; policy accept; }'",
-			fam, tab, chain.name, chain.hook))
-		for _, set := range s.sets() {
+			s.cfg.Family, s.cfg.Table, chain.name, chain.hook))
+	}
+	return strings.Join(append(lines, s.ruleCommands(s.sets)...), "\n")
+}
+
+// script is the nft script that adds sets and their rules (in the chains
+// Create would add).
+func (s *Sink) script(sets []*set) string {
+	var lines []string
+	for _, set := range sets {
+		lines = append(lines, s.setCommand(set.Set))
+	}
+	return strings.Join(append(lines, s.ruleCommands(sets)...), "\n")
+}
+
+// chains are the chains Create adds, by name and hook.
+var chains = []struct{ name, hook string }{{chainOutput, "output"}, {chainForward, "forward"}}
+
+func (s *Sink) ruleCommands(sets []*set) []string {
+	var lines []string
+	for _, chain := range chains {
+		for _, set := range sets {
 			ip := "ip6"
-			if set == s.set4 {
+			if set.v4 {
 				ip = "ip"
 			}
 			match := ip + " daddr"
-			if s.cfg.Scoped {
+			switch set.kind {
+			case kindPair:
 				match = ip + " saddr . " + ip + " daddr"
+			case kindPort:
+				match = "meta l4proto { tcp, udp } " + ip + " saddr . " + ip + " daddr . th dport"
 			}
 			lines = append(lines, fmt.Sprintf("  nft add rule %s %s %s %s @%s drop comment '\"%s%s\"'",
-				fam, tab, chain.name, match, set.Name, ruleTag, set.Name))
+				s.cfg.Family, s.cfg.Table, chain.name, match, set.Name, ruleTag, set.Name))
 		}
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 func (s *Sink) setCommand(set *nftables.Set) string {
@@ -430,17 +622,22 @@ func (s *Sink) fail(doing string, err error) error {
 	return fmt.Errorf("nftset: %s: %s: %w%s", s.Name(), doing, err, hint)
 }
 
-// Apply applies a batch in one netlink transaction: a block adds the IP
-// (or client . IP pair, when scoped) with timeout TTL and the decision id
-// as comment, replacing any element already there; an unblock removes it,
-// present or not. When one key occurs more than once, the last change
-// wins.
+// Apply applies a batch in one netlink transaction: a block adds its
+// element with timeout TTL and the decision id as comment, replacing any
+// element already there; an unblock removes it, present or not. When one
+// element occurs more than once, the last change wins.
 //
-// Changes this sink has no set for are skipped, without error: an IP
-// whose family has no set and, when scoped, a change without a Client (a
-// pair set cannot hold "everyone") or whose Client and IP differ in
-// family. Unscoped, the Client is ignored: the block is for everyone.
-// IPv4-mapped IPv6 addresses count as IPv4, as they travel as IPv4.
+// The element: a change for everyone (sink.ScopeEveryone) blocks the IP;
+// a tagged one (sink.ScopeTagged) the Client . IP pair, or Client . IP .
+// Port when Port is set. Scoped, a change for everyone becomes a pair for
+// each of its Clients. A change without a Scope is read as before scopes:
+// unscoped sinks block its IP for everyone, scoped ones its Client . IP
+// pair. IPv4-mapped IPv6 addresses count as IPv4, as they travel as IPv4.
+//
+// What no set of this sink can hold is skipped without error and counted
+// in Skipped: an IP whose family has no set, a pair set that does not
+// exist, a client of the other family than the IP, a scoped change for
+// everyone without Clients. The last two are also told to Logf.
 //
 // Invalid changes (ErrInvalidChange) are left out and reported in the
 // returned error after the rest is applied. ctx is checked before the
@@ -454,54 +651,13 @@ func (s *Sink) Apply(ctx context.Context, batch []sink.Change) error {
 	if s.closed {
 		return ErrClosed
 	}
-	type op struct {
-		set  *nftables.Set
-		elem nftables.SetElement
-		add  bool
-	}
-	var (
-		ops     []op
-		at      = map[string]int{} // set name and key -> index in ops
-		invalid []error
-	)
-	for _, c := range batch {
-		set, key, err := s.target(c)
-		if err != nil {
-			invalid = append(invalid, err)
-			continue
-		}
-		if set == nil {
-			continue
-		}
-		o := op{set: set, elem: nftables.SetElement{Key: key}}
-		switch c.Action {
-		case sink.Block:
-			if c.TTL <= 0 {
-				invalid = append(invalid, fmt.Errorf("%w: block of %s with TTL %v", ErrInvalidChange, c.IP, c.TTL))
-				continue
-			}
-			o.add = true
-			o.elem.Timeout = timeout(c.TTL)
-			o.elem.Comment = comment(c.Decision)
-		case sink.Unblock:
-		default:
-			invalid = append(invalid, fmt.Errorf("%w: unknown action %q for %s", ErrInvalidChange, c.Action, c.IP))
-			continue
-		}
-		id := set.Name + "\x00" + string(key)
-		if i, ok := at[id]; ok {
-			ops[i] = o
-			continue
-		}
-		at[id] = len(ops)
-		ops = append(ops, o)
-	}
+	ops, invalid := s.plan(batch)
 	if len(ops) > 0 {
 		conn, err := s.conn()
 		if err != nil {
 			return s.fail("connect", err)
 		}
-		for _, set := range s.sets() {
+		for _, set := range s.sets {
 			var keys, adds []nftables.SetElement
 			for _, o := range ops {
 				if o.set != set {
@@ -517,9 +673,9 @@ func (s *Sink) Apply(ctx context.Context, batch []sink.Change) error {
 			}
 			// See the package doc: add makes the delete safe, delete makes
 			// the final add replace.
-			err := errors.Join(conn.SetAddElements(set, keys), conn.SetDeleteElements(set, keys))
+			err := errors.Join(conn.SetAddElements(set.Set, keys), conn.SetDeleteElements(set.Set, keys))
 			if len(adds) > 0 {
-				err = errors.Join(err, conn.SetAddElements(set, adds))
+				err = errors.Join(err, conn.SetAddElements(set.Set, adds))
 			}
 			if err != nil {
 				return s.fail("encode elements", err)
@@ -532,28 +688,146 @@ func (s *Sink) Apply(ctx context.Context, batch []sink.Change) error {
 	return errors.Join(invalid...)
 }
 
-// target is the set and element key a change is about; a nil set means
-// this sink skips it.
-func (s *Sink) target(c sink.Change) (*nftables.Set, []byte, error) {
+// op is one element to add (block) or remove (unblock).
+type op struct {
+	set  *set
+	elem nftables.SetElement
+	add  bool
+}
+
+// plan turns a batch into element operations, the last change to an
+// element winning, and counts (and tells) what it skips.
+func (s *Sink) plan(batch []sink.Change) (ops []op, invalid []error) {
+	at := map[string]int{} // set name and key -> index in ops
+	told := map[string]int{}
+	for _, c := range batch {
+		switch {
+		case c.Action == sink.Block && c.TTL <= 0:
+			invalid = append(invalid, fmt.Errorf("%w: block of %s with TTL %v", ErrInvalidChange, c.IP, c.TTL))
+			continue
+		case c.Action != sink.Block && c.Action != sink.Unblock:
+			invalid = append(invalid, fmt.Errorf("%w: unknown action %q for %s", ErrInvalidChange, c.Action, c.IP))
+			continue
+		}
+		targets, skips, err := s.targets(c)
+		if err != nil {
+			invalid = append(invalid, err)
+			continue
+		}
+		for _, why := range skips {
+			s.skipped[why]++
+			if why == SkipMixedFamily || why == SkipNoClients {
+				told[why]++
+			}
+		}
+		for _, t := range targets {
+			o := op{set: t.set, elem: nftables.SetElement{Key: t.key}}
+			if c.Action == sink.Block {
+				o.add = true
+				o.elem.Timeout = timeout(c.TTL)
+				o.elem.Comment = comment(c.Decision)
+			}
+			id := t.set.Name + "\x00" + string(t.key)
+			if i, ok := at[id]; ok {
+				ops[i] = o
+				continue
+			}
+			at[id] = len(ops)
+			ops = append(ops, o)
+		}
+	}
+	for _, why := range slices.Sorted(maps.Keys(told)) {
+		s.logf("%s: skipped %d: %s", s.Name(), told[why], why)
+	}
+	return ops, invalid
+}
+
+// target is one element of a change: its set and key.
+type target struct {
+	set *set
+	key []byte
+}
+
+// targets are the elements change c is about, and why any it would have
+// were skipped.
+func (s *Sink) targets(c sink.Change) (ts []target, skips []string, err error) {
 	ip := c.IP.Unmap()
 	if !ip.IsValid() {
 		return nil, nil, fmt.Errorf("%w: %s without an IP", ErrInvalidChange, c.Action)
 	}
-	set := s.set6
-	if ip.Is4() {
-		set = s.set4
-	}
-	if set == nil {
-		return nil, nil, nil
-	}
-	if !s.cfg.Scoped {
-		return set, ip.AsSlice(), nil
-	}
 	client := c.Client.Unmap()
-	if !client.IsValid() || client.Is4() != ip.Is4() {
-		return nil, nil, nil
+	scope := c.Scope
+	if scope == "" {
+		// As before scopes: unscoped sets held IPs whatever the client,
+		// scoped ones pairs.
+		scope = sink.ScopeEveryone
+		if s.cfg.Scoped && client.IsValid() {
+			scope = sink.ScopeTagged
+		}
 	}
-	return set, append(client.AsSlice(), ip.AsSlice()...), nil
+	// add queues client . ip (. port) into the set of kind k, or the skip.
+	add := func(k kind, client netip.Addr, port uint16) {
+		set := s.find(ip.Is4(), k)
+		switch {
+		case set == nil:
+			skips = append(skips, SkipNoSet)
+		case set.absent:
+			skips = append(skips, SkipAbsentSet)
+		case k != kindIP && client.Is4() != ip.Is4():
+			skips = append(skips, SkipMixedFamily)
+		default:
+			ts = append(ts, target{set, elementKey(k, client, ip, port)})
+		}
+	}
+	switch scope {
+	case sink.ScopeEveryone:
+		if !s.cfg.Scoped {
+			add(kindIP, netip.Addr{}, 0)
+			break
+		}
+		for _, cl := range c.Clients {
+			if cl = cl.Unmap(); cl.IsValid() {
+				add(kindPair, cl, 0)
+			}
+		}
+		if len(ts) == 0 && len(skips) == 0 {
+			skips = append(skips, SkipNoClients)
+		}
+	case sink.ScopeTagged:
+		if !client.IsValid() {
+			return nil, nil, fmt.Errorf("%w: tagged %s of %s without a client", ErrInvalidChange, c.Action, c.IP)
+		}
+		if c.Port != 0 {
+			add(kindPort, client, c.Port)
+		} else {
+			add(kindPair, client, 0)
+		}
+	default:
+		return nil, nil, fmt.Errorf("%w: unknown scope %q for %s", ErrInvalidChange, c.Scope, c.IP)
+	}
+	return ts, skips, nil
+}
+
+// elementKey is the key of an element of a set of kind k: each part in
+// network byte order, padded to 4 bytes as in a concatenation.
+func elementKey(k kind, client, ip netip.Addr, port uint16) []byte {
+	switch k {
+	case kindPair:
+		return append(client.AsSlice(), ip.AsSlice()...)
+	case kindPort:
+		key := append(client.AsSlice(), ip.AsSlice()...)
+		return append(key, byte(port>>8), byte(port), 0, 0)
+	default:
+		return ip.AsSlice()
+	}
+}
+
+// Skipped counts, by reason (the Skip constants), the changes or pairs
+// Apply has skipped since New.
+func (s *Sink) Skipped() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.skipped)
 }
 
 // timeout rounds a TTL up to the kernel's millisecond resolution: rounded
@@ -578,7 +852,7 @@ func comment(decision string) string {
 }
 
 // Elements lists the elements of the sets, with the time each has left and
-// its comment, ordered by IP then client.
+// its comment, ordered by IP, client, then port.
 func (s *Sink) Elements() ([]Element, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -590,33 +864,47 @@ func (s *Sink) Elements() ([]Element, error) {
 		return nil, s.fail("connect", err)
 	}
 	var out []Element
-	for _, set := range s.sets() {
-		elems, err := conn.GetSetElements(set)
+	for _, set := range s.present() {
+		elems, err := conn.GetSetElements(set.Set)
 		if err != nil {
 			return nil, s.fail("list set "+set.Name, err)
 		}
 		for _, e := range elems {
-			el := Element{Expires: e.Expires, Comment: e.Comment}
-			var ok bool
-			if s.cfg.Scoped {
-				half := len(e.Key) / 2
-				client, okClient := netip.AddrFromSlice(e.Key[:half])
-				el.Client = client
-				el.IP, ok = netip.AddrFromSlice(e.Key[half:])
-				ok = ok && okClient
-			} else {
-				el.IP, ok = netip.AddrFromSlice(e.Key)
-			}
+			el, ok := parseKey(set, e.Key)
 			if !ok {
-				return nil, fmt.Errorf("nftset: %s: set %s holds a %d-byte key, not an address", s.Name(), set.Name, len(e.Key))
+				return nil, fmt.Errorf("nftset: %s: set %s holds a %d-byte key, not what it was made for", s.Name(), set.Name, len(e.Key))
 			}
+			el.Expires, el.Comment = e.Expires, e.Comment
 			out = append(out, el)
 		}
 	}
 	slices.SortFunc(out, func(a, b Element) int {
-		return cmp.Or(a.IP.Compare(b.IP), a.Client.Compare(b.Client))
+		return cmp.Or(a.IP.Compare(b.IP), a.Client.Compare(b.Client), cmp.Compare(a.Port, b.Port))
 	})
 	return out, nil
+}
+
+// parseKey reads an element key written by elementKey.
+func parseKey(set *set, key []byte) (Element, bool) {
+	n := 16
+	if set.v4 {
+		n = 4
+	}
+	var el Element
+	var okClient, okIP bool
+	switch {
+	case set.kind == kindIP && len(key) == n:
+		el.IP, okIP = netip.AddrFromSlice(key)
+		okClient = true
+	case set.kind == kindPair && len(key) == 2*n,
+		set.kind == kindPort && len(key) == 2*n+4:
+		el.Client, okClient = netip.AddrFromSlice(key[:n])
+		el.IP, okIP = netip.AddrFromSlice(key[n : 2*n])
+		if set.kind == kindPort {
+			el.Port = uint16(key[2*n])<<8 | uint16(key[2*n+1])
+		}
+	}
+	return el, okClient && okIP
 }
 
 // Close ends the sink's use; Apply and Elements then return ErrClosed. The

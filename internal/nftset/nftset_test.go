@@ -3,11 +3,14 @@ package nftset
 import (
 	"github.com/coredns-cip/coredns-cip/internal/netnstest"
 
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -22,10 +25,11 @@ const (
 	dst6    = "2a0c:9a40:1::21"
 	client1 = "10.99.0.1"
 	client2 = "10.99.0.2"
+	client6 = "fd00:99::1"
 )
 
 // testAddrs are put on lo in every test namespace.
-var testAddrs = []string{dst4 + "/32", dst6 + "/128", client1 + "/32", client2 + "/32"}
+var testAddrs = []string{dst4 + "/32", dst6 + "/128", client1 + "/32", client2 + "/32", client6 + "/128"}
 
 var inetCreate = Config{Family: "inet", Table: "cip", Set4: "blocked4", Set6: "blocked6", Create: true}
 
@@ -57,6 +61,22 @@ func unblock(ip string) sink.Change {
 
 func scoped(c sink.Change, client string) sink.Change {
 	c.Client = netip.MustParseAddr(client)
+	return c
+}
+
+// tagged makes c a block or unblock for client only, on port unless it
+// is 0.
+func tagged(c sink.Change, client string, port uint16) sink.Change {
+	c.Scope, c.Client, c.Port = sink.ScopeTagged, netip.MustParseAddr(client), port
+	return c
+}
+
+// everyone makes c a block or unblock for everyone, decided for clients.
+func everyone(c sink.Change, clients ...string) sink.Change {
+	c.Scope = sink.ScopeEveryone
+	for _, cl := range clients {
+		c.Clients = append(c.Clients, netip.MustParseAddr(cl))
+	}
 	return c
 }
 
@@ -105,6 +125,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"same set", Config{Family: "inet", Table: "t", Set4: "s", Set6: "s"}, "both"},
 		{"ip with set6", Config{Family: "ip", Table: "t", Set4: "s4", Set6: "s6"}, "no IPv6"},
 		{"ip6 with set4", Config{Family: "ip6", Table: "t", Set4: "s4", Set6: "s6"}, "no IPv4"},
+		{"pair set named", Config{Family: "inet", Table: "t", Set4: "s", Set6: "s_pairs"}, `set "s_pairs" is both named and kept beside set "s"`},
+		{"port set named", Config{Family: "inet", Table: "t", Set4: "s", Set6: "s_ports", Scoped: true}, "kept beside"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.cfg)
@@ -309,8 +331,8 @@ func TestRestartKeepsElementsAndRules(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rules) != 2 {
-			t.Errorf("chain %s has %d rules after a restart, want 2 (one per set)", chain, len(rules))
+		if len(rules) != 6 {
+			t.Errorf("chain %s has %d rules after a restart, want 6 (one per set: IPs, pairs, ports for each family)", chain, len(rules))
 		}
 	}
 }
@@ -395,5 +417,199 @@ func TestTimeoutAndCommentFitTheKernel(t *testing.T) {
 	}
 	if got := comment("dec-1"); got != "dec-1" {
 		t.Errorf("comment(dec-1) = %q", got)
+	}
+}
+
+// wantElements fails unless the sink lists exactly want (Expires is
+// checked to be within the last minute of ttl).
+func wantElements(t *testing.T, s *Sink, ttl time.Duration, want ...Element) {
+	t.Helper()
+	got := elements(t, s)
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		g, w := got[i], want[i]
+		ok = g.IP == w.IP && g.Client == w.Client && g.Port == w.Port && g.Comment == w.Comment &&
+			g.Expires > ttl-time.Minute && g.Expires <= ttl
+	}
+	if !ok {
+		t.Fatalf("elements %+v, want %+v with about %v left", got, want, ttl)
+	}
+}
+
+func TestTaggedBlocksArePairsBesideTheIPs(t *testing.T) {
+	t.Parallel()
+	n := netnstest.New(t, testAddrs...)
+	open, other := n.Listen(t, dst4), n.Listen(t, dst4)
+	open6, other6 := n.Listen(t, dst6), n.Listen(t, dst6)
+	s := newSink(t, n, inetCreate)
+	wantRules(t, n, "inet",
+		"ip daddr @blocked4 drop", "ip saddr . ip daddr @blocked4_pairs drop",
+		"meta l4proto { tcp, udp } ip saddr . ip daddr . th dport @blocked4_ports drop",
+		"ip6 daddr @blocked6 drop", "ip6 saddr . ip6 daddr @blocked6_pairs drop",
+		"meta l4proto { tcp, udp } ip6 saddr . ip6 daddr . th dport @blocked6_ports drop")
+
+	apply(t, s,
+		tagged(block(dst4, time.Hour, "dec-port"), client1, open.Port()),
+		tagged(block(dst4, time.Hour, "dec-pair"), client2, 0),
+		tagged(block(dst6, time.Hour, "dec-port6"), client6, open6.Port()),
+	)
+	c1, c2, c6 := netip.MustParseAddr(client1), netip.MustParseAddr(client2), netip.MustParseAddr(client6)
+	d4, d6 := netip.MustParseAddr(dst4), netip.MustParseAddr(dst6)
+	wantElements(t, s, time.Hour,
+		Element{IP: d4, Client: c1, Port: open.Port(), Comment: "dec-port"},
+		Element{IP: d4, Client: c2, Comment: "dec-pair"},
+		Element{IP: d6, Client: c6, Port: open6.Port(), Comment: "dec-port6"},
+	)
+	// As an operator sees them: the triple and the pair, with timeout and
+	// comment; nothing for everyone.
+	ports := nftElements(t, n, "inet", "cip", "blocked4_ports")
+	wantVal := fmt.Sprintf(`{"concat":[%q,%q,%d]}`, client1, dst4, open.Port())
+	if len(ports) != 1 || compact(t, ports[0].Val) != wantVal || ports[0].Timeout != 3600 || ports[0].Comment != "dec-port" {
+		t.Fatalf("nft lists %+v in blocked4_ports, want %s with timeout 3600 and comment dec-port", ports, wantVal)
+	}
+	pairs := nftElements(t, n, "inet", "cip", "blocked4_pairs")
+	wantVal = fmt.Sprintf(`{"concat":[%q,%q]}`, client2, dst4)
+	if len(pairs) != 1 || compact(t, pairs[0].Val) != wantVal || pairs[0].Timeout != 3600 || pairs[0].Comment != "dec-pair" {
+		t.Fatalf("nft lists %+v in blocked4_pairs, want %s with timeout 3600 and comment dec-pair", pairs, wantVal)
+	}
+	if ips := nftElements(t, n, "inet", "cip", "blocked4"); len(ips) != 0 {
+		t.Fatalf("nft lists %+v in blocked4, want nothing blocked for everyone", ips)
+	}
+
+	n.WantDropped(t, client1, open) // the port finding
+	n.WantOpen(t, client1, other)   // another port of the same IP
+	n.WantDropped(t, client2, open) // the pair: every port
+	n.WantDropped(t, client2, other)
+	n.WantOpen(t, "", open) // everyone else
+	n.WantDropped(t, client6, open6)
+	n.WantOpen(t, client6, other6)
+	n.WantOpen(t, "", open6)
+
+	// An unblock removes its element and nothing else.
+	apply(t, s, tagged(unblock(dst4), client1, open.Port()))
+	wantElements(t, s, time.Hour,
+		Element{IP: d4, Client: c2, Comment: "dec-pair"},
+		Element{IP: d6, Client: c6, Port: open6.Port(), Comment: "dec-port6"},
+	)
+	n.WantOpen(t, client1, open)
+	n.WantDropped(t, client2, open)
+
+	// A block for everyone still goes into the IP set, and so does a change
+	// without a scope, client or not, as before scopes.
+	apply(t, s, everyone(block(dst4, time.Hour, "dec-all"), client1))
+	n.WantDropped(t, client1, other)
+	n.WantDropped(t, "", other)
+	apply(t, s, scoped(block(dst6, 2*time.Hour, "dec-legacy"), client6))
+	if ips := nftElements(t, n, "inet", "cip", "blocked6"); len(ips) != 1 || ips[0].Comment != "dec-legacy" {
+		t.Fatalf("nft lists %+v in blocked6, want the change without a scope there", ips)
+	}
+}
+
+// compact strips the white space nft puts into JSON values.
+func compact(t *testing.T, raw json.RawMessage) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestScopedWritesEveryBlockAsPairs(t *testing.T) {
+	t.Parallel()
+	n := netnstest.New(t, testAddrs...)
+	open, other := n.Listen(t, dst4), n.Listen(t, dst4)
+	cfg := inetCreate
+	cfg.Scoped = true
+	var logged logLines
+	cfg.Logf = logged.add
+	s := newSink(t, n, cfg)
+	wantRules(t, n, "inet", "ip saddr . ip daddr @blocked4 drop",
+		"meta l4proto { tcp, udp } ip saddr . ip daddr . th dport @blocked4_ports drop")
+	if out := n.Nft(t, "list", "table", "inet", "cip"); strings.Contains(out, "blocked4_pairs") {
+		t.Fatalf("scoped, the pairs are in blocked4, yet the sink made blocked4_pairs:\n%s", out)
+	}
+
+	apply(t, s,
+		everyone(block(dst4, time.Hour, "dec-all"), client1, client6), // client6: of the other family
+		everyone(block(dst6, time.Hour, "dec-nobody")),                // no client to pair with
+		tagged(block(dst4, time.Hour, "dec-port"), client2, open.Port()),
+	)
+	c1, c2, d4 := netip.MustParseAddr(client1), netip.MustParseAddr(client2), netip.MustParseAddr(dst4)
+	wantElements(t, s, time.Hour,
+		Element{IP: d4, Client: c1, Comment: "dec-all"},
+		Element{IP: d4, Client: c2, Port: open.Port(), Comment: "dec-port"},
+	)
+	n.WantDropped(t, client1, open)
+	n.WantDropped(t, client1, other)
+	n.WantDropped(t, client2, open)
+	n.WantOpen(t, client2, other)
+	n.WantOpen(t, "", open)
+
+	skipped := s.Skipped()
+	if skipped[SkipNoClients] != 1 || skipped[SkipMixedFamily] != 1 {
+		t.Errorf("Skipped() = %v, want one %q and one %q", skipped, SkipNoClients, SkipMixedFamily)
+	}
+	logged.want(t, SkipNoClients, SkipMixedFamily)
+
+	apply(t, s, everyone(unblock(dst4), client1))
+	wantElements(t, s, time.Hour, Element{IP: d4, Client: c2, Port: open.Port(), Comment: "dec-port"})
+	n.WantOpen(t, client1, open)
+}
+
+// logLines records what a sink logs.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) add(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+// want fails unless every one of wants is in some line.
+func (l *logLines) want(t *testing.T, wants ...string) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	all := strings.Join(l.lines, "\n")
+	for _, w := range wants {
+		if !strings.Contains(all, w) {
+			t.Errorf("logged %q, want a line about %q", all, w)
+		}
+	}
+}
+
+func TestWithoutCreateSkipsMissingPairSets(t *testing.T) {
+	t.Parallel()
+	n := netnstest.New(t, testAddrs...)
+	// A ruleset written for the line before pair sets: IP sets only.
+	n.Nft(t, "add", "table", "inet", "cip")
+	n.Nft(t, "add", "set", "inet", "cip", "blocked4", "{ type ipv4_addr; flags timeout; }")
+	n.Nft(t, "add", "set", "inet", "cip", "blocked6", "{ type ipv6_addr; flags timeout; }")
+	n.Nft(t, "add", "set", "inet", "cip", "blocked4_ports", "{ type ipv4_addr . ipv4_addr . inet_service; flags timeout; }")
+	cfg := inetCreate
+	cfg.Create = false
+	var logged logLines
+	cfg.Logf = logged.add
+	s := newSink(t, n, cfg)
+	logged.want(t, "blocked4_pairs, blocked6_pairs, blocked6_ports",
+		"nft add set inet cip blocked4_pairs '{ type ipv4_addr . ipv4_addr; flags timeout; }'",
+		"nft add rule inet cip cip-output meta l4proto { tcp, udp } ip6 saddr . ip6 daddr . th dport @blocked6_ports drop")
+
+	apply(t, s,
+		tagged(block(dst4, time.Hour, "no pair set"), client1, 0),
+		tagged(block(dst4, time.Hour, "port set made by the operator"), client1, 443),
+		everyone(block(dst6, time.Hour, "for everyone")),
+	)
+	c1, d4, d6 := netip.MustParseAddr(client1), netip.MustParseAddr(dst4), netip.MustParseAddr(dst6)
+	wantElements(t, s, time.Hour,
+		Element{IP: d4, Client: c1, Port: 443, Comment: "port set made by the operator"},
+		Element{IP: d6, Comment: "for everyone"},
+	)
+	if got := s.Skipped(); got[SkipAbsentSet] != 1 {
+		t.Errorf("Skipped() = %v, want one %q", got, SkipAbsentSet)
 	}
 }

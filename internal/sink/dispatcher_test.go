@@ -144,6 +144,25 @@ func TestDispatcherCoalescesByKey(t *testing.T) {
 			t.Fatalf("applied %+v, want both", got)
 		}
 	})
+
+	t.Run("pairs on different ports are keys of their own", func(t *testing.T) {
+		r := &recorder{name: "r"}
+		d := NewDispatcher(Config{Sinks: []Sink{r}, FlushEvery: time.Hour})
+		client := netip.MustParseAddr("10.0.0.1")
+		for i, port := range []uint16{0, 443, 8443, 443} {
+			c := block(1, fmt.Sprint("d-", i))
+			c.Client, c.Scope, c.Port = client, ScopeTagged, port
+			d.Submit(c)
+		}
+		stop(t, d)
+		var got []string
+		for _, c := range r.changes() {
+			got = append(got, fmt.Sprint(c.Port, "=", c.Decision))
+		}
+		if want := []string{"0=d-0", "443=d-3", "8443=d-2"}; !slices.Equal(got, want) {
+			t.Fatalf("applied %v, want %v: one per port, the later 443 replacing the earlier", got, want)
+		}
+	})
 }
 
 func TestDispatcherBatches(t *testing.T) {

@@ -36,12 +36,15 @@ type ExecOptions struct {
 //	{ttl}       whole seconds left on the block, rounded up; 0 for unblock
 //	{decision}  the decision id
 //	{reasons}   the reasons, joined with "; "
-//	{client}    the client of a scoped block; empty when it is for everyone
+//	{client}    the client of a pair block; empty when it is for everyone
+//	{scope}     everyone (the IP for everyone) or tagged (the client -> IP pair)
+//	{port}      the destination port a pair block is narrowed to; empty for every port
+//	{clients}   every client that led to the decision, comma-separated
 //	{event}     the event id
 //	{ref}       the event's external reference
 //
 // The program also gets the parent's environment plus CIP_ACTION, CIP_IP,
-// CIP_TTL, CIP_DECISION and CIP_CLIENT.
+// CIP_TTL, CIP_DECISION, CIP_CLIENT, CIP_SCOPE, CIP_PORT and CIP_CLIENTS.
 //
 // A run that exits non-zero or outlives the timeout (it is then killed) fails
 // the batch, and the Dispatcher retries the whole batch: changes before the
@@ -69,6 +72,9 @@ var placeholders = map[string]func(c Change) string{
 	"decision": func(c Change) string { return c.Decision },
 	"reasons":  func(c Change) string { return strings.Join(c.Reasons, "; ") },
 	"client":   clientString,
+	"scope":    func(c Change) string { return string(c.EffectiveScope()) },
+	"port":     portString,
+	"clients":  clientsString,
 	"event":    func(c Change) string { return c.Event },
 	"ref":      func(c Change) string { return c.Ref },
 }
@@ -169,6 +175,9 @@ func (e *Exec) run(parent context.Context, c Change) error {
 		"CIP_TTL="+strconv.FormatInt(ttlSeconds(c), 10),
 		"CIP_DECISION="+c.Decision,
 		"CIP_CLIENT="+clientString(c),
+		"CIP_SCOPE="+string(c.EffectiveScope()),
+		"CIP_PORT="+portString(c),
+		"CIP_CLIENTS="+clientsString(c),
 	)
 	out := &headWriter{limit: outputLimit}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -250,4 +259,24 @@ func clientString(c Change) string {
 		return ""
 	}
 	return c.Client.String()
+}
+
+func portString(c Change) string {
+	if c.Port == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(c.Port))
+}
+
+func clientsString(c Change) string {
+	return strings.Join(clientStrings(c), ",")
+}
+
+// clientStrings is c.Clients as text; never nil, so JSON shows [].
+func clientStrings(c Change) []string {
+	out := make([]string, 0, len(c.Clients))
+	for _, a := range c.Clients {
+		out = append(out, a.String())
+	}
+	return out
 }

@@ -85,6 +85,39 @@ func TestExecPassesArgsAndEnvWithoutAShell(t *testing.T) {
 	}
 }
 
+func TestExecScopePortAndClients(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "calls")
+	t.Setenv("CIP_TEST_OUT", out)
+	prog := script(t, `printf '%s|%s|%s|%s|%s|%s\n' "$1" "$2" "$3" "$CIP_SCOPE" "$CIP_PORT" "$CIP_CLIENTS" >>"$CIP_TEST_OUT"
+`)
+	e, err := NewExec(prog, []string{"{scope}", "{port}", "{clients}"}, ExecOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, c1, c2 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("10.0.0.9"), netip.MustParseAddr("2001:db8::9")
+	batch := []Change{
+		{Action: Block, IP: ip, Client: c1, Scope: ScopeTagged, Port: 443, Clients: []netip.Addr{c1, c2}, TTL: time.Hour, Decision: "d-1"},
+		{Action: Block, IP: ip, Scope: ScopeEveryone, Clients: []netip.Addr{c1}, TTL: time.Hour, Decision: "d-2"},
+		{Action: Unblock, IP: ip, Client: c1, Decision: "d-3"}, // no scope: a pair, as before scopes
+		{Action: Unblock, IP: ip, Decision: "d-4"},             // no scope, no client: everyone
+	}
+	if err := e.Apply(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "tagged|443|10.0.0.9,2001:db8::9|tagged|443|10.0.0.9,2001:db8::9\n" +
+		"everyone||10.0.0.9|everyone||10.0.0.9\n" +
+		"tagged|||tagged||\n" +
+		"everyone|||everyone||\n"
+	if got := string(b); got != want {
+		t.Errorf("the program saw:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestExecFailure(t *testing.T) {
 	dir := t.TempDir()
 	ran := filepath.Join(dir, "ran")
@@ -190,7 +223,7 @@ func TestNewExecRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewExec(prog, []string{"{ip}", "{ttl}", "{action}", "{decision}", "{reasons}", "{client}", "{event}", "{ref}", "{}", "{ not one }"}, ExecOptions{}); err != nil {
+	if _, err := NewExec(prog, []string{"{ip}", "{ttl}", "{action}", "{decision}", "{reasons}", "{client}", "{scope}", "{port}", "{clients}", "{event}", "{ref}", "{}", "{ not one }"}, ExecOptions{}); err != nil {
 		t.Errorf("every documented placeholder: %v", err)
 	}
 }

@@ -20,42 +20,60 @@ const (
 	Unblock Action = "unblock"
 )
 
-// Change is one block or unblock of an IP, optionally scoped to one client
-// (the client -> IP pair rather than the IP for everyone).
+// Scope is whom a change reaches: everyone, or only the tagged client(s).
+type Scope string
+
+// The scopes. A Change with a zero Scope (from code that predates it) is
+// for everyone when it has no Client, and a pair when it has one; see
+// Change.EffectiveScope.
+const (
+	ScopeEveryone Scope = "everyone"
+	ScopeTagged   Scope = "tagged"
+)
+
+// Change is one block or unblock of an IP: for everyone (Scope everyone,
+// no Client), or for one client only (Scope tagged: the client -> IP pair,
+// or client -> IP:Port for a finding on one port).
 type Change struct {
-	Action   Action        `json:"action"`
-	IP       netip.Addr    `json:"ip"`
-	Client   netip.Addr    `json:"client,omitzero"` // zero: the IP for everyone
-	TTL      time.Duration `json:"-"`               // time left on the block; 0 for unblock
-	Decision string        `json:"decision"`        // the decision id, end to end
+	Action Action     `json:"action"`
+	IP     netip.Addr `json:"ip"`
+	Client netip.Addr `json:"client,omitzero"` // zero: the IP for everyone
+	Scope  Scope      `json:"scope"`
+	// Port narrows a tagged pair to one destination port (a finding from a
+	// connection record); 0: every port.
+	Port uint16 `json:"port,omitempty"`
+	// Clients are every client that led to the decision, as context; a
+	// sink that can only block pairs blocks a block for everyone as pairs
+	// from each of them.
+	Clients  []netip.Addr  `json:"clients,omitempty"`
+	TTL      time.Duration `json:"-"`        // time left on the block; 0 for unblock
+	Decision string        `json:"decision"` // the decision id, end to end
 	Reasons  []string      `json:"reasons,omitempty"`
 	Event    string        `json:"event,omitempty"` // event id that led to it
 	Ref      string        `json:"ref,omitempty"`   // the event's external reference
 	Qnames   []string      `json:"qnames,omitempty"`
 	Actor    string        `json:"actor,omitempty"` // who unblocked, and why
 	Why      string        `json:"why,omitempty"`
-	// Scope is the block's reach: everyone (Client zero: the IP for every
-	// client) or tagged (Client set: the pair client -> IP, -> IP:Port when
-	// Port is set). Empty: as before scopes, Client zero or set decides.
-	Scope   Scope        `json:"scope,omitempty"`
-	Port    uint16       `json:"port,omitempty"`
-	Clients []netip.Addr `json:"clients,omitempty"` // every client that led to the decision
 }
 
-// Scope is a block's reach.
-type Scope string
-
-// The scopes of a change.
-const (
-	ScopeEveryone Scope = "everyone"
-	ScopeTagged   Scope = "tagged"
-)
+// EffectiveScope is c.Scope, or for a zero Scope what the change meant
+// before scopes existed: tagged when it names a Client, everyone if not.
+func (c Change) EffectiveScope() Scope {
+	switch {
+	case c.Scope != "":
+		return c.Scope
+	case c.Client.IsValid():
+		return ScopeTagged
+	default:
+		return ScopeEveryone
+	}
+}
 
 // Key identifies what a change is about: later changes with the same key
 // supersede earlier ones still queued.
 func (c Change) Key() Key { return Key{IP: c.IP, Client: c.Client, Port: c.Port} }
 
-// Key is an IP, a client -> IP pair, or a client -> IP:port triple.
+// Key is an IP, a client -> IP pair, or a client -> IP:Port pair.
 type Key struct {
 	IP, Client netip.Addr
 	Port       uint16

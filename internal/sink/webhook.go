@@ -35,13 +35,16 @@ type WebhookOptions struct {
 // Webhook is a Sink that POSTs each batch as one JSON document:
 //
 //	{"changes": [{"decision": "d-1", "ip": "192.0.2.1", "action": "block",
-//	  "ttl": 3600, "reasons": ["c2"], "client": "", "event": "e-1",
+//	  "ttl": 3600, "reasons": ["c2"], "client": "10.1.2.3", "scope": "tagged",
+//	  "port": 443, "clients": ["10.1.2.3", "10.1.2.4"], "event": "e-1",
 //	  "ref": "", "qnames": ["bad.example."], "actor": "", "why": "",
 //	  "time": "2026-01-02T03:04:05Z"}]}
 //
 // Every field is always present: ttl is whole seconds left on the block
-// (0 for unblock), client is "" for a block for everyone, time is when the
-// batch was sent (RFC 3339, UTC). Headers: Content-Type: application/json
+// (0 for unblock); scope is "everyone" (the IP for everyone; client is "")
+// or "tagged" (only client -> ip, and only to port unless port is 0);
+// clients are every client that led to the decision, for context; time is
+// when the batch was sent (RFC 3339, UTC). Headers: Content-Type: application/json
 // and User-Agent: coredns-cip.
 //
 // With a secret, each request is signed. X-CIP-Timestamp holds the unix
@@ -142,6 +145,9 @@ type webhookChange struct {
 	TTL      int64    `json:"ttl"`
 	Reasons  []string `json:"reasons"`
 	Client   string   `json:"client"`
+	Scope    Scope    `json:"scope"`
+	Port     uint16   `json:"port"`
+	Clients  []string `json:"clients"`
 	Event    string   `json:"event"`
 	Ref      string   `json:"ref"`
 	Qnames   []string `json:"qnames"`
@@ -212,6 +218,9 @@ func webhookBody(batch []Change, now time.Time) ([]byte, error) {
 			TTL:      ttlSeconds(c),
 			Reasons:  nonNil(c.Reasons),
 			Client:   clientString(c),
+			Scope:    c.EffectiveScope(),
+			Port:     c.Port,
+			Clients:  clientStrings(c),
 			Event:    c.Event,
 			Ref:      c.Ref,
 			Qnames:   nonNil(c.Qnames),

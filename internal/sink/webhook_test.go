@@ -76,6 +76,11 @@ func TestWebhookSignsAndSendsTheChanges(t *testing.T) {
 			Action: Unblock, IP: netip.MustParseAddr("2001:db8::1"), Client: netip.MustParseAddr("10.0.0.9"),
 			Decision: "d-2", Actor: "ops", Why: "false positive",
 		},
+		{
+			Action: Block, IP: netip.MustParseAddr("192.0.2.3"), Client: netip.MustParseAddr("10.0.0.9"),
+			Scope: ScopeTagged, Port: 8443, TTL: time.Hour, Decision: "d-3",
+			Clients: []netip.Addr{netip.MustParseAddr("10.0.0.9"), netip.MustParseAddr("10.0.0.10")},
+		},
 	}
 	if err := w.Apply(context.Background(), batch); err != nil {
 		t.Fatal(err)
@@ -101,10 +106,10 @@ func TestWebhookSignsAndSendsTheChanges(t *testing.T) {
 	if err := json.Unmarshal(r.body, &doc); err != nil {
 		t.Fatalf("body %s: %v", r.body, err)
 	}
-	if len(doc.Changes) != 2 {
+	if len(doc.Changes) != 3 {
 		t.Fatalf("got %d changes, want the whole batch in one request", len(doc.Changes))
 	}
-	fields := []string{"decision", "ip", "action", "ttl", "reasons", "client", "event", "ref", "qnames", "actor", "why", "time"}
+	fields := []string{"decision", "ip", "action", "ttl", "reasons", "client", "scope", "port", "clients", "event", "ref", "qnames", "actor", "why", "time"}
 	for i, c := range doc.Changes {
 		if len(c) != len(fields) {
 			t.Errorf("change %d has fields %v, want exactly %v", i, c, fields)
@@ -118,7 +123,7 @@ func TestWebhookSignsAndSendsTheChanges(t *testing.T) {
 			t.Errorf("change %d time: %v", i, err)
 		}
 	}
-	b, u := doc.Changes[0], doc.Changes[1]
+	b, u, p := doc.Changes[0], doc.Changes[1], doc.Changes[2]
 	for _, tc := range []struct {
 		got, want any
 	}{
@@ -127,6 +132,12 @@ func TestWebhookSignsAndSendsTheChanges(t *testing.T) {
 		{fmt.Sprint(b["qnames"]), "[bad.example.]"},
 		{u["ip"], "2001:db8::1"}, {u["action"], "unblock"}, {u["ttl"], 0.0}, {u["client"], "10.0.0.9"},
 		{fmt.Sprint(u["reasons"]), "[]"}, {u["actor"], "ops"}, {u["why"], "false positive"},
+		// A change without a scope reads as before scopes: for everyone
+		// without a client, a pair with one.
+		{b["scope"], "everyone"}, {b["port"], 0.0}, {fmt.Sprint(b["clients"]), "[]"},
+		{u["scope"], "tagged"}, {u["port"], 0.0},
+		{p["scope"], "tagged"}, {p["client"], "10.0.0.9"}, {p["port"], 8443.0},
+		{fmt.Sprint(p["clients"]), "[10.0.0.9 10.0.0.10]"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %v, want %v, in %s", tc.got, tc.want, r.body)

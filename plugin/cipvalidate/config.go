@@ -310,7 +310,7 @@ func parseHook(args []string) (enforce.HookSpec, error) {
 			}
 			return s
 		}
-		h.NFT = nftset.Config{Family: args[1], Table: args[2], Set4: noneIfDash(args[3]), Set6: noneIfDash(args[4])}
+		h.NFT = nftset.Config{Family: args[1], Table: args[2], Set4: noneIfDash(args[3]), Set6: noneIfDash(args[4]), Logf: log.Warningf}
 		for i := 5; i < len(args); i++ {
 			switch args[i] {
 			case "create":
