@@ -82,7 +82,7 @@ func startHooked(t *testing.T, extra string) *hooked {
 	os.WriteFile(secretFile, h.webhook.secret, 0o600)
 	srv := httptest.NewServer(h.webhook)
 	t.Cleanup(srv.Close)
-	h.e2e = startE2E(t, fmt.Sprintf(`hook exec %s {action} {ip} {ttl} {decision} {client}
+	h.e2e = startE2E(t, fmt.Sprintf(`hook exec %s {action} {ip} {ttl} {decision} {scope} {clients}
         hook webhook %s secret_file %s
         state %s
 %s`, script, srv.URL, secretFile, h.stateDir, extra))
@@ -147,7 +147,7 @@ func TestE2EBlockLifecycle(t *testing.T) {
 	v := h.waitVerdict("45.83.0.21")
 
 	lines := h.execLines(1)
-	if want := fmt.Sprintf("block 45.83.0.21 7200 %s 127.0.0.2", v.Decision); lines[0] != want {
+	if want := fmt.Sprintf("block 45.83.0.21 7200 %s everyone 127.0.0.2", v.Decision); lines[0] != want {
 		t.Errorf("exec hook ran with %q, want %q", lines[0], want)
 	}
 	var list []blockAnswer
