@@ -17,16 +17,21 @@ import (
 // cost a verdict that the other fields can give. Only the fields the risk
 // evaluator and operators use are typed; Raw keeps the whole body.
 type Report struct {
-	IP            string
-	Issues        Issues
-	Score         Score
-	Ports         []Port
-	Categories    []Category
-	VPN           []VPNRecord
-	AnonymousVPN  []VPNRecord
-	Vulns         []Vuln
-	Whois         []Whois
-	ProtectedIPs  int
+	IP           string
+	Issues       Issues
+	Score        Score
+	Ports        []Port
+	Categories   []Category
+	VPN          []VPNRecord
+	AnonymousVPN []VPNRecord
+	Vulns        []Vuln
+	Whois        []Whois
+	ProtectedIPs int
+	// Domains is how many domains the report says point at the IP: the
+	// domain block's count (the API's total) or its records, whichever is
+	// larger. Many domains mark shared infrastructure (a CDN or hosting
+	// front), which is enforced by name, never IP-wide.
+	Domains       int
 	Status        int    // the body's own "status"; 0 when absent
 	Message       string // the body's own "message", if any
 	Raw           []byte // the body as received
@@ -169,6 +174,7 @@ type reportJSON struct {
 	Vuln         section[vulnJSON]     `json:"vulnerability"`
 	Whois        section[whoisJSON]    `json:"whois"`
 	Protected    section[struct{}]     `json:"protected_ip"`
+	Domains      domainsJSON           `json:"domain"`
 }
 
 func (w *reportJSON) report(body []byte) *Report {
@@ -183,6 +189,7 @@ func (w *reportJSON) report(body []byte) *Report {
 		Vulns:         records(w.Vuln, vulnJSON.vuln),
 		Whois:         records(w.Whois, whoisJSON.whois),
 		ProtectedIPs:  w.Protected.objects(),
+		Domains:       int(w.Domains),
 		Status:        w.Status.code,
 		Message:       string(w.Message),
 		Raw:           body,
@@ -261,6 +268,27 @@ func (s *scoreJSON) UnmarshalJSON(b []byte) error {
 	}
 	*s = scoreJSON{Inbound: string(w.Inbound), Outbound: string(w.Outbound), Overall: overall.level}
 	return nil
+}
+
+// domainsJSON counts a domain section: its records that are objects, or
+// the block's count when that is larger (the API returns a sample).
+type domainsJSON int
+
+func (d *domainsJSON) UnmarshalJSON(b []byte) error {
+	*d = 0
+	var s section[struct{}]
+	err := s.UnmarshalJSON(b)
+	n := s.objects()
+	if b[0] == '{' {
+		var c struct {
+			Count number `json:"count"`
+		}
+		if json.Unmarshal(b, &c) == nil {
+			n = max(n, int(c.Count))
+		}
+	}
+	*d = domainsJSON(n)
+	return err
 }
 
 // section holds the records of a {count, data[]} block, or of a bare list.

@@ -56,6 +56,7 @@ func decodeReference(body []byte) (*Report, error) {
 		})
 	}
 	r.ProtectedIPs = len(refSection(top["protected_ip"]))
+	r.Domains = max(len(refSection(top["domain"])), refNum(refObj(top["domain"])["count"]))
 	return r, nil
 }
 

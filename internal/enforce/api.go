@@ -222,12 +222,13 @@ func (a API) Allowlist() []blocks.Allow {
 // RemoveAllow deletes a dynamic allowlist entry.
 func (a API) RemoveAllow(value, actor string) bool { return a.e.RemoveAllow(value, actor) }
 
-// Blocklist is the External Dynamic List: the IPs blocked now (not the
-// monitor-mode would-be blocks).
+// Blocklist is the External Dynamic List: the IPs blocked for everyone
+// now (not tagged-client pairs, which a list of IPs cannot express, nor
+// the monitor-mode would-be blocks).
 func (a API) Blocklist() []netip.Addr {
 	var ips []netip.Addr
 	for _, b := range a.e.st.blocks.Active(a.e.Now()) {
-		if !b.Monitor {
+		if !b.Monitor && b.Everyone() {
 			ips = append(ips, b.IP)
 		}
 	}

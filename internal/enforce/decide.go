@@ -103,17 +103,20 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 	}
 	f := e.Finding(v, job)
 	reasons := verdicts.Verdict{Reasons: f.Reasons}.ReasonList()
-	reach := f.Scope
+	reach, narrowed := f.Scope, ""
+	if reach == risk.ScopeEveryone && e.Shared(v) {
+		reach, narrowed = risk.ScopeTagged, fmt.Sprintf("shared: %d domains", v.Domains)
+	}
 	if reach == risk.ScopeTagged && !tagged {
 		reach = risk.ScopeMonitor // untagged clients are only ever blocked by everyone evidence
 	}
 	e.Audit(audit.Entry{Kind: audit.KindVerdict, Decision: v.Decision, IP: v.IP.String(), Client: addrString(job.Client),
 		Event: job.Event, Ref: ref, Qname: job.Name, Reasons: reasons, TTL: int64(v.Expires.Sub(now).Seconds()),
-		Detail: fmt.Sprintf("score %s; scope %s", v.Score, scopeText(f.Scope, reach))})
+		Detail: fmt.Sprintf("score %s; scope %s", v.Score, scopeText(f.Scope, reach, narrowed))})
 	e.persist(kindVerdicts, v.IP.String(), v.Expires, v)
 	if reach == risk.ScopeMonitor {
 		e.obs.Block(true)
-		e.log.Infof("finding %s ip=%s scope=%s client=%s: not enforced", v.Decision, v.IP, scopeText(f.Scope, reach), addrString(job.Client))
+		e.log.Infof("finding %s ip=%s scope=%s client=%s: not enforced", v.Decision, v.IP, scopeText(f.Scope, reach, narrowed), addrString(job.Client))
 		return
 	}
 	cause := blocks.Cause{Client: job.Client, Event: job.Event, Ref: ref, Qname: job.Name, Port: f.Port}
@@ -139,11 +142,24 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 }
 
 // scopeText says a finding's scope and, when it was narrowed, why.
-func scopeText(scope, reach risk.Scope) string {
-	if scope == reach {
+func scopeText(scope, reach risk.Scope, narrowed string) string {
+	switch {
+	case scope == reach:
 		return string(scope)
+	case narrowed != "" && reach == risk.ScopeTagged:
+		return string(scope) + " (narrowed to tagged pairs, " + narrowed + ")"
+	case narrowed != "":
+		return string(scope) + " (" + narrowed + "; client not tagged: " + string(reach) + ")"
 	}
 	return string(scope) + " (client not tagged: " + string(reach) + ")"
+}
+
+// Shared reports whether v's IP is shared infrastructure: its report counts
+// at least Config.Shared domains. A shared IP is never blocked or rewritten
+// IP-wide: its findings reach tagged clients by pairs, and DNS by the names
+// that led to them.
+func (e *Engine) Shared(v verdicts.Verdict) bool {
+	return e.cfg.Shared > 0 && v.Domains >= e.cfg.Shared
 }
 
 // newBlock records, audits and pushes a new block.

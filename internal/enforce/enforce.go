@@ -61,6 +61,11 @@ type Config struct {
 	AllowDomains []string // fully qualified, lower case
 	StaticAllow  []blocks.Allow
 
+	// Shared is how many domains make an IP shared infrastructure (a CDN or
+	// hosting front), blocked by tagged pairs and rewritten by name only,
+	// never IP-wide; 0 turns the rule off.
+	Shared int
+
 	// Blocks and where they go.
 	BlockPolicy blocks.Policy // Monitor: decide and audit, push nothing
 	Hooks       []HookSpec

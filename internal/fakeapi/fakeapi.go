@@ -6,6 +6,7 @@
 package fakeapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"embed"
@@ -221,6 +222,15 @@ func canonicalIP(ip, what string) (string, error) {
 	return addr.String(), nil
 }
 
+// Serve answers ip with body from now on, as a fixture would: a test's own
+// report (say, a shared IP with thousands of domains) without a file in
+// the shared fixture set.
+func (s *Server) Serve(ip string, body []byte) {
+	s.mu.Lock()
+	s.byIP[ip] = bytes.Clone(body)
+	s.mu.Unlock()
+}
+
 // Fixtures reports how many fixture files Load read (manifest.json excluded).
 func (s *Server) Fixtures() int { return s.fixtures }
 
@@ -398,7 +408,9 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	s.mu.Lock()
 	fixture, known := s.byIP[ip]
+	s.mu.Unlock()
 	switch {
 	case key == "" || (s.Key != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.Key)) != 1):
 		writeJSON(w, http.StatusUnauthorized, s.invalidKeyBody)

@@ -444,7 +444,7 @@ func (q *Queue) run(p *pending) {
 		// for every client, so the job's hints (a fact about one connection)
 		// stay out of it; the engine adds them to the job's finding.
 		ev := q.policy.Evaluate(rep, risk.Hints{})
-		v = verdicts.Verdict{IP: job.IP, Outcome: verdicts.Clean, Reasons: ev.Reasons, Score: ev.Score}
+		v = verdicts.Verdict{IP: job.IP, Outcome: verdicts.Clean, Reasons: ev.Reasons, Score: ev.Score, Domains: rep.Domains}
 		if ev.Suspicious {
 			v.Outcome = verdicts.Suspicious
 			v.Decision = verdicts.NewDecisionID()

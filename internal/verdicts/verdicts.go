@@ -54,7 +54,10 @@ type Verdict struct {
 	Score   string        `json:"score,omitempty"`
 	// Scope is how far a suspicious verdict reaches (risk.Policy.ScopeOf its
 	// reasons): every client, tagged clients only, or nobody (monitor).
-	Scope    risk.Scope           `json:"scope,omitempty"`
+	Scope risk.Scope `json:"scope,omitempty"`
+	// Domains is how many domains the report says point at the IP; many
+	// mark shared infrastructure, enforced by name only.
+	Domains  int                  `json:"domains,omitempty"`
 	Decision string               `json:"decision,omitempty"` // decision id of a suspicious verdict, see NewDecisionID
 	Error    criminalip.ErrorKind `json:"error,omitempty"`    // for Outcome Error: the failure's kind
 	Note     string               `json:"note,omitempty"`     // who decided, when not the API (an operator's unblock)

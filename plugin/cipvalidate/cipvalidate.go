@@ -262,7 +262,9 @@ func (cw *writer) Write(b []byte) (int, error) { return cw.ResponseWriter.Write(
 // whose scope reaches a client that is tagged (or not).
 func (c *CIPValidate) firstSuspicious(ips []netip.Addr, tagged bool, now time.Time) (verdicts.Verdict, netip.Addr, bool) {
 	for _, ip := range ips {
-		if v, ok := c.eng.Suspicious(ip, now); ok && v.Scope.Reaches(tagged) {
+		// A shared IP (a CDN front) is rewritten by name only: the name
+		// memory holds the names that led to it.
+		if v, ok := c.eng.Suspicious(ip, now); ok && v.Scope.Reaches(tagged) && !c.eng.Shared(v) {
 			return v, ip, true
 		}
 	}

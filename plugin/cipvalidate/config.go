@@ -37,6 +37,11 @@ const (
 	defaultCacheSize  = 10_000
 	defaultWorkers    = 4
 	defaultQueueSize  = 4096
+	// defaultShared: dedicated attacker infrastructure rarely has more
+	// than a handful of domains pointing at it, a small company's server a
+	// few sites and their subdomains; a CDN or hosting front has hundreds
+	// to thousands. Twenty leaves room for the second kind.
+	defaultShared     = 20
 	defaultRewriteTTL = 30 // seconds; short, so a lifted verdict takes effect soon
 	maxPendingWait    = 5 * time.Second
 )
@@ -80,6 +85,7 @@ type config struct {
 	ttls      verdicts.TTLs
 	workers   int
 	queueSize int
+	shared    int // domains that make an IP shared; 0: off
 
 	enforceAll  bool
 	action      Action
@@ -127,6 +133,7 @@ func defaultConfig() config {
 		ttls:        verdicts.TTLs{Suspicious: 24 * time.Hour, Clean: time.Hour, Error: time.Minute},
 		workers:     defaultWorkers,
 		queueSize:   defaultQueueSize,
+		shared:      defaultShared,
 		enforceAll:  true,
 		action:      ActionSinkhole,
 		sink4:       netip.IPv4Unspecified(),

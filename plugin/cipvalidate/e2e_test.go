@@ -46,6 +46,8 @@ docnet   300  IN A   192.0.2.10
 allowed  300  IN A   45.83.0.22
 safe     300  IN A   45.83.0.31
 ssh      300  IN A   45.83.0.61
+cdn      300  IN A   45.83.0.90
+site2    300  IN A   45.83.0.90
 v6       300  IN AAAA 2a0c:9a40:1::21
 `
 

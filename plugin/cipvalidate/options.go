@@ -38,6 +38,7 @@ const (
 	maxFactor     = 100         // escalation; a hundredfold takes 1h past 366d in two repeats
 	maxAPITimeout = 5 * time.Minute
 	maxDuration   = 366 * 24 * time.Hour // windows, TTLs and block times
+	maxShared     = 1_000_000
 )
 
 // options is the table of the options of a cipvalidate block, in the
@@ -59,6 +60,7 @@ func (cfg *config) options() []option {
 		{name: "factors", usage: []string{"FACTOR..."}, min: 1, max: -1, parse: policyWith(&cfg.policy, risk.Policy.WithFactors)},
 		{name: "score_levels", usage: []string{"LEVEL..."}, min: 1, max: -1, parse: policyWith(&cfg.policy, risk.Policy.WithScoreLevels)},
 		{name: "scope", usage: []string{"everyone|tagged|monitor FACTOR..."}, min: 2, max: -1, repeatable: true, parse: cfg.parseScope},
+		{name: "shared", usage: []string{"N|off"}, min: 1, max: 1, parse: cfg.parseShared},
 		{name: "cache", usage: []string{"SIZE [suspicious TTL] [clean TTL] [error TTL]"}, min: 1, max: 7, parse: cfg.parseCache},
 		intOpt("workers", &cfg.workers, maxWorkers),
 		intOpt("queue", &cfg.queueSize, maxQueue),
@@ -167,6 +169,15 @@ func (cfg *config) parseScope(args []string) error {
 	}
 	cfg.policy, err = cfg.policy.WithScope(s, args[1:]...)
 	return err
+}
+
+// parseShared reads `shared N|off`.
+func (cfg *config) parseShared(args []string) error {
+	if args[0] == "off" {
+		cfg.shared = 0
+		return nil
+	}
+	return intInto(&cfg.shared, 2, maxShared)(args[0])
 }
 
 func (cfg *config) parseAPIKey(args []string) error {

@@ -1,8 +1,11 @@
 package cipvalidate
 
 import (
+	"encoding/json"
 	"net/http"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,5 +137,42 @@ func TestE2EScopeEveryoneAll(t *testing.T) {
 	}
 	if r := e.query("127.0.0.32", "ssh.example.org", dns.TypeA); !slices.Equal(answerIPs(r), []string{"0.0.0.0"}) {
 		t.Errorf("untagged 127.0.0.32 got %v, want the sinkhole", answerIPs(r))
+	}
+}
+
+// A Critical IP whose report lists thousands of domains is a shared front:
+// no IP-wide block, the name that led to it is sinkholed for everyone, and
+// another name on the same IP is not.
+func TestE2EScopeSharedIP(t *testing.T) {
+	e := startE2E(t, "")
+	body, err := os.ReadFile("../../internal/fakeapi/fixtures/score_critical.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report map[string]any
+	if err := json.Unmarshal(body, &report); err != nil {
+		t.Fatal(err)
+	}
+	report["ip"] = "45.83.0.90"
+	report["domain"] = map[string]any{"count": 2500, "data": []any{map[string]any{"domain": "cdn.example.org"}}}
+	shared, _ := json.Marshal(report)
+	e.fake.Serve("45.83.0.90", shared)
+
+	e.query("127.0.0.41", "cdn.example.org", dns.TypeA)
+	e.postEvent("127.0.0.41", e.clock.Now(), "5m")
+	b := e.waitBlock("45.83.0.90", "127.0.0.41")
+	if b.Scope != "tagged" {
+		t.Errorf("block %+v, want tagged pairs only (shared IP)", b)
+	}
+	if edl := e.get(t, "/v1/blocklist.txt"); strings.Contains(edl, "45.83.0.90") {
+		t.Errorf("a shared IP is in the EDL: %q", edl)
+	}
+	if r := e.query("127.0.0.42", "cdn.example.org", dns.TypeA); !slices.Equal(answerIPs(r), []string{"0.0.0.0"}) {
+		t.Errorf("the name that led to it, untagged client: %v, want the sinkhole", answerIPs(r))
+	}
+	for _, client := range []string{"127.0.0.41", "127.0.0.42"} {
+		if r := e.query(client, "site2.example.org", dns.TypeA); !slices.Equal(answerIPs(r), []string{"45.83.0.90"}) {
+			t.Errorf("another name on the shared IP, client %s: %v, want the real answer", client, answerIPs(r))
+		}
 	}
 }
