@@ -107,9 +107,12 @@ func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminap
 
 // skipSighting reports whether a window entry is not worth an API call
 // now. The window holds only public, non-excluded IPs; checking again
-// keeps a changed `exclude` or `allow` from costing API calls.
+// keeps a changed `exclude` or `allow` from costing API calls. `ports not`
+// is not consulted: it decides what a connection record is worth without
+// an event (see Connection), while inside an event's window every public
+// destination is validated, web traffic included.
 func (e *Engine) skipSighting(s window.Sighting) bool {
-	if !e.Validatable(s.IP) || e.onlyPortsNot(s) {
+	if !e.Validatable(s.IP) {
 		return true
 	}
 	for _, n := range s.Names {
@@ -118,21 +121,6 @@ func (e *Engine) skipSighting(s window.Sighting) bool {
 		}
 	}
 	return false
-}
-
-// onlyPortsNot reports whether a destination was only seen in connection
-// records to ports of `ports not` (no DNS answer named it): the selective
-// rule says such traffic is not worth an API call.
-func (e *Engine) onlyPortsNot(s window.Sighting) bool {
-	if len(e.cfg.PortsNot) == 0 || len(s.Names) > 0 || len(s.Ports) == 0 {
-		return false
-	}
-	for _, p := range s.Ports {
-		if !slices.Contains(e.cfg.PortsNot, p) {
-			return false
-		}
-	}
-	return true
 }
 
 // pickPort chooses the port hint of a destination seen on several ports:

@@ -15,8 +15,9 @@ import (
 // The original pipeline: a host with no DNS history, whose firewall
 // records are posted, gets an event; its public destinations in the window
 // are validated and blocked; the one on port 22 carries the SSH reason
-// from the port hint; private destinations, and with `ports not 80 443`
-// web traffic, cost no API call.
+// from the port hint; private destinations cost no API call. `ports not 80
+// 443` keeps web traffic from being validated on its own, but inside the
+// event's window every public destination is validated, web ones included.
 func TestE2EConnectionRecords(t *testing.T) {
 	h := startHooked(t, "ports not 80 443")
 	T := h.clock.Now()
@@ -57,21 +58,22 @@ func TestE2EConnectionRecords(t *testing.T) {
 	for _, f := range ev.Found {
 		results[f.IP] = f.Result
 	}
-	if results["45.83.0.10"] != "cached" || results["45.83.0.53"] != "cached" || results["45.83.0.21"] != "skipped" || results["45.83.0.31"] != "skipped" || len(results) != 4 {
-		t.Errorf("event found %v", results)
+	if results["45.83.0.10"] != "cached" || results["45.83.0.53"] != "cached" || results["45.83.0.21"] != "queued" || results["45.83.0.31"] != "queued" || len(results) != 4 {
+		t.Errorf("event found %v, want the web destinations queued too", results)
 	}
-	lines := h.execLines(2)
+	lines := h.execLines(4)
 	slices.Sort(lines)
-	if !strings.HasPrefix(lines[0], "block 45.83.0.10 ") || !strings.HasPrefix(lines[1], "block 45.83.0.53 ") {
-		t.Errorf("exec hook ran %q, want blocks of 45.83.0.10 and 45.83.0.53", lines)
-	}
-	for _, ip := range []string{"45.83.0.21", "45.83.0.31", "10.20.30.40"} {
-		if n := h.fake.CallsFor(ip); n != 0 {
-			t.Errorf("%s cost %d API calls", ip, n)
+	want := []string{"block 45.83.0.10 ", "block 45.83.0.21 ", "block 45.83.0.31 ", "block 45.83.0.53 "}
+	for i, w := range want {
+		if len(lines) != len(want) || !strings.HasPrefix(lines[i], w) {
+			t.Fatalf("exec hook ran %q, want blocks of 45.83.0.10, .21 (port 443), .31 (port 80) and .53", lines)
 		}
 	}
-	if h.fake.Calls() != 2 {
-		t.Errorf("%d API calls, want 2", h.fake.Calls())
+	if n := h.fake.CallsFor("10.20.30.40"); n != 0 {
+		t.Errorf("the private destination cost %d API calls", n)
+	}
+	if h.fake.Calls() != 4 {
+		t.Errorf("%d API calls, want 4 (one per public destination)", h.fake.Calls())
 	}
 }
 
