@@ -242,7 +242,8 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 	}
 
 	now := s.cfg.Now().Round(0) // no monotonic reading: times are stored, logged and compared across nodes
-	ev, err := decodeEvent(body, s.cfg.Backend.Defaults(), now)
+	defaults := s.cfg.Backend.Defaults()
+	ev, err := decodeEvent(body, defaults, now)
 	if err != nil {
 		writeFieldError(w, http.StatusBadRequest, err)
 		return
@@ -250,12 +251,16 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 	id := s.cfg.NewID()
 	acc, found := s.cfg.Backend.Submit(ev, id)
 	acc.ID = id
+	acc.Covered, acc.Warning = coverage(ev, defaults.MaxWindow, now)
 	if found == nil {
 		found = []Found{} // "found": [] rather than null
 	}
 	s.cfg.Store.Add(Record{ID: id, Event: ev, Received: now, Accepted: acc, Found: found})
 	s.cfg.Logf("events: %s: client %s type %s ref %q: backtracked %d, queued %d, cached %d, dropped %d",
 		id, ev.Client, ev.Type, ev.Ref, acc.Backtracked, acc.Queued, acc.Cached, acc.Dropped)
+	if acc.Warning != "" {
+		s.cfg.Logf("events: %s: warning: %s", id, acc.Warning)
+	}
 
 	w.Header().Set("Location", "/v1/events/"+id)
 	writeJSON(w, http.StatusAccepted, acceptedBody{Accepted: acc, Found: found})
