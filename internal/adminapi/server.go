@@ -284,10 +284,34 @@ func checkJSONContentType(ct string) error {
 }
 
 // foundWithVerdict is a found IP in GET /v1/events/{id}, with the verdict
-// the Backend holds now, which may be newer than the event.
+// the Backend holds now, which may be newer than the event, and the state
+// of its validation now.
 type foundWithVerdict struct {
 	Found
+	State   string            `json:"state"`
 	Verdict *verdicts.Verdict `json:"verdict,omitempty"`
+}
+
+// StateBackend is the part of a Backend that follows validations: it
+// gives the state of an IP an event found (validating, retrying (n),
+// error: gave up, clean, suspicious, …). Without it, the state is the
+// verdict's outcome, or validating while there is none.
+type StateBackend interface {
+	ValidationState(ip netip.Addr) string
+}
+
+// foundState is f's state now; v is its verdict, if any.
+func (s *Server) foundState(f Found, v *verdicts.Verdict) string {
+	if f.Result == "skipped" {
+		return "skipped"
+	}
+	if sb, ok := s.cfg.Backend.(StateBackend); ok {
+		return sb.ValidationState(f.IP)
+	}
+	if v != nil {
+		return string(v.Outcome)
+	}
+	return "validating"
 }
 
 type recordBody struct {
@@ -325,6 +349,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		if v, ok := s.cfg.Backend.Verdict(f.IP); ok {
 			body.Found[i].Verdict = &v
 		}
+		body.Found[i].State = s.foundState(f, body.Found[i].Verdict)
 	}
 	body.Fleet = fleet
 	writeJSON(w, http.StatusOK, body)

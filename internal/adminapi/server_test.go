@@ -324,6 +324,7 @@ func TestPostEventAnswerAndLookup(t *testing.T) {
 		Names   []string       `json:"names"`
 		Ports   []uint16       `json:"ports"`
 		Count   int            `json:"count"`
+		State   string         `json:"state"`
 		Verdict map[string]any `json:"verdict"`
 	}
 	got := decodeBody[struct {
@@ -350,6 +351,9 @@ func TestPostEventAnswerAndLookup(t *testing.T) {
 	}
 	if f0 := got.Found[0]; f0.IP != "203.0.113.7" || f0.Names[0] != "evil.example" || f0.Count != 3 || f0.Verdict["outcome"] != "suspicious" {
 		t.Errorf("found[0] = %+v, want the bad IP with its verdict", f0)
+	}
+	if got.Found[0].State != "suspicious" || got.Found[1].State != "validating" {
+		t.Errorf("states %q and %q, want suspicious and validating", got.Found[0].State, got.Found[1].State)
 	}
 	if f1 := got.Found[1]; f1.IP != "198.51.100.9" || f1.Ports[0] != 8443 || f1.Verdict != nil {
 		t.Errorf("found[1] = %+v, want the clean IP without a verdict", f1)

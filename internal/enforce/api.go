@@ -30,6 +30,7 @@ var (
 	_ adminapi.BlockBackend  = API{}
 	_ adminapi.ConnBackend   = API{}
 	_ adminapi.ReportBackend = API{}
+	_ adminapi.StateBackend  = API{}
 )
 
 // Defaults gives the configured window and watch, and retain as the
@@ -75,6 +76,7 @@ func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminap
 	}
 	sightings := e.st.window.Sightings(ev.Client, ev.At.Add(-ev.Window), ev.At)
 	found := make([]adminapi.Found, 0, len(sightings))
+	retryEnd, unfollowed := retryUntil(ev.At, ev.Watch, now), 0
 	for _, s := range sightings {
 		f := adminapi.Found{IP: s.IP, Names: s.Names, Ports: s.Ports, First: s.First, Last: s.Last, Count: s.Count}
 		if e.skipSighting(s) {
@@ -86,8 +88,15 @@ func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminap
 		if len(s.Names) > 0 {
 			name = s.Names[0]
 		}
-		r := e.submit(FromEvent, validate.Job{IP: s.IP, Priority: validate.High, Hints: risk.Hints{Port: int(pickPort(s.Ports))},
-			Client: ev.Client, Name: name, Event: id})
+		job := validate.Job{IP: s.IP.Unmap(), Priority: validate.High, Hints: risk.Hints{Port: int(pickPort(s.Ports))},
+			Client: ev.Client, Name: name, Event: id}
+		followed := e.followEvent(job, retryEnd, now)
+		r := e.submit(FromEvent, job)
+		if followed {
+			e.submitted(job.IP, r)
+		} else {
+			unfollowed++
+		}
 		f.Result = r.String()
 		switch r {
 		case validate.Queued, validate.InFlight:
@@ -102,6 +111,9 @@ func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminap
 	}
 	e.log.Infof("event %s client=%s type=%s ref=%q at=%s window=%s backtracked=%d queued=%d cached=%d dropped=%d",
 		id, ev.Client, ev.Type, ev.Ref, ev.At.UTC().Format(time.RFC3339), ev.Window, acc.Backtracked, acc.Queued, acc.Cached, acc.Dropped)
+	if unfollowed > 0 {
+		e.log.Warningf("event %s: %d IPs will not be retried if their validation fails: %d IPs are followed already", id, unfollowed, retryTracked)
+	}
 	return acc, found
 }
 
@@ -134,6 +146,11 @@ func pickPort(ports []uint16) uint16 {
 	}
 	return 0
 }
+
+// ValidationState is the state of ip's validation for an event's report:
+// validating, retrying (n), error: gave up, clean, suspicious, error (a
+// failure not retried) or unknown (no verdict now).
+func (a API) ValidationState(ip netip.Addr) string { return a.e.validationState(ip) }
 
 // Verdict returns the cached verdict of ip.
 func (a API) Verdict(ip netip.Addr) (verdicts.Verdict, bool) {

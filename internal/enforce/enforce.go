@@ -132,6 +132,8 @@ type Engine struct {
 	apiFailure atomic.Value // criminalip.ErrorKind
 	running    atomic.Bool
 
+	retries retryTracker // the IPs of events until they have a verdict
+
 	// Deltas of cumulative figures for Observer.Swept.
 	lastEvicted, lastFleetErrors uint64
 
@@ -263,6 +265,7 @@ func (e *Engine) Stop() {
 			close(e.stopSweep)
 			e.sweepDone.Wait()
 		}
+		e.stopRetries()
 		if e.queue != nil {
 			e.queue.Stop()
 		}
