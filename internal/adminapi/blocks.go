@@ -22,7 +22,7 @@ import (
 //
 //	GET    /v1/blocks              active blocks
 //	DELETE /v1/blocks/{ip}         unblock everywhere (?actor=&reason=)
-//	POST   /v1/allow               {"value","until","reason","actor"}
+//	POST   /v1/allow               {"value","until","reason","actor","force"}
 //	GET    /v1/allow               the allowlist
 //	DELETE /v1/allow/{value}       remove a dynamic entry
 //	GET    /v1/blocklist.txt       External Dynamic List, one IP per line
@@ -68,6 +68,8 @@ type AllowRequest struct {
 	Until  time.Time // zero: no expiry
 	Reason string
 	Actor  string
+	// Force accepts an entry broader than blocks.Allow.TooBroad allows.
+	Force bool
 }
 
 // MaxAllowFor bounds an allowlist entry's lifetime given as a duration.
@@ -205,6 +207,7 @@ type allowBody struct {
 	Until  json.RawMessage `json:"until"`
 	Reason json.RawMessage `json:"reason"`
 	Actor  json.RawMessage `json:"actor"`
+	Force  json.RawMessage `json:"force"`
 }
 
 // decodeAllow checks a POST /v1/allow body. until is an RFC 3339 time or a
@@ -223,6 +226,18 @@ func decodeAllow(body []byte, now time.Time) (AllowRequest, error) {
 	}
 	if req.Value = strings.TrimSpace(req.Value); req.Value == "" {
 		return req, errField("value", "is required: an IP, a CIDR or a domain")
+	}
+	if !absent(raw.Force) {
+		if err := json.Unmarshal(raw.Force, &req.Force); err != nil {
+			return req, errField("force", "must be true or false, got %s", raw.Force)
+		}
+	}
+	// A value that does not parse is the Backend's to word; a broad one is
+	// refused here, before anything is lifted.
+	if a, err := blocks.ParseAllow(req.Value); err == nil && !req.Force {
+		if err := a.TooBroad(); err != nil {
+			return req, errField("value", "%v; send \"force\": true to allow it anyway", err)
+		}
 	}
 	if !absent(raw.Until) {
 		s, err := parseString("until", raw.Until)

@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -164,6 +165,53 @@ func TestAllowRoute(t *testing.T) {
 	wantStatus(t, f.do("GET", "/v1/allow", ""), 200)
 	wantStatus(t, f.do("DELETE", "/v1/allow/10.0.0.0/8", ""), 200)
 	wantStatus(t, f.do("DELETE", "/v1/allow/nothing.example", ""), 404)
+}
+
+// An entry broader than a /8 (IPv4) or a /32 (IPv6), or a bare public
+// suffix, would lift blocks across much of the Internet: it is refused
+// with 400 naming value, and reaches the Backend only with "force": true.
+func TestAllowTooBroad(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		broad bool
+	}{
+		{"0.0.0.0/0", true},
+		{"45.0.0.0/7", true},
+		{"::/0", true},
+		{"2a00::/12", true},
+		{"com", true},
+		{"COM.", true},
+		{"co.uk", true},
+		{"github.io", true},
+		{"45.0.0.0/8", false},
+		{"2a0c::/32", false},
+		{"45.83.0.21", false},
+		{"example.co.uk", false},
+		{"cdn.example.com", false},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			f, bb := newBlockFixture(t)
+			rec := f.do("POST", "/v1/allow", fmt.Sprintf(`{"value":%q}`, tc.value))
+			if !tc.broad {
+				wantStatus(t, rec, 201)
+				return
+			}
+			if e := decodeBody[errorBody](t, rec); rec.Code != 400 || e.Field != "value" || !strings.Contains(e.Error, `"force": true`) {
+				t.Errorf("POST %s: %d %s, want 400 naming value and saying how to force it", tc.value, rec.Code, rec.Body)
+			}
+			if len(bb.allowed) != 0 {
+				t.Errorf("the Backend got %+v", bb.allowed)
+			}
+			wantStatus(t, f.do("POST", "/v1/allow", fmt.Sprintf(`{"value":%q,"force":true}`, tc.value)), 201)
+			if len(bb.allowed) != 1 || !bb.allowed[0].Force {
+				t.Errorf("forced: the Backend got %+v", bb.allowed)
+			}
+		})
+	}
+	f, _ := newBlockFixture(t)
+	if rec := f.do("POST", "/v1/allow", `{"value":"com","force":"yes"}`); rec.Code != 400 || decodeBody[errorBody](t, rec).Field != "force" {
+		t.Errorf(`"force":"yes": %d %s, want 400 naming force`, rec.Code, rec.Body)
+	}
 }
 
 // A Backend without blocks has no block routes.

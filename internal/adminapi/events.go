@@ -68,6 +68,36 @@ type Accepted struct {
 	Cached      int       `json:"cached"`      // of those, already with a verdict
 	Dropped     int       `json:"dropped"`     // of those, not queued (queue full)
 	TaggedUntil time.Time `json:"tagged_until,omitzero"`
+	// Covered and Warning are set when the window reaches before the
+	// answers still retained: only Covered was searched.
+	Covered *Interval `json:"covered,omitempty"`
+	Warning string    `json:"warning,omitempty"`
+}
+
+// Interval is a span of time, From to To.
+type Interval struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// coverage says what part of ev's window [At-Window, At] the retained
+// answers (retain before now; 0: all) cover, and a warning when that is
+// not all of it. The window store forgets answers older than retain, so
+// an older window would otherwise look silently empty.
+func coverage(ev Event, retain time.Duration, now time.Time) (*Interval, string) {
+	from := ev.At.Add(-ev.Window)
+	kept := now.Add(-retain)
+	if retain <= 0 || !from.Before(kept) {
+		return nil, ""
+	}
+	c := &Interval{From: kept, To: ev.At}
+	if !c.From.Before(c.To) {
+		c.From = c.To
+		return c, fmt.Sprintf("the whole window %s to %s is older than the answers retained (%s): nothing could be backtracked",
+			from.UTC().Format(time.RFC3339), ev.At.UTC().Format(time.RFC3339), ShortDuration(retain))
+	}
+	return c, fmt.Sprintf("the window starts at %s, before the answers retained (%s): only %s to %s was backtracked",
+		from.UTC().Format(time.RFC3339), ShortDuration(retain), c.From.UTC().Format(time.RFC3339), c.To.UTC().Format(time.RFC3339))
 }
 
 // Defaults are the Backend's configured event defaults and limits.

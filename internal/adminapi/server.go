@@ -242,7 +242,8 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 	}
 
 	now := s.cfg.Now().Round(0) // no monotonic reading: times are stored, logged and compared across nodes
-	ev, err := decodeEvent(body, s.cfg.Backend.Defaults(), now)
+	defaults := s.cfg.Backend.Defaults()
+	ev, err := decodeEvent(body, defaults, now)
 	if err != nil {
 		writeFieldError(w, http.StatusBadRequest, err)
 		return
@@ -250,12 +251,16 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 	id := s.cfg.NewID()
 	acc, found := s.cfg.Backend.Submit(ev, id)
 	acc.ID = id
+	acc.Covered, acc.Warning = coverage(ev, defaults.MaxWindow, now)
 	if found == nil {
 		found = []Found{} // "found": [] rather than null
 	}
 	s.cfg.Store.Add(Record{ID: id, Event: ev, Received: now, Accepted: acc, Found: found})
 	s.cfg.Logf("events: %s: client %s type %s ref %q: backtracked %d, queued %d, cached %d, dropped %d",
 		id, ev.Client, ev.Type, ev.Ref, acc.Backtracked, acc.Queued, acc.Cached, acc.Dropped)
+	if acc.Warning != "" {
+		s.cfg.Logf("events: %s: warning: %s", id, acc.Warning)
+	}
 
 	w.Header().Set("Location", "/v1/events/"+id)
 	writeJSON(w, http.StatusAccepted, acceptedBody{Accepted: acc, Found: found})
@@ -279,10 +284,34 @@ func checkJSONContentType(ct string) error {
 }
 
 // foundWithVerdict is a found IP in GET /v1/events/{id}, with the verdict
-// the Backend holds now, which may be newer than the event.
+// the Backend holds now, which may be newer than the event, and the state
+// of its validation now.
 type foundWithVerdict struct {
 	Found
+	State   string            `json:"state"`
 	Verdict *verdicts.Verdict `json:"verdict,omitempty"`
+}
+
+// StateBackend is the part of a Backend that follows validations: it
+// gives the state of an IP an event found (validating, retrying (n),
+// error: gave up, clean, suspicious, …). Without it, the state is the
+// verdict's outcome, or validating while there is none.
+type StateBackend interface {
+	ValidationState(ip netip.Addr) string
+}
+
+// foundState is f's state now; v is its verdict, if any.
+func (s *Server) foundState(f Found, v *verdicts.Verdict) string {
+	if f.Result == "skipped" {
+		return "skipped"
+	}
+	if sb, ok := s.cfg.Backend.(StateBackend); ok {
+		return sb.ValidationState(f.IP)
+	}
+	if v != nil {
+		return string(v.Outcome)
+	}
+	return "validating"
 }
 
 type recordBody struct {
@@ -320,6 +349,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		if v, ok := s.cfg.Backend.Verdict(f.IP); ok {
 			body.Found[i].Verdict = &v
 		}
+		body.Found[i].State = s.foundState(f, body.Found[i].Verdict)
 	}
 	body.Fleet = fleet
 	writeJSON(w, http.StatusOK, body)

@@ -243,6 +243,63 @@ func TestPostEventWatchZeroOmitsTaggedUntil(t *testing.T) {
 	}
 }
 
+// An event whose window reaches before the answers retained (MaxWindow is
+// retain: 1h here) is answered with the interval searched and a warning,
+// in the answer, the stored event and the log; one within the retained
+// answers has neither.
+func TestPostEventBeforeRetainedAnswers(t *testing.T) {
+	type coverAnswer struct {
+		Covered *struct {
+			From time.Time `json:"from"`
+			To   time.Time `json:"to"`
+		} `json:"covered"`
+		Warning string `json:"warning"`
+	}
+	tests := []struct {
+		name, at, window string
+		from             time.Time // zero: no covered, no warning
+		warn             string
+	}{
+		{"within", "2026-03-14T11:30:00Z", "30m", time.Time{}, ""},
+		{"partly", "2026-03-14T11:30:00Z", "1h", testNow.Add(-time.Hour), "only 2026-03-14T11:00:00Z to 2026-03-14T11:30:00Z was backtracked"},
+		{"wholly", "2026-03-14T10:30:00Z", "30m", time.Date(2026, 3, 14, 10, 30, 0, 0, time.UTC), "nothing could be backtracked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			rec := f.do("POST", "/v1/events", fmt.Sprintf(`{"client":"10.1.2.3","type":"x","at":%q,"window":%q}`, tt.at, tt.window))
+			wantStatus(t, rec, http.StatusAccepted)
+			ans := decodeBody[coverAnswer](t, rec)
+			if tt.from.IsZero() {
+				if ans.Covered != nil || ans.Warning != "" || strings.Contains(f.logs.all(), "warning") {
+					t.Errorf("answer %s, log %q: want no covered interval and no warning", rec.Body, f.logs.all())
+				}
+				return
+			}
+			at, _ := time.Parse(time.RFC3339, tt.at)
+			if ans.Covered == nil || !ans.Covered.From.Equal(tt.from) || !ans.Covered.To.Equal(at) {
+				t.Errorf("covered = %+v, want %v to %v", ans.Covered, tt.from, at)
+			}
+			if !strings.Contains(ans.Warning, tt.warn) || !strings.Contains(ans.Warning, "retained (1h)") {
+				t.Errorf("warning %q, want it to say %q and the retention", ans.Warning, tt.warn)
+			}
+			if !strings.Contains(f.logs.all(), "warning: "+ans.Warning) {
+				t.Errorf("log %q lacks the warning", f.logs.all())
+			}
+			got := decodeBody[struct {
+				Accepted coverAnswer `json:"accepted"`
+			}](t, f.do("GET", "/v1/events/ev-000000000001", ""))
+			if got.Accepted.Warning != ans.Warning {
+				t.Errorf("GET /v1/events: warning %q, want the POST's", got.Accepted.Warning)
+			}
+			// The counts are still there.
+			if p := decodeBody[postAnswer](t, rec); p.Queued != 1 || p.Cached != 1 {
+				t.Errorf("answer %s lost its counts", rec.Body)
+			}
+		})
+	}
+}
+
 func TestPostEventAnswerAndLookup(t *testing.T) {
 	f := newFixture(t, nil)
 	bad, clean := netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("198.51.100.9")
@@ -267,6 +324,7 @@ func TestPostEventAnswerAndLookup(t *testing.T) {
 		Names   []string       `json:"names"`
 		Ports   []uint16       `json:"ports"`
 		Count   int            `json:"count"`
+		State   string         `json:"state"`
 		Verdict map[string]any `json:"verdict"`
 	}
 	got := decodeBody[struct {
@@ -293,6 +351,9 @@ func TestPostEventAnswerAndLookup(t *testing.T) {
 	}
 	if f0 := got.Found[0]; f0.IP != "203.0.113.7" || f0.Names[0] != "evil.example" || f0.Count != 3 || f0.Verdict["outcome"] != "suspicious" {
 		t.Errorf("found[0] = %+v, want the bad IP with its verdict", f0)
+	}
+	if got.Found[0].State != "suspicious" || got.Found[1].State != "validating" {
+		t.Errorf("states %q and %q, want suspicious and validating", got.Found[0].State, got.Found[1].State)
 	}
 	if f1 := got.Found[1]; f1.IP != "198.51.100.9" || f1.Ports[0] != 8443 || f1.Verdict != nil {
 		t.Errorf("found[1] = %+v, want the clean IP without a verdict", f1)

@@ -19,6 +19,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/publicsuffix"
 )
 
 // Defaults of the block_ttl option.
@@ -148,6 +149,40 @@ func ParseAllow(value string) (Allow, error) {
 	a.domain = dns.CanonicalName(value)
 	a.Value = a.domain
 	return a, nil
+}
+
+// The narrowest prefixes an allowlist entry may be without being forced:
+// broader ones lift blocks across a large part of the Internet (0.0.0.0/0
+// lifts every block).
+const (
+	MaxAllowBits4 = 8  // an IPv4 entry may cover at most a /8
+	MaxAllowBits6 = 32 // an IPv6 entry may cover at most a /32 (a RIR allocation)
+)
+
+// ErrTooBroad is the class of TooBroad's errors.
+var ErrTooBroad = errors.New("too broad an allowlist entry")
+
+// TooBroad returns an error wrapping ErrTooBroad if the entry covers more
+// than a /8 of IPv4, a /32 of IPv6, or a whole public suffix (a TLD such as
+// "com", or a suffix under which anyone registers, such as "co.uk" or
+// "github.io", from the Public Suffix List), and nil otherwise. Callers
+// refuse such an entry unless the operator insists.
+func (a Allow) TooBroad() error {
+	if a.prefix.IsValid() {
+		limit := MaxAllowBits6
+		if a.prefix.Addr().Is4() {
+			limit = MaxAllowBits4
+		}
+		if a.prefix.Bits() < limit {
+			return fmt.Errorf("%w: %s covers more than a /%d", ErrTooBroad, a.Value, limit)
+		}
+		return nil
+	}
+	name := strings.TrimSuffix(a.domain, ".")
+	if ps, _ := publicsuffix.PublicSuffix(name); ps == name {
+		return fmt.Errorf("%w: %s is a public suffix, so it covers every domain registered under it", ErrTooBroad, a.Value)
+	}
+	return nil
 }
 
 // matches reports whether the entry covers ip or one of names.

@@ -204,3 +204,37 @@ func TestAdopt(t *testing.T) {
 		t.Error("an allowlisted IP was adopted")
 	}
 }
+
+// TooBroad refuses what would lift blocks across much of the Internet:
+// more than an IPv4 /8 or an IPv6 /32, or a whole public suffix.
+func TestAllowTooBroad(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		broad bool
+	}{
+		{"0.0.0.0/0", true},
+		{"45.0.0.0/7", true},
+		{"45.0.0.0/8", false},
+		{"45.83.0.21", false},
+		{"::/0", true},
+		{"2a00::/31", true},
+		{"2a0c::/32", false},
+		{"2a0c:9a40:1::21", false},
+		{"com", true},
+		{"Com.", true},
+		{"co.uk", true},
+		{"github.io", true},
+		{"internal", true}, // not on the list: a single label counts as a TLD
+		{"example.co.uk", false},
+		{"user.github.io", false},
+		{"cdn.example.com", false},
+	} {
+		a, err := ParseAllow(tc.value)
+		if err != nil {
+			t.Fatalf("ParseAllow(%q): %v", tc.value, err)
+		}
+		if err := a.TooBroad(); (err != nil) != tc.broad || (err != nil && !errors.Is(err, ErrTooBroad)) {
+			t.Errorf("%s: TooBroad() = %v, want broad %v", tc.value, err, tc.broad)
+		}
+	}
+}

@@ -30,6 +30,7 @@ var (
 	_ adminapi.BlockBackend  = API{}
 	_ adminapi.ConnBackend   = API{}
 	_ adminapi.ReportBackend = API{}
+	_ adminapi.StateBackend  = API{}
 )
 
 // Defaults gives the configured window and watch, and retain as the
@@ -75,6 +76,7 @@ func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminap
 	}
 	sightings := e.st.window.Sightings(ev.Client, ev.At.Add(-ev.Window), ev.At)
 	found := make([]adminapi.Found, 0, len(sightings))
+	retryEnd, unfollowed := retryUntil(ev.At, ev.Watch, now), 0
 	for _, s := range sightings {
 		f := adminapi.Found{IP: s.IP, Names: s.Names, Ports: s.Ports, First: s.First, Last: s.Last, Count: s.Count}
 		if e.skipSighting(s) {
@@ -86,11 +88,17 @@ func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminap
 		if len(s.Names) > 0 {
 			name = s.Names[0]
 		}
-		job := validate.Job{IP: s.IP, Priority: validate.High, Hints: risk.Hints{Port: int(pickPort(s.Ports))},
+		job := validate.Job{IP: s.IP.Unmap(), Priority: validate.High, Hints: risk.Hints{Port: int(pickPort(s.Ports))},
 			Client: ev.Client, Name: name, Event: id}
+		followed := e.followEvent(job, retryEnd, now)
 		r := e.submit(FromEvent, job)
 		if r == validate.Cached {
 			e.cachedFinding(job, now)
+		}
+		if followed {
+			e.submitted(job.IP, r)
+		} else {
+			unfollowed++
 		}
 		f.Result = r.String()
 		switch r {
@@ -106,14 +114,20 @@ func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminap
 	}
 	e.log.Infof("event %s client=%s type=%s ref=%q at=%s window=%s backtracked=%d queued=%d cached=%d dropped=%d",
 		id, ev.Client, ev.Type, ev.Ref, ev.At.UTC().Format(time.RFC3339), ev.Window, acc.Backtracked, acc.Queued, acc.Cached, acc.Dropped)
+	if unfollowed > 0 {
+		e.log.Warningf("event %s: %d IPs will not be retried if their validation fails: %d IPs are followed already", id, unfollowed, retryTracked)
+	}
 	return acc, found
 }
 
 // skipSighting reports whether a window entry is not worth an API call
 // now. The window holds only public, non-excluded IPs; checking again
-// keeps a changed `exclude` or `allow` from costing API calls.
+// keeps a changed `exclude` or `allow` from costing API calls. `ports not`
+// is not consulted: it decides what a connection record is worth without
+// an event (see Connection), while inside an event's window every public
+// destination is validated, web traffic included.
 func (e *Engine) skipSighting(s window.Sighting) bool {
-	if !e.Validatable(s.IP) || e.onlyPortsNot(s) {
+	if !e.Validatable(s.IP) {
 		return true
 	}
 	for _, n := range s.Names {
@@ -122,21 +136,6 @@ func (e *Engine) skipSighting(s window.Sighting) bool {
 		}
 	}
 	return false
-}
-
-// onlyPortsNot reports whether a destination was only seen in connection
-// records to ports of `ports not` (no DNS answer named it): the selective
-// rule says such traffic is not worth an API call.
-func (e *Engine) onlyPortsNot(s window.Sighting) bool {
-	if len(e.cfg.PortsNot) == 0 || len(s.Names) > 0 || len(s.Ports) == 0 {
-		return false
-	}
-	for _, p := range s.Ports {
-		if !slices.Contains(e.cfg.PortsNot, p) {
-			return false
-		}
-	}
-	return true
 }
 
 // pickPort chooses the port hint of a destination seen on several ports:
@@ -150,6 +149,11 @@ func pickPort(ports []uint16) uint16 {
 	}
 	return 0
 }
+
+// ValidationState is the state of ip's validation for an event's report:
+// validating, retrying (n), error: gave up, clean, suspicious, error (a
+// failure not retried) or unknown (no verdict now).
+func (a API) ValidationState(ip netip.Addr) string { return a.e.validationState(ip) }
 
 // Verdict returns the cached verdict of ip.
 func (a API) Verdict(ip netip.Addr) (verdicts.Verdict, bool) {

@@ -23,6 +23,7 @@ const (
 
 // onVerdict runs in a worker for every fresh verdict.
 func (e *Engine) onVerdict(v verdicts.Verdict, job validate.Job) {
+	e.retryOnVerdict(v)
 	switch {
 	case v.Outcome != verdicts.Error:
 		e.apiFailure.Store(criminalip.ErrorKind(""))

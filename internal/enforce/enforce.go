@@ -144,6 +144,8 @@ type Engine struct {
 	apiFailure atomic.Value // criminalip.ErrorKind
 	running    atomic.Bool
 
+	retries retryTracker // the IPs of events until they have a verdict
+
 	// Deltas of cumulative figures for Observer.Swept.
 	lastEvicted, lastFleetErrors uint64
 
@@ -276,6 +278,7 @@ func (e *Engine) Stop() {
 			close(e.stopSweep)
 			e.sweepDone.Wait()
 		}
+		e.stopRetries()
 		if e.queue != nil {
 			e.queue.Stop()
 		}

@@ -87,6 +87,10 @@ type Job struct {
 	Client   netip.Addr // the DNS client that resolved IP
 	Name     string     // the name IP was an answer for
 	Event    string     // the event that backtracked IP, if any
+	// Recheck asks the API again although an error verdict is cached (a
+	// retry after a failure): only a clean or suspicious verdict counts
+	// as cached for it.
+	Recheck bool
 }
 
 // Result is what Submit did with a job.
@@ -268,7 +272,7 @@ func (q *Queue) Submit(j Job) Result { return q.SubmitAt(j, q.now()) }
 // the time the verdict cache is consulted at.
 func (q *Queue) SubmitAt(j Job, now time.Time) Result {
 	j.IP = j.IP.Unmap()
-	if q.cache.Has(j.IP, now) {
+	if q.cached(j, now) {
 		return q.count(Cached)
 	}
 	if !publicip.Is(j.IP) {
@@ -282,6 +286,9 @@ func (q *Queue) SubmitAt(j Job, now time.Time) Result {
 		return q.count(Dropped)
 	}
 	if p := q.pending[j.IP]; p != nil {
+		if j.Recheck && !p.running {
+			p.job.Recheck = true
+		}
 		if high && !p.running && p.queuedIn == Low && len(q.high) < q.size {
 			p.job, p.queuedIn = j, High
 			q.high = append(q.high, p)
@@ -306,6 +313,15 @@ func (q *Queue) SubmitAt(j Job, now time.Time) Result {
 	q.mu.Unlock()
 	q.wake.Signal()
 	return q.count(Queued)
+}
+
+// cached reports whether a verdict that answers j is cached at now.
+func (q *Queue) cached(j Job, now time.Time) bool {
+	if !j.Recheck {
+		return q.cache.Has(j.IP, now)
+	}
+	v, ok := q.cache.Get(j.IP, now)
+	return ok && v.Outcome != verdicts.Error
 }
 
 func (q *Queue) count(r Result) Result {
@@ -420,7 +436,7 @@ func (q *Queue) next() *pending {
 // verdict since Submit), then the API, the policy and the cache.
 func (q *Queue) run(p *pending) {
 	job := p.job
-	if v, ok := q.cache.Get(job.IP, q.now()); ok {
+	if v, ok := q.cache.Get(job.IP, q.now()); ok && !(job.Recheck && v.Outcome == verdicts.Error) {
 		q.finish(p, v, true)
 		return
 	}

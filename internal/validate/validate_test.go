@@ -241,6 +241,47 @@ func TestAPIErrorCachedNotClean(t *testing.T) {
 	}
 }
 
+// A Recheck job (a retry after a failure) asks the API again while an
+// error verdict is cached, and replaces it; a clean or suspicious verdict
+// still answers it from the cache.
+func TestRecheckBypassesCachedError(t *testing.T) {
+	fake, client := newFake(t)
+	fake.Fault(fakeapi.Mode5xx, 1)
+	cache := verdicts.New(0, verdicts.TTLs{Error: time.Hour})
+	fresh := make(chan verdicts.Verdict, 4)
+	q := newQueue(t, validate.Config{Client: client, Cache: cache,
+		OnVerdict: func(v verdicts.Verdict, _ validate.Job) { fresh <- v }})
+
+	ip := netip.MustParseAddr("45.83.0.21")
+	q.Submit(validate.Job{IP: ip})
+	if v := <-fresh; v.Outcome != verdicts.Error {
+		t.Fatalf("first verdict %+v, want an error", v)
+	}
+	if r := q.Submit(validate.Job{IP: ip}); r != validate.Cached {
+		t.Fatalf("Submit with the error cached = %v, want cached", r)
+	}
+	if r := q.Submit(validate.Job{IP: ip, Recheck: true}); r != validate.Queued {
+		t.Fatalf("Recheck with the error cached = %v, want queued", r)
+	}
+	select {
+	case v := <-fresh:
+		if v.Outcome != verdicts.Suspicious {
+			t.Fatalf("recheck verdict %+v, want suspicious", v)
+		}
+	case <-time.After(conditionTimeout):
+		t.Fatal("no verdict for the recheck")
+	}
+	if v, ok := cache.Get(ip, time.Now()); !ok || v.Outcome != verdicts.Suspicious {
+		t.Errorf("cache holds %+v, want the suspicious verdict", v)
+	}
+	if r := q.Submit(validate.Job{IP: ip, Recheck: true}); r != validate.Cached {
+		t.Errorf("Recheck with a suspicious verdict cached = %v, want cached", r)
+	}
+	if n := fake.CallsFor(ip.String()); n != 2 {
+		t.Errorf("%d API calls, want 2", n)
+	}
+}
+
 func TestDeduplication(t *testing.T) {
 	fake, client := newFake(t)
 	fake.SetDelay(20 * time.Millisecond) // so that most Submits find it in flight

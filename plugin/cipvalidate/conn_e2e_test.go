@@ -16,8 +16,10 @@ import (
 // records are posted, gets an event; its public destinations in the window
 // are validated and, once the event tags it, blocked for it; the one on
 // port 22 is a finding of the port hint only (its report is clean, and the
-// port never enters the cached verdict); private destinations, and with
-// `ports not 80 443` web traffic, cost no API call.
+// port never enters the cached verdict); private destinations cost no API
+// call. `ports not 80 443` keeps web traffic from being validated on its
+// own, but inside the event's window every public destination is
+// validated, web ones included.
 func TestE2EConnectionRecords(t *testing.T) {
 	h := startHooked(t, "ports not 80 443")
 	T := h.clock.Now()
@@ -60,25 +62,30 @@ func TestE2EConnectionRecords(t *testing.T) {
 	for _, f := range ev.Found {
 		results[f.IP] = f.Result
 	}
-	if results["45.83.0.10"] != "cached" || results["45.83.0.53"] != "cached" || results["45.83.0.21"] != "skipped" || results["45.83.0.31"] != "skipped" || len(results) != 4 {
-		t.Errorf("event found %v", results)
+	if results["45.83.0.10"] != "cached" || results["45.83.0.53"] != "cached" || results["45.83.0.21"] != "queued" || results["45.83.0.31"] != "queued" || len(results) != 4 {
+		t.Errorf("event found %v, want the web destinations queued too", results)
 	}
-	lines := h.execLines(2)
+	lines := h.execLines(4)
 	slices.Sort(lines)
-	if !strings.HasPrefix(lines[0], "block 45.83.0.10 ") || !strings.HasSuffix(lines[0], " 10.9.9.9") ||
-		!strings.HasPrefix(lines[1], "block 45.83.0.53 ") || !strings.HasSuffix(lines[1], " 10.9.9.9") {
-		t.Errorf("exec hook ran %q, want pair blocks 10.9.9.9 -> 45.83.0.10 and -> 45.83.0.53", lines)
+	want := []string{"block 45.83.0.10 ", "block 45.83.0.21 ", "block 45.83.0.31 ", "block 45.83.0.53 "}
+	for i, w := range want {
+		if len(lines) != len(want) || !strings.HasPrefix(lines[i], w) {
+			t.Fatalf("exec hook ran %q, want blocks of 45.83.0.10, .21 (port 443), .31 (port 80) and .53", lines)
+		}
+	}
+	for _, i := range []int{0, 3} {
+		if !strings.HasSuffix(lines[i], " tagged 10.9.9.9") {
+			t.Errorf("exec hook ran %q, want a pair block for 10.9.9.9 (a port, a proxy)", lines[i])
+		}
 	}
 	if b := h.waitBlock("45.83.0.10", "10.9.9.9"); b.Scope != "tagged" || b.Port != 22 {
 		t.Errorf("45.83.0.10 block %+v, want a tagged pair on port 22", b)
 	}
-	for _, ip := range []string{"45.83.0.21", "45.83.0.31", "10.20.30.40"} {
-		if n := h.fake.CallsFor(ip); n != 0 {
-			t.Errorf("%s cost %d API calls", ip, n)
-		}
+	if n := h.fake.CallsFor("10.20.30.40"); n != 0 {
+		t.Errorf("the private destination cost %d API calls", n)
 	}
-	if h.fake.Calls() != 2 {
-		t.Errorf("%d API calls, want 2", h.fake.Calls())
+	if h.fake.Calls() != 4 {
+		t.Errorf("%d API calls, want 4 (one per public destination)", h.fake.Calls())
 	}
 }
 

@@ -56,7 +56,7 @@ func (cfg *config) options() []option {
 		{name: "tag", usage: []string{"CIDR..."}, min: 1, max: -1, repeatable: true, parse: prefixesInto(&cfg.tagNets)},
 		{name: "after_hours", usage: []string{"HH:MM-HH:MM [TZ]"}, min: 1, max: 2, parse: cfg.parseAfterHours},
 		{name: "exclude", usage: []string{"CIDR..."}, min: 1, max: -1, repeatable: true, parse: prefixesInto(&cfg.exclude)},
-		{name: "allow", usage: []string{"IP|CIDR|DOMAIN..."}, min: 1, max: -1, repeatable: true, parse: cfg.parseAllow},
+		{name: "allow", usage: []string{"IP|CIDR|DOMAIN... [force]"}, min: 1, max: -1, repeatable: true, parse: cfg.parseAllow},
 		{name: "factors", usage: []string{"FACTOR..."}, min: 1, max: -1, parse: policyWith(&cfg.policy, risk.Policy.WithFactors)},
 		{name: "score_levels", usage: []string{"LEVEL..."}, min: 1, max: -1, parse: policyWith(&cfg.policy, risk.Policy.WithScoreLevels)},
 		{name: "scope", usage: []string{"everyone|tagged|monitor FACTOR..."}, min: 2, max: -1, repeatable: true, parse: cfg.parseScope},
@@ -241,7 +241,13 @@ func (cfg *config) parseAfterHours(args []string) error {
 
 // parseAllow fills two lists from one line: the nets and domains the
 // validator skips, and the static allowlist entries the block engine keeps.
+// An entry broader than blocks.Allow.TooBroad allows needs `force` at the
+// end of its line.
 func (cfg *config) parseAllow(args []string) error {
+	force := len(args) > 1 && args[len(args)-1] == "force"
+	if force {
+		args = args[:len(args)-1]
+	}
 	for _, a := range args {
 		if p, err := parsePrefix(a); err == nil {
 			cfg.allowNets = append(cfg.allowNets, p)
@@ -256,6 +262,9 @@ func (cfg *config) parseAllow(args []string) error {
 		entry, err := blocks.ParseAllow(a)
 		if err != nil {
 			return err
+		}
+		if err := entry.TooBroad(); err != nil && !force {
+			return fmt.Errorf("%w; end the line with force to allow it anyway", err)
 		}
 		cfg.staticAllow = append(cfg.staticAllow, entry)
 	}

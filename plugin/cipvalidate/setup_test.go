@@ -106,6 +106,23 @@ func TestParseEveryOption(t *testing.T) {
 	}
 }
 
+// `force` at the end of an allow line accepts entries too broad without
+// it; the entries before it are kept, the word itself is not an entry.
+func TestParseAllowForce(t *testing.T) {
+	cfg, err := parseString(t, "cipvalidate {\n api_key k\n allow 0.0.0.0/0 com force\n allow 45.0.0.0/8 2a0c::/32 example.co.uk\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values []string
+	for _, a := range cfg.staticAllow {
+		values = append(values, a.Value)
+	}
+	want := []string{"0.0.0.0/0", "com.", "45.0.0.0/8", "2a0c::/32", "example.co.uk."}
+	if !slices.Equal(values, want) || len(cfg.allowNets) != 3 || !slices.Equal(cfg.allowDomains, []string{"com.", "example.co.uk."}) {
+		t.Errorf("static allowlist %v, nets %v, domains %v; want %v", values, cfg.allowNets, cfg.allowDomains, want)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		body string
@@ -313,6 +330,10 @@ func TestParseErrorsSayWhatIsValid(t *testing.T) {
 		{"hook webhook https://soar.example/h secret /x", `hook: webhook: unknown argument "secret"; syntax is hook webhook URL [secret_file PATH]`},
 		{"hook webhook https://soar.example/h secret_file", "hook: webhook: secret_file has no value"},
 		{"events 127.0.0.1:0 token_file /nonexistent", "events: token file"},
+		{"allow 0.0.0.0/0", "allow: too broad an allowlist entry: 0.0.0.0/0 covers more than a /8; end the line with force to allow it anyway"},
+		{"allow 2a00::/16", "allow: too broad an allowlist entry: 2a00::/16 covers more than a /32; end the line with force"},
+		{"allow partner.example co.uk", "allow: too broad an allowlist entry: co.uk. is a public suffix, so it covers every domain registered under it; end the line with force"},
+		{"allow force 45.83.0.22", "allow: too broad an allowlist entry: force. is a public suffix"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.line, func(t *testing.T) {
