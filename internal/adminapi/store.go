@@ -1,55 +1,144 @@
 package adminapi
 
-import "sync"
+import (
+	"sync"
+	"time"
+	"unsafe"
+)
 
-// DefaultStoreSize is how many events a Store keeps when not told.
-const DefaultStoreSize = 10000
+// Defaults of a Store's bounds. An event's record holds the IPs its window
+// held, up to a client's per_client cap of answers, so one can weigh tens of
+// kilobytes: the byte bound is what keeps a burst of events for a busy
+// client from taking hundreds of megabytes.
+const (
+	DefaultStoreSize  = 10000
+	DefaultStoreBytes = 64 << 20
+)
 
-// Store keeps the most recent events for lookup by id; when full, the oldest
-// is forgotten. It is in memory only: the durable record of an event is the
-// audit log. Records are shared, not copied: treat them as read-only. A Store
-// is safe for concurrent use.
+// Store keeps recent events for lookup by id, bounded by count and by an
+// estimate of their size in memory (see recordSize). When over a bound it
+// forgets the oldest closed event, one whose watch has ended (At + Watch
+// before the time the newest event was received), and only when none is
+// closed the oldest open one; the newest event is always kept. Forgotten
+// events are counted (Evicted). It is in memory only: the durable record of
+// an event is the audit log. Records are shared, not copied: treat them as
+// read-only. A Store is safe for concurrent use.
+//
+// Finding the oldest closed event walks from the oldest until one is
+// closed: one step when events close in the order they arrive (the usual
+// case: one watch for all), at most the whole store otherwise, and only
+// when a bound is passed.
 type Store struct {
-	mu    sync.Mutex
-	byID  map[string]Record
-	order []string // ring of ids in arrival order; next is the oldest once full
-	next  int
+	mu       sync.Mutex
+	byID     map[string]*stored
+	old, new *stored // ends of the list in arrival order
+	maxCount int
+	maxBytes int64
+	bytes    int64
+	evicted  uint64
 }
 
-// NewStore returns a Store that keeps the last size events; size <= 0 means
-// DefaultStoreSize.
-func NewStore(size int) *Store {
-	if size <= 0 {
-		size = DefaultStoreSize
+// stored is a kept Record, in the list by arrival.
+type stored struct {
+	rec        Record
+	size       int64
+	closes     time.Time // At + Watch
+	prev, next *stored   // prev is older
+}
+
+// NewStore returns a Store that keeps the last size events (size <= 0
+// means DefaultStoreSize) within DefaultStoreBytes.
+func NewStore(size int) *Store { return NewStoreLimits(size, 0) }
+
+// NewStoreLimits returns a Store that keeps at most events events (<= 0
+// means DefaultStoreSize) and about bytes bytes of them (<= 0 means
+// DefaultStoreBytes).
+func NewStoreLimits(events int, bytes int64) *Store {
+	if events <= 0 {
+		events = DefaultStoreSize
 	}
-	return &Store{byID: make(map[string]Record), order: make([]string, 0, size)}
+	if bytes <= 0 {
+		bytes = DefaultStoreBytes
+	}
+	return &Store{byID: make(map[string]*stored), maxCount: events, maxBytes: bytes}
 }
 
-// Add keeps rec, forgetting the oldest event if the store is full. A record
-// with an id already kept replaces it in place, without becoming newer.
+// Add keeps rec, then forgets events while a bound is passed. A record with
+// an id already kept replaces it in place, without becoming newer.
 func (s *Store) Add(rec Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.byID[rec.ID]; ok {
-		s.byID[rec.ID] = rec
-		return
-	}
-	if len(s.order) < cap(s.order) {
-		s.order = append(s.order, rec.ID)
+	size := recordSize(&rec)
+	e, ok := s.byID[rec.ID]
+	if ok {
+		s.bytes += size - e.size
+		e.rec, e.size, e.closes = rec, size, rec.Event.At.Add(rec.Event.Watch)
 	} else {
-		delete(s.byID, s.order[s.next])
-		s.order[s.next] = rec.ID
-		s.next = (s.next + 1) % len(s.order)
+		e = &stored{rec: rec, size: size, closes: rec.Event.At.Add(rec.Event.Watch), prev: s.new}
+		if s.new != nil {
+			s.new.next = e
+		} else {
+			s.old = e
+		}
+		s.new = e
+		s.byID[rec.ID] = e
+		s.bytes += size
 	}
-	s.byID[rec.ID] = rec
+	now := rec.Received
+	if now.IsZero() {
+		now = time.Now()
+	}
+	for len(s.byID) > s.maxCount || s.bytes > s.maxBytes {
+		victim := s.oldestClosed(now, e)
+		if victim == nil {
+			victim = s.old
+			if victim == e {
+				victim = e.next
+			}
+		}
+		if victim == nil {
+			return // e alone is over the byte bound: the newest is kept
+		}
+		s.forget(victim)
+	}
+}
+
+// oldestClosed is the oldest event other than keep that closed by now, or
+// nil.
+func (s *Store) oldestClosed(now time.Time, keep *stored) *stored {
+	for e := s.old; e != nil; e = e.next {
+		if e != keep && !e.closes.After(now) {
+			return e
+		}
+	}
+	return nil
+}
+
+func (s *Store) forget(e *stored) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		s.old = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		s.new = e.prev
+	}
+	delete(s.byID, e.rec.ID)
+	s.bytes -= e.size
+	s.evicted++
 }
 
 // Get returns the event with the given id, if it is still kept.
 func (s *Store) Get(id string) (Record, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, ok := s.byID[id]
-	return rec, ok
+	e, ok := s.byID[id]
+	if !ok {
+		return Record{}, false
+	}
+	return e.rec, true
 }
 
 // Len returns how many events are kept.
@@ -57,4 +146,51 @@ func (s *Store) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.byID)
+}
+
+// Bytes returns the estimated size of the events kept.
+func (s *Store) Bytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
+}
+
+// Evicted returns how many events a bound has made the Store forget since
+// it was made.
+func (s *Store) Evicted() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.evicted
+}
+
+// Sizes recordSize counts: a stored with its Record, a map slot (key
+// header, pointer, and a share of the table), a Found, and a string header.
+const (
+	storedSize = int64(unsafe.Sizeof(stored{}))
+	slotSize   = int64(unsafe.Sizeof("") + unsafe.Sizeof((*stored)(nil)) + 8)
+	foundSize  = int64(unsafe.Sizeof(Found{}))
+	headerSize = int64(unsafe.Sizeof(""))
+)
+
+// recordSize estimates the memory rec holds: its fixed part, its strings
+// and its found list with their names and ports. Names may be shared with
+// the window (or between events) and are counted anyway, so the estimate
+// errs high; Result strings are constants and not counted.
+func recordSize(rec *Record) int64 {
+	n := storedSize + slotSize + alloc(len(rec.ID)) + alloc(len(rec.Event.Type)) + alloc(len(rec.Event.Ref))
+	n += alloc(cap(rec.Found) * int(foundSize))
+	for i := range rec.Found {
+		f := &rec.Found[i]
+		n += alloc(cap(f.Names)*int(headerSize)) + alloc(cap(f.Ports)*2)
+		for _, name := range f.Names {
+			n += alloc(len(name))
+		}
+	}
+	return n
+}
+
+// alloc rounds an allocation of n bytes up as Go's allocator about does: to
+// 16 bytes, the step of its small size classes.
+func alloc(n int) int64 {
+	return int64(n+15) &^ 15
 }

@@ -66,14 +66,17 @@ var registry = struct {
 func Acquire(key string, cfg Config, log Logger) (*State, error) {
 	registry.Lock()
 	defer registry.Unlock()
-	limits := window.Config{Retain: cfg.Retain, PerClient: cfg.PerClient, Total: cfg.Total}
+	// Keep: the window a default event backtracks is spared by the total cap.
+	limits := window.Config{Retain: cfg.Retain, PerClient: cfg.PerClient, Total: cfg.Total, Keep: cfg.Window}
 	st, ok := registry.m[key]
 	cfg.StaticAllow = stampCreated(cfg.StaticAllow, time.Now().Round(0))
 	if !ok {
+		tagged := tags.New(cfg.TagNets, cfg.AfterHours)
+		limits.Protect = tagged.Tagged
 		st = &State{
 			key:    key,
 			window: window.New(limits),
-			tags:   tags.New(cfg.TagNets, cfg.AfterHours),
+			tags:   tagged,
 			cache:  verdicts.New(cfg.CacheSize, cfg.TTLs),
 			names:  NewNameMemory(),
 			events: adminapi.NewStore(10_000),
@@ -84,6 +87,7 @@ func Acquire(key string, cfg Config, log Logger) (*State, error) {
 			st.SetClock(cfg.Now)
 		}
 	} else {
+		limits.Protect = st.tags.Tagged
 		st.window.SetLimits(limits)
 		st.tags.SetStatic(cfg.TagNets, cfg.AfterHours)
 		st.cache.Resize(cfg.CacheSize, cfg.TTLs)

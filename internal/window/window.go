@@ -7,8 +7,9 @@
 // store is sharded by client (one mutex per shard, no global lock) and a
 // Record for a client already known does not allocate once its ring is full.
 // Memory is bounded twice: per client (a ring of at most PerClient entries)
-// and overall (Total, enforced per shard by dropping the oldest entries of
-// the shard's least recently active client).
+// and overall (Total, enforced per shard; see evict for which window pays
+// when a shard is full, and how a flood of spoofed sources is kept from
+// pushing out the window of a client whose event has not arrived yet).
 //
 // An entry takes 56 bytes. Once a shard is a quarter full, names are shared
 // through a small cache (see nameCache), so the entries of a popular name
@@ -19,6 +20,7 @@
 package window
 
 import (
+	"cmp"
 	"encoding/binary"
 	"hash/maphash"
 	"math/rand/v2"
@@ -35,6 +37,7 @@ const (
 	DefaultRetain    = 15 * time.Minute
 	DefaultPerClient = 256
 	DefaultTotal     = 400_000
+	DefaultKeep      = 5 * time.Minute
 )
 
 // Config bounds the store. Zero or negative fields take the defaults.
@@ -46,6 +49,16 @@ type Config struct {
 	// clients do not spread perfectly evenly, a full store holds slightly
 	// fewer than Total.
 	Total int
+	// Keep is how recently a window must have been recorded to be spared
+	// by the Total cap while an idle one can go instead: the backtrack
+	// window of an event, so a client whose event is on its way keeps the
+	// answers the event will ask for.
+	Keep time.Duration
+	// Protect, if set, reports whether client's window must be spared by
+	// the Total cap (the engine passes tags.Set.Tagged). It is called with
+	// a shard's lock held, only when the shard is full, so it must be
+	// cheap and must not call the Store.
+	Protect func(client netip.Addr, now time.Time) bool
 }
 
 func (c Config) withDefaults() Config {
@@ -57,6 +70,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Total <= 0 {
 		c.Total = DefaultTotal
+	}
+	if c.Keep <= 0 {
+		c.Keep = DefaultKeep
+	}
+	if c.Protect == nil {
+		c.Protect = func(netip.Addr, time.Time) bool { return false }
 	}
 	return c
 }
@@ -162,6 +181,7 @@ type history struct {
 	ring       []entry
 	head, n    int
 	oldest     int64 // lower bound of the entries' last; lets Sweep skip the client
+	touched    int64 // latest time Record was called for the client with
 	prev, next *history
 }
 
@@ -201,12 +221,16 @@ func (c *history) resize(size int) {
 type shard struct {
 	mu      sync.Mutex
 	clients map[netip.Addr]*history
-	// mru and lru are the ends of the list of clients by last Record.
+	// mru and lru are the ends of the list of clients by last Record (but
+	// for the protected windows evict moves up from the tail).
 	mru, lru  *history
 	n         int    // entries held
 	evicted   uint64 // entries pushed out by a cap
+	protected uint64 // of those, taken from a protected window (see evict)
 	perClient int
 	capacity  int
+	keep      int64 // Config.Keep
+	protect   func(netip.Addr, time.Time) bool
 	// Keep two shards' locks off one cache line pair: neighbouring shards
 	// are taken by different CPUs at once.
 	_ [64]byte
@@ -231,9 +255,9 @@ func New(cfg Config) *Store {
 
 // SetLimits applies new limits, for a Corefile reload. Shrinking takes effect
 // immediately: clients over the new PerClient lose their oldest entries and
-// shards over their share of Total lose their least recently active
-// clients' entries, all counted in Evicted. A shorter Retain applies from the
-// next Sweep.
+// shards over their share of Total lose entries as a full shard does on
+// Record (see evict), taking a shard's latest Record as the time, all
+// counted in Evicted. A shorter Retain applies from the next Sweep.
 func (s *Store) SetLimits(cfg Config) {
 	cfg = cfg.withDefaults()
 	s.retain.Store(int64(cfg.Retain))
@@ -242,6 +266,7 @@ func (s *Store) SetLimits(cfg Config) {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		sh.perClient, sh.capacity = cfg.PerClient, capacity
+		sh.keep, sh.protect = int64(cfg.Keep), cfg.Protect
 		for _, c := range sh.clients {
 			for c.n > sh.perClient {
 				c.dropOldest()
@@ -253,7 +278,7 @@ func (s *Store) SetLimits(cfg Config) {
 			}
 		}
 		for sh.n > sh.capacity {
-			sh.evictLRU(nil)
+			sh.evict(nil, sh.mru.touched)
 		}
 		sh.mu.Unlock()
 	}
@@ -289,13 +314,14 @@ func (s *Store) Record(client netip.Addr, name string, ips []netip.Addr, port ui
 	sh.mu.Lock()
 	c := sh.clients[client]
 	if c == nil {
-		c = &history{addr: client, ring: make([]entry, min(minRing, sh.perClient)), oldest: at}
+		c = &history{addr: client, ring: make([]entry, min(minRing, sh.perClient)), oldest: at, touched: at}
 		sh.clients[client] = c
 		sh.pushFront(c)
 	} else if sh.mru != c {
 		sh.unlink(c)
 		sh.pushFront(c)
 	}
+	c.touched = max(c.touched, at)
 	// shared is name as the new entries keep it: the caller's string, or,
 	// once the shard is a quarter full, a shared copy (see nameCache), looked up
 	// at most once per call and only if an entry is stored.
@@ -335,7 +361,7 @@ func (sh *shard) add(c *history, ip [16]byte, name string, shared *string, looke
 		}
 	}
 	for sh.n >= sh.capacity {
-		sh.evictLRU(c)
+		sh.evict(c, at)
 	}
 	*c.at(c.n) = entry{ip: ip, name: *shared, last: at, count: 1, port: port}
 	c.n++
@@ -392,17 +418,138 @@ func (nc *nameCache) intern(name string) string {
 	return *p
 }
 
-// evictLRU drops the oldest entry of the least recently active client, and
-// the client itself once empty, unless it is keep (the client being
-// recorded, which is then the only one left).
-func (sh *shard) evictLRU(keep *history) {
-	v := sh.lru
-	v.dropOldest()
+// sample is how many windows evict looks at from each end of a shard's list
+// by recent activity. Eviction runs only in a full shard, about once per
+// entry stored there (less when it drops a whole idle window), so this
+// bounds its cost: at most 2*sample candidates and as many Protect calls.
+const sample = 8
+
+// candidate is a window evict may take entries from.
+type candidate struct {
+	h    *history
+	tail bool // met from the least recently active end
+}
+
+// evict makes room for one entry in a full shard for c, the client being
+// recorded (nil from SetLimits), at now (unix ns). It samples the sample
+// least and the sample most recently active windows other than c's (all of
+// them in a small shard) and takes, in this order:
+//
+//  1. The whole window of an idle, unprotected client, one not recorded
+//     within Keep and not Protected: the heaviest (most entries) first, then
+//     the least recently recorded. Idle windows are what the cap is for: an
+//     event arriving now does not backtrack as far by default, and the
+//     heaviest frees the most room per scan.
+//  2. Else the oldest entry of the lightest unprotected window recorded
+//     within Keep, the most recently created first (the latest oldest
+//     entry). This is the flood case: spoofed sources are new, with an entry
+//     or two each, so they make room for each other instead of pushing out
+//     the established window of a client whose event is on its way.
+//  3. Else, every candidate being Protected (an after_hours schedule, a
+//     tagged segment filling the shard), the rule before protection, so
+//     memory stays bounded: the oldest entry of the least recently active
+//     client, c's own only when c is alone.
+//
+// 2 and 3 take from a protected window and are counted in EvictedProtected.
+// The head sample is what makes 2 work: in a flood the spoofed windows are
+// the most recently active, the established ones sit at the tail. A
+// Protected window met at the tail is moved up, behind the sampled head, so
+// that later scans meet other windows rather than a tagged segment's quiet
+// clients every time.
+func (sh *shard) evict(c *history, now int64) {
+	var buf [2 * sample]candidate
+	cands, behind := sh.sample(c, &buf)
+	idleBefore := now - sh.keep
+	at := time.Unix(0, now)
+	// The first unprotected candidate in evictOrder; Protect is asked only
+	// of a candidate that would come before the best one found so far.
+	var victim *history
+	for _, cd := range cands {
+		if victim != nil && evictOrder(cd.h, victim, idleBefore) >= 0 {
+			continue
+		}
+		if !sh.protect(cd.h.addr, at) {
+			victim = cd.h
+			continue
+		}
+		if cd.tail && behind != nil {
+			sh.unlink(cd.h)
+			sh.insertAfter(behind, cd.h)
+		}
+	}
+	switch {
+	case victim != nil && victim.touched < idleBefore:
+		sh.n -= victim.n
+		sh.evicted += uint64(victim.n)
+		sh.remove(victim)
+		return
+	case victim == nil:
+		victim = sh.lru
+		if victim == c && c.prev != nil {
+			victim = c.prev
+		}
+	}
+	victim.dropOldest()
 	sh.n--
 	sh.evicted++
-	if v.n == 0 && v != keep {
-		sh.remove(v)
+	sh.protected++
+	if victim.n == 0 && victim != c {
+		sh.remove(victim)
 	}
+}
+
+// sample fills buf with evict's candidates: the windows other than c's,
+// from the tail and from the head of the activity list. behind is the last
+// window sampled from the head, nil when the whole list was sampled.
+func (sh *shard) sample(c *history, buf *[2 * sample]candidate) (cands []candidate, behind *history) {
+	cands = buf[:0]
+	if len(sh.clients) <= 2*sample {
+		for v := sh.lru; v != nil; v = v.prev {
+			if v != c {
+				cands = append(cands, candidate{h: v})
+			}
+		}
+		return cands, nil
+	}
+	// The list is longer than 2*sample: the two walks do not meet.
+	v := sh.lru
+	for range sample {
+		if v != c {
+			cands = append(cands, candidate{h: v, tail: true})
+		}
+		v = v.prev
+	}
+	v = sh.mru
+	for range sample {
+		if v != c {
+			cands = append(cands, candidate{h: v})
+		}
+		behind, v = v, v.next
+	}
+	return cands, behind
+}
+
+// evictOrder ranks evict's candidates: idle windows (recorded before
+// idleBefore) first, heaviest then least recently recorded; then recent
+// ones, lightest then newest.
+func evictOrder(a, b *history, idleBefore int64) int {
+	aIdle, bIdle := a.touched < idleBefore, b.touched < idleBefore
+	switch {
+	case aIdle != bIdle:
+		if aIdle {
+			return -1
+		}
+		return 1
+	case aIdle:
+		if d := cmp.Compare(b.n, a.n); d != 0 {
+			return d
+		}
+		return cmp.Compare(a.touched, b.touched)
+	}
+	if d := cmp.Compare(a.n, b.n); d != 0 {
+		return d
+	}
+	return cmp.Compare(b.oldest, a.oldest)
 }
 
 func (sh *shard) remove(c *history) {
@@ -418,6 +565,18 @@ func (sh *shard) pushFront(c *history) {
 		sh.lru = c
 	}
 	sh.mru = c
+}
+
+// insertAfter links c, which is not in the list, right after p (towards the
+// least recently active end).
+func (sh *shard) insertAfter(p, c *history) {
+	c.prev, c.next = p, p.next
+	if p.next != nil {
+		p.next.prev = c
+	} else {
+		sh.lru = c
+	}
+	p.next = c
 }
 
 func (sh *shard) unlink(c *history) {
@@ -552,6 +711,21 @@ func (s *Store) Evicted() uint64 {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		n += sh.evicted
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// EvictedProtected returns how many of the entries counted in Evicted were
+// taken by the Total cap from a protected window (recorded within Keep, or
+// Protected) because every window sampled was protected: a sign that Total
+// is too small for the clients, or of a flood.
+func (s *Store) EvictedProtected() uint64 {
+	var n uint64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += sh.protected
 		sh.mu.Unlock()
 	}
 	return n

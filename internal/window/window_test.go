@@ -435,36 +435,159 @@ func sameShard(s *Store, n int) []netip.Addr {
 	return out
 }
 
-func TestTotalCapEvictsLeastRecentlyActiveClient(t *testing.T) {
-	// Total 3*shards gives every shard room for three entries.
-	s := New(Config{Total: 3 * shards})
-	cl := sameShard(s, 4)
-	a, b, c, d := cl[0], cl[1], cl[2], cl[3]
+// tagSet is a Protect for tests: the clients in it are tagged.
+type tagSet map[netip.Addr]bool
+
+func (ts tagSet) protect(client netip.Addr, _ time.Time) bool { return ts[client] }
+
+// The Total cap takes, in order: a whole idle unprotected window (the
+// heaviest), then an entry of the lightest, newest window recorded within
+// Keep, then, every window being tagged, the least recently active one's
+// oldest entry.
+func TestTotalCapPolicy(t *testing.T) {
+	tagged := tagSet{}
+	// Total 4*shards gives every shard room for four entries.
+	s := New(Config{Total: 4 * shards, Keep: 5 * time.Minute, Protect: tagged.protect})
+	cl := sameShard(s, 7)
+	a, b, c, d, e, f, g := cl[0], cl[1], cl[2], cl[3], cl[4], cl[5], cl[6]
 	s.Record(a, "a1", ips("1.0.0.1"), 0, at(0))
-	s.Record(b, "b1", ips("2.0.0.1"), 0, at(1*time.Second))
-	s.Record(c, "c1", ips("3.0.0.1"), 0, at(2*time.Second))
-	s.Record(a, "a2", ips("1.0.0.2"), 0, at(3*time.Second)) // a is now the most recent; b the least
-	if s.Evicted() != 1 || s.Clients() != 2 {
-		t.Fatalf("after a2: Evicted %d, Clients %d; want 1, 2", s.Evicted(), s.Clients())
+	s.Record(b, "b1", ips("2.0.0.1", "2.0.0.2"), 0, at(time.Second)) // idle later, and heavier than a
+	s.Record(c, "c1", ips("3.0.0.1"), 0, at(10*time.Minute))
+	s.Record(d, "d1", ips("4.0.0.1"), 0, at(10*time.Minute+time.Second))
+	if s.Len() != 3 || s.Evicted() != 2 || names(s, b.String()) != nil {
+		t.Fatalf("Len %d, Evicted %d, b %v: want b's whole idle window gone first, though a is less recently active",
+			s.Len(), s.Evicted(), names(s, b.String()))
 	}
-	if got := s.Sightings(b, t0, at(time.Hour)); got != nil {
-		t.Errorf("b kept %v; want it evicted as least recently active", briefs(got))
+	s.Record(e, "e1", ips("5.0.0.1"), 0, at(10*time.Minute+2*time.Second))
+	// a is idle but tagged: kept. c, d and e were recorded within Keep; e is
+	// the newest window, so it makes room.
+	tagged[a] = true
+	s.Record(f, "f1", ips("6.0.0.1"), 0, at(10*time.Minute+3*time.Second))
+	if got := names(s, a.String()); !slices.Equal(got, []string{"a1"}) {
+		t.Errorf("tagged a = %v, want [a1]", got)
 	}
-	s.Record(d, "d1", ips("4.0.0.1"), 0, at(4*time.Second)) // c is least recent now
-	if got := names(s, c.String()); got != nil {
-		t.Errorf("c kept %v; want evicted", got)
+	if names(s, e.String()) != nil || names(s, c.String()) == nil || names(s, d.String()) == nil {
+		t.Errorf("c = %v, d = %v, e = %v; want e (the newest of the light recent windows) gone",
+			names(s, c.String()), names(s, d.String()), names(s, e.String()))
 	}
-	if got, want := names(s, a.String()), []string{"a1", "a2"}; !slices.Equal(got, want) {
-		t.Errorf("a = %v, want %v", got, want)
+	if s.EvictedProtected() != 1 {
+		t.Errorf("EvictedProtected = %d, want 1", s.EvictedProtected())
 	}
-	// One client alone in a full shard gives up its own oldest entry.
-	s.Record(a, "a3", ips("1.0.0.3"), 0, at(5*time.Second))
-	s.Record(a, "a4", ips("1.0.0.4"), 0, at(6*time.Second))
-	if got, want := names(s, a.String()), []string{"a2", "a3", "a4"}; !slices.Equal(got, want) {
-		t.Errorf("a = %v, want %v", got, want)
+	// Everyone tagged: the least recently active (a) gives up its oldest entry.
+	tagged[c], tagged[d], tagged[f], tagged[g] = true, true, true, true
+	s.Record(g, "g1", ips("7.0.0.1"), 0, at(10*time.Minute+4*time.Second))
+	if names(s, a.String()) != nil || s.Len() != 4 || s.Evicted() != 4 || s.EvictedProtected() != 2 {
+		t.Errorf("a = %v, Len %d, Evicted %d, EvictedProtected %d; want a gone, 4, 4, 2",
+			names(s, a.String()), s.Len(), s.Evicted(), s.EvictedProtected())
 	}
-	if s.Len() != 3 || s.Evicted() != 4 {
-		t.Errorf("Len %d, Evicted %d; want 3, 4", s.Len(), s.Evicted())
+}
+
+func TestTotalCapAloneInShard(t *testing.T) {
+	s := New(Config{Total: 4 * shards})
+	c := ip("10.0.0.1")
+	for i := range 6 {
+		s.Record(c, fmt.Sprintf("n%d", i), ips(fmt.Sprintf("1.0.0.%d", i)), 0, at(time.Duration(i)*time.Second))
+	}
+	if got, want := names(s, c.String()), []string{"n2", "n3", "n4", "n5"}; !slices.Equal(got, want) {
+		t.Errorf("names = %v, want %v: alone in a full shard, a client gives up its own oldest entries", got, want)
+	}
+	if s.Evicted() != 2 || s.EvictedProtected() != 2 {
+		t.Errorf("Evicted %d, EvictedProtected %d; want 2, 2", s.Evicted(), s.EvictedProtected())
+	}
+}
+
+// Acceptance: a flood of spoofed sources does not push out the window of a
+// client whose event has not arrived yet, whether the client is tagged or
+// merely recorded within Keep; idle untagged windows go first.
+func TestFloodKeepsVictimWindow(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		tagged bool
+		victim time.Duration // when the victim resolved its 20 names
+	}{
+		{"tagged victim, idle", true, -time.Hour},
+		{"untagged victim within keep", false, -time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const total = 40 * shards
+			tagged := tagSet{}
+			s := New(Config{Total: total, Keep: 5 * time.Minute, Protect: tagged.protect})
+			cl := sameShard(s, 3)
+			victim, idle, idleTagged := cl[0], cl[1], cl[2]
+			tagged[idleTagged] = true
+			if tt.tagged {
+				tagged[victim] = true
+			}
+			s.Record(idle, "idle.example.", ips("9.9.9.1"), 0, at(-2*time.Hour))
+			s.Record(idleTagged, "idle.example.", ips("9.9.9.1"), 0, at(-2*time.Hour))
+			for i := range 20 {
+				s.Record(victim, fmt.Sprintf("v%d.example.", i), ips(fmt.Sprintf("45.83.1.%d", i)), 0, at(tt.victim+time.Duration(i)*time.Second))
+			}
+			// 20,000 spoofed sources, two answers each, in 1.3 s: 40,000
+			// entries against a Total of 2,560.
+			recorded := 20 + 2
+			for i := range 20_000 {
+				src := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+				when := at(time.Duration(i) * 65 * time.Microsecond)
+				s.Record(src, "flood.example.", ips("93.184.216.34"), 0, when)
+				s.Record(src, "flood2.example.", ips("93.184.216.35"), 0, when)
+				recorded += 2
+			}
+
+			got := s.Sightings(victim, at(tt.victim), at(time.Hour))
+			if len(got) != 20 {
+				t.Errorf("the victim kept %d of its 20 sightings", len(got))
+			}
+			if s.Sightings(idle, at(-3*time.Hour), at(time.Hour)) != nil {
+				t.Error("the idle untagged window survived the flood; it should go first")
+			}
+			if s.Sightings(idleTagged, at(-3*time.Hour), at(time.Hour)) == nil {
+				t.Error("the idle tagged window was evicted")
+			}
+			if s.Len() > total || s.Evicted() != uint64(recorded-s.Len()) {
+				t.Errorf("Len %d, Evicted %d; want at most %d held and every other entry counted", s.Len(), s.Evicted(), total)
+			}
+			if s.EvictedProtected() == 0 {
+				t.Error("EvictedProtected = 0; the flood's own windows were recorded within Keep")
+			}
+		})
+	}
+}
+
+// A tagged segment's quiet clients at the least recently active end do not
+// hide an idle untagged window behind them for good: evict moves them up.
+func TestProtectedTailMovesUp(t *testing.T) {
+	const quiet, recent = 2 * sample, 2 * sample
+	s := New(Config{})
+	cl := sameShard(s, quiet+recent+2)
+	tagged := tagSet{}
+	total := (quiet + recent + 1) * shards
+	s.SetLimits(Config{Total: total, Keep: 5 * time.Minute, Protect: tagged.protect})
+	for _, c := range cl[:quiet] {
+		tagged[c] = true
+		s.Record(c, "quiet.example.", ips("9.9.9.1"), 0, at(-time.Hour))
+	}
+	idle := cl[quiet]
+	s.Record(idle, "idle.example.", ips("9.9.9.2"), 0, at(-time.Hour+time.Second))
+	for i, c := range cl[quiet+1 : quiet+1+recent] {
+		s.Record(c, "recent.example.", ips("9.9.9.3"), 0, at(time.Duration(i)*time.Second))
+	}
+	// Full. Each new entry needs an eviction; within a few the idle window
+	// is reached instead of the recent ones.
+	newcomer := cl[len(cl)-1]
+	for i := range 3 {
+		s.Record(newcomer, fmt.Sprintf("n%d.example.", i), ips(fmt.Sprintf("9.9.8.%d", i)), 0, at(time.Minute+time.Duration(i)*time.Second))
+	}
+	if s.Sightings(idle, at(-2*time.Hour), at(time.Hour)) != nil {
+		t.Error("the idle untagged window is still there")
+	}
+	for _, c := range cl[:quiet] {
+		if s.Sightings(c, at(-2*time.Hour), at(time.Hour)) == nil {
+			t.Errorf("tagged %v was evicted", c)
+		}
+	}
+	if p := s.EvictedProtected(); p > 2 {
+		t.Errorf("EvictedProtected = %d: recent windows paid while an idle one was there", p)
 	}
 }
 
@@ -836,4 +959,24 @@ func benchMemory(b *testing.B, distinct int, fresh bool) {
 	b.ReportMetric(perEntry, "bytes/entry")
 	b.ReportMetric(perClientBytes, "bytes/client")
 	b.ReportMetric(total, "MiB")
+}
+
+// BenchmarkRecordFlood records, into a full store of 2048 established
+// clients, answers for a new source every time, as a flood of spoofed
+// sources does: every Record pays for an eviction.
+func BenchmarkRecordFlood(b *testing.B) {
+	s := New(Config{Total: 16 * 1024})
+	for c := range 2048 {
+		client := netip.AddrFrom4([4]byte{10, 6, byte(c >> 8), byte(c)})
+		for k := range 8 {
+			s.Record(client, benchNames[k%4], benchAnswers[k%4], 0, at(time.Duration(k)*time.Second))
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		src := netip.AddrFrom4([4]byte{198, 18 + byte(i>>16), byte(i >> 8), byte(i)})
+		s.Record(src, benchNames[0], benchAnswers[0], 0, at(time.Minute+time.Duration(i)*time.Microsecond))
+		i++
+	}
 }
