@@ -114,7 +114,9 @@ func (c *CIPValidate) appendIP(f *found, raw net.IP) {
 	if !ok {
 		return
 	}
-	ip = publicip.Unwrap(ip)
+	if ip = ip.Unmap(); ip.Is6() { // A records skip the call
+		ip = publicip.Unwrap(ip)
+	}
 	if !c.eng.Validatable(ip) || f.has(ip) {
 		return
 	}
