@@ -120,6 +120,34 @@ var first4 = func() (t [256]uint8) {
 	return t
 }()
 
+// NAT64 is the IPv4/IPv6 translation well-known prefix (RFC 6052): a NAT64
+// gateway forwards a packet for 64:ff9b::a.b.c.d to the IPv4 address
+// a.b.c.d, so that is the host a DNS64 answer leads to.
+//
+// The local-use prefix 64:ff9b:1::/48 (RFC 8215) is left out on purpose: a
+// network may translate with any prefix from /48 to /96 inside it, and
+// where the IPv4 bits sit depends on that length (RFC 6052, section 2.2),
+// which an address does not tell.
+var NAT64 = netip.MustParsePrefix("64:ff9b::/96")
+
+// Unwrap returns the IPv4 address that addr stands for when it is
+// IPv4-mapped (::ffff:a.b.c.d) or in the NAT64 prefix (64:ff9b::a.b.c.d),
+// and addr otherwise. Threat intelligence knows hosts by their IPv4
+// address, so that is the one to judge, record and validate.
+func Unwrap(addr netip.Addr) netip.Addr {
+	if addr.Is4() {
+		return addr
+	}
+	if addr.Is4In6() {
+		return addr.Unmap()
+	}
+	if addr.Zone() == "" && NAT64.Contains(addr) {
+		b := addr.As16()
+		return netip.AddrFrom4([4]byte(b[12:]))
+	}
+	return addr
+}
+
 // Why returns "" for a public address, otherwise a short phrase saying which
 // special-purpose block holds it, e.g. "private (RFC 1918)".
 func Why(addr netip.Addr) string {

@@ -72,6 +72,28 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+func TestUnwrap(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"45.83.0.21", "45.83.0.21"},
+		{"::ffff:45.83.0.21", "45.83.0.21"},
+		{"64:ff9b::2d53:15", "45.83.0.21"},
+		{"64:ff9b::45.83.0.21", "45.83.0.21"},
+		{"64:ff9b::a00:5", "10.0.0.5"},                       // judged as the private address it reaches
+		{"64:ff9b:1::2d53:15", "64:ff9b:1::2d53:15"},         // local-use: the IPv4 position is not known
+		{"64:ff9b:0:0:1::2d53:15", "64:ff9b:0:0:1::2d53:15"}, // outside the /96
+		{"2a0c:9a40:1::21", "2a0c:9a40:1::21"},
+		{"fe80::1%eth0", "fe80::1%eth0"},
+	}
+	for _, tc := range tests {
+		if got := Unwrap(netip.MustParseAddr(tc.in)); got != netip.MustParseAddr(tc.want) {
+			t.Errorf("Unwrap(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	if Is(netip.MustParseAddr("64:ff9b::2d53:15")) {
+		t.Error("Is(64:ff9b::2d53:15) = true: the NAT64 address itself must never reach the API, its IPv4 address does")
+	}
+}
+
 func BenchmarkIs(b *testing.B) {
 	addrs := []netip.Addr{
 		netip.MustParseAddr("45.83.0.10"),

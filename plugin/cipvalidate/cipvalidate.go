@@ -126,7 +126,9 @@ type writer struct {
 	req    *dns.Msg
 	client netip.Addr
 	now    time.Time
-	ips    [16]netip.Addr
+	found  found // the answer's public IPs, in ipBuf and runBuf unless many
+	ipBuf  [inlineIPs]netip.Addr
+	runBuf [inlineRuns]nameRun
 }
 
 // WriteMsg records the answer's public IPs, queues them if the client is
@@ -135,51 +137,77 @@ func (cw *writer) WriteMsg(res *dns.Msg) error {
 	c := cw.c
 	ctr := c.countersFor(cw.ctx)
 	ctr.inspected.Inc()
-	ips := c.publicIPs(res, cw.ips[:0])
-	if len(ips) == 0 {
+	qname := cw.req.Question[0].Name
+	f := &cw.found
+	f.ips, f.runs = cw.ipBuf[:0], cw.runBuf[:0]
+	c.publicIPs(res, qname, f)
+	if len(f.ips) == 0 {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
-	qname := cw.req.Question[0].Name
 	if c.eng.AllowedName(qname) {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
 	if cw.now.IsZero() {
 		cw.now = c.eng.Now()
 	}
-	st := c.eng.State()
-	st.Window().Record(cw.client, qname, ips, 0, cw.now)
-	ctr.recorded.Add(float64(len(ips)))
+	w, start := c.eng.State().Window(), 0
+	for _, run := range f.runs {
+		w.Record(cw.client, run.name, f.ips[start:run.end], 0, cw.now)
+		start = run.end
+	}
+	ctr.recorded.Add(float64(len(f.ips)))
 
 	tagged := c.eng.Tagged(cw.client, cw.now)
 	if !tagged && !c.cfg.enforceAll {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
-	if v, ip, ok := c.firstSuspicious(ips, tagged, cw.now); ok && c.mayRewrite(ip, qname, cw.now) {
-		return cw.enforce(res, v, ip)
+	if v, i, ok := c.firstSuspicious(f.ips, tagged, cw.now); ok && !c.allowed(f.ips[i], qname, f.name(i), cw.now) {
+		return cw.enforce(res, v, f.ips[i], f.name(i))
 	}
 	if !tagged {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
-	return cw.tagged(res, ips, qname)
+	return cw.tagged(res)
+}
+
+// allowed reports whether an allowlist entry covers ip, the queried name,
+// or the name whose address ip is (the owner of glue).
+func (c *CIPValidate) allowed(ip netip.Addr, qname, name string, now time.Time) bool {
+	if c.eng.Allowed(ip, qname, now) || (name != qname && c.eng.Allowed(ip, name, now)) {
+		return true
+	}
+	_, cp := c.eng.ControlPlane(ip, name)
+	if !cp && name != qname {
+		_, cp = c.eng.ControlPlane(ip, qname)
+	}
+	return cp
+}
+
+// enforceable reports whether verdict v rewrites an answer by its IP for
+// a client that is tagged (or not): its scope reaches the client, and the
+// IP is not shared (a CDN front is rewritten by name only: the name memory
+// holds the names that led to it).
+func (c *CIPValidate) enforceable(v verdicts.Verdict, tagged bool) bool {
+	return v.Scope.Reaches(tagged) && !c.eng.Shared(v)
 }
 
 // tagged handles the answer of a tagged client whose IPs are not known to
 // be suspicious: queue the unknown ones, maybe wait, maybe fail closed.
-func (cw *writer) tagged(res *dns.Msg, ips []netip.Addr, qname string) error {
-	c := cw.c
+func (cw *writer) tagged(res *dns.Msg) error {
+	c, f := cw.c, &cw.found
 	pending := false
-	for _, ip := range ips {
-		r := c.eng.SubmitAnswer(validate.Job{IP: ip, Priority: validate.Low, Client: cw.client, Name: qname}, cw.now)
+	for i, ip := range f.ips {
+		r := c.eng.SubmitAnswer(validate.Job{IP: ip, Priority: validate.Low, Client: cw.client, Name: f.name(i)}, cw.now)
 		if r == validate.Queued || r == validate.InFlight {
 			pending = true
 		}
 	}
 	if pending && c.cfg.pendingWait > 0 {
 		ctx, cancel := context.WithTimeout(cw.ctx, c.cfg.pendingWait)
-		for _, ip := range ips {
-			if v, ok := c.eng.Wait(ctx, ip); ok && v.Suspicious() {
+		for i, ip := range f.ips {
+			if v, ok := c.eng.Wait(ctx, ip); ok && v.Suspicious() && c.enforceable(v, true) {
 				cancel()
-				return cw.enforce(res, v, ip)
+				return cw.enforce(res, v, ip, f.name(i))
 			}
 		}
 		cancel()
@@ -189,7 +217,7 @@ func (cw *writer) tagged(res *dns.Msg, ips []netip.Addr, qname string) error {
 		if pending && c.cfg.pendingWait > 0 {
 			now = c.eng.Now() // after the wait
 		}
-		if v, ip, ok := c.unvalidated(ips, now); ok {
+		if v, ip, ok := c.unvalidated(f.ips, now); ok {
 			return cw.failClosed(res, v, ip)
 		}
 	}
@@ -214,10 +242,14 @@ func (c *CIPValidate) unvalidated(ips []netip.Addr, now time.Time) (verdicts.Ver
 }
 
 // enforce rewrites res for the suspicious verdict v of ip (or only logs it
-// in monitor mode) and remembers the name.
-func (cw *writer) enforce(res *dns.Msg, v verdicts.Verdict, ip netip.Addr) error {
+// in monitor mode) and remembers name, the name whose address ip is: the
+// queried name for the answer section, a target's for its glue in the
+// additional section. Remembering the queried name for glue would rewrite
+// its own, harmless records too (a domain whose MX host is bad), while the
+// answer that carries the glue is rewritten anyway, from the verdict.
+func (cw *writer) enforce(res *dns.Msg, v verdicts.Verdict, ip netip.Addr, name string) error {
 	c := cw.c
-	c.names.Put(cw.req.Question[0].Name, v)
+	c.names.Put(name, v)
 	c.logDecision(cw.ctx, cw.client, cw.req, v, ip, "answer", cw.now)
 	if c.cfg.monitor {
 		return cw.ResponseWriter.WriteMsg(res)
@@ -240,11 +272,7 @@ func (cw *writer) failClosed(res *dns.Msg, v verdicts.Verdict, ip netip.Addr) er
 // the hooks' endpoints, the upstream resolvers). Checked only once an
 // answer is about to be rewritten.
 func (c *CIPValidate) mayRewrite(ip netip.Addr, qname string, now time.Time) bool {
-	if c.eng.Allowed(ip, qname, now) {
-		return false
-	}
-	_, cp := c.eng.ControlPlane(ip, qname)
-	return !cp
+	return !c.allowed(ip, qname, qname, now)
 }
 
 // reaches reports whether verdict v is enforced for client: a tagged client
@@ -259,51 +287,14 @@ func (c *CIPValidate) reaches(v verdicts.Verdict, client netip.Addr, now time.Ti
 func (cw *writer) Write(b []byte) (int, error) { return cw.ResponseWriter.Write(b) }
 
 // firstSuspicious returns the first of ips with a live suspicious verdict
-// whose scope reaches a client that is tagged (or not).
-func (c *CIPValidate) firstSuspicious(ips []netip.Addr, tagged bool, now time.Time) (verdicts.Verdict, netip.Addr, bool) {
-	for _, ip := range ips {
-		// A shared IP (a CDN front) is rewritten by name only: the name
-		// memory holds the names that led to it.
-		if v, ok := c.eng.Suspicious(ip, now); ok && v.Scope.Reaches(tagged) && !c.eng.Shared(v) {
-			return v, ip, true
+// enforceable for a client that is tagged (or not), and its index.
+func (c *CIPValidate) firstSuspicious(ips []netip.Addr, tagged bool, now time.Time) (verdicts.Verdict, int, bool) {
+	for i, ip := range ips {
+		if v, ok := c.eng.Suspicious(ip, now); ok && c.enforceable(v, tagged) {
+			return v, i, true
 		}
 	}
-	return verdicts.Verdict{}, netip.Addr{}, false
-}
-
-// publicIPs appends to buf the A and AAAA addresses of res's answer section
-// (which holds a CNAME chain's targets too) that are worth validating:
-// public, not excluded, not allowlisted. Duplicates are dropped.
-func (c *CIPValidate) publicIPs(res *dns.Msg, buf []netip.Addr) []netip.Addr {
-	for _, rr := range res.Answer {
-		var ip netip.Addr
-		switch rr := rr.(type) {
-		case *dns.A:
-			ip, _ = netip.AddrFromSlice(rr.A)
-			ip = ip.Unmap()
-		case *dns.AAAA:
-			ip, _ = netip.AddrFromSlice(rr.AAAA)
-		default:
-			continue
-		}
-		if !c.eng.Validatable(ip) || seen(buf, ip) {
-			continue
-		}
-		if len(buf) == cap(buf) {
-			break
-		}
-		buf = append(buf, ip)
-	}
-	return buf
-}
-
-func seen(ips []netip.Addr, ip netip.Addr) bool {
-	for _, x := range ips {
-		if x == ip {
-			return true
-		}
-	}
-	return false
+	return verdicts.Verdict{}, 0, false
 }
 
 // inZones reports whether qname is at or under one of the zones, without

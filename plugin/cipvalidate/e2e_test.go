@@ -67,6 +67,12 @@ type e2e struct {
 // startE2E starts everything; extra is added to the cipvalidate block.
 func startE2E(t *testing.T, extra string) *e2e {
 	t.Helper()
+	return startE2EZone(t, e2eZone, extra)
+}
+
+// startE2EZone is startE2E with zone as the example.org zone.
+func startE2EZone(t *testing.T, zone, extra string) *e2e {
+	t.Helper()
 	RegisterDirective()
 	fake, apiURL := fakeapitest.Start(t, fakeapitest.WithKey("e2e-key"))
 	clock := testclock.New(time.Now())
@@ -74,7 +80,7 @@ func startE2E(t *testing.T, extra string) *e2e {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db.example.org")
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(db, []byte(e2eZone), 0o600); err != nil {
+	if err := os.WriteFile(db, []byte(zone), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(tokenFile, []byte("e2e-token\n"), 0o600); err != nil {
