@@ -21,6 +21,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
+	"github.com/coredns-cip/coredns-cip/internal/optval"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
@@ -552,17 +553,8 @@ func parseEventTime(s string, loc *time.Location) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor 2006-01-02 15:04:05", s)
 }
 
-func portList(s string) ([]uint16, error) {
-	var out []uint16
-	for _, f := range splitList(s) {
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("%q is not a port number (1-65535)", f)
-		}
-		out = append(out, uint16(n))
-	}
-	return out, nil
-}
+// portList reads a comma-separated list of ports.
+func portList(s string) ([]uint16, error) { return optval.Ports(splitList(s)) }
 
 func inPrefixes(ps []netip.Prefix, ip netip.Addr) bool {
 	for _, p := range ps {

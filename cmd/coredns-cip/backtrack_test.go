@@ -188,7 +188,7 @@ func TestBacktrackPushesThroughCorefileHooks(t *testing.T) {
         api_key {$CIP_BT_KEY}
         api_url %s
         block_ttl 6h
-        hook exec %s {action} {ip} {ttl} {client} {decision}
+        hook exec %s {action} {ip} {ttl} {scope} {clients} {decision}
     }
 }
 `, url, script)), 0o600)
@@ -202,7 +202,7 @@ func TestBacktrackPushesThroughCorefileHooks(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
 	data, _ := os.ReadFile(record)
-	if f := strings.Fields(string(data)); len(f) != 5 || f[0] != "block" || f[1] != "45.83.0.21" || f[2] != "21600" || f[3] != "10.9.9.9" {
+	if f := strings.Fields(string(data)); len(f) != 6 || f[0] != "block" || f[1] != "45.83.0.21" || f[2] != "21600" || f[3] != "everyone" || f[4] != "10.9.9.9" {
 		t.Errorf("exec hook ran with %q", data)
 	}
 }

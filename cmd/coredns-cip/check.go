@@ -28,8 +28,11 @@ Validates one IP with the Criminal IP asset report API and the multi-factor
 rules (reputation score, SSL anomalies, directory listing, mining,
 VPN/Tor/proxy, SSH exposure), like the original cip_ip_report_check.py.
 
-Output: one JSON object {"ip","port","suspicious","reasons":[{"factor","detail"}],"score"}
-(or, with --pretty, "[SUSPICIOUS] IP:PORT" and one line per reason, "[OK] IP" otherwise).
+Output: one JSON object {"ip","port","suspicious","reasons":[{"factor","detail","scope"}],"score"}
+(or, with --pretty, "[SUSPICIOUS] IP:PORT" and one line per reason with its scope, "[OK] IP"
+otherwise). A reason's scope is how far coredns-cip enforces it by default: everyone, or tagged
+(clients an event tagged); a reason from --port or --product is about the connection
+("hint": true), and reaches tagged clients as a client -> IP:port block.
 
 API key: --keyfile FILE (JSON {"api_key": "..."}), else $CIP_API_KEY, else
 ./criminalip_api_key.json if it exists. The key is never printed.
@@ -63,8 +66,23 @@ type checkResult struct {
 	IP         string        `json:"ip"`
 	Port       *int          `json:"port"`
 	Suspicious bool          `json:"suspicious"`
-	Reasons    []risk.Reason `json:"reasons"`
+	Reasons    []checkReason `json:"reasons"`
 	Score      string        `json:"score"`
+}
+
+// checkReason is a reason and the scope it reaches.
+type checkReason struct {
+	risk.Reason
+	Scope risk.Scope `json:"scope"`
+}
+
+// scoped gives each reason its scope under policy.
+func scoped(policy risk.Policy, reasons []risk.Reason) []checkReason {
+	out := make([]checkReason, len(reasons))
+	for i, r := range reasons {
+		out[i] = checkReason{Reason: r, Scope: policy.ScopeOf([]risk.Reason{r})}
+	}
+	return out
 }
 
 // check runs the check sub-command with args (those after "check") and
@@ -170,15 +188,12 @@ func renderCheck(w io.Writer, opts checkOpts, out checkOutcome) error {
 			return fmt.Errorf("--dump-json: %v", err)
 		}
 	}
+	v := out.verdict
 	if opts.pretty {
-		printPretty(w, opts.addr.String(), opts.port, out.verdict)
+		printPretty(w, opts.addr.String(), opts.port, v, scoped(opts.policy, v.Reasons))
 		return nil
 	}
-	v := out.verdict
-	res := checkResult{IP: opts.addr.String(), Suspicious: v.Suspicious, Reasons: v.Reasons, Score: v.Score}
-	if res.Reasons == nil {
-		res.Reasons = []risk.Reason{}
-	}
+	res := checkResult{IP: opts.addr.String(), Suspicious: v.Suspicious, Reasons: scoped(opts.policy, v.Reasons), Score: v.Score}
 	if opts.port != 0 {
 		res.Port = &opts.port
 	}
@@ -205,7 +220,7 @@ func resolveKey(keyFile string, getenv func(string) string) (criminalip.APIKey, 
 	return "", errors.New(`no API key: pass --keyfile FILE (JSON {"api_key": "..."}) or set CIP_API_KEY`)
 }
 
-func printPretty(w io.Writer, ip string, port int, v risk.Verdict) {
+func printPretty(w io.Writer, ip string, port int, v risk.Verdict, reasons []checkReason) {
 	target := ip
 	if port != 0 {
 		target = net.JoinHostPort(ip, strconv.Itoa(port))
@@ -219,8 +234,8 @@ func printPretty(w io.Writer, ip string, port int, v risk.Verdict) {
 		return
 	}
 	fmt.Fprintf(w, "[SUSPICIOUS] %s\n", target)
-	for _, r := range v.Reasons {
-		fmt.Fprintf(w, " - %s: %s\n", r.Factor, r.Detail)
+	for _, r := range reasons {
+		fmt.Fprintf(w, " - %s [%s]\n", r.Reason, r.Scope)
 	}
 }
 

@@ -74,8 +74,14 @@ func TestCheckPretty(t *testing.T) {
 	if code != exitSuspicious || !strings.HasPrefix(out, "[SUSPICIOUS] 45.83.0.71:22\n") {
 		t.Fatalf("exit %d, output:\n%s", code, out)
 	}
-	if lines := strings.Count(out, "\n - "); lines != 9 {
-		t.Errorf("%d reason lines, want 9:\n%s", lines, out)
+	if lines := strings.Count(out, "\n - "); lines != 10 {
+		t.Errorf("%d reason lines, want 10 (the report's 9 and the port's):\n%s", lines, out)
+	}
+	for _, want := range []string{" - SCORE: inbound Critical, outbound Dangerous [everyone]\n", " - SSH_OPENSSH: OpenSSH on port 22 [tagged]\n",
+		" - SSH_OPENSSH: destination port 22 (SSH) [tagged]\n", " - ANON_TOR: issues.is_tor; category tor [everyone]\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 	out, _, code = runCheckTest(t, withKey, "--ip", "45.83.0.10", "--api-url", url, "--pretty")
 	if code != exitClean || !strings.HasPrefix(out, "[OK] 45.83.0.10\n") {

@@ -21,6 +21,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/coredns-cip/coredns-cip/internal/optval"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
@@ -403,16 +404,7 @@ func parseRef(raw json.RawMessage) (string, error) {
 
 // ShortDuration writes d without Go's trailing zero units: "5m" rather
 // than "5m0s", "2h" rather than "2h0m0s".
-func ShortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+func ShortDuration(d time.Duration) string { return optval.TrimZeroUnits(d) }
 
 // LoadToken reads a bearer token from a file, trimming surrounding
 // whitespace and newlines. An empty file is an error; the error never shows

@@ -3,15 +3,12 @@ package cipvalidate
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
@@ -372,100 +369,4 @@ func parseHook(args []string) (enforce.HookSpec, error) {
 		return h, fmt.Errorf("unknown kind %q: nftables, exec or webhook", args[0])
 	}
 	return h, nil
-}
-
-// parsePorts reads port numbers 1-65535.
-func parsePorts(args []string) ([]uint16, error) {
-	out := make([]uint16, 0, len(args))
-	for _, a := range args {
-		n, err := strconv.Atoi(a)
-		if err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("%q is not a port number (1-65535)", a)
-		}
-		out = append(out, uint16(n))
-	}
-	return out, nil
-}
-
-// parseDuration is time.ParseDuration plus a leading number of days, as
-// in 7d or 1d12h, since block times are counted in days.
-func parseDuration(s string) (time.Duration, error) {
-	days, rest, found := strings.Cut(s, "d")
-	if !found {
-		return time.ParseDuration(s)
-	}
-	n, err := strconv.Atoi(days)
-	if err != nil || n < 0 || n > 3650 {
-		return 0, fmt.Errorf("bad day count in %q", s)
-	}
-	d := time.Duration(n) * 24 * time.Hour
-	if rest == "" {
-		return d, nil
-	}
-	if strings.HasPrefix(rest, "-") || strings.HasPrefix(rest, "+") {
-		return 0, fmt.Errorf("bad sign after the days in %q", s)
-	}
-	r, err := time.ParseDuration(rest)
-	if err != nil {
-		return 0, err
-	}
-	if r > math.MaxInt64-d {
-		return 0, fmt.Errorf("%q is too long", s)
-	}
-	return d + r, nil
-}
-
-// parseDurationUpTo reads a duration from 1ns to max; zero, negative and
-// overflowing durations are refused, as no option means anything by them.
-func parseDurationUpTo(s string, max time.Duration) (time.Duration, error) {
-	d, err := parseDuration(s)
-	if err != nil || d <= 0 || d > max {
-		return 0, fmt.Errorf("%q is not a positive duration up to %s, such as 30s, 5m, 24h or 7d", s, shortDuration(max))
-	}
-	return d, nil
-}
-
-// parseInt reads a whole number from min to max.
-func parseInt(s string, min, max int) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < min || n > max {
-		return 0, fmt.Errorf("%q is not a whole number from %d to %d", s, min, max)
-	}
-	return n, nil
-}
-
-// parseNumber reads a number from min to max. ParseFloat accepts NaN and
-// Inf; the range check refuses them (every comparison with NaN is false).
-func parseNumber(s string, min, max float64) (float64, error) {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || !(f >= min && f <= max) {
-		return 0, fmt.Errorf("%q is not a number from %g to %g", s, min, max)
-	}
-	return f, nil
-}
-
-// shortDuration writes d as the README does: 366d, 5m.
-func shortDuration(d time.Duration) string {
-	const day = 24 * time.Hour
-	if d%day == 0 {
-		return fmt.Sprintf("%dd", d/day)
-	}
-	return adminapi.ShortDuration(d)
-}
-
-// parsePrefix accepts a CIDR or a bare IP (a /32 or /128).
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", s)
-		}
-		return p.Masked(), nil
-	}
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an IP or CIDR", s)
-	}
-	ip = ip.Unmap()
-	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }

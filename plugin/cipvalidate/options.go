@@ -14,6 +14,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
+	"github.com/coredns-cip/coredns-cip/internal/optval"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 
@@ -117,14 +118,14 @@ func choiceOpt[T any](name string, dst *T, words string, values ...T) option {
 // keywords (kv).
 func durationInto(dst *time.Duration, max time.Duration) func(string) error {
 	return func(s string) (err error) {
-		*dst, err = parseDurationUpTo(s, max)
+		*dst, err = optval.DurationUpTo(s, max)
 		return err
 	}
 }
 
 func intInto(dst *int, min, max int) func(string) error {
 	return func(s string) (err error) {
-		*dst, err = parseInt(s, min, max)
+		*dst, err = optval.Int(s, min, max)
 		return err
 	}
 }
@@ -133,7 +134,7 @@ func intInto(dst *int, min, max int) func(string) error {
 func prefixesInto(dst *[]netip.Prefix) func([]string) error {
 	return func(args []string) error {
 		for _, a := range args {
-			p, err := parsePrefix(a)
+			p, err := optval.Prefix(a)
 			if err != nil {
 				return err
 			}
@@ -146,7 +147,7 @@ func prefixesInto(dst *[]netip.Prefix) func([]string) error {
 // portsInto sets *dst to the port numbers given.
 func portsInto(dst *[]uint16) func([]string) error {
 	return func(args []string) (err error) {
-		*dst, err = parsePorts(args)
+		*dst, err = optval.Ports(args)
 		return err
 	}
 }
@@ -204,13 +205,13 @@ func (cfg *config) parseAPIURL(args []string) error {
 
 // parseRate reads `rate N [BURST]`; the burst defaults to N, at least 1.
 func (cfg *config) parseRate(args []string) error {
-	r, err := parseNumber(args[0], minRate, maxRate)
+	r, err := optval.Number(args[0], minRate, maxRate)
 	if err != nil {
 		return fmt.Errorf("%w requests per second", err)
 	}
 	cfg.rate, cfg.burst = r, max(1, int(r))
 	if len(args) == 2 {
-		if cfg.burst, err = parseInt(args[1], 1, maxBurst); err != nil {
+		if cfg.burst, err = optval.Int(args[1], 1, maxBurst); err != nil {
 			return fmt.Errorf("burst %w", err)
 		}
 	}
@@ -249,7 +250,7 @@ func (cfg *config) parseAllow(args []string) error {
 		args = args[:len(args)-1]
 	}
 	for _, a := range args {
-		if p, err := parsePrefix(a); err == nil {
+		if p, err := optval.Prefix(a); err == nil {
 			cfg.allowNets = append(cfg.allowNets, p)
 			continue
 		}
@@ -312,7 +313,7 @@ func (cfg *config) parsePending(args []string) error {
 	case args[0] == "allow" && len(args) == 1:
 		cfg.pendingWait = 0
 	case args[0] == "wait" && len(args) == 2:
-		d, err := parseDurationUpTo(args[1], maxDuration)
+		d, err := optval.DurationUpTo(args[1], maxDuration)
 		if err != nil {
 			return err
 		}
@@ -340,17 +341,17 @@ func (cfg *config) parseEvents(args []string) error {
 
 // parseBlockTTL reads `block_ttl DURATION [escalate FACTOR MAX]`.
 func (cfg *config) parseBlockTTL(args []string) error {
-	d, err := parseDurationUpTo(args[0], maxDuration)
+	d, err := optval.DurationUpTo(args[0], maxDuration)
 	if err != nil {
 		return err
 	}
 	cfg.blockPolicy = blocks.Policy{TTL: d, Factor: 1, Max: d}
 	return keyValues(args[1:], "argument", keyword{key: "escalate", values: 2, set: func(v []string) error {
-		f, err := parseNumber(v[0], 1, maxFactor)
+		f, err := optval.Number(v[0], 1, maxFactor)
 		if err != nil {
 			return fmt.Errorf("escalation factor %w", err)
 		}
-		m, err := parseDurationUpTo(v[1], maxDuration)
+		m, err := optval.DurationUpTo(v[1], maxDuration)
 		if err != nil {
 			return fmt.Errorf("escalation maximum %w", err)
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/optval"
+
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
@@ -387,13 +389,13 @@ func TestParseEnforcementOptions(t *testing.T) {
 
 func TestParseDuration(t *testing.T) {
 	for in, want := range map[string]time.Duration{"30s": 30 * time.Second, "7d": 7 * 24 * time.Hour, "1d12h": 36 * time.Hour, "0d5m": 5 * time.Minute} {
-		if got, err := parseDuration(in); err != nil || got != want {
-			t.Errorf("parseDuration(%q) = %s, %v; want %s", in, got, err, want)
+		if got, err := optval.Duration(in); err != nil || got != want {
+			t.Errorf("optval.Duration(%q) = %s, %v; want %s", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"d", "xd", "7dd", "-1d", "9999d", "1d5", "1d-5h", "3650d2562047h"} {
-		if _, err := parseDuration(in); err == nil {
-			t.Errorf("parseDuration(%q) accepted", in)
+		if _, err := optval.Duration(in); err == nil {
+			t.Errorf("optval.Duration(%q) accepted", in)
 		}
 	}
 }
