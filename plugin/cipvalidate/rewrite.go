@@ -86,9 +86,14 @@ func addEDE(req, m *dns.Msg, code uint16, text string) {
 }
 
 // edeText is the EDE extra text: "cipvalidate: 45.83.0.21 suspicious
-// (SCORE: inbound Critical; SSL_EXPIRED: ...); decision cip-…".
+// (SCORE: inbound Critical; SSL_EXPIRED: ...); scope everyone; decision
+// cip-…".
 func edeText(v verdicts.Verdict, ip netip.Addr) string {
-	return fmt.Sprintf("cipvalidate: %s suspicious (%s); decision %s", ip, v.ReasonText(), v.Decision)
+	scope := v.Scope
+	if scope == "" {
+		scope = risk.ScopeEveryone
+	}
+	return fmt.Sprintf("cipvalidate: %s suspicious (%s); scope %s; decision %s", ip, v.ReasonText(), scope, v.Decision)
 }
 
 // typeName is the mnemonic of a query type, or TYPEn.
@@ -133,8 +138,8 @@ func (c *CIPValidate) decision(ctx context.Context, client netip.Addr, req *dns.
 	q := req.Question[0]
 	k := decisionKey{client: client, ip: ip, qname: q.Name, qtype: q.Qtype, action: action}
 	if c.decisions == nil || c.decisions.first(k, v.Decision, via, now) {
-		log.Infof("decision %s client=%s qname=%s qtype=%s ip=%s action=%s via=%s reasons=%q",
-			v.Decision, client, q.Name, typeName(q.Qtype), ip, action, via, v.ReasonText())
+		log.Infof("decision %s client=%s qname=%s qtype=%s ip=%s action=%s via=%s scope=%s reasons=%q",
+			v.Decision, client, q.Name, typeName(q.Qtype), ip, action, via, v.Scope, v.ReasonText())
 	}
 	if !c.eng.State().Auditing() {
 		return // skip building the entry
