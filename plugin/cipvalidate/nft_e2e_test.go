@@ -86,3 +86,49 @@ func TestE2ENftablesScoped(t *testing.T) {
 	ns.WantDropped(t, "10.99.0.1", dst)
 	ns.WantOpen(t, "10.99.0.2", dst)
 }
+
+// Two tagged clients reached the same proxy (tagged scope); the second
+// event is answered from the cache and still puts its pair in the hook's
+// pair set beside the first: both clients are cut off the proxy, a third
+// host is not, and the IP set stays empty.
+func TestE2ENftablesPairsForCachedFindings(t *testing.T) {
+	ns := netnstest.New(t, "45.83.0.53/32", "10.99.0.1/32", "10.99.0.2/32", "10.99.0.3/32")
+	dst := ns.Listen(t, "45.83.0.53")
+
+	e := startE2E(t, fmt.Sprintf("hook nftables inet cip blocked4 blocked6 create netns %s", ns.Name))
+	for _, c := range []string{"10.99.0.1", "10.99.0.2"} {
+		e.owner().eng.State().Window().Record(netip.MustParseAddr(c), "proxy.example.org.", []netip.Addr{netip.MustParseAddr("45.83.0.53")}, 0, e.clock.Now())
+	}
+	e.postEvent("10.99.0.1", e.clock.Now(), "5m")
+	e.waitVerdict("45.83.0.53")
+	if ev := e.postEvent("10.99.0.2", e.clock.Now(), "5m"); len(ev.Found) != 1 || ev.Found[0].Result != "cached" {
+		t.Fatalf("second event found %+v, want 45.83.0.53 cached", ev.Found)
+	}
+	pairs, err := nftset.New(nftset.Config{Family: "inet", Table: "cip", Set4: "blocked4_pairs", Set6: "blocked6_pairs", Scoped: true, NetNS: ns.FD})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pairs.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		els, err := pairs.Elements()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(els) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pair set holds %+v, want 10.99.0.1 and 10.99.0.2 -> 45.83.0.53", els)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ns.WantDropped(t, "10.99.0.1", dst)
+	ns.WantDropped(t, "10.99.0.2", dst)
+	ns.WantOpen(t, "10.99.0.3", dst)
+	for _, el := range waitElements(t, ns, false, func([]nftset.Element) bool { return true }) {
+		if !el.Client.IsValid() {
+			t.Errorf("IP-wide element %+v: a proxy reaches tagged clients only", el)
+		}
+	}
+}
