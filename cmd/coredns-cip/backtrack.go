@@ -24,6 +24,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/optval"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
+	"github.com/coredns-cip/coredns-cip/internal/state"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
@@ -36,9 +37,13 @@ The original pipeline, offline: take the connections of one host from an
 exported firewall log in the window before a security event, keep the
 externally routable destinations, validate each once with the Criminal IP
 API and the multi-factor rules (the destination port is a hint: 22 counts as
-SSH exposure), print one verdict per destination and a summary, and push
-blocks for the suspicious ones through the hooks of a Corefile's cipvalidate
-block (unless --dry-run).
+SSH exposure), print one verdict per destination and a summary, and decide
+blocks for the suspicious ones with the decision engine of a Corefile's
+cipvalidate block (unless --dry-run): its allowlist, block_ttl, scope, hooks,
+state directory and audit log, so the blocks are audited, listed by
+"coredns-cip blocks list" and the EDL once the server runs on that state, and
+lifted like any other. The Corefile needs "state" for that, and the server
+must not be running on it (its state directory is locked meanwhile).
 
 FORMAT: json (src/dst/dport or ECS fields), netfilter (kernel LOG lines),
 fortigate (key=value traffic logs), paloalto (PAN-OS traffic CSV).
@@ -299,6 +304,8 @@ func runBacktrack(ctx context.Context, opts backtrackOpts, progress io.Writer) (
 		res.note = "dry run: nothing pushed"
 	case opts.corefile == "":
 		res.note = "no --corefile: no hooks to push blocks to"
+	case off.StateDir == "" && sum.Suspicious > 0:
+		res.note = "the Corefile's cipvalidate block has no state directory: nothing pushed (a block must be recorded to be audited, listed and lifted)"
 	case sum.Suspicious > 0:
 		n, hooks, err := pushBlocks(ctx, off, opts.client, list, progress)
 		if err != nil {
@@ -469,16 +476,16 @@ func validateAll(ctx context.Context, c *criminalip.Client, policy risk.Policy, 
 }
 
 // pushBlocks decides a block of each suspicious destination with the
-// decision engine, on the Corefile's rules and hooks (without its state
-// directory, audit log or fleet, which belong to the running server),
-// waits for the hooks, and returns how many blocks it sent and the hooks
-// they went through.
+// decision engine, on the Corefile's rules, hooks, state directory and
+// audit log (not its fleet or connection logs, which belong to a running
+// server), waits for the hooks, and returns how many blocks it decided and
+// the hooks they went through.
 func pushBlocks(ctx context.Context, rules enforce.Config, client netip.Addr, list []*destination, stderr io.Writer) (int, []string, error) {
 	if len(rules.Hooks) == 0 {
 		return 0, nil, errors.New("the Corefile's cipvalidate block has no hook lines")
 	}
 	cfg := rules
-	cfg.StateDir, cfg.AuditPath, cfg.Redis, cfg.Connlogs = "", "", enforce.FleetConfig{}, nil
+	cfg.Redis, cfg.Connlogs = enforce.FleetConfig{}, nil
 	// The command line pushes what it found even under `mode monitor`, as
 	// it always has: --dry-run is how it pushes nothing.
 	cfg.BlockPolicy.Monitor = false
@@ -486,6 +493,9 @@ func pushBlocks(ctx context.Context, rules enforce.Config, client netip.Addr, li
 	cfg.Log = failures
 	eng := enforce.New("coredns-cip backtrack", cfg)
 	if err := eng.Start(); err != nil {
+		if errors.Is(err, state.ErrLocked) {
+			return 0, nil, fmt.Errorf("%w; stop the server, or post the records and the event to its admin API", err)
+		}
 		return 0, nil, err
 	}
 	defer eng.Stop()

@@ -189,9 +189,10 @@ func TestBacktrackPushesThroughCorefileHooks(t *testing.T) {
         api_url %s
         block_ttl 6h
         hook exec %s {action} {ip} {ttl} {scope} {clients} {decision}
+        state %s
     }
 }
-`, url, script)), 0o600)
+`, url, script, filepath.Join(dir, "state"))), 0o600)
 	t.Setenv("CIP_BT_KEY", fakeapitest.Key)
 	log := filepath.Join(dir, "fw.log")
 	os.WriteFile(log, []byte(netfilterLine(btAt.Add(-time.Minute), "10.9.9.9", "45.83.0.21", 8443)+"\n"+
@@ -204,6 +205,28 @@ func TestBacktrackPushesThroughCorefileHooks(t *testing.T) {
 	data, _ := os.ReadFile(record)
 	if f := strings.Fields(string(data)); len(f) != 6 || f[0] != "block" || f[1] != "45.83.0.21" || f[2] != "21600" || f[3] != "everyone" || f[4] != "10.9.9.9" {
 		t.Errorf("exec hook ran with %q", data)
+	}
+	// The block went through the engine: audited in the state directory's
+	// log, and recorded there for the server to list, publish and lift.
+	audit, err := os.ReadFile(filepath.Join(dir, "state", "audit.log"))
+	if err != nil || !strings.Contains(string(audit), `"kind":"block"`) || !strings.Contains(string(audit), `"ip":"45.83.0.21"`) {
+		t.Errorf("audit log %q (%v), want the block of 45.83.0.21", audit, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); err != nil {
+		t.Errorf("state directory: %v", err)
+	}
+
+	// A Corefile without a state directory pushes nothing.
+	os.Remove(record)
+	noState := filepath.Join(dir, "Corefile.nostate")
+	os.WriteFile(noState, []byte(fmt.Sprintf(". {\n cipvalidate {\n  api_key {$CIP_BT_KEY}\n  api_url %s\n  hook exec %s {action} {ip}\n }\n}\n", url, script)), 0o600)
+	out, _, code = runBacktrackTest(t, "--log", log, "--format", "netfilter", "--client", "10.9.9.9", "--at", btAt.Format(time.RFC3339),
+		"--corefile", noState, "--rate", "-1")
+	if code != exitSuspicious || !strings.Contains(out, "no state directory: nothing pushed") {
+		t.Errorf("without state: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(record); err == nil {
+		t.Error("without state, the exec hook ran")
 	}
 }
 
