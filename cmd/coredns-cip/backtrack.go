@@ -437,13 +437,7 @@ func validateAll(ctx context.Context, c *criminalip.Client, policy risk.Policy, 
 				if err != nil {
 					d.Verdict, d.Error = "error", err.Error()
 				} else {
-					port := 0
-					if slices.Contains(d.Ports, 22) {
-						port = 22
-					} else if len(d.Ports) > 0 {
-						port = int(d.Ports[0])
-					}
-					v := policy.Evaluate(rep, risk.Hints{Port: port})
+					v := policy.Evaluate(rep, risk.Hints{Port: int(enforce.PortHint(d.Ports))})
 					d.Reasons, d.Score = v.Reasons, v.Score
 					d.Verdict = "clean"
 					if v.Suspicious {
@@ -505,9 +499,13 @@ func pushBlocks(ctx context.Context, rules enforce.Config, client netip.Addr, li
 		if dst.Verdict != "suspicious" {
 			continue
 		}
-		v := verdicts.Verdict{IP: dst.IP, Outcome: verdicts.Suspicious, Reasons: dst.Reasons, Score: dst.Score,
+		// The verdict is the report's; the port is the connection's, and the
+		// engine makes it part of the finding (a client -> IP:port block).
+		report := slices.DeleteFunc(slices.Clone(dst.Reasons), func(r risk.Reason) bool { return r.Hint })
+		v := verdicts.Verdict{IP: dst.IP, Outcome: verdicts.Suspicious, Reasons: report, Score: dst.Score,
 			Decision: dst.Decision, Checked: now, Expires: now.Add(verdicts.DefaultSuspiciousTTL)}
-		eng.DecideBy(v, validate.Job{IP: dst.IP, Client: client}, "coredns-cip backtrack", "offline backtrack")
+		job := validate.Job{IP: dst.IP, Client: client, Hints: risk.Hints{Port: int(enforce.PortHint(dst.Ports))}}
+		eng.DecideBy(v, job, "coredns-cip backtrack", "offline backtrack")
 		n++
 	}
 	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)

@@ -88,7 +88,7 @@ func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminap
 		if len(s.Names) > 0 {
 			name = s.Names[0]
 		}
-		job := validate.Job{IP: s.IP.Unmap(), Priority: validate.High, Hints: risk.Hints{Port: int(pickPort(s.Ports))},
+		job := validate.Job{IP: s.IP.Unmap(), Priority: validate.High, Hints: risk.Hints{Port: int(PortHint(s.Ports))},
 			Client: ev.Client, Name: name, Event: id}
 		followed := e.followEvent(job, retryEnd, now)
 		r := e.submit(FromEvent, job)
@@ -138,9 +138,9 @@ func (e *Engine) skipSighting(s window.Sighting) bool {
 	return false
 }
 
-// pickPort chooses the port hint of a destination seen on several ports:
+// PortHint chooses the port hint of a destination seen on several ports:
 // SSH first (it is a risk factor of its own), else the first one seen.
-func pickPort(ports []uint16) uint16 {
+func PortHint(ports []uint16) uint16 {
 	if slices.Contains(ports, 22) {
 		return 22
 	}

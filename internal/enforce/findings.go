@@ -54,7 +54,7 @@ func (e *Engine) spread(v verdicts.Verdict, except netip.Addr) {
 			if len(s.Names) > 0 {
 				name = s.Names[0]
 			}
-			e.Decide(v, validate.Job{IP: v.IP, Client: t.Client, Name: name, Event: t.Event, Hints: risk.Hints{Port: int(pickPort(s.Ports))}})
+			e.Decide(v, validate.Job{IP: v.IP, Client: t.Client, Name: name, Event: t.Event, Hints: risk.Hints{Port: int(PortHint(s.Ports))}})
 		}
 	}
 }
