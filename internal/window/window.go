@@ -705,51 +705,29 @@ func (s *Store) Sweep(now time.Time) (dropped int) {
 
 // Evicted returns how many entries a cap (PerClient or Total) has pushed out
 // since New.
-func (s *Store) Evicted() uint64 {
-	var n uint64
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += sh.evicted
-		sh.mu.Unlock()
-	}
-	return n
-}
+func (s *Store) Evicted() uint64 { return sum(s, func(sh *shard) uint64 { return sh.evicted }) }
 
 // EvictedProtected returns how many of the entries counted in Evicted were
 // taken by the Total cap from a protected window (recorded within Keep, or
 // Protected) because every window sampled was protected: a sign that Total
 // is too small for the clients, or of a flood.
 func (s *Store) EvictedProtected() uint64 {
-	var n uint64
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += sh.protected
-		sh.mu.Unlock()
-	}
-	return n
+	return sum(s, func(sh *shard) uint64 { return sh.protected })
 }
 
 // Len returns how many entries the store holds.
-func (s *Store) Len() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += sh.n
-		sh.mu.Unlock()
-	}
-	return n
-}
+func (s *Store) Len() int { return sum(s, func(sh *shard) int { return sh.n }) }
 
 // Clients returns how many clients the store holds entries for.
-func (s *Store) Clients() int {
-	n := 0
+func (s *Store) Clients() int { return sum(s, func(sh *shard) int { return len(sh.clients) }) }
+
+// sum adds up a figure of every shard, each read under its lock.
+func sum[T int | uint64](s *Store, of func(*shard) T) T {
+	var n T
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += len(sh.clients)
+		n += of(sh)
 		sh.mu.Unlock()
 	}
 	return n
