@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/audit"
@@ -13,6 +14,8 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // Actors of the engine's own changes, as audit lines and hooks name them.
@@ -37,6 +40,7 @@ func (e *Engine) onVerdict(v verdicts.Verdict, job validate.Job) {
 		}
 		return
 	}
+	v = e.countSeenDomains(v)
 	if job.Name != "" && !e.AllowedName(job.Name) {
 		e.st.names.Put(job.Name, v)
 	}
@@ -106,7 +110,7 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 	reasons := verdicts.Verdict{Reasons: f.Reasons}.ReasonList()
 	reach, narrowed := f.Scope, ""
 	if reach == risk.ScopeEveryone && e.Shared(v) {
-		reach, narrowed = risk.ScopeTagged, fmt.Sprintf("shared: %d domains", v.Domains)
+		reach, narrowed = risk.ScopeTagged, fmt.Sprintf("shared: %d domains in its report, %d seen here", v.Domains, v.SeenDomains)
 	}
 	if reach == risk.ScopeTagged && !tagged {
 		reach = risk.ScopeMonitor // untagged clients are only ever blocked by everyone evidence
@@ -160,7 +164,34 @@ func scopeText(scope, reach risk.Scope, narrowed string) string {
 // IP-wide: its findings reach tagged clients by pairs, and DNS by the names
 // that led to them.
 func (e *Engine) Shared(v verdicts.Verdict) bool {
-	return e.cfg.Shared > 0 && v.Domains >= e.cfg.Shared
+	return e.cfg.Shared > 0 && max(v.Domains, v.SeenDomains) >= e.cfg.Shared
+}
+
+// countSeenDomains counts, for a fresh suspicious verdict whose report
+// does not already make its IP shared, the registrable domains (public
+// suffix list) this resolver saw resolve to the IP within retain, and
+// caches the verdict again with the count: a CDN front the API knows few
+// names of is still recognised by the many sites the clients reach on it.
+func (e *Engine) countSeenDomains(v verdicts.Verdict) verdicts.Verdict {
+	if e.cfg.Shared <= 0 || v.Domains >= e.cfg.Shared {
+		return v
+	}
+	now := e.Now()
+	// Names of one site share a registrable domain: a few per domain are
+	// read at most, enough to count Shared distinct ones.
+	names := e.st.window.NamesOf(v.IP, now.Add(-e.retain()), 8*e.cfg.Shared)
+	domains := map[string]bool{}
+	for _, n := range names {
+		d, err := publicsuffix.EffectiveTLDPlusOne(strings.TrimSuffix(strings.ToLower(n), "."))
+		if err == nil {
+			domains[d] = true
+		}
+	}
+	if len(domains) == v.SeenDomains {
+		return v
+	}
+	v.SeenDomains = len(domains)
+	return e.st.cache.Put(v, now)
 }
 
 // newBlock records, audits and pushes a new block.

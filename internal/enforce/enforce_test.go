@@ -3,6 +3,7 @@ package enforce_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
+	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/testclock"
@@ -331,3 +333,48 @@ func (l logger) Debugf(f string, a ...any)   { l.r.Logf(f, a...) }
 func (l logger) Infof(f string, a ...any)    { l.r.Logf(f, a...) }
 func (l logger) Warningf(f string, a ...any) { l.r.Logf(f, a...) }
 func (l logger) Errorf(f string, a ...any)   { l.r.Logf(f, a...) }
+
+// TestSeenDomainsMakeShared: a Critical IP whose report lists no domains,
+// but that this resolver saw 25 registrable domains resolve to, is a shared
+// front: its block is narrowed to tagged pairs.
+func TestSeenDomainsMakeShared(t *testing.T) {
+	_, url := fakeapitest.Start(t)
+	clock := testclock.New(time.Now())
+	e := enforce.New(t.Name(), enforce.Config{
+		APIKey: fakeapitest.Key, APIURL: url, Policy: risk.DefaultPolicy(), Shared: 20, Retain: 15 * time.Minute,
+		BlockPolicy: blocks.Policy{TTL: time.Hour, Factor: 1, Max: time.Hour}, Now: clock.Now,
+	})
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	ip, victim := netip.MustParseAddr("45.83.0.21"), netip.MustParseAddr("10.1.2.3")
+	w := e.State().Window()
+	for i := range 25 {
+		// Two names of each site: they count once.
+		for _, n := range []string{"www.site%d.co.uk.", "cdn.site%d.co.uk."} {
+			w.Record(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), fmt.Sprintf(n, i), []netip.Addr{ip}, 0, clock.Now())
+		}
+	}
+	w.Record(victim, "www.site0.co.uk.", []netip.Addr{ip}, 0, clock.Now())
+	e.API().Submit(adminapi.Event{Client: victim, Type: "edr.malware", At: clock.Now(), Window: 5 * time.Minute, Watch: time.Hour}, "ev-1")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b := e.API().Blocks(); len(b) == 1 {
+			if b[0].Scope != risk.ScopeTagged || b[0].Everyone() {
+				t.Errorf("block %+v, want tagged pairs: the IP is shared", b[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no block after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if v, ok := e.API().Verdict(ip); !ok || v.SeenDomains != 25 || !e.Shared(v) {
+		t.Errorf("verdict %+v, want 25 registrable domains seen and shared", v)
+	}
+	if ips := e.API().Blocklist(); len(ips) != 0 {
+		t.Errorf("a shared IP is in the EDL: %v", ips)
+	}
+}

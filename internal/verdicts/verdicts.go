@@ -57,12 +57,16 @@ type Verdict struct {
 	Scope risk.Scope `json:"scope,omitempty"`
 	// Domains is how many domains the report says point at the IP; many
 	// mark shared infrastructure, enforced by name only.
-	Domains  int                  `json:"domains,omitempty"`
-	Decision string               `json:"decision,omitempty"` // decision id of a suspicious verdict, see NewDecisionID
-	Error    criminalip.ErrorKind `json:"error,omitempty"`    // for Outcome Error: the failure's kind
-	Note     string               `json:"note,omitempty"`     // who decided, when not the API (an operator's unblock)
-	Checked  time.Time            `json:"checked"`
-	Expires  time.Time            `json:"expires"`
+	Domains int `json:"domains,omitempty"`
+	// SeenDomains is how many registrable domains this resolver saw
+	// resolve to the IP within its retained answers, counted when the
+	// verdict turned suspicious (up to the shared threshold).
+	SeenDomains int                  `json:"seen_domains,omitempty"`
+	Decision    string               `json:"decision,omitempty"` // decision id of a suspicious verdict, see NewDecisionID
+	Error       criminalip.ErrorKind `json:"error,omitempty"`    // for Outcome Error: the failure's kind
+	Note        string               `json:"note,omitempty"`     // who decided, when not the API (an operator's unblock)
+	Checked     time.Time            `json:"checked"`
+	Expires     time.Time            `json:"expires"`
 }
 
 // Suspicious reports whether v is a suspicious verdict.

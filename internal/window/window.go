@@ -703,6 +703,33 @@ func (s *Store) Sweep(now time.Time) (dropped int) {
 	return dropped
 }
 
+// NamesOf returns the distinct names that any client was answered ip for
+// since then, at most limit of them. It walks every shard (each under its
+// own lock, briefly), so it is for rare questions such as "is this
+// suspicious IP a shared front?", never for the DNS path.
+func (s *Store) NamesOf(ip netip.Addr, since time.Time, limit int) []string {
+	key, lo := normal(ip).As16(), since.UnixNano()
+	seen := map[string]bool{}
+	var out []string
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, c := range sh.clients {
+			for k := range c.n {
+				if e := c.at(k); e.ip == key && e.last >= lo && e.name != "" && !seen[e.name] {
+					seen[e.name] = true
+					out = append(out, e.name)
+				}
+			}
+		}
+		sh.mu.Unlock()
+		if len(out) >= limit {
+			return out[:limit]
+		}
+	}
+	return out
+}
+
 // Evicted returns how many entries a cap (PerClient or Total) has pushed out
 // since New.
 func (s *Store) Evicted() uint64 { return sum(s, func(sh *shard) uint64 { return sh.evicted }) }
