@@ -79,6 +79,9 @@ type Block struct {
 	// they were IP-wide.
 	Scope risk.Scope `json:"scope,omitempty"`
 	Port  uint16     `json:"port,omitempty"`
+	// Narrowed says why the block reaches less than its evidence would (a
+	// shared IP: tagged pairs rather than IP-wide), or is empty.
+	Narrowed string `json:"narrowed,omitempty"`
 }
 
 // Everyone reports whether the block applies to the IP for every client.
@@ -104,6 +107,7 @@ type Verdict struct {
 	Reasons  []string
 	Score    string
 	Scope    risk.Scope // everyone or tagged
+	Narrowed string     // why Scope is narrower than the evidence, if it is
 }
 
 // History records an IP's past blocks, for escalation.
@@ -313,7 +317,7 @@ func (m *Manager) Decide(v Verdict, c Cause, now time.Time) (b Block, out Outcom
 	b = Block{
 		IP: ip, Decision: v.Decision, Reasons: slices.Clone(v.Reasons), Score: v.Score,
 		Created: now, Expires: now.Add(ttl), TTL: ttl, Repeat: repeats, Monitor: m.policy.Monitor,
-		Scope: v.Scope, Port: c.Port,
+		Scope: v.Scope, Port: c.Port, Narrowed: v.Narrowed,
 	}
 	addCause(&b, c)
 	m.blocks[ip] = &b

@@ -125,7 +125,7 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 		return
 	}
 	cause := blocks.Cause{Client: job.Client, Event: job.Event, Ref: ref, Qname: job.Name, Port: f.Port}
-	b, out, newClient := st.blocks.Decide(blocks.Verdict{IP: v.IP, Decision: v.Decision, Reasons: reasons, Score: v.Score, Scope: reach}, cause, now)
+	b, out, newClient := st.blocks.Decide(blocks.Verdict{IP: v.IP, Decision: v.Decision, Reasons: reasons, Score: v.Score, Scope: reach, Narrowed: narrowed}, cause, now)
 	switch out {
 	case blocks.Allowed:
 		e.log.Infof("verdict %s ip=%s suspicious but allowlisted: no block", v.Decision, v.IP)
@@ -224,7 +224,7 @@ func (e *Engine) push(action sink.Action, b blocks.Block, client netip.Addr, now
 		return
 	}
 	ch := sink.Change{Action: action, IP: b.IP, Decision: b.Decision, Reasons: b.Reasons,
-		Qnames: b.Qnames, Actor: actor, Why: why, Clients: b.Clients, Scope: sink.ScopeEveryone}
+		Qnames: b.Qnames, Actor: actor, Why: why, Clients: b.Clients, Scope: sink.ScopeEveryone, Narrowed: b.Narrowed}
 	if !b.Everyone() {
 		ch.Scope, ch.Client, ch.Port = sink.ScopeTagged, client, b.Port
 	}

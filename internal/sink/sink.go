@@ -54,6 +54,9 @@ type Change struct {
 	Qnames   []string      `json:"qnames,omitempty"`
 	Actor    string        `json:"actor,omitempty"` // who unblocked, and why
 	Why      string        `json:"why,omitempty"`
+	// Narrowed says why a block reaches less than its evidence would (a
+	// shared IP), or is empty.
+	Narrowed string `json:"narrowed,omitempty"`
 }
 
 // EffectiveScope is c.Scope, or for a zero Scope what the change meant

@@ -153,6 +153,7 @@ type webhookChange struct {
 	Qnames   []string `json:"qnames"`
 	Actor    string   `json:"actor"`
 	Why      string   `json:"why"`
+	Narrowed string   `json:"narrowed,omitempty"`
 	Time     string   `json:"time"`
 }
 
@@ -226,6 +227,7 @@ func webhookBody(batch []Change, now time.Time) ([]byte, error) {
 			Qnames:   nonNil(c.Qnames),
 			Actor:    c.Actor,
 			Why:      c.Why,
+			Narrowed: c.Narrowed,
 			Time:     t,
 		}
 	}

@@ -14,11 +14,12 @@ import (
 
 // scopedBlock is a block's reach as GET /v1/blocks shows it.
 type scopedBlock struct {
-	IP      string   `json:"ip"`
-	Scope   string   `json:"scope"`
-	Port    int      `json:"port"`
-	Clients []string `json:"clients"`
-	Events  []string `json:"events"`
+	IP       string   `json:"ip"`
+	Scope    string   `json:"scope"`
+	Port     int      `json:"port"`
+	Clients  []string `json:"clients"`
+	Events   []string `json:"events"`
+	Narrowed string   `json:"narrowed"`
 }
 
 func (e *e2e) blocks() []scopedBlock {
@@ -161,8 +162,8 @@ func TestE2EScopeSharedIP(t *testing.T) {
 	e.query("127.0.0.41", "cdn.example.org", dns.TypeA)
 	e.postEvent("127.0.0.41", e.clock.Now(), "5m")
 	b := e.waitBlock("45.83.0.90", "127.0.0.41")
-	if b.Scope != "tagged" {
-		t.Errorf("block %+v, want tagged pairs only (shared IP)", b)
+	if b.Scope != "tagged" || !strings.Contains(b.Narrowed, "shared: 2500 domains") {
+		t.Errorf("block %+v, want tagged pairs only, narrowed because the IP is shared", b)
 	}
 	if edl := e.get(t, "/v1/blocklist.txt"); strings.Contains(edl, "45.83.0.90") {
 		t.Errorf("a shared IP is in the EDL: %q", edl)
