@@ -46,7 +46,7 @@ func TestSweepReportsProtectedAndEventEvictions(t *testing.T) {
 		APIKey: "unit", APIURL: "http://127.0.0.1:9", Policy: risk.DefaultPolicy(),
 		Retain: 15 * time.Minute, Window: 5 * time.Minute, Total: 10, PerClient: 100,
 		TagNets:  []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, // every client tagged: every window protected
-		PortsNot: []uint16{443},                                        // recorded, never sent to the API
+		PortsNot: []uint16{443},                                       // recorded, never sent to the API
 		Now:      clock.Now, Observer: obs,
 	})
 	if err := e.Start(); err != nil {
