@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
@@ -57,6 +58,16 @@ With --corefile, the API key and URL, rate, factors, score levels, exclude and
 allow ranges, block_ttl, ports and hooks come from its cipvalidate block;
 flags override the key and URL. Progress goes to stderr.
 
+With --api URL, a running server decides instead: the selected connection
+records are posted to its admin API (/v1/connections), then an event of
+type "backtrack" for the client, --at and --window (/v1/events; --watch
+also tags the client for that long), and the command waits up to
+--deadline for every destination the server found to reach a final state.
+The table is the server's findings: its verdicts, scopes and blocks, made
+with its Corefile, hooks, state and audit log. No API key is needed; the
+token comes from --token-file, else $CIP_TOKEN_FILE or $CIP_TOKEN.
+--api excludes --corefile and --dry-run.
+
 Exit status: 0 nothing suspicious, 1 suspicious destinations found, 2 error.
 
 Options:
@@ -75,6 +86,7 @@ type destination struct {
 	Score    string         `json:"score,omitempty"`
 	Error    string         `json:"error,omitempty"`
 	Decision string         `json:"decision,omitempty"`
+	Scope    string         `json:"scope,omitempty"` // with --api: the server's scope of a suspicious finding
 	portSet  map[uint16]int // port -> connections
 }
 
@@ -94,6 +106,7 @@ type backtrackSummary struct {
 	Errors         int     `json:"errors"`
 	APICalls       int     `json:"api_calls"`
 	Pushed         int     `json:"blocks_pushed"`
+	ServerSkipped  int     `json:"server_skipped,omitempty"` // with --api: not validated by the server (excluded or allowlisted there)
 	ParseSeconds   float64 `json:"parse_seconds"`
 	LinesPerSecond float64 `json:"lines_per_second"`
 }
@@ -111,6 +124,12 @@ type backtrackOpts struct {
 	asJSON   bool
 	corefile string
 	workers  int
+	// server is the admin API of a running server that decides (--api),
+	// or nil to decide here; watch and deadline are its event's watch and
+	// how long to wait for its findings.
+	server   *eventAPIClient
+	watch    time.Duration
+	deadline time.Duration
 	// rules are the Corefile's, else the defaults, with the flags applied.
 	rules enforce.Config
 }
@@ -124,6 +143,7 @@ type backtrackResult struct {
 	sum           backtrackSummary
 	note          string // what happened to the blocks; "" when nothing was to push
 	criticalPorts bool   // --critical-ports or the Corefile gave some
+	server        string // with --api: the server that decided
 }
 
 // backtrack runs the backtrack sub-command with args (those after
@@ -167,6 +187,10 @@ func parseBacktrackFlags(args []string, stderr io.Writer, getenv func(string) st
 	apiURL := fs.String("api-url", "", "Criminal IP API base `URL`")
 	workers := fs.Int("workers", 4, "API calls in parallel (the rate limit still applies)")
 	rateFlag := fs.Float64("rate", 0, "API calls per second (default: the Corefile's rate, else 2; -1 for no limit)")
+	server := fs.String("api", "", "admin API base `URL` of a running server that decides instead")
+	tokenFile := fs.String("token-file", "", "with --api: bearer token `file`")
+	watch := fs.Duration("watch", 0, "with --api: how long the event keeps the client tagged (0: backtrack only)")
+	deadline := fs.Duration("deadline", 2*time.Minute, "with --api: how long to wait for the server's findings")
 	if err := parseFlags(fs, args); err != nil {
 		return backtrackOpts{}, err
 	}
@@ -186,12 +210,26 @@ func parseBacktrackFlags(args []string, stderr io.Writer, getenv func(string) st
 		return backtrackOpts{}, errors.New("--pretty and --json exclude each other")
 	case *workers < 1:
 		return backtrackOpts{}, errors.New("--workers must be at least 1")
+	case *server != "" && *corefile != "":
+		return backtrackOpts{}, errors.New("--api and --corefile exclude each other: with --api the server's Corefile decides")
+	case *server != "" && *dryRun:
+		return backtrackOpts{}, errors.New("--api and --dry-run exclude each other: the server decides and enforces; leave out --api to validate here without pushing")
+	case *watch < 0:
+		return backtrackOpts{}, errors.New("--watch must not be negative")
+	case *deadline <= 0:
+		return backtrackOpts{}, errors.New("--deadline must be positive")
 	}
-	opts := backtrackOpts{logPath: *logPath, window: *window, dryRun: *dryRun, asJSON: *asJSON, corefile: *corefile, workers: *workers}
+	opts := backtrackOpts{logPath: *logPath, window: *window, dryRun: *dryRun, asJSON: *asJSON, corefile: *corefile, workers: *workers,
+		watch: *watch, deadline: *deadline}
 	if err := opts.parseEvent(*formatFlag, *clientFlag, *tz, *atFlag, *afterHours); err != nil {
 		return backtrackOpts{}, err
 	}
 	var err error
+	if *server != "" {
+		if opts.server, err = newEventAPIClient(*server, *tokenFile, getenv); err != nil {
+			return backtrackOpts{}, err
+		}
+	}
 	if opts.rules, err = backtrackRules(*corefile); err != nil {
 		return backtrackOpts{}, fmt.Errorf("--corefile: %v", err)
 	}
@@ -211,7 +249,7 @@ func parseBacktrackFlags(args []string, stderr io.Writer, getenv func(string) st
 	if *rateFlag != 0 {
 		opts.rules.Rate, opts.rules.Burst = *rateFlag, max(1, int(*rateFlag))
 	}
-	if *keyFile != "" || opts.rules.APIKey == "" {
+	if opts.server == nil && (*keyFile != "" || opts.rules.APIKey == "") {
 		if opts.rules.APIKey, err = resolveKey(*keyFile, getenv); err != nil {
 			return backtrackOpts{}, err
 		}
@@ -266,6 +304,9 @@ func backtrackRules(corefile string) (enforce.Config, error) {
 // runBacktrack parses and selects, validates each destination once, and
 // pushes blocks unless asked not to. Progress goes to progress.
 func runBacktrack(ctx context.Context, opts backtrackOpts, progress io.Writer) (backtrackResult, error) {
+	if opts.server != nil {
+		return runBacktrackServer(ctx, opts, progress)
+	}
 	off := opts.rules
 	var calls atomic.Int64
 	apiClient, err := criminalip.New(criminalip.Config{APIKey: off.APIKey, BaseURL: off.APIURL, Rate: off.Rate, Burst: off.Burst, Timeout: off.Timeout,
@@ -276,7 +317,7 @@ func runBacktrack(ctx context.Context, opts backtrackOpts, progress io.Writer) (
 	defer apiClient.Close()
 
 	// 1. Parse and select.
-	sum, list, err := scanLog(opts, progress)
+	sum, list, _, err := scanLog(opts, progress)
 	if err != nil {
 		return backtrackResult{}, err
 	}
@@ -319,27 +360,29 @@ func runBacktrack(ctx context.Context, opts backtrackOpts, progress io.Writer) (
 }
 
 // scanLog reads the log and returns the client's unique destinations in the
-// window, critical ports first, then by first connection.
-func scanLog(opts backtrackOpts, progress io.Writer) (backtrackSummary, []*destination, error) {
+// window, critical ports first, then by first connection, and with --api
+// the selected connection records themselves.
+func scanLog(opts backtrackOpts, progress io.Writer) (backtrackSummary, []*destination, []adminapi.Connection, error) {
 	in := io.Reader(os.Stdin)
 	if opts.logPath != "-" {
 		f, err := os.Open(opts.logPath)
 		if err != nil {
-			return backtrackSummary{}, nil, fmt.Errorf("--log: %v", err)
+			return backtrackSummary{}, nil, nil, fmt.Errorf("--log: %v", err)
 		}
 		defer f.Close()
 		in = f
 	}
 	parser, err := connlog.NewParser(opts.format, connlog.Options{Location: opts.loc, Now: func() time.Time { return opts.at }})
 	if err != nil {
-		return backtrackSummary{}, nil, err
+		return backtrackSummary{}, nil, nil, err
 	}
 	off := opts.rules
-	sel := selection{client: opts.client, from: opts.at.Add(-opts.window), to: opts.at, off: off, sched: opts.sched, allow: blocks.New(blocks.Policy{}, off.StaticAllow)}
+	sel := selection{client: opts.client, from: opts.at.Add(-opts.window), to: opts.at, off: off, sched: opts.sched, allow: blocks.New(blocks.Policy{}, off.StaticAllow),
+		keep: opts.server != nil}
 	start := time.Now()
 	sum, dests, samples, err := sel.scan(in, parser, progress)
 	if err != nil {
-		return backtrackSummary{}, nil, fmt.Errorf("--log: %v", err)
+		return backtrackSummary{}, nil, nil, fmt.Errorf("--log: %v", err)
 	}
 	sum.ParseSeconds = time.Since(start).Seconds()
 	if sum.ParseSeconds > 0 {
@@ -373,7 +416,7 @@ func scanLog(opts backtrackOpts, progress io.Writer) (backtrackSummary, []*desti
 		return a.First.Compare(b.First)
 	})
 	sum.Destinations = len(list)
-	return sum, list, nil
+	return sum, list, sel.records, nil
 }
 
 // renderBacktrack prints the destinations and the summary: one JSON object,
@@ -397,6 +440,9 @@ func renderBacktrack(w io.Writer, res backtrackResult, asJSON bool) error {
 		if d.Error != "" {
 			reasons = append(reasons, d.Error)
 		}
+		if d.Scope != "" {
+			reasons = append(reasons, "scope "+d.Scope)
+		}
 		ports := make([]string, len(d.Ports))
 		for i, p := range d.Ports {
 			ports[i] = strconv.Itoa(int(p))
@@ -412,8 +458,14 @@ func renderBacktrack(w io.Writer, res backtrackResult, asJSON bool) error {
 		return err
 	}
 	sum := res.sum
-	fmt.Fprintf(w, "\n%d destinations: %d suspicious, %d clean, %d errors; %d API calls; %s\n",
-		sum.Destinations, sum.Suspicious, sum.Clean, sum.Errors, sum.APICalls, firstNonEmpty(res.note, "done"))
+	fmt.Fprintf(w, "\n%d destinations: %d suspicious, %d clean, %d errors", sum.Destinations, sum.Suspicious, sum.Clean, sum.Errors)
+	if sum.ServerSkipped > 0 {
+		fmt.Fprintf(w, ", %d skipped", sum.ServerSkipped)
+	}
+	if res.server == "" {
+		fmt.Fprintf(w, "; %d API calls", sum.APICalls)
+	}
+	fmt.Fprintf(w, "; %s\n", firstNonEmpty(res.note, "done"))
 	if res.criticalPorts {
 		fmt.Fprintln(w, "(* on a critical port)")
 	}
@@ -586,6 +638,8 @@ type selection struct {
 	off      enforce.Config
 	sched    *tags.Schedule
 	allow    *blocks.Manager
+	keep     bool                  // keep the selected records, for --api
+	records  []adminapi.Connection // the selected records, when keep
 }
 
 // scan reads the log and gathers the destinations, with a progress line.
@@ -631,6 +685,9 @@ func (sel *selection) scan(in io.Reader, parser *connlog.Parser, stderr io.Write
 		case inPrefixes(sel.off.Exclude, dst) || isAllowed(sel.allow, dst):
 			sum.Excluded++
 			continue
+		}
+		if sel.keep {
+			sel.records = append(sel.records, adminapi.Connection{Time: rec.Time, Src: sel.client, Dst: dst, DPort: rec.DPort, Proto: rec.Proto})
 		}
 		d := dests[dst]
 		if d == nil {

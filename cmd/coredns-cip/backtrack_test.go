@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,9 +18,11 @@ import (
 
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
+	"github.com/coredns-cip/coredns-cip/internal/coretest"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
 	"github.com/coredns-cip/coredns-cip/internal/fixtures"
+	"github.com/coredns-cip/coredns-cip/plugin/cipvalidate"
 )
 
 var btAt = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -266,4 +269,113 @@ func BenchmarkBacktrackScan(b *testing.B) {
 		lines += sum.Lines
 	}
 	b.ReportMetric(float64(lines)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// With --api, a running server decides: the log's records and the event
+// go to its admin API, the table is its findings, and the block is its
+// own (listed by GET /v1/blocks). No API key is needed on this side.
+func TestBacktrackAPI(t *testing.T) {
+	cipvalidate.RegisterDirective()
+	_, fakeURL := fakeapitest.Start(t)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte("bt-token\n"), 0o600)
+	t.Setenv("CIP_BTAPI_KEY", fakeapitest.Key)
+	events := freeLoopbackAddr(t)
+	coretest.Start(t, fmt.Sprintf(`.:0 {
+    cipvalidate {
+        api_key {$CIP_BTAPI_KEY}
+        api_url %s
+        events %s token_file %s
+    }
+    whoami
+}
+`, fakeURL, events, tokenFile))
+	base := "http://" + events
+
+	at := time.Now().Add(-time.Second)
+	log := filepath.Join(dir, "fw.log")
+	os.WriteFile(log, []byte(netfilterLine(at.Add(-time.Minute), "10.9.9.9", "45.83.0.21", 8443)+"\n"+ // Critical score
+		netfilterLine(at.Add(-2*time.Minute), "10.9.9.9", "45.83.0.99", 8443)+"\n"+ // clean
+		netfilterLine(at.Add(-time.Minute), "10.9.9.10", "45.83.0.52", 8443)+"\n"), 0o600) // another client
+	noEnv := func(string) string { return "" }
+	args := []string{"--log", log, "--format", "netfilter", "--client", "10.9.9.9", "--at", at.Format(time.RFC3339Nano),
+		"--api", base, "--token-file", tokenFile, "--deadline", "1m"}
+
+	var out, errb bytes.Buffer
+	code := backtrack(context.Background(), args, &out, &errb, noEnv)
+	if code != exitSuspicious {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &out, &errb)
+	}
+	rows := strings.Split(out.String(), "\n")
+	if f := strings.Fields(rows[1]); len(f) < 2 || f[0] != "SUSPICIOUS" || f[1] != "45.83.0.21" || !strings.Contains(rows[1], "scope everyone") {
+		t.Errorf("first row %q, want 45.83.0.21 suspicious at scope everyone", rows[1])
+	}
+	if !strings.Contains(out.String(), "CLEAN") || strings.Contains(out.String(), "45.83.0.52") ||
+		!strings.Contains(out.String(), "decided by the server at "+base) || !strings.Contains(out.String(), "1 block(s) in force") {
+		t.Errorf("table:\n%s", &out)
+	}
+	if !strings.Contains(errb.String(), "server: 2/2 decided") {
+		t.Errorf("no progress on stderr:\n%s", &errb)
+	}
+
+	// The server holds the block, as if a DNS event had led to it.
+	api, err := newEventAPIClient(base, tokenFile, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []blockEntry
+	if _, status, err := api.do(context.Background(), "GET", "/v1/blocks", nil, &listed); err != nil || status != 200 {
+		t.Fatalf("GET /v1/blocks: %d %v", status, err)
+	}
+	if len(listed) != 1 || listed[0].IP != "45.83.0.21" || !slices.Contains(listed[0].Clients, "10.9.9.9") {
+		t.Errorf("GET /v1/blocks: %+v, want the block of 45.83.0.21 for 10.9.9.9", listed)
+	}
+
+	// --json carries the same findings; without the token, a 401.
+	out.Reset()
+	if code := backtrack(context.Background(), append(args, "--json"), &out, &errb, noEnv); code != exitSuspicious {
+		t.Fatalf("--json: exit %d: %s", code, &errb)
+	}
+	var res struct {
+		Destinations []destination    `json:"destinations"`
+		Summary      backtrackSummary `json:"summary"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Summary.Suspicious != 1 || res.Summary.Clean != 1 ||
+		res.Destinations[0].Scope != "everyone" || res.Destinations[0].Decision != listed[0].Decision {
+		t.Errorf("--json (%v): %s", err, &out)
+	}
+	errb.Reset()
+	if code := backtrack(context.Background(), args[:len(args)-4], io.Discard, &errb, noEnv); code != exitError || !strings.Contains(errb.String(), "401") {
+		t.Errorf("without the token: exit %d, %q; want 2 and a 401", code, &errb)
+	}
+}
+
+// --api leaves the decision to the server: a Corefile or a dry run here
+// would mean something else, so they are refused.
+func TestBacktrackAPIExcludes(t *testing.T) {
+	for _, tc := range []struct {
+		extra []string
+		want  string
+	}{
+		{[]string{"--corefile", "/etc/coredns/Corefile"}, "--api and --corefile exclude each other"},
+		{[]string{"--dry-run"}, "--api and --dry-run exclude each other"},
+		{[]string{"--deadline", "0s"}, "--deadline must be positive"},
+	} {
+		args := append([]string{"--log", "-", "--format", "netfilter", "--client", "10.9.9.9", "--api", "http://127.0.0.1:1"}, tc.extra...)
+		if _, errOut, code := runBacktrackTest(t, args...); code != exitError || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", tc.extra, code, errOut, tc.want)
+		}
+	}
+}
+
+// freeLoopbackAddr returns a loopback TCP address nothing listens on now.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

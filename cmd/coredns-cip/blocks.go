@@ -60,6 +60,7 @@ type blockEntry struct {
 	Events           []string `json:"events"`
 	Clients          []string `json:"clients"`
 	Monitor          bool     `json:"monitor"`
+	Scope            string   `json:"scope"`
 	RemainingSeconds int64    `json:"remaining_seconds"`
 }
 
@@ -122,21 +123,12 @@ func parseBlocksFlags(args []string, stderr io.Writer, getenv func(string) strin
 		fs.Usage()
 		return blocksOpts{}, errReported
 	}
-	api := firstNonEmpty(*apiFlag, getenv("CIP_API"), "http://127.0.0.1:8053")
-	if u, err := url.Parse(api); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return blocksOpts{}, fmt.Errorf("--api: %q is not http(s)://host:port", api)
-	}
-	token := strings.TrimSpace(getenv("CIP_TOKEN"))
-	if tf := firstNonEmpty(*tokenFile, getenv("CIP_TOKEN_FILE")); tf != "" {
-		data, err := os.ReadFile(tf)
-		if err != nil {
-			return blocksOpts{}, fmt.Errorf("--token-file: %v", err)
-		}
-		token = strings.TrimSpace(string(data))
+	api, err := newEventAPIClient(firstNonEmpty(*apiFlag, getenv("CIP_API"), "http://127.0.0.1:8053"), *tokenFile, getenv)
+	if err != nil {
+		return blocksOpts{}, err
 	}
 	opts := blocksOpts{cmd: positional[0], reason: *reason, until: *until, asJSON: *asJSON,
-		actor: firstNonEmpty(*actor, getenv("USER"), "cli"),
-		api:   &eventAPIClient{base: strings.TrimRight(api, "/"), token: token, http: &http.Client{Timeout: 15 * time.Second}}}
+		actor: firstNonEmpty(*actor, getenv("USER"), "cli"), api: api}
 	params := positional[1:]
 	want := map[string]int{"list": 0, "allowlist": 0, "unblock": 1, "allow": 1}
 	n, known := want[opts.cmd]
@@ -236,6 +228,24 @@ func renderBlocks(w io.Writer, opts blocksOpts, res blocksResult) {
 type eventAPIClient struct {
 	base, token string
 	http        *http.Client
+}
+
+// newEventAPIClient checks the API's base URL (--api) and reads its
+// bearer token: from tokenFile (--token-file), else $CIP_TOKEN_FILE, else
+// $CIP_TOKEN.
+func newEventAPIClient(api, tokenFile string, getenv func(string) string) (*eventAPIClient, error) {
+	if u, err := url.Parse(api); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--api: %q is not http(s)://host:port", api)
+	}
+	token := strings.TrimSpace(getenv("CIP_TOKEN"))
+	if tf := firstNonEmpty(tokenFile, getenv("CIP_TOKEN_FILE")); tf != "" {
+		data, err := os.ReadFile(tf)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %v", err)
+		}
+		token = strings.TrimSpace(string(data))
+	}
+	return &eventAPIClient{base: strings.TrimRight(api, "/"), token: token, http: &http.Client{Timeout: 15 * time.Second}}, nil
 }
 
 // do sends a request and decodes a 2xx JSON answer into out (if not nil).

@@ -147,7 +147,7 @@ type Engine struct {
 	retries retryTracker // the IPs of events until they have a verdict
 
 	// Deltas of cumulative figures for Observer.Swept.
-	lastEvicted, lastFleetErrors uint64
+	lastEvicted, lastFleetErrors, lastProtected, lastEventsEvicted uint64
 
 	stopSweep chan struct{}
 	sweepDone sync.WaitGroup
@@ -354,6 +354,11 @@ func (e *Engine) Sweep(now time.Time) {
 	}
 	evicted := st.window.Evicted()
 	s.WindowEvicted, e.lastEvicted = evicted-e.lastEvicted, evicted
+	protected := st.window.EvictedProtected()
+	s.WindowEvictedProtected, e.lastProtected = protected-e.lastProtected, protected
+	eventsEvicted := st.events.Evicted()
+	s.EventsEvicted, e.lastEventsEvicted = eventsEvicted-e.lastEventsEvicted, eventsEvicted
+	s.EventsBytes = st.events.Bytes()
 	if f := st.fleet; f != nil {
 		errs := f.Errors()
 		s.Fleet, s.FleetUp = true, f.Up()

@@ -70,13 +70,18 @@ type Observer interface {
 type Stats struct {
 	WindowEntries int
 	WindowEvicted uint64 // since the previous sweep
-	Tagged        int
-	BlocksActive  int
-	QueueHigh     int
-	QueueLow      int
-	Fleet         bool // a fleet is configured: FleetUp and FleetErrors mean something
-	FleetUp       bool
-	FleetErrors   uint64 // since the previous sweep
+	// WindowEvictedProtected is the part of WindowEvicted taken from
+	// protected windows (see window.Store.EvictedProtected).
+	WindowEvictedProtected uint64
+	EventsEvicted          uint64 // events the event store forgot since the previous sweep
+	EventsBytes            int64  // the event store's estimated size
+	Tagged                 int
+	BlocksActive           int
+	QueueHigh              int
+	QueueLow               int
+	Fleet                  bool // a fleet is configured: FleetUp and FleetErrors mean something
+	FleetUp                bool
+	FleetErrors            uint64 // since the previous sweep
 }
 
 type nopObserver struct{}

@@ -21,6 +21,6 @@ func (cfg *config) engineConfig() enforce.Config {
 		Redis:    enforce.FleetConfig{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Node: cfg.redisNode},
 		PortsNot: cfg.portsNot, CriticalPorts: cfg.criticalPorts, Connlogs: connlogs,
 		Log:      log,
-		Observer: observer{},
+		Observer: observer{events: cfg.eventsAddr != ""},
 	}
 }

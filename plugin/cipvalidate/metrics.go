@@ -38,6 +38,11 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "window_evicted_entries_total",
 		Help: "Window entries pushed out by the per-client or total cap.",
 	})
+	// windowEvictedProtected counts the evictions from protected windows.
+	windowEvictedProtected = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "window_evicted_protected_total",
+		Help: "Window entries the total cap took from protected windows (tagged clients, or recorded within the event window): total too small, or a flood.",
+	})
 	// windowEntries is the number of entries in the clients' windows.
 	windowEntries = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "window_entries",
@@ -110,6 +115,17 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "fleet_redis_errors_total",
 		Help: "Failed Redis operations; only with redis.",
 	}, nil)
+	// eventsEvicted counts the events the event store forgot to stay within
+	// its bounds; a vector without labels, exported only with the event API.
+	eventsEvicted = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_evicted_total",
+		Help: "Events the event store forgot to stay within its bounds (GET /v1/events/{id} no longer finds them); only with events.",
+	}, nil)
+	// eventsStoreBytes is the event store's estimated size.
+	eventsStoreBytes = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_store_bytes",
+		Help: "Estimated size of the events kept for GET /v1/events/{id}; only with events.",
+	}, nil)
 	// eventsTotal counts the events posted to this node.
 	eventsTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_total",
@@ -119,9 +135,9 @@ var (
 
 // collectors lists every metric above, for the README test.
 var collectors = []prometheus.Collector{
-	answersInspected, ipsRecorded, ipsSubmitted, windowEvicted, windowEntries, apiCalls, apiLatency,
+	answersInspected, ipsRecorded, ipsSubmitted, windowEvicted, windowEvictedProtected, windowEntries, apiCalls, apiLatency,
 	cacheLookups, verdictsTotal, rewrittenTotal, queueDepth, taggedClients, blocksTotal, blocksActive,
-	hookChanges, connlogLines, fleetUp, fleetErrors, eventsTotal,
+	hookChanges, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, eventsTotal,
 }
 
 // serverCounters are the per-answer counters of one server, resolved once
@@ -157,7 +173,9 @@ func (sc *serverCounters) rewritten(action string) prometheus.Counter {
 }
 
 // observer is the engine's view of these metrics.
-type observer struct{}
+type observer struct {
+	events bool // the event API is configured: its store's figures mean something
+}
 
 var _ enforce.Observer = observer{}
 
@@ -202,9 +220,14 @@ func (observer) APICall(a criminalip.Attempt) {
 	apiLatency.Observe(a.Duration.Seconds())
 }
 
-func (observer) Swept(s enforce.Stats) {
+func (o observer) Swept(s enforce.Stats) {
 	windowEntries.Set(float64(s.WindowEntries))
 	windowEvicted.Add(float64(s.WindowEvicted))
+	windowEvictedProtected.Add(float64(s.WindowEvictedProtected))
+	if o.events {
+		eventsEvicted.WithLabelValues().Add(float64(s.EventsEvicted))
+		eventsStoreBytes.WithLabelValues().Set(float64(s.EventsBytes))
+	}
 	taggedClients.Set(float64(s.Tagged))
 	blocksActive.Set(float64(s.BlocksActive))
 	queueDepth.WithLabelValues("high").Set(float64(s.QueueHigh))
