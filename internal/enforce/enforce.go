@@ -146,9 +146,6 @@ type Engine struct {
 
 	retries retryTracker // the IPs of events until they have a verdict
 
-	// Deltas of cumulative figures for Observer.Swept.
-	lastEvicted, lastFleetErrors, lastProtected, lastEventsEvicted uint64
-
 	stopSweep chan struct{}
 	sweepDone sync.WaitGroup
 	stopOnce  sync.Once
@@ -314,6 +311,18 @@ func (e *Engine) StopHooks(ctx context.Context) error {
 	return err
 }
 
+// grew returns how much a running total grew since it was last reported,
+// and records it. The last report lives in the State, which survives a
+// reload, so a new engine does not count the whole total again; a total
+// that restarted (a new fleet connection) counts from zero.
+func grew(last *atomic.Uint64, total uint64) uint64 {
+	prev := last.Swap(total)
+	if total < prev {
+		return total
+	}
+	return total - prev
+}
+
 // sweepEvery is how often expired window entries, tags, names, verdicts
 // and blocks go.
 const sweepEvery = 15 * time.Second
@@ -352,17 +361,14 @@ func (e *Engine) Sweep(now time.Time) {
 		Tagged:        st.tags.Count(now),
 		BlocksActive:  len(st.blocks.Active(now)),
 	}
-	evicted := st.window.Evicted()
-	s.WindowEvicted, e.lastEvicted = evicted-e.lastEvicted, evicted
-	protected := st.window.EvictedProtected()
-	s.WindowEvictedProtected, e.lastProtected = protected-e.lastProtected, protected
-	eventsEvicted := st.events.Evicted()
-	s.EventsEvicted, e.lastEventsEvicted = eventsEvicted-e.lastEventsEvicted, eventsEvicted
+	r := &st.reported
+	s.WindowEvicted = grew(&r.evicted, st.window.Evicted())
+	s.WindowEvictedProtected = grew(&r.protected, st.window.EvictedProtected())
+	s.EventsEvicted = grew(&r.eventsEvicted, st.events.Evicted())
 	s.EventsBytes = st.events.Bytes()
 	if f := st.fleet; f != nil {
-		errs := f.Errors()
 		s.Fleet, s.FleetUp = true, f.Up()
-		s.FleetErrors, e.lastFleetErrors = errs-e.lastFleetErrors, errs
+		s.FleetErrors = grew(&r.fleetErrors, f.Errors())
 	}
 	s.QueueHigh, s.QueueLow = e.queue.Depth()
 	e.obs.Swept(s)

@@ -91,4 +91,21 @@ func TestSweepReportsProtectedAndEventEvictions(t *testing.T) {
 	if second.WindowEvictedProtected != 0 || second.EventsEvicted != 0 || second.EventsBytes != first.EventsBytes {
 		t.Errorf("second sweep, nothing new: %+v; want no new evictions and the same size", second)
 	}
+	obs.mu.Unlock()
+
+	// A reload: a new engine takes the same state; its sweeps do not count
+	// the running totals again.
+	reloaded := enforce.New(t.Name(), enforce.Config{
+		APIKey: "unit", APIURL: "http://127.0.0.1:9", Policy: risk.DefaultPolicy(),
+		Retain: 15 * time.Minute, Window: 5 * time.Minute, Total: 10, PerClient: 100, Now: clock.Now, Observer: obs,
+	})
+	if err := reloaded.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reloaded.Stop)
+	reloaded.Sweep(clock.Now())
+	obs.mu.Lock()
+	if last := obs.stats[len(obs.stats)-1]; last.WindowEvicted != 0 || last.WindowEvictedProtected != 0 || last.EventsEvicted != 0 {
+		t.Errorf("first sweep after a reload: %+v; want no evictions counted again", last)
+	}
 }

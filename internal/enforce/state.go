@@ -53,6 +53,8 @@ type State struct {
 	fleet    *fleet.Fleet // nil without `redis`
 	// serving is the Engine serving now, for the fleet's goroutines.
 	serving atomic.Pointer[Engine]
+	// reported are the running totals last reported to the Observer.
+	reported struct{ evicted, protected, eventsEvicted, fleetErrors atomic.Uint64 }
 }
 
 var registry = struct {
