@@ -86,6 +86,15 @@ func TestBlocksCLI(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "not..valid") {
 		t.Errorf("blocks allow not..valid: exit %d, stdout %q, stderr %q; want 2 and an error naming the value", code, out, errOut)
 	}
+	// An entry that would lift every block needs --force.
+	out, errOut, code = blocksCLI("allow", "0.0.0.0/0", "--reason", "oops")
+	if code != 2 || !strings.Contains(errOut, "value") {
+		t.Errorf("blocks allow 0.0.0.0/0: exit %d, stdout %q, stderr %q; want 2 and an error naming the value", code, out, errOut)
+	}
+	out, errOut, code = blocksCLI("allow", "0.0.0.0/0", "--reason", "maintenance window", "--force")
+	if code != 0 || !strings.Contains(out, "allowlisted 0.0.0.0/0") {
+		t.Errorf("blocks allow 0.0.0.0/0 --force: exit %d, stdout %q, stderr %q; want it allowlisted", code, out, errOut)
+	}
 }
 
 // TestBlocksCLIToken runs blocks against an event API that wants a token,

@@ -23,7 +23,7 @@ Operates the block decisions of a running coredns-cip through its event API
 Commands:
   list                         active blocks: IP, decision, time left, repeat, reasons, events
   unblock IP [--reason TEXT]   lift IP's block in every firewall and SOAR hook (false positive)
-  allow VALUE [--until D|TIME] [--reason TEXT]
+  allow VALUE [--until D|TIME] [--reason TEXT] [--force]
                                allowlist an IP, CIDR or domain (wins over any verdict;
                                lifts existing blocks); --until 24h or an RFC 3339 time
   allowlist                    the allowlist entries
@@ -47,6 +47,7 @@ type blocksOpts struct {
 	reason string
 	until  string
 	actor  string
+	force  bool // allow: an entry broader than /8 or /32, or a public suffix
 	asJSON bool
 	api    *eventAPIClient
 }
@@ -108,6 +109,7 @@ func parseBlocksFlags(args []string, stderr io.Writer, getenv func(string) strin
 	reason := fs.String("reason", "", "why (unblock, allow)")
 	until := fs.String("until", "", "allow: expiry, a duration such as 24h or an RFC 3339 time")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
+	force := fs.Bool("force", false, "allow: accept an entry broader than a /8 (IPv4) or /32 (IPv6), or a bare public suffix")
 	var positional []string
 	for rest := args; ; {
 		if err := parseFlags(fs, rest); err != nil {
@@ -127,7 +129,7 @@ func parseBlocksFlags(args []string, stderr io.Writer, getenv func(string) strin
 	if err != nil {
 		return blocksOpts{}, err
 	}
-	opts := blocksOpts{cmd: positional[0], reason: *reason, until: *until, asJSON: *asJSON,
+	opts := blocksOpts{cmd: positional[0], reason: *reason, until: *until, asJSON: *asJSON, force: *force,
 		actor: firstNonEmpty(*actor, getenv("USER"), "cli"), api: api}
 	params := positional[1:]
 	want := map[string]int{"list": 0, "allowlist": 0, "unblock": 1, "allow": 1}
@@ -175,12 +177,15 @@ func runBlocks(ctx context.Context, opts blocksOpts) (blocksResult, error) {
 		}
 		return res, nil
 	default: // allow
-		body := map[string]string{"value": opts.arg, "actor": opts.actor}
+		body := map[string]any{"value": opts.arg, "actor": opts.actor}
 		if opts.reason != "" {
 			body["reason"] = opts.reason
 		}
 		if opts.until != "" {
 			body["until"] = opts.until
+		}
+		if opts.force {
+			body["force"] = true
 		}
 		raw, status, err := opts.api.do(ctx, "POST", "/v1/allow", body, &res.allowed)
 		if err == nil && status != http.StatusCreated {
