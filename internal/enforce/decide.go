@@ -360,9 +360,10 @@ func (e *Engine) ExpireBlocks(now time.Time) {
 	}
 }
 
-// resync pushes every live block to the sinks, at start: a firewall that
-// was flushed or rebooted gets them back; for the others it is a no-op or
-// a repeat they must tolerate.
+// resync pushes every live block to the sinks, at a start that needs it
+// (see takeHookSet): a firewall that was flushed or rebooted while
+// coredns-cip was down gets them back, and a new hook gets them at all; for
+// the others it is a no-op or a repeat they must tolerate.
 func (e *Engine) resync(now time.Time) {
 	for _, b := range e.st.blocks.Active(now) {
 		if !b.Monitor {

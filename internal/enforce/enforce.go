@@ -138,6 +138,10 @@ type Engine struct {
 	control    *controlPlane
 	bg         sync.WaitGroup // background work Stop waits for
 
+	// hookSet is what this engine recorded in the State's hookSet, and
+	// prevHookSet what it replaced, to put back should Start fail after.
+	hookSet, prevHookSet *string
+
 	// apiFailure is the kind of the last API failure while it says the
 	// API is unavailable ("" otherwise): `fail closed` then refuses tagged
 	// clients' unvalidated answers.
@@ -186,7 +190,8 @@ func (e *Engine) State() *State { return e.st }
 
 // Start takes the State (restoring it from the state directory the first
 // time), starts the validation workers, the hooks (pushing the live blocks
-// to them), the fleet sync, the connection logs and the sweeper.
+// to them unless a previous engine on the State gave them to the same hook
+// lines), the fleet sync, the connection logs and the sweeper.
 func (e *Engine) Start() error {
 	st, err := Acquire(e.key, e.cfg, e.log)
 	if err != nil {
@@ -208,6 +213,7 @@ func (e *Engine) Start() error {
 	e.sweepDone.Add(1)
 	go e.sweeper()
 	if err := e.startConnlogs(); err != nil {
+		e.st.hookSet.CompareAndSwap(e.hookSet, e.prevHookSet) // the serving engine's hooks are still the old ones
 		e.Stop()
 		return fmt.Errorf("connlog: %w", err)
 	}
@@ -250,6 +256,7 @@ func (e *Engine) startValidation() error {
 
 func (e *Engine) startHooks() error {
 	if len(e.cfg.Hooks) == 0 {
+		e.takeHookSet() // no hooks is a hook set too: adding one later resyncs it
 		return nil
 	}
 	sinks, closeSinks, err := BuildSinks(e.cfg.Hooks)
@@ -261,8 +268,23 @@ func (e *Engine) startHooks() error {
 	// change of the batch.
 	e.dispatcher = sink.NewDispatcher(sink.Config{Sinks: sinks, OnResult: e.onHookResult, Timeout: time.Minute})
 	e.dispatcher.Start()
-	e.resync(e.Now())
+	// A reload builds a new engine each time: pushing every live block to
+	// every hook again on each one would repeat thousands of runs for
+	// nothing. Only hooks that have not been given them yet get them.
+	if e.takeHookSet() {
+		e.resync(e.Now())
+	}
 	return nil
+}
+
+// takeHookSet records this engine's hook set as the State's and reports
+// whether the live blocks must be pushed: the State is new or restored,
+// the hook lines changed, or an engine stopped with changes undelivered.
+func (e *Engine) takeHookSet() bool {
+	set := hookSetOf(e.cfg.Hooks)
+	e.hookSet = &set
+	e.prevHookSet = e.st.hookSet.Swap(e.hookSet)
+	return e.prevHookSet == nil || *e.prevHookSet != set
 }
 
 // Stop stops what Start started, flushes the hooks for a moment and hands
@@ -280,7 +302,11 @@ func (e *Engine) Stop() {
 			e.queue.Stop()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		e.StopHooks(ctx)
+		if e.StopHooks(ctx) != nil && e.st != nil {
+			// Changes were lost with the queues: the next engine to
+			// start pushes every live block again.
+			e.st.hookSet.Store(nil)
+		}
 		cancel()
 		if e.client != nil {
 			e.client.Close()

@@ -2,6 +2,7 @@ package enforce_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -99,10 +100,22 @@ func newFixture(t *testing.T) *engineFixture {
 // start starts an engine on the fixture's state directory and hook.
 func (f *engineFixture) start(key string) *enforce.Engine {
 	f.t.Helper()
-	wh, err := sink.NewWebhook(f.url, nil, sink.WebhookOptions{})
+	return f.startHooked(key, f.webhook(f.url, "webhook test"))
+}
+
+// webhook is a hook line posting to url.
+func (f *engineFixture) webhook(url, line string) enforce.HookSpec {
+	f.t.Helper()
+	wh, err := sink.NewWebhook(url, nil, sink.WebhookOptions{})
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return enforce.HookSpec{Kind: enforce.HookWebhook, Webhook: wh, Line: line}
+}
+
+// startHooked starts an engine on the fixture's state directory with hooks.
+func (f *engineFixture) startHooked(key string, hooks ...enforce.HookSpec) *enforce.Engine {
+	f.t.Helper()
 	e := enforce.New(key, enforce.Config{
 		APIKey:      "unit",
 		APIURL:      "http://127.0.0.1:9", // never called: verdicts are handed to Decide
@@ -110,7 +123,7 @@ func (f *engineFixture) start(key string) *enforce.Engine {
 		Retain:      15 * time.Minute,
 		Window:      5 * time.Minute,
 		BlockPolicy: blocks.Policy{TTL: time.Hour, Factor: 2, Max: 8 * time.Hour},
-		Hooks:       []enforce.HookSpec{{Kind: enforce.HookWebhook, Webhook: wh, Line: "webhook test"}},
+		Hooks:       hooks,
 		StateDir:    f.dir,
 		AuditPath:   filepath.Join(f.dir, "audit.log"),
 		Now:         f.clock.Now,
@@ -119,6 +132,52 @@ func (f *engineFixture) start(key string) *enforce.Engine {
 		f.t.Fatal(err)
 	}
 	return e
+}
+
+// count is how many changes the hook has received.
+func (h *hookRecorder) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.changes)
+}
+
+// TestReloadRepushesOnlyForNewHooks: a reload (a new engine on the same
+// State before the old one stops) with the same hook lines pushes nothing
+// again; one with another hook line pushes every live block to the new
+// set.
+func TestReloadRepushesOnlyForNewHooks(t *testing.T) {
+	f := newFixture(t)
+	client := netip.MustParseAddr("10.1.2.3")
+	ips := []string{"45.83.0.21", "45.83.0.22", "45.83.0.23"}
+	first := f.start(t.Name())
+	for _, ip := range ips {
+		first.Decide(f.suspicious(ip), validate.Job{IP: netip.MustParseAddr(ip), Client: client})
+	}
+	f.hook.waitFor(t, "block 45.83.0.21", "block 45.83.0.22", "block 45.83.0.23")
+	before := f.hook.count()
+
+	second := f.start(t.Name())
+	first.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Whatever the second engine queued at its start is delivered by now.
+	if err := second.StopHooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.hook.count(); got != before {
+		t.Errorf("a reload with the same hooks sent %d changes again, want none", got-before)
+	}
+
+	added := &hookRecorder{}
+	srv := httptest.NewServer(added)
+	defer srv.Close()
+	third := f.startHooked(t.Name(), f.webhook(f.url, "webhook test"), f.webhook(srv.URL, "webhook added"))
+	defer third.Stop()
+	second.Stop()
+	for _, ip := range ips {
+		added.waitFor(t, "block "+ip+" cipvalidate")
+		f.hook.waitFor(t, "block "+ip+" cipvalidate")
+	}
 }
 
 func (f *engineFixture) suspicious(ip string) verdicts.Verdict {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/coredns-cip/coredns-cip/internal/nftset"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
@@ -85,4 +87,14 @@ func (h HookSpec) build() (sink.Sink, func(), error) {
 			ns.Close()
 		}
 	}, nil
+}
+
+// hookSetOf identifies a set of hooks by their lines, whatever their order.
+func hookSetOf(specs []HookSpec) string {
+	lines := make([]string, len(specs))
+	for i, h := range specs {
+		lines[i] = h.Line
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }

@@ -55,6 +55,10 @@ type State struct {
 	serving atomic.Pointer[Engine]
 	// reported are the running totals last reported to the Observer.
 	reported struct{ evicted, protected, eventsEvicted, fleetErrors atomic.Uint64 }
+	// hookSet is the hook set (hookSetOf) whose hooks have been given every
+	// live block; nil until an engine has done it (a new or restored State),
+	// so that a reload with the same hooks pushes nothing again.
+	hookSet atomic.Pointer[string]
 }
 
 var registry = struct {
@@ -176,6 +180,7 @@ func (st *State) openStore(dir string, log Logger) error {
 	}
 	st.store, st.writer, st.stateDir = store, store.NewWriter(0), dir
 	st.restore(st.now(), log)
+	st.hookSet.Store(nil) // the hooks have not seen the blocks just restored
 	return nil
 }
 

@@ -46,12 +46,14 @@ type ExecOptions struct {
 // The program also gets the parent's environment plus CIP_ACTION, CIP_IP,
 // CIP_TTL, CIP_DECISION, CIP_CLIENT, CIP_SCOPE, CIP_PORT and CIP_CLIENTS.
 //
-// A run that exits non-zero or outlives the timeout (it is then killed) fails
-// the batch, and the Dispatcher retries the whole batch: changes before the
-// failing one run again. The program must therefore be idempotent and
-// tolerate repeats: blocking a blocked IP and unblocking an absent one must
-// succeed. Note the Dispatcher's Timeout bounds a whole batch, so it must
-// allow for BatchSize runs.
+// A run that exits non-zero or outlives the timeout fails the batch. The
+// program runs in a process group of its own (on Unix), and a timeout or
+// cancellation kills the whole group, so children it started do not outlive
+// it. The Dispatcher retries a failed batch whole: changes before the failing
+// one run again. The program must therefore be idempotent and tolerate
+// repeats: blocking a blocked IP and unblocking an absent one must succeed.
+// Note the Dispatcher's Timeout bounds a whole batch, so it must allow for
+// BatchSize runs.
 type Exec struct {
 	path    string
 	args    [][]argPart
@@ -181,8 +183,10 @@ func (e *Exec) run(parent context.Context, c Change) error {
 	)
 	out := &headWriter{limit: outputLimit}
 	cmd.Stdout, cmd.Stderr = out, out
-	// The kill reaches the program, not its children; should they hold the
-	// output open, stop waiting for them shortly after.
+	killGroupOnCancel(cmd)
+	// Should something outside the group (a child that made a group or
+	// session of its own) still hold the output open after the kill, stop
+	// waiting for it shortly after.
 	cmd.WaitDelay = time.Second
 
 	err := cmd.Run()

@@ -2,6 +2,7 @@ package cipvalidate
 
 import (
 	"bufio"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/coretest"
 
 	"github.com/miekg/dns"
 )
@@ -315,5 +318,33 @@ func TestE2EMonitorRecordsWouldBeBlocks(t *testing.T) {
 	h.owner().eng.StopHooks(t.Context())
 	if data, _ := os.ReadFile(h.execLog); len(data) != 0 {
 		t.Errorf("monitor mode ran the exec hook: %q", data)
+	}
+}
+
+// A reload with the same Corefile pushes nothing to the hooks again: the
+// exec hook ran once for the one block, however many reloads followed.
+func TestE2EReloadDoesNotRepush(t *testing.T) {
+	h := startHooked(t, "")
+	h.query("127.0.0.2", "bad.example.org", dns.TypeA)
+	h.postEvent("127.0.0.2", h.clock.Now(), "5m")
+	h.waitVerdict("45.83.0.21")
+	h.execLines(1)
+
+	for range 5 {
+		h.inst = coretest.Reload(t, h.inst, h.corefile)
+	}
+	// Each old engine flushed its hooks as it stopped; the serving one's
+	// queue is flushed here, so whatever the reloads queued has run.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := h.owner().eng.StopHooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(h.execLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(data)), "\n"); len(lines) != 1 {
+		t.Errorf("after 5 reloads the exec hook ran %d times: %q, want once", len(lines), lines)
 	}
 }
