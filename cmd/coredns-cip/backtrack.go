@@ -65,7 +65,9 @@ also tags the client for that long), and the command waits up to
 --deadline for every destination the server found to reach a final state.
 The table is the server's findings: its verdicts, scopes and blocks, made
 with its Corefile, hooks, state and audit log. No API key is needed; the
-token comes from --token-file, else $CIP_TOKEN_FILE or $CIP_TOKEN.
+token comes from --token-file, else $CIP_TOKEN_FILE or $CIP_TOKEN. For an
+https:// URL, --ca (else $CIP_CA) is the CA to trust and --cert and --key
+the client certificate, as for "coredns-cip blocks".
 --api excludes --corefile and --dry-run.
 
 Exit status: 0 nothing suspicious, 1 suspicious destinations found, 2 error.
@@ -188,7 +190,7 @@ func parseBacktrackFlags(args []string, stderr io.Writer, getenv func(string) st
 	workers := fs.Int("workers", 4, "API calls in parallel (the rate limit still applies)")
 	rateFlag := fs.Float64("rate", 0, "API calls per second (default: the Corefile's rate, else 2; -1 for no limit)")
 	server := fs.String("api", "", "admin API base `URL` of a running server that decides instead")
-	tokenFile := fs.String("token-file", "", "with --api: bearer token `file`")
+	files := addAPIFlags(fs, "with --api: ")
 	watch := fs.Duration("watch", 0, "with --api: how long the event keeps the client tagged (0: backtrack only)")
 	deadline := fs.Duration("deadline", 2*time.Minute, "with --api: how long to wait for the server's findings")
 	if err := parseFlags(fs, args); err != nil {
@@ -226,7 +228,7 @@ func parseBacktrackFlags(args []string, stderr io.Writer, getenv func(string) st
 	}
 	var err error
 	if *server != "" {
-		if opts.server, err = newEventAPIClient(*server, *tokenFile, getenv); err != nil {
+		if opts.server, err = newEventAPIClient(*server, files.files(), getenv); err != nil {
 			return backtrackOpts{}, err
 		}
 	}

@@ -320,7 +320,7 @@ func TestBacktrackAPI(t *testing.T) {
 	}
 
 	// The server holds the block, as if a DNS event had led to it.
-	api, err := newEventAPIClient(base, tokenFile, noEnv)
+	api, err := newEventAPIClient(base, apiFiles{token: tokenFile}, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-const blocksUsage = `Usage: coredns-cip blocks [--api URL] [--token-file PATH] COMMAND [ARGS]
+const blocksUsage = `Usage: coredns-cip blocks [--api URL] [--token-file PATH] [--ca PATH] [--cert PATH --key PATH] COMMAND [ARGS]
 
 Operates the block decisions of a running coredns-cip through its event API
 (the cipvalidate "events" option).
@@ -29,8 +29,11 @@ Commands:
   allowlist                    the allowlist entries
 
 The API address comes from --api, else $CIP_API (default http://127.0.0.1:8053);
-the token from --token-file, else $CIP_TOKEN_FILE or $CIP_TOKEN. The actor
-recorded in the audit log is --actor, else $USER.
+the token from --token-file, else $CIP_TOKEN_FILE or $CIP_TOKEN. An
+https:// API (events ... tls) is verified against --ca, else $CIP_CA, else
+the system's CAs; one that requires mutual TLS (client_ca) gets the client
+certificate --cert and its key --key. The actor recorded in the audit log is
+--actor, else $USER.
 
 Exit status: 0 done, 1 not found (unblock of an IP that is not blocked), 2 error.
 
@@ -104,7 +107,7 @@ func blocksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 func parseBlocksFlags(args []string, stderr io.Writer, getenv func(string) string) (blocksOpts, error) {
 	fs := newFlagSet("blocks", blocksUsage, stderr)
 	apiFlag := fs.String("api", "", "event API base `URL`")
-	tokenFile := fs.String("token-file", "", "bearer token `file`")
+	files := addAPIFlags(fs, "")
 	actor := fs.String("actor", "", "who is acting, for the audit log")
 	reason := fs.String("reason", "", "why (unblock, allow)")
 	until := fs.String("until", "", "allow: expiry, a duration such as 24h or an RFC 3339 time")
@@ -125,7 +128,7 @@ func parseBlocksFlags(args []string, stderr io.Writer, getenv func(string) strin
 		fs.Usage()
 		return blocksOpts{}, errReported
 	}
-	api, err := newEventAPIClient(firstNonEmpty(*apiFlag, getenv("CIP_API"), "http://127.0.0.1:8053"), *tokenFile, getenv)
+	api, err := newEventAPIClient(firstNonEmpty(*apiFlag, getenv("CIP_API"), "http://127.0.0.1:8053"), files.files(), getenv)
 	if err != nil {
 		return blocksOpts{}, err
 	}
@@ -235,22 +238,27 @@ type eventAPIClient struct {
 	http        *http.Client
 }
 
-// newEventAPIClient checks the API's base URL (--api) and reads its
-// bearer token: from tokenFile (--token-file), else $CIP_TOKEN_FILE, else
-// $CIP_TOKEN.
-func newEventAPIClient(api, tokenFile string, getenv func(string) string) (*eventAPIClient, error) {
-	if u, err := url.Parse(api); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+// newEventAPIClient checks the API's base URL (--api), reads its bearer
+// token: from files.token (--token-file), else $CIP_TOKEN_FILE, else
+// $CIP_TOKEN, and for https the TLS files (apiTransport).
+func newEventAPIClient(api string, files apiFiles, getenv func(string) string) (*eventAPIClient, error) {
+	u, err := url.Parse(api)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--api: %q is not http(s)://host:port", api)
 	}
+	tr, err := apiTransport(u.Scheme, files, getenv)
+	if err != nil {
+		return nil, err
+	}
 	token := strings.TrimSpace(getenv("CIP_TOKEN"))
-	if tf := firstNonEmpty(tokenFile, getenv("CIP_TOKEN_FILE")); tf != "" {
+	if tf := firstNonEmpty(files.token, getenv("CIP_TOKEN_FILE")); tf != "" {
 		data, err := os.ReadFile(tf)
 		if err != nil {
 			return nil, fmt.Errorf("--token-file: %v", err)
 		}
 		token = strings.TrimSpace(string(data))
 	}
-	return &eventAPIClient{base: strings.TrimRight(api, "/"), token: token, http: &http.Client{Timeout: 15 * time.Second}}, nil
+	return &eventAPIClient{base: strings.TrimRight(api, "/"), token: token, http: &http.Client{Transport: tr, Timeout: 15 * time.Second}}, nil
 }
 
 // do sends a request and decodes a 2xx JSON answer into out (if not nil).
@@ -275,7 +283,7 @@ func (c *eventAPIClient) do(ctx context.Context, method, path string, body, out 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("event API: %v", errors.Unwrap(err))
+		return nil, 0, fmt.Errorf("event API: %v%s", errors.Unwrap(err), tlsHint(err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -45,6 +46,12 @@ type Config struct {
 	// turns authentication off, which NewServer allows only on a loopback
 	// Addr, where only local processes can reach the API.
 	Token string
+	// TLS, if not nil, serves HTTPS with it (see LoadTLS) instead of plain
+	// HTTP; a MinVersion below TLS 1.2 is raised to it. Client certificates
+	// add to the token, they do not replace it: a certificate says which
+	// machine connects, the token that its operator may use the API, and a
+	// leaked client key alone must not be enough to tag clients.
+	TLS *tls.Config
 	// MaxBody limits a POST body, in bytes; 0 means DefaultMaxBody.
 	MaxBody int64
 	// Backend receives events and answers the admin routes.
@@ -93,6 +100,13 @@ func NewServer(cfg Config) (*Server, error) {
 		if r <= ' ' || r >= 0x7f {
 			return nil, errors.New("events: the token may hold only visible ASCII characters, no spaces")
 		}
+	}
+	if cfg.TLS != nil {
+		if len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil {
+			return nil, errors.New("events: TLS without a certificate")
+		}
+		cfg.TLS = cfg.TLS.Clone() // the caller's Config may change after this
+		cfg.TLS.MinVersion = max(cfg.TLS.MinVersion, tls.VersionTLS12)
 	}
 	if cfg.MaxBody < 0 {
 		return nil, fmt.Errorf("events: body limit %d is negative", cfg.MaxBody)
@@ -442,11 +456,17 @@ func (s *Server) Start() error {
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          log.New(logfWriter(s.cfg.Logf), "events: ", 0),
+		TLSConfig:         s.cfg.TLS,
+	}
+	serve := srv.Serve
+	if s.cfg.TLS != nil {
+		// ServeTLS takes the certificate from TLSConfig when given no files.
+		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			s.cfg.Logf("events: serving on %s stopped: %v", ln.Addr(), err)
 		}
 	}()

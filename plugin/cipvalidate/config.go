@@ -1,6 +1,7 @@
 package cipvalidate
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -94,6 +95,7 @@ type config struct {
 
 	eventsAddr  string
 	eventsToken string
+	eventsTLS   *tls.Config // nil: plain HTTP
 
 	blockPolicy blocks.Policy
 	staticAllow []blocks.Allow

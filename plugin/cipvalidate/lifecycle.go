@@ -69,6 +69,7 @@ func (c *CIPValidate) startEvents() error {
 	srv, err := adminapi.NewServer(adminapi.Config{
 		Addr:    c.cfg.eventsAddr,
 		Token:   c.cfg.eventsToken,
+		TLS:     c.cfg.eventsTLS,
 		Backend: c.eng.API(),
 		Store:   c.eng.State().Events(),
 		Logf:    log.Infof,
@@ -81,7 +82,11 @@ func (c *CIPValidate) startEvents() error {
 		return fmt.Errorf("%s: %w", pluginName, err) // it says "events: …"
 	}
 	c.api = srv
-	log.Infof("event API listening on %s", srv.Addr())
+	scheme := "http"
+	if c.cfg.eventsTLS != nil {
+		scheme = "https"
+	}
+	log.Infof("event API listening on %s://%s", scheme, srv.Addr())
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/coredns-cip/coredns-cip/internal/coretest"
+	"github.com/coredns-cip/coredns-cip/internal/testcerts"
 	"github.com/coredns/coredns/core/dnsserver"
 
 	_ "github.com/coredns/coredns/plugin/forward"
@@ -40,6 +41,17 @@ func TestReadme(t *testing.T) {
 		"cip-token":               "readme-token\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The event API's certificate, key and client CA (events ... tls).
+	pki := testcerts.Write(t)
+	for name, from := range map[string]string{"events.pem": pki.ServerCert, "events-key.pem": pki.ServerKey, "soc-ca.pem": pki.CA} {
+		data, err := os.ReadFile(from)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name), data, 0o600)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
