@@ -19,11 +19,10 @@ import (
 // (127.1.0.0/16 is routed to lo on Linux, and the server sees each query's
 // source address as its client), rather than entries written into the
 // window directly, so the whole path from the handler to the cap is tested.
-// 3,000 sources against a total of 640 is as far over the cap, per shard,
-// as 20,000 against the default would be over a tenth of it, and keeps the
-// test fast.
+// 20,000 sources against a total of 640: the windows are flooded thirty
+// times over their cap.
 func TestE2EFloodKeepsVictimWindow(t *testing.T) {
-	const total, sources = 640, 3000
+	const total, sources = 640, 20_000
 	e := startE2E(t, fmt.Sprintf("window 5m\n        retain 15m total %d", total))
 	T := time.Now()
 	e.clock.Set(T.Add(-2 * time.Minute))
