@@ -392,6 +392,9 @@ func (e *Engine) Sweep(now time.Time) {
 	s.WindowEvictedProtected = grew(&r.protected, st.window.EvictedProtected())
 	s.EventsEvicted = grew(&r.eventsEvicted, st.events.Evicted())
 	s.EventsBytes = st.events.Bytes()
+	if st.audit != nil {
+		s.Auditing, s.AuditErrors = true, grew(&r.auditErrors, st.audit.Errors())
+	}
 	if f := st.fleet; f != nil {
 		s.Fleet, s.FleetUp = true, f.Up()
 		s.FleetErrors = grew(&r.fleetErrors, f.Errors())

@@ -75,6 +75,8 @@ type Stats struct {
 	WindowEvictedProtected uint64
 	EventsEvicted          uint64 // events the event store forgot since the previous sweep
 	EventsBytes            int64  // the event store's estimated size
+	Auditing               bool   // an audit log is open: AuditErrors means something
+	AuditErrors            uint64 // audit entries that could not be written, since the previous sweep
 	Tagged                 int
 	BlocksActive           int
 	QueueHigh              int

@@ -3,6 +3,7 @@ package enforce_test
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -107,5 +108,41 @@ func TestSweepReportsProtectedAndEventEvictions(t *testing.T) {
 	obs.mu.Lock()
 	if last := obs.stats[len(obs.stats)-1]; last.WindowEvicted != 0 || last.WindowEvictedProtected != 0 || last.EventsEvicted != 0 {
 		t.Errorf("first sweep after a reload: %+v; want no evictions counted again", last)
+	}
+}
+
+// An audit log that cannot be written (here /dev/full: every write fails
+// with ENOSPC, as on a full disk) is counted, once per lost entry.
+func TestSweepReportsAuditErrors(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skipf("no /dev/full to fail writes with: %v", err)
+	}
+	clock := testclock.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	obs := &sweepRecorder{}
+	e := enforce.New(t.Name(), enforce.Config{
+		APIKey: "unit", APIURL: "http://127.0.0.1:9", Policy: risk.DefaultPolicy(),
+		AuditPath: "/dev/full", Now: clock.Now, Observer: obs,
+	})
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	v := verdicts.Verdict{IP: netip.MustParseAddr("45.83.0.21"), Outcome: verdicts.Suspicious, Decision: "cip-audit",
+		Reasons: []risk.Reason{{Factor: risk.Score, Detail: "inbound Critical"}}, Checked: clock.Now(), Expires: clock.Now().Add(time.Hour)}
+	e.Decide(v, validate.Job{IP: v.IP})
+	e.Sweep(clock.Now())
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	// The sweeper may have swept meanwhile: the increments add up, each
+	// lost line counted once.
+	var lost uint64
+	for _, s := range obs.stats {
+		if !s.Auditing {
+			t.Errorf("sweep %+v: an audit log is open", s)
+		}
+		lost += s.AuditErrors
+	}
+	if lost != 2 { // the verdict line and the block line
+		t.Errorf("%d lost audit lines counted over %d sweeps, want 2", lost, len(obs.stats))
 	}
 }

@@ -54,7 +54,7 @@ type State struct {
 	// serving is the Engine serving now, for the fleet's goroutines.
 	serving atomic.Pointer[Engine]
 	// reported are the running totals last reported to the Observer.
-	reported struct{ evicted, protected, eventsEvicted, fleetErrors atomic.Uint64 }
+	reported struct{ evicted, protected, eventsEvicted, fleetErrors, auditErrors atomic.Uint64 }
 	// hookSet is the hook set (hookSetOf) whose hooks have been given every
 	// live block; nil until an engine has done it (a new or restored State),
 	// so that a reload with the same hooks pushes nothing again.

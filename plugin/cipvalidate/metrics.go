@@ -126,6 +126,13 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_store_bytes",
 		Help: "Estimated size of the events kept for GET /v1/events/{id}; only with events.",
 	}, nil)
+	// auditErrors counts audit entries that could not be written (a full
+	// or read-only disk); a vector without labels, exported only with an
+	// audit log.
+	auditErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "audit_errors_total",
+		Help: "Audit log entries that could not be written; only with an audit log.",
+	}, nil)
 	// eventsTotal counts the events posted to this node.
 	eventsTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_total",
@@ -137,7 +144,7 @@ var (
 var collectors = []prometheus.Collector{
 	answersInspected, ipsRecorded, ipsSubmitted, windowEvicted, windowEvictedProtected, windowEntries, apiCalls, apiLatency,
 	cacheLookups, verdictsTotal, rewrittenTotal, queueDepth, taggedClients, blocksTotal, blocksActive,
-	hookChanges, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, eventsTotal,
+	hookChanges, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, eventsTotal,
 }
 
 // serverCounters are the per-answer counters of one server, resolved once
@@ -227,6 +234,9 @@ func (o observer) Swept(s enforce.Stats) {
 	if o.events {
 		eventsEvicted.WithLabelValues().Add(float64(s.EventsEvicted))
 		eventsStoreBytes.WithLabelValues().Set(float64(s.EventsBytes))
+	}
+	if s.Auditing {
+		auditErrors.WithLabelValues().Add(float64(s.AuditErrors))
 	}
 	taggedClients.Set(float64(s.Tagged))
 	blocksActive.Set(float64(s.BlocksActive))
