@@ -26,7 +26,13 @@ const (
 
 // onVerdict runs in a worker for every fresh verdict.
 func (e *Engine) onVerdict(v verdicts.Verdict, job validate.Job) {
-	e.retryOnVerdict(v)
+	if v.Outcome == verdicts.Error {
+		e.retryOnVerdict(v)
+	} else {
+		// An event's report shows the IP validating until its finding and
+		// block are decided, so that what it says is final is final.
+		defer e.forgetRetry(v.IP)
+	}
 	switch {
 	case v.Outcome != verdicts.Error:
 		e.apiFailure.Store(criminalip.ErrorKind(""))

@@ -392,6 +392,7 @@ func (e *Engine) fleetSync() {
 // remembers the name for DNS; the deciding node made the block, which
 // arrives as a message.
 func (e *Engine) onRemoteVerdict(v verdicts.Verdict, job validate.Job) {
+	defer e.forgetRetry(v.IP)
 	if v.Suspicious() && job.Name != "" && !e.AllowedName(job.Name) {
 		e.st.names.Put(job.Name, v)
 	}

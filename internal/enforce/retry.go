@@ -230,12 +230,11 @@ func (e *Engine) retry(ip netip.Addr) {
 // validationState is the state of ip, found by an event, for its report.
 func (e *Engine) validationState(ip netip.Addr) string {
 	v, ok := e.st.cache.Get(ip, e.Now())
-	if ok && v.Outcome != verdicts.Error {
-		return string(v.Outcome)
-	}
 	t := &e.retries
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// A followed IP is followed until its verdict's finding is decided
+	// (onVerdict forgets it last), even if the verdict is already cached.
 	if ent := t.ips[ip.Unmap()]; ent != nil {
 		switch {
 		case !ent.gaveUp.IsZero():
@@ -246,6 +245,9 @@ func (e *Engine) validationState(ip netip.Addr) string {
 			return fmt.Sprintf(stateRetrying, ent.retries)
 		}
 		return stateValidating
+	}
+	if ok && v.Outcome != verdicts.Error {
+		return string(v.Outcome)
 	}
 	if ok {
 		return stateError
