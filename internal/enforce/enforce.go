@@ -70,6 +70,7 @@ type Config struct {
 	BlockPolicy blocks.Policy // Monitor: decide and audit, push nothing
 	Hooks       []HookSpec
 	StateDir    string // "" keeps state in memory only
+	StateStrict bool   // refuse to start on an empty or corrupt state file
 	AuditPath   string // "" none, "stdout", or a file
 
 	// A fleet on Redis; URL "" is a single node.

@@ -99,7 +99,7 @@ func Acquire(key string, cfg Config, log Logger) (*State, error) {
 		st.cache.Resize(cfg.CacheSize, cfg.TTLs)
 		st.blocks.SetPolicy(cfg.BlockPolicy, cfg.StaticAllow)
 	}
-	if err := st.openStore(cfg.StateDir, log); err != nil {
+	if err := st.openStore(cfg.StateDir, cfg.StateStrict, log); err != nil {
 		return nil, err
 	}
 	if err := st.openAudit(cfg.AuditPath); err != nil {
@@ -166,7 +166,7 @@ func (st *State) Auditing() bool { return st.audit != nil }
 
 // openStore opens (or switches to) the state directory and, the first
 // time, restores what it holds.
-func (st *State) openStore(dir string, log Logger) error {
+func (st *State) openStore(dir string, strict bool, log Logger) error {
 	if dir == st.stateDir {
 		return nil
 	}
@@ -174,7 +174,7 @@ func (st *State) openStore(dir string, log Logger) error {
 	if dir == "" {
 		return nil
 	}
-	store, err := state.Open(dir, state.Options{Logf: log.Warningf, Now: st.now})
+	store, err := state.Open(dir, state.Options{Logf: log.Warningf, Now: st.now, Strict: strict})
 	if err != nil {
 		return err
 	}

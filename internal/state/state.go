@@ -92,6 +92,9 @@ type Options struct {
 	// LockTimeout is how long Open waits for another process holding the
 	// file. Zero means DefaultLockTimeout.
 	LockTimeout time.Duration
+	// Strict refuses to start on an empty or corrupt file instead of moving
+	// it aside and starting with empty state.
+	Strict bool
 }
 
 // Store is an open state directory. It is safe for concurrent use.
@@ -129,8 +132,19 @@ func Open(dir string, opts Options) (*Store, error) {
 		boltOpts.Timeout = DefaultLockTimeout
 	}
 
-	db, err := openChecked(path, boltOpts)
+	var db *bolt.DB
+	var err error
+	if st, serr := os.Stat(path); serr == nil && st.Size() == 0 {
+		// bbolt would make an empty file a new database: the state it held
+		// (blocks, allowlist, tags) would be gone without a word.
+		err = &corruptError{errors.New("the file is empty")}
+	} else {
+		db, err = openChecked(path, boltOpts)
+	}
 	var corrupt *corruptError
+	if errors.As(err, &corrupt) && opts.Strict {
+		return nil, fmt.Errorf("state: %s is corrupt (%v); refusing to start (state ... strict): restore it, or move it aside to start with empty state", path, corrupt.err)
+	}
 	if errors.As(err, &corrupt) {
 		aside := path + ".corrupt-" + strconv.FormatInt(s.now().Unix(), 10)
 		if rerr := os.Rename(path, aside); rerr != nil {

@@ -577,3 +577,29 @@ func TestHelperProcess(t *testing.T) {
 	}
 	os.Exit(1)
 }
+
+// An empty database file is not taken for a new, empty database: it is
+// moved aside with a warning, or, strict, refused.
+func TestOpenEmptyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{Strict: true}); err == nil || !strings.Contains(err.Error(), "refusing to start") {
+		t.Fatalf("strict Open of an empty file: %v, want a refusal", err)
+	}
+	logs := &testlog.Recorder{}
+	s, err := Open(dir, Options{Logf: logs.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !logs.Contains("is corrupt (the file is empty); moved it to") {
+		t.Errorf("no warning about the empty file: %q", logs.String())
+	}
+	aside, _ := filepath.Glob(path + ".corrupt-*")
+	if len(aside) != 1 {
+		t.Errorf("moved-aside files %v, want one", aside)
+	}
+}

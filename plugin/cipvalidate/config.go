@@ -101,6 +101,7 @@ type config struct {
 	staticAllow []blocks.Allow
 	hooks       []enforce.HookSpec
 	stateDir    string
+	stateStrict bool   // refuse to start on an empty or corrupt state file
 	auditPath   string // "" none, "stdout", or a file
 
 	redisURL    string // "" = a single node

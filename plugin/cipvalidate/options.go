@@ -77,7 +77,7 @@ func (cfg *config) options() []option {
 			"exec PATH ARGS...",
 			"webhook URL [secret_file PATH]",
 		}, min: 0, max: -1, repeatable: true, parse: cfg.parseHookLine}, // parseHook says what a bare hook lacks
-		{name: "state", usage: []string{"DIR"}, min: 1, max: 1, parse: cfg.parseState},
+		{name: "state", usage: []string{"DIR [strict]"}, min: 1, max: 2, parse: cfg.parseState},
 		{name: "audit", usage: []string{"PATH|stdout"}, min: 1, max: 1, parse: func(args []string) error { cfg.auditPath = args[0]; return nil }},
 		{name: "connlog", usage: []string{"PATH FORMAT"}, min: 2, max: 2, repeatable: true, parse: cfg.parseConnlog},
 		{name: "ports", usage: []string{"not PORT..."}, min: 2, max: -1, parse: cfg.parsePortsNot},
@@ -391,6 +391,12 @@ func (cfg *config) parseHookLine(args []string) error {
 }
 
 func (cfg *config) parseState(args []string) error {
+	if len(args) == 2 {
+		if args[1] != "strict" {
+			return syntaxError(fmt.Sprintf("unknown argument %q (strict)", args[1]))
+		}
+		cfg.stateStrict = true
+	}
 	cfg.stateDir = args[0]
 	if !filepath.IsAbs(cfg.stateDir) {
 		abs, err := filepath.Abs(cfg.stateDir)

@@ -185,7 +185,8 @@ func TestParseErrors(t *testing.T) {
 		{"api_key k\nhook exec /bin/echo {colour}", "colour"},
 		{"api_key k\nhook webhook ftp://x", "hook:"},
 		{"api_key k\nhook webhook https://soar.example/h secret_file /nonexistent", "hook:"},
-		{"api_key k\nstate", "state: takes 1 argument"},
+		{"api_key k\nstate", "state: takes 1 to 2 arguments"},
+		{"api_key k\nstate /tmp/x lenient", `state: unknown argument "lenient" (strict)`},
 		{"api_key k\naudit", "audit: takes 1 argument"},
 	}
 	for _, tc := range tests {
@@ -435,5 +436,17 @@ func TestSetup(t *testing.T) {
 	}
 	if err := setup(caddy.NewTestController("dns", "cipvalidate {\n  mode silent\n}")); err == nil || !strings.HasPrefix(err.Error(), "plugin/cipvalidate:") {
 		t.Errorf("error %v does not name the plugin", err)
+	}
+}
+
+// `state DIR strict` refuses to start on an empty or corrupt database.
+func TestParseStateStrict(t *testing.T) {
+	c := caddy.NewTestController("dns", "cipvalidate {\n api_key k\n state /tmp/cip-state strict\n}")
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.stateDir != "/tmp/cip-state" || !cfg.stateStrict || !cfg.engineConfig().StateStrict {
+		t.Errorf("state %q strict %v, want /tmp/cip-state, strict", cfg.stateDir, cfg.stateStrict)
 	}
 }
