@@ -51,7 +51,7 @@ func (e *Engine) onVerdict(v verdicts.Verdict, job validate.Job) {
 		e.st.names.Put(job.Name, v)
 	}
 	e.log.Infof("verdict %s ip=%s suspicious scope=%s reasons=%q score=%s client=%s name=%s event=%s",
-		v.Decision, v.IP, v.Scope, v.ReasonText(), v.Score, addrString(job.Client), job.Name, job.Event)
+		v.Decision, v.IP, v.Scope, v.ReasonText(), v.Score, AddrString(job.Client), job.Name, job.Event)
 	e.Decide(v, job)
 	e.spread(v, job.Client)
 }
@@ -108,7 +108,7 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 	}
 	if what, ok := e.ControlPlane(v.IP, job.Name); ok {
 		e.log.Warningf("decision %s for %s declined: it is the control plane (%s)", v.Decision, v.IP, what)
-		e.Audit(audit.Entry{Kind: audit.KindVerdict, Decision: v.Decision, IP: v.IP.String(), Client: addrString(job.Client),
+		e.Audit(audit.Entry{Kind: audit.KindVerdict, Decision: v.Decision, IP: v.IP.String(), Client: AddrString(job.Client),
 			Event: job.Event, Qname: job.Name, Reasons: v.ReasonList(), Detail: "declined: control plane (" + what + ")"})
 		return
 	}
@@ -121,13 +121,13 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 	if reach == risk.ScopeTagged && !tagged {
 		reach = risk.ScopeMonitor // untagged clients are only ever blocked by everyone evidence
 	}
-	e.Audit(audit.Entry{Kind: audit.KindVerdict, Decision: v.Decision, IP: v.IP.String(), Client: addrString(job.Client),
+	e.Audit(audit.Entry{Kind: audit.KindVerdict, Decision: v.Decision, IP: v.IP.String(), Client: AddrString(job.Client),
 		Event: job.Event, Ref: ref, Qname: job.Name, Reasons: reasons, TTL: int64(v.Expires.Sub(now).Seconds()),
 		Detail: fmt.Sprintf("score %s; scope %s", v.Score, scopeText(f.Scope, reach, narrowed))})
 	e.persist(kindVerdicts, v.IP.String(), v.Expires, v)
 	if reach == risk.ScopeMonitor {
 		e.obs.Block(true)
-		e.log.Infof("finding %s ip=%s scope=%s client=%s: not enforced", v.Decision, v.IP, scopeText(f.Scope, reach, narrowed), addrString(job.Client))
+		e.log.Infof("finding %s ip=%s scope=%s client=%s: not enforced", v.Decision, v.IP, scopeText(f.Scope, reach, narrowed), AddrString(job.Client))
 		return
 	}
 	cause := blocks.Cause{Client: job.Client, Event: job.Event, Ref: ref, Qname: job.Name, Port: f.Port}
@@ -211,11 +211,11 @@ func (e *Engine) newBlock(b blocks.Block, job validate.Job, ref, actor, why stri
 	if b.Monitor {
 		auditActor = actorEngine + " (monitor: not pushed)"
 	}
-	e.Audit(audit.Entry{Kind: audit.KindBlock, Decision: b.Decision, IP: b.IP.String(), Client: addrString(job.Client), Event: job.Event,
+	e.Audit(audit.Entry{Kind: audit.KindBlock, Decision: b.Decision, IP: b.IP.String(), Client: AddrString(job.Client), Event: job.Event,
 		Ref: ref, Qname: job.Name, Reasons: b.Reasons, TTL: int64(b.TTL.Seconds()), Actor: auditActor,
 		Detail: fmt.Sprintf("repeat %d; scope %s", b.Repeat, b.Scope)})
 	e.log.Infof("block %s ip=%s scope=%s ttl=%s repeat=%d monitor=%v client=%s event=%s",
-		b.Decision, b.IP, b.Scope, b.TTL, b.Repeat, b.Monitor, addrString(job.Client), job.Event)
+		b.Decision, b.IP, b.Scope, b.TTL, b.Repeat, b.Monitor, AddrString(job.Client), job.Event)
 	if !b.Monitor {
 		e.push(sink.Block, b, job.Client, now, actor, why)
 		e.share(fleetBlocks, b.IP.String(), b, b.Expires.Sub(now), msgBlock, b)
@@ -397,12 +397,13 @@ func (e *Engine) onHookResult(r sink.Result) {
 		e.log.Errorf("hook %s", detail)
 	}
 	for _, ch := range r.Batch {
-		e.Audit(audit.Entry{Kind: kind, Decision: ch.Decision, IP: ch.IP.String(), Client: addrString(ch.Client),
+		e.Audit(audit.Entry{Kind: kind, Decision: ch.Decision, IP: ch.IP.String(), Client: AddrString(ch.Client),
 			Event: ch.Event, Ref: ch.Ref, TTL: int64(ch.TTL.Seconds()), Actor: ch.Actor, Detail: string(ch.Action) + " " + detail})
 	}
 }
 
-func addrString(a netip.Addr) string {
+// AddrString is a as text, or "" for the zero address (no client).
+func AddrString(a netip.Addr) string {
 	if !a.IsValid() {
 		return ""
 	}

@@ -86,7 +86,7 @@ func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 	var now time.Time
 	if c.names.Len() > 0 {
 		now = c.eng.Now()
-		if v, ok := c.names.Get(qname, now); ok && c.reaches(v, client, now) && c.mayRewrite(v.IP, qname, now) {
+		if v, ok := c.names.Get(qname, now); ok && c.reaches(v, client, now) && !c.allowed(v.IP, qname, qname, now) {
 			if !c.cfg.monitor {
 				m := c.rewrite(r, v, v.IP)
 				c.logDecision(ctx, client, r, v, v.IP, "name", now)
@@ -170,8 +170,9 @@ func (cw *writer) WriteMsg(res *dns.Msg) error {
 	return cw.tagged(res)
 }
 
-// allowed reports whether an allowlist entry covers ip, the queried name,
-// or the name whose address ip is (the owner of glue).
+// allowed reports whether an answer pointing at ip is never rewritten: an
+// allowlist entry covers ip, the queried name or the owner of glue, or ip
+// or a name is the control plane (the API, the hooks, the upstreams).
 func (c *CIPValidate) allowed(ip netip.Addr, qname, name string, now time.Time) bool {
 	if c.eng.Allowed(ip, qname, now) || (name != qname && c.eng.Allowed(ip, name, now)) {
 		return true
@@ -265,14 +266,6 @@ func (cw *writer) failClosed(res *dns.Msg, v verdicts.Verdict, ip netip.Addr) er
 		return cw.ResponseWriter.WriteMsg(res)
 	}
 	return cw.ResponseWriter.WriteMsg(c.refuseUnvalidated(cw.req, v, ip))
-}
-
-// mayRewrite reports whether an answer pointing at ip for qname may be
-// rewritten: neither allowlisted nor part of the control plane (the API,
-// the hooks' endpoints, the upstream resolvers). Checked only once an
-// answer is about to be rewritten.
-func (c *CIPValidate) mayRewrite(ip netip.Addr, qname string, now time.Time) bool {
-	return !c.allowed(ip, qname, qname, now)
 }
 
 // reaches reports whether verdict v is enforced for client: a tagged client

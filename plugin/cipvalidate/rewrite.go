@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/audit"
+	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
@@ -144,13 +145,6 @@ func (c *CIPValidate) decision(ctx context.Context, client netip.Addr, req *dns.
 	if !c.eng.State().Auditing() {
 		return // skip building the entry
 	}
-	c.eng.Audit(audit.Entry{Time: now, Kind: kind, Decision: v.Decision, IP: ip.String(), Client: addrString(client), Qname: q.Name,
+	c.eng.Audit(audit.Entry{Time: now, Kind: kind, Decision: v.Decision, IP: ip.String(), Client: enforce.AddrString(client), Qname: q.Name,
 		Reasons: v.ReasonList(), TTL: defaultRewriteTTL, Actor: pluginName, Detail: action + " " + typeName(q.Qtype)})
-}
-
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
 }
