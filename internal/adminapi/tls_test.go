@@ -3,10 +3,8 @@ package adminapi
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
@@ -35,24 +33,7 @@ func startTLS(t *testing.T, pki testcerts.Files, mutual bool) *fixture {
 
 // httpsClient trusts the test CA and, with cert and key, presents them.
 func httpsClient(t *testing.T, pki testcerts.Files, cert, key string) *http.Client {
-	t.Helper()
-	pem, err := os.ReadFile(pki.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	cfg := &tls.Config{RootCAs: roots}
-	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	tr := &http.Transport{TLSClientConfig: cfg}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
+	return testcerts.Client(t, pki.CA, cert, key)
 }
 
 // getClients asks for GET /v1/clients with the test token.

@@ -2,7 +2,6 @@ package cipvalidate
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,32 +87,11 @@ func TestEventsMutualTLSE2E(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body), nil
 	}
-	if _, _, err := post(tlsClient(t, pki.CA, "", "")); err == nil {
+	if _, _, err := post(testcerts.Client(t, pki.CA, "", "")); err == nil {
 		t.Error("a client without a certificate was served")
 	}
-	status, body, err := post(tlsClient(t, pki.CA, pki.ClientCert, pki.ClientKey))
+	status, body, err := post(testcerts.Client(t, pki.CA, pki.ClientCert, pki.ClientKey))
 	if err != nil || status != http.StatusAccepted {
 		t.Fatalf("POST /v1/events with the client certificate: %d %s %v, want 202", status, body, err)
 	}
-}
-
-func tlsClient(t *testing.T, ca, cert, key string) *http.Client {
-	t.Helper()
-	pem, err := os.ReadFile(ca)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	cfg := &tls.Config{RootCAs: roots}
-	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	tr := &http.Transport{TLSClientConfig: cfg}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
 }
