@@ -1,13 +1,10 @@
 package adminapi
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -21,8 +18,8 @@ import (
 // Backend that implements it gets the block routes:
 //
 //	GET    /v1/blocks              active blocks
-//	DELETE /v1/blocks/{ip}         unblock everywhere (?actor=&reason=)
-//	POST   /v1/allow               {"value","until","reason","actor","force"}
+//	DELETE /v1/blocks/{ip}         unblock everywhere (?on_behalf_of=&reason=)
+//	POST   /v1/allow               {"value","until","reason","on_behalf_of","force"}
 //	GET    /v1/allow               the allowlist
 //	DELETE /v1/allow/{value}       remove a dynamic entry
 //	GET    /v1/blocklist.txt       External Dynamic List, one IP per line
@@ -67,7 +64,9 @@ type AllowRequest struct {
 	Value  string
 	Until  time.Time // zero: no expiry
 	Reason string
-	Actor  string
+	// Actor is who the audit log names (actorOf): the token's name, with
+	// the person an operator acts for.
+	Actor string
 	// Force accepts an entry broader than blocks.Allow.TooBroad allows.
 	Force bool
 }
@@ -89,7 +88,11 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 			writeFieldError(w, http.StatusBadRequest, err)
 			return
 		}
-		actor, why := actorOf(r), textsafe.Clean(strings.TrimSpace(r.URL.Query().Get("reason")))
+		actor, ok := requestActor(w, r)
+		if !ok {
+			return
+		}
+		why := textsafe.Clean(strings.TrimSpace(r.URL.Query().Get("reason")))
 		if len(why) > MaxRefLength*2 {
 			writeFieldError(w, http.StatusBadRequest, errField("reason", "longer than %d characters", MaxRefLength*2))
 			return
@@ -113,7 +116,11 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 			return
 		}
 		if req.Actor == "" {
-			req.Actor = actorOf(r)
+			if req.Actor, ok = requestActor(w, r); !ok {
+				return
+			}
+		} else {
+			req.Actor = actorOf(r, req.Actor)
 		}
 		entry, err := bb.Allow(req)
 		if err != nil {
@@ -128,7 +135,11 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("DELETE /v1/allow/{value...}", func(w http.ResponseWriter, r *http.Request) {
 		v := r.PathValue("value")
-		if !bb.RemoveAllow(v, actorOf(r)) {
+		actor, ok := requestActor(w, r)
+		if !ok {
+			return
+		}
+		if !bb.RemoveAllow(v, actor) {
 			writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("%q is not a dynamic allowlist entry", v)})
 			return
 		}
@@ -137,7 +148,7 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 			Removed bool   `json:"removed"`
 		}{v, true})
 	})
-	mux.HandleFunc("GET /v1/blocklist.txt", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+edlPath, func(w http.ResponseWriter, _ *http.Request) {
 		var b strings.Builder
 		for _, ip := range bb.Blocklist() {
 			b.WriteString(ip.String())
@@ -150,34 +161,9 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 	})
 }
 
-// edlTokenOK lets firewalls that cannot send a bearer header (Palo Alto
-// EDL, FortiGate threat feeds) poll the blocklist with ?token=.
-func (s *Server) edlTokenOK(r *http.Request) bool {
-	if r.URL.Path != "/v1/blocklist.txt" || s.cfg.Token == "" {
-		return false
-	}
-	tok := r.URL.Query().Get("token")
-	if tok == "" {
-		return false
-	}
-	got := sha256.Sum256([]byte(tok))
-	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
-}
-
-// actorOf is who made a request: ?actor=, else the X-Actor header, else
-// the remote address.
-func actorOf(r *http.Request) string {
-	for _, a := range []string{r.URL.Query().Get("actor"), r.Header.Get("X-Actor")} {
-		if a = strings.TrimSpace(a); a != "" && len(a) <= MaxRefLength {
-			return textsafe.Clean(a)
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return "api@" + host
-}
+// edlPath is the External Dynamic List's, the one route that takes a
+// token as ?token= (a read token only).
+const edlPath = "/v1/blocklist.txt"
 
 // readJSONBody checks the content type and size of a JSON POST body.
 func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
@@ -207,6 +193,7 @@ type allowBody struct {
 	Until  json.RawMessage `json:"until"`
 	Reason json.RawMessage `json:"reason"`
 	Actor  json.RawMessage `json:"actor"`
+	Behalf json.RawMessage `json:"on_behalf_of"`
 	Force  json.RawMessage `json:"force"`
 }
 
@@ -267,13 +254,18 @@ func decodeAllow(body []byte, now time.Time) (AllowRequest, error) {
 			return req, errField("reason", "longer than 512 characters")
 		}
 	}
-	if !absent(raw.Actor) {
-		if req.Actor, err = parseString("actor", raw.Actor); err != nil {
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"on_behalf_of", raw.Behalf}, {"actor", raw.Actor}} {
+		if absent(f.raw) || req.Actor != "" {
+			continue
+		}
+		if req.Actor, err = parseString(f.name, f.raw); err != nil {
 			return req, err
 		}
-		req.Actor = textsafe.Clean(req.Actor)
-		if len(req.Actor) > MaxRefLength {
-			return req, errField("actor", "longer than %d characters", MaxRefLength)
+		if req.Actor, err = checkOnBehalfOf(f.name, req.Actor); err != nil {
+			return req, err
 		}
 	}
 	return req, nil

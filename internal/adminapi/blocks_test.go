@@ -82,7 +82,7 @@ func newBlockFixture(t *testing.T) (*fixture, *blockBackend) {
 	bb := &blockBackend{fakeBackend: newFakeBackend(), blocked: map[netip.Addr]bool{
 		netip.MustParseAddr("45.83.0.21"): true, netip.MustParseAddr("2a0c::1"): true,
 	}}
-	f := newFixture(t, func(c *Config) { c.Backend = bb })
+	f := newFixture(t, func(c *Config) { c.Backend, c.Tokens = bb, roleTokens() })
 	return f, bb
 }
 
@@ -100,34 +100,39 @@ func TestBlockRoutes(t *testing.T) {
 	if rec.Body.String() != "45.83.0.21\n2a0c::1\n" || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
 		t.Errorf("EDL %q (%s)", rec.Body, rec.Header().Get("Content-Type"))
 	}
-	// Firewalls poll with ?token= instead of a header; a wrong one is refused.
-	if rec := f.do("GET", "/v1/blocklist.txt?token="+testToken, "", "Authorization", ""); rec.Code != 200 {
-		t.Errorf("EDL with ?token=: %d", rec.Code)
+	// Firewalls poll with a read token as ?token= instead of a header; a
+	// wrong one is refused, and so is an operator's (testToken).
+	if rec := f.do("GET", "/v1/blocklist.txt?token="+readToken, "", "Authorization", ""); rec.Code != 200 {
+		t.Errorf("EDL with a read ?token=: %d", rec.Code)
+	}
+	if rec := f.do("GET", "/v1/blocklist.txt?token="+testToken, "", "Authorization", ""); rec.Code != 403 {
+		t.Errorf("EDL with an operator ?token=: %d", rec.Code)
 	}
 	if rec := f.do("GET", "/v1/blocklist.txt?token=wrong", "", "Authorization", ""); rec.Code != 401 {
 		t.Errorf("EDL with a wrong ?token=: %d", rec.Code)
 	}
-	if rec := f.do("GET", "/v1/blocks?token="+testToken, "", "Authorization", ""); rec.Code != 401 {
+	if rec := f.do("GET", "/v1/blocks?token="+readToken, "", "Authorization", ""); rec.Code != 401 {
 		t.Errorf("?token= accepted outside the EDL: %d", rec.Code)
 	}
 
 	rec = f.do("DELETE", "/v1/blocks/45.83.0.21?actor=alice&reason=false+positive", "")
 	wantStatus(t, rec, 200)
-	if len(bb.unblocked) != 1 || bb.unblocked[0] != "45.83.0.21 alice false positive" {
+	if len(bb.unblocked) != 1 || bb.unblocked[0] != "45.83.0.21 token_file (on behalf of alice) false positive" {
 		t.Errorf("unblock recorded %v", bb.unblocked)
 	}
 	wantStatus(t, f.do("DELETE", "/v1/blocks/45.83.0.21", ""), 404)
 	if rec := f.do("DELETE", "/v1/blocks/not-an-ip", ""); rec.Code != 400 || decodeBody[errorBody](t, rec).Field != "ip" {
 		t.Errorf("bad ip: %d %s", rec.Code, rec.Body)
 	}
-	// Without ?actor=, the actor is the X-Actor header, else the remote address.
+	// Without ?actor=, the X-Actor header names whom the operator acts for;
+	// with neither the actor is the token's name.
 	f.do("POST", "/v1/allow", `{"value":"45.83.0.22"}`, "X-Actor", "bob")
 	bb.blocked[netip.MustParseAddr("45.83.0.30")] = true
 	f.do("DELETE", "/v1/blocks/45.83.0.30", "")
-	if last := bb.unblocked[len(bb.unblocked)-1]; !strings.HasPrefix(last, "45.83.0.30 api@") {
+	if last := bb.unblocked[len(bb.unblocked)-1]; last != "45.83.0.30 token_file " {
 		t.Errorf("default actor: %q", last)
 	}
-	if bb.allowed[0].Actor != "bob" {
+	if bb.allowed[0].Actor != "token_file (on behalf of bob)" {
 		t.Errorf("X-Actor: %+v", bb.allowed[0])
 	}
 }
@@ -137,7 +142,7 @@ func TestAllowRoute(t *testing.T) {
 	rec := f.do("POST", "/v1/allow", `{"value":"45.83.0.21","until":"24h","reason":"vendor CDN","actor":"carol"}`)
 	wantStatus(t, rec, 201)
 	got := bb.allowed[0]
-	if got.Value != "45.83.0.21" || !got.Until.Equal(testNow.Add(24*time.Hour)) || got.Reason != "vendor CDN" || got.Actor != "carol" {
+	if got.Value != "45.83.0.21" || !got.Until.Equal(testNow.Add(24*time.Hour)) || got.Reason != "vendor CDN" || got.Actor != "token_file (on behalf of carol)" {
 		t.Errorf("allow request %+v", got)
 	}
 	rec = f.do("POST", "/v1/allow", `{"value":"example.com","until":"`+testNow.Add(time.Hour).Format(time.RFC3339)+`"}`)
@@ -228,12 +233,12 @@ func TestAdminTextSanitised(t *testing.T) {
 	f, bb := newBlockFixture(t)
 	rec := f.do("DELETE", "/v1/blocks/45.83.0.21?actor=alice%0a%5BINFO%5D+forged&reason=fp%1b%5B2J%E2%80%AE", "")
 	wantStatus(t, rec, 200)
-	if want := `45.83.0.21 alice\n[INFO] forged fp\x1b[2J\u202e`; len(bb.unblocked) != 1 || bb.unblocked[0] != want {
+	if want := `45.83.0.21 token_file (on behalf of alice\n[INFO] forged) fp\x1b[2J\u202e`; len(bb.unblocked) != 1 || bb.unblocked[0] != want {
 		t.Errorf("unblock recorded %q, want %q", bb.unblocked, want)
 	}
 	rec = f.do("POST", "/v1/allow", `{"value":"45.83.0.40","reason":"cdn\r\nX","actor":"bob\u2066"}`)
 	wantStatus(t, rec, 201)
-	if got := bb.allowed[len(bb.allowed)-1]; got.Reason != `cdn\r\nX` || got.Actor != `bob\u2066` {
+	if got := bb.allowed[len(bb.allowed)-1]; got.Reason != `cdn\r\nX` || got.Actor != `token_file (on behalf of bob\u2066)` {
 		t.Errorf("allow request %+v", got)
 	}
 	logs := f.logs.all()

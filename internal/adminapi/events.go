@@ -143,6 +143,9 @@ type Record struct {
 	Received time.Time `json:"received"`
 	Accepted Accepted  `json:"accepted"`
 	Found    []Found   `json:"found"`
+	// By is who posted it: the token's name, or api@ADDRESS without
+	// authentication. An events token reads back only its own events.
+	By string `json:"by,omitempty"`
 }
 
 // fieldError is a 4xx answer's cause. Field names the JSON field (or "body",

@@ -3,8 +3,6 @@ package adminapi
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
@@ -42,10 +40,17 @@ const (
 type Config struct {
 	// Addr is the listen address, e.g. "127.0.0.1:8053"; port 0 picks one.
 	Addr string
-	// Token is the bearer token every request but /healthz must carry. ""
-	// turns authentication off, which NewServer allows only on a loopback
-	// Addr, where only local processes can reach the API.
+	// Tokens are the named bearer tokens, with their roles, that every
+	// request but /healthz must carry one of (LoadTokens reads them).
+	Tokens []Token
+	// Token, if not "", is one more: an operator token named
+	// LegacyTokenName (`events ... token_file PATH`). With neither Tokens
+	// nor Token authentication is off, which NewServer allows only on a
+	// loopback Addr, where only local processes can reach the API.
 	Token string
+	// Limits bound each token's request rate and each source's failed
+	// authentications; zero fields mean the defaults.
+	Limits Limits
 	// TLS, if not nil, serves HTTPS with it (see LoadTLS) instead of plain
 	// HTTP; a MinVersion below TLS 1.2 is raised to it. Client certificates
 	// add to the token, they do not replace it: a certificate says which
@@ -71,9 +76,9 @@ type Config struct {
 // Server is the event and admin API. Use Handler to mount it elsewhere, or
 // Start and Stop to serve it on Config.Addr.
 type Server struct {
-	cfg       Config
-	tokenHash [sha256.Size]byte // compared instead of the token: equal length, so no length leak
-	handler   http.Handler
+	cfg     Config
+	access  *access
+	handler http.Handler
 
 	mu   sync.Mutex
 	srv  *http.Server  // nil when not serving
@@ -93,13 +98,17 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("events: listen address %q: %w", cfg.Addr, err)
 	}
-	if cfg.Token == "" && !isLoopback(host) {
-		return nil, fmt.Errorf("events: listen address %q is not loopback, so a token is required (token_file); without one anyone who reaches it could tag clients", cfg.Addr)
-	}
-	for _, r := range cfg.Token {
-		if r <= ' ' || r >= 0x7f {
-			return nil, errors.New("events: the token may hold only visible ASCII characters, no spaces")
+	toks := cfg.Tokens
+	if cfg.Token != "" {
+		if toks, err = addLegacyToken(toks, cfg.Token); err != nil {
+			return nil, err
 		}
+	}
+	if err := checkTokens(toks); err != nil {
+		return nil, err
+	}
+	if len(toks) == 0 && !isLoopback(host) {
+		return nil, fmt.Errorf("events: listen address %q is not loopback, so a token is required (tokens or token_file); without one anyone who reaches it could tag clients", cfg.Addr)
 	}
 	if cfg.TLS != nil {
 		if len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil {
@@ -126,10 +135,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	s := &Server{cfg: cfg}
-	if cfg.Token != "" {
-		s.tokenHash = sha256.Sum256([]byte(cfg.Token))
-	}
+	s := &Server{cfg: cfg, access: newAccess(toks, cfg.Limits)}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -168,15 +174,22 @@ func (s *Server) routes() http.Handler {
 		_, _ = io.WriteString(w, "ok")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var tok *authToken
 		// Liveness probes carry no secrets; everything else does.
-		if r.URL.Path != "/healthz" && !s.edlTokenOK(r) && !s.authorized(w, r) {
-			return
+		if r.URL.Path != "/healthz" {
+			var ok bool
+			if tok, ok = s.authenticate(w, r); !ok {
+				return
+			}
 		}
-		if h, pattern := mux.Handler(r); pattern == "" {
+		h, pattern := mux.Handler(r)
+		if pattern == "" {
 			notRouted(w, r, h)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		if permitted(w, r, tok, pattern) {
+			mux.ServeHTTP(w, withCaller(r, tok))
+		}
 	})
 }
 
@@ -204,25 +217,6 @@ type headerRecorder struct {
 func (h *headerRecorder) Header() http.Header         { return h.header }
 func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (h *headerRecorder) WriteHeader(status int)      { h.status = status }
-
-func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if s.cfg.Token == "" {
-		return true
-	}
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="cipvalidate"`)
-		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing bearer token (Authorization: Bearer TOKEN)"})
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="cipvalidate", error="invalid_token"`)
-		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "invalid bearer token"})
-		return false
-	}
-	return true
-}
 
 type errorBody struct {
 	Error string `json:"error"`
@@ -269,9 +263,10 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 	if found == nil {
 		found = []Found{} // "found": [] rather than null
 	}
-	s.cfg.Store.Add(Record{ID: id, Event: ev, Received: now, Accepted: acc, Found: found})
-	s.cfg.Logf("events: %s: client %s type %s ref %q: backtracked %d, queued %d, cached %d, dropped %d",
-		id, ev.Client, ev.Type, ev.Ref, acc.Backtracked, acc.Queued, acc.Cached, acc.Dropped)
+	by := actorOf(r, "")
+	s.cfg.Store.Add(Record{ID: id, Event: ev, Received: now, Accepted: acc, Found: found, By: by})
+	s.cfg.Logf("events: %s: client %s type %s ref %q by %s: backtracked %d, queued %d, cached %d, dropped %d",
+		id, ev.Client, ev.Type, ev.Ref, by, acc.Backtracked, acc.Queued, acc.Cached, acc.Dropped)
 	if acc.Warning != "" {
 		s.cfg.Logf("events: %s: warning: %s", id, acc.Warning)
 	}
@@ -334,12 +329,18 @@ type recordBody struct {
 	Received time.Time                  `json:"received"`
 	Accepted Accepted                   `json:"accepted"`
 	Found    []foundWithVerdict         `json:"found"`
+	By       string                     `json:"by,omitempty"`
 	Fleet    map[string]json.RawMessage `json:"fleet,omitempty"` // node -> what it found, in a fleet
 }
 
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	rec, ok := s.cfg.Store.Get(id)
+	if tok := callerOf(r); tok != nil && tok.Role == RoleEvents && (!ok || rec.By != tok.Name) {
+		// Neither another client's event nor the fleet's reports.
+		writeJSON(w, http.StatusForbidden, errorBody{Error: fmt.Sprintf("token %q has role events, which reads only the events it posted to this node", tok.Name)})
+		return
+	}
 	var fleet map[string]json.RawMessage
 	if rb, isFleet := s.cfg.Backend.(ReportBackend); isFleet {
 		fleet = rb.Reports(id)
@@ -365,7 +366,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		}
 		body.Found[i].State = s.foundState(f, body.Found[i].Verdict)
 	}
-	body.Fleet = fleet
+	body.By, body.Fleet = rec.By, fleet
 	writeJSON(w, http.StatusOK, body)
 }
 

@@ -177,7 +177,7 @@ const (
 // the window (or between events) and are counted anyway, so the estimate
 // errs high; Result strings are constants and not counted.
 func recordSize(rec *Record) int64 {
-	n := storedSize + slotSize + alloc(len(rec.ID)) + alloc(len(rec.Event.Type)) + alloc(len(rec.Event.Ref))
+	n := storedSize + slotSize + alloc(len(rec.ID)) + alloc(len(rec.Event.Type)) + alloc(len(rec.Event.Ref)) + alloc(len(rec.By))
 	n += alloc(cap(rec.Found) * int(foundSize))
 	for i := range rec.Found {
 		f := &rec.Found[i]
