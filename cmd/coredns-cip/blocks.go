@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,8 +33,11 @@ The API address comes from --api, else $CIP_API (default http://127.0.0.1:8053);
 the token from --token-file, else $CIP_TOKEN_FILE or $CIP_TOKEN. An
 https:// API (events ... tls) is verified against --ca, else $CIP_CA, else
 the system's CAs; one that requires mutual TLS (client_ca) gets the client
-certificate --cert and its key --key. The actor recorded in the audit log is
---actor, else $USER.
+certificate --cert and its key --key. list and allowlist take a read or an
+operator token, unblock and allow an operator token. The audit log names the
+token, and whom it acts for: --actor, else $USER ("ops (on behalf of alice)");
+without tokens (a loopback API) it names --actor alone. A 429 (the token's
+rate limit) is retried after its Retry-After, up to 3 times.
 
 Exit status: 0 done, 1 not found (unblock of an IP that is not blocked), 2 error.
 
@@ -77,10 +81,14 @@ type allowAnswer struct {
 
 // blocksResult is what the event API answered to one command.
 type blocksResult struct {
-	raw      []byte       // the answer as received
-	blocks   []blockEntry // list
-	allowed  allowAnswer  // allow
-	notFound bool         // unblock of an IP that is not blocked
+	raw     []byte       // the answer as received
+	blocks  []blockEntry // list
+	allowed allowAnswer  // allow
+	// unblocked is unblock's answer: the actor the audit log names.
+	unblocked struct {
+		Actor string `json:"actor"`
+	}
+	notFound bool // unblock of an IP that is not blocked
 }
 
 // blocksCmd runs the blocks sub-command with args (those after "blocks")
@@ -108,7 +116,7 @@ func parseBlocksFlags(args []string, stderr io.Writer, getenv func(string) strin
 	fs := newFlagSet("blocks", blocksUsage, stderr)
 	apiFlag := fs.String("api", "", "event API base `URL`")
 	files := addAPIFlags(fs, "")
-	actor := fs.String("actor", "", "who is acting, for the audit log")
+	actor := fs.String("actor", "", "whom the token acts for, for the audit log (default $USER)")
 	reason := fs.String("reason", "", "why (unblock, allow)")
 	until := fs.String("until", "", "allow: expiry, a duration such as 24h or an RFC 3339 time")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
@@ -168,8 +176,8 @@ func runBlocks(ctx context.Context, opts blocksOpts) (blocksResult, error) {
 		res.raw = raw
 		return res, err
 	case "unblock":
-		q := url.Values{"actor": {opts.actor}, "reason": {opts.reason}}
-		raw, status, err := opts.api.do(ctx, "DELETE", "/v1/blocks/"+url.PathEscape(opts.arg)+"?"+q.Encode(), nil, nil)
+		q := url.Values{"on_behalf_of": {opts.actor}, "reason": {opts.reason}}
+		raw, status, err := opts.api.do(ctx, "DELETE", "/v1/blocks/"+url.PathEscape(opts.arg)+"?"+q.Encode(), nil, &res.unblocked)
 		switch {
 		case err != nil:
 			return res, err
@@ -180,7 +188,7 @@ func runBlocks(ctx context.Context, opts blocksOpts) (blocksResult, error) {
 		}
 		return res, nil
 	default: // allow
-		body := map[string]any{"value": opts.arg, "actor": opts.actor}
+		body := map[string]any{"value": opts.arg, "on_behalf_of": opts.actor}
 		if opts.reason != "" {
 			body["reason"] = opts.reason
 		}
@@ -218,7 +226,7 @@ func renderBlocks(w io.Writer, opts blocksOpts, res blocksResult) {
 		tw.Flush()
 		fmt.Fprintf(w, "%d active block(s)\n", len(res.blocks))
 	case opts.cmd == "unblock":
-		fmt.Fprintf(w, "unblocked %s everywhere (actor %s)\n", opts.arg, opts.actor)
+		fmt.Fprintf(w, "unblocked %s everywhere (actor: %s)\n", opts.arg, res.unblocked.Actor)
 	default: // allow
 		exp := "no expiry"
 		if res.allowed.Until != "" {
@@ -261,41 +269,72 @@ func newEventAPIClient(api string, files apiFiles, getenv func(string) string) (
 	return &eventAPIClient{base: strings.TrimRight(api, "/"), token: token, http: &http.Client{Transport: tr, Timeout: 15 * time.Second}}, nil
 }
 
+// Retries of a request the API answered 429 (its token's rate limit), each
+// after the answer's Retry-After, at most maxRetryAfter.
+const (
+	retries429    = 3
+	maxRetryAfter = 30 * time.Second
+)
+
 // do sends a request and decodes a 2xx JSON answer into out (if not nil).
+// A 429 is retried after its Retry-After, up to retries429 times.
 func (c *eventAPIClient) do(ctx context.Context, method, path string, body, out any) ([]byte, int, error) {
-	var rd io.Reader
+	var data []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if data, err = json.Marshal(body); err != nil {
 			return nil, 0, err
 		}
-		rd = bytes.NewReader(b)
+	}
+	for try := 0; ; try++ {
+		raw, status, wait, err := c.send(ctx, method, path, data)
+		if err != nil || status != http.StatusTooManyRequests || try == retries429 {
+			if err == nil && out != nil && status/100 == 2 {
+				if err := json.Unmarshal(raw, out); err != nil {
+					return raw, status, fmt.Errorf("event API answer: %v", err)
+				}
+			}
+			return raw, status, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return raw, status, ctx.Err()
+		}
+	}
+}
+
+// send sends one request with body data (JSON, if not nil) and returns
+// the answer, and for a 429 how long its Retry-After asks to wait.
+func (c *eventAPIClient) send(ctx context.Context, method, path string, data []byte) ([]byte, int, time.Duration, error) {
+	var rd io.Reader
+	if data != nil {
+		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	if body != nil {
+	if data != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("event API: %v%s", errors.Unwrap(err), tlsHint(err))
+		return nil, 0, 0, fmt.Errorf("event API: %v%s", errors.Unwrap(err), tlsHint(err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, resp.StatusCode, err
+		return nil, resp.StatusCode, 0, err
 	}
-	if out != nil && resp.StatusCode/100 == 2 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return raw, resp.StatusCode, fmt.Errorf("event API answer: %v", err)
-		}
+	wait := time.Second
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+		wait = min(time.Duration(secs)*time.Second, maxRetryAfter)
 	}
-	return raw, resp.StatusCode, nil
+	return raw, resp.StatusCode, wait, nil
 }
 
 // apiError renders an API error answer: its "error" text, and the field.

@@ -6,6 +6,7 @@
 //	coredns-cip fakeapi [flags]    serve a fake Criminal IP API for tests
 //	coredns-cip blocks COMMAND     operate block decisions through the event API
 //	coredns-cip backtrack [flags]  the original pipeline, offline, on an exported log
+//	coredns-cip token COMMAND      make a token for the event API's tokens file
 //	coredns-cip help [COMMAND]     the commands, or a sub-command's flags
 package main
 
@@ -76,6 +77,7 @@ var commands = []command{
 	{"fakeapi", "[flags]", "serve a fake Criminal IP API on loopback, for tests", fakeAPI, true},
 	{"blocks", "COMMAND", "list blocks, unblock an IP, allowlist a value (event API client)", blocksCmd, false},
 	{"backtrack", "[flags]", "validate a host's destinations from an exported firewall log", backtrack, true},
+	{"token", "COMMAND", "make a token for the event API's tokens file (new NAME ROLE, hash)", tokenCmd, false},
 }
 
 func main() {

@@ -23,13 +23,14 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/textsafe"
 )
 
-// Default request limits (Config.Limits). A person, a dashboard or an
-// integration stays far below the token rate; a runaway script does not.
-// The failure limit bounds guessing: 20 tries at once, then one a second,
-// per source address, against tokens of 128 bits and more.
+// Default request limits (Config.Limits). A person, a dashboard, a
+// firewall or a SIEM posting events stays below the token rate (a client
+// polling every 10 ms reaches it); a runaway script does not. The failure
+// limit bounds guessing: 20 tries at once, then one a second, per source
+// address, against tokens of 128 bits and more.
 const (
-	DefaultTokenRate  = 50.0
-	DefaultTokenBurst = 100
+	DefaultTokenRate  = 100.0
+	DefaultTokenBurst = 200
 	DefaultFailRate   = 1.0
 	DefaultFailBurst  = 20
 )

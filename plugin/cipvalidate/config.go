@@ -1,7 +1,6 @@
 package cipvalidate
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
@@ -93,9 +93,8 @@ type config struct {
 	pendingWait time.Duration
 	failClosed  bool
 
-	eventsAddr  string
-	eventsToken string
-	eventsTLS   *tls.Config // nil: plain HTTP
+	eventsAddr   string
+	eventsAccess adminapi.Access // tokens and TLS
 
 	blockPolicy blocks.Policy
 	staticAllow []blocks.Allow

@@ -21,11 +21,11 @@ func TestParseEventsTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.eventsTLS == nil || len(cfg.eventsTLS.Certificates) != 1 || cfg.eventsTLS.ClientAuth != tls.RequireAndVerifyClientCert {
-		t.Fatalf("events tls: %+v, want the certificate and client certificates required", cfg.eventsTLS)
+	if cfg.eventsAccess.TLS == nil || len(cfg.eventsAccess.TLS.Certificates) != 1 || cfg.eventsAccess.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		t.Fatalf("events tls: %+v, want the certificate and client certificates required", cfg.eventsAccess.TLS)
 	}
 	cfg, err = parseString(t, fmt.Sprintf("cipvalidate {\n api_key k\n events 127.0.0.1:0 tls %s %s\n}", pki.ServerCert, pki.ServerKey))
-	if err != nil || cfg.eventsTLS == nil || cfg.eventsTLS.ClientAuth != tls.NoClientCert {
+	if err != nil || cfg.eventsAccess.TLS == nil || cfg.eventsAccess.TLS.ClientAuth != tls.NoClientCert {
 		t.Fatalf("events tls without client_ca: %v %+v", err, cfg)
 	}
 
@@ -38,7 +38,7 @@ func TestParseEventsTLS(t *testing.T) {
 		{"tls " + pki.ServerCert + " " + pki.OtherKey, "private key does not match public key"},
 		{"tls " + pki.ServerCert + " " + pki.ServerKey + " client_ca /nonexistent/ca.pem", "events: client_ca"},
 		{"tls " + pki.ServerCert + " " + pki.ServerKey + " client_ca " + pki.ServerKey, "holds no PEM certificate"},
-		{"tls " + pki.ServerCert, "events: tls takes 2 values, got 1; syntax is events ADDRESS [token_file PATH] [tls CERT KEY [client_ca CA]]"},
+		{"tls " + pki.ServerCert, "events: tls takes 2 values, got 1; syntax is events ADDRESS [tokens PATH] [token_file PATH] [tls CERT KEY [client_ca CA]]"},
 		{"client_ca " + pki.CA, "events: client_ca needs tls CERT KEY"},
 	}
 	for _, tc := range tests {

@@ -200,7 +200,7 @@ func TestE2EBlockLifecycle(t *testing.T) {
 		if e["decision"] == v.Decision {
 			kinds[e["kind"].(string)] = true
 		}
-		if e["kind"] == "unblock" && (e["actor"] != "alice" || e["detail"] != "false positive") {
+		if e["kind"] == "unblock" && (e["actor"] != "token_file (on behalf of alice)" || e["detail"] != "false positive") {
 			t.Errorf("unblock audit %+v", e)
 		}
 	}

@@ -68,8 +68,8 @@ func (c *CIPValidate) startEvents() error {
 	}
 	srv, err := adminapi.NewServer(adminapi.Config{
 		Addr:    c.cfg.eventsAddr,
-		Token:   c.cfg.eventsToken,
-		TLS:     c.cfg.eventsTLS,
+		Tokens:  c.cfg.eventsAccess.Tokens,
+		TLS:     c.cfg.eventsAccess.TLS,
 		Backend: c.eng.API(),
 		Store:   c.eng.State().Events(),
 		Logf:    log.Infof,
@@ -83,7 +83,7 @@ func (c *CIPValidate) startEvents() error {
 	}
 	c.api = srv
 	scheme := "http"
-	if c.cfg.eventsTLS != nil {
+	if c.cfg.eventsAccess.TLS != nil {
 		scheme = "https"
 	}
 	log.Infof("event API listening on %s://%s", scheme, srv.Addr())

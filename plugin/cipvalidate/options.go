@@ -70,7 +70,7 @@ func (cfg *config) options() []option {
 		choiceOpt("mode", &cfg.monitor, "enforce|monitor", false, true),
 		{name: "pending", usage: []string{"allow | wait DURATION"}, min: 1, max: 2, parse: cfg.parsePending},
 		choiceOpt("fail", &cfg.failClosed, "open|closed", false, true),
-		{name: "events", usage: []string{"ADDRESS [token_file PATH] [tls CERT KEY [client_ca CA]]"}, min: 1, max: 8, parse: cfg.parseEvents},
+		{name: "events", usage: []string{"ADDRESS [tokens PATH] [token_file PATH] [tls CERT KEY [client_ca CA]]"}, min: 1, max: 10, parse: cfg.parseEvents},
 		{name: "block_ttl", usage: []string{"DURATION [escalate FACTOR MAX]"}, min: 1, max: 4, parse: cfg.parseBlockTTL},
 		{name: "hook", usage: []string{
 			"nftables FAMILY TABLE SET4 SET6 [create] [scoped] [netns NAME]",
@@ -332,26 +332,13 @@ func (cfg *config) parseEvents(args []string) error {
 		return fmt.Errorf("%q is not HOST:PORT", args[0])
 	}
 	cfg.eventsAddr = args[0]
-	var certKey []string
-	clientCA := ""
-	// LoadToken's and LoadTLS's errors start with "events: ", which explain
-	// keeps.
-	err := keyValues(args[1:], "argument",
-		keyword{key: "token_file", values: 1, set: func(v []string) (err error) {
-			cfg.eventsToken, err = adminapi.LoadToken(v[0])
-			return err
-		}},
-		keyword{key: "tls", values: 2, set: func(v []string) error { certKey = v; return nil }},
-		keyword{key: "client_ca", values: 1, set: func(v []string) error { clientCA = v[0]; return nil }})
-	switch {
-	case err != nil:
-		return err
-	case clientCA != "" && certKey == nil:
-		return syntaxError("client_ca needs tls CERT KEY: client certificates are checked in the TLS handshake")
-	case certKey != nil:
-		// Loaded now, so a missing file or a key that does not match its
-		// certificate fails the Corefile, with its line.
-		cfg.eventsTLS, err = adminapi.LoadTLS(certKey[0], certKey[1], clientCA)
+	var f adminapi.AccessFiles
+	path := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
+	err := keyValues(args[1:], "argument", kv("token_file", path(&f.TokenFile)), kv("tokens", path(&f.Tokens)),
+		keyword{key: "tls", values: 2, set: func(v []string) error { f.Cert, f.Key = v[0], v[1]; return nil }},
+		kv("client_ca", path(&f.ClientCA)))
+	if err == nil { // Load's errors start with "events: ", which explain keeps
+		cfg.eventsAccess, err = f.Load()
 	}
 	return err
 }

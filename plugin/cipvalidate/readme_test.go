@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/coretest"
 	"github.com/coredns-cip/coredns-cip/internal/testcerts"
 	"github.com/coredns/coredns/core/dnsserver"
@@ -39,6 +40,7 @@ func TestReadme(t *testing.T) {
 		"db.example.org":          exampleZone,
 		"criminalip_api_key.json": `{"api_key": "readme-key"}`,
 		"cip-token":               "readme-token\n",
+		"cip-tokens":              "siem events sha256:" + strings.Repeat("ab", 32) + "\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -150,4 +152,33 @@ func readReadme(t *testing.T, path string) (sections, corefiles []string) {
 		t.Fatal(err)
 	}
 	return sections, corefiles
+}
+
+// TestReadmeTokensExample: the tokens file the README shows loads, with
+// the roles and the limit it says.
+func TestReadmeTokensExample(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	text = text[strings.Index(text, "### Tokens and roles"):]
+	text = text[strings.Index(text, "~~~ txt\n")+len("~~~ txt\n"):]
+	path := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(path, []byte(text[:strings.Index(text, "~~~")]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	toks, err := adminapi.LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []adminapi.Token{
+		adminapi.NewToken("siem", adminapi.RoleEvents, "example-siem-token"),
+		adminapi.NewToken("paloalto", adminapi.RoleRead, "example-firewall-token"),
+		adminapi.NewToken("alice", adminapi.RoleOperator, "example-alice-token"),
+	}
+	want[1].Rate = 1
+	if !slices.Equal(toks, want) {
+		t.Errorf("the README's tokens file loads as %+v, want %+v", toks, want)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/optval"
 
 	"github.com/coredns/caddy"
@@ -94,7 +95,7 @@ func TestParseEveryOption(t *testing.T) {
 		"mode":        cfg.monitor,
 		"pending":     cfg.pendingWait == 250*time.Millisecond,
 		"fail":        cfg.failClosed,
-		"events":      cfg.eventsAddr == "127.0.0.1:0" && cfg.eventsToken == "tok",
+		"events":      cfg.eventsAddr == "127.0.0.1:0" && slices.Equal(cfg.eventsAccess.Tokens, []adminapi.Token{adminapi.NewToken("token_file", adminapi.RoleOperator, "tok")}),
 	}
 	for opt, ok := range checks {
 		if !ok {
@@ -315,7 +316,7 @@ func TestParseErrorsSayWhatIsValid(t *testing.T) {
 		{"retain 10m per_client", "retain: per_client has no value; syntax is retain DURATION [per_client N] [total N]"},
 		{"retain 10m total 5 total 6", "retain: total given twice; syntax is retain"},
 		{"block_ttl 1h escalate 2", "block_ttl: escalate takes 2 values, got 1; syntax is block_ttl DURATION [escalate FACTOR MAX]"},
-		{"events 127.0.0.1:0 token /x", `events: unknown argument "token"; syntax is events ADDRESS [token_file PATH]`},
+		{"events 127.0.0.1:0 token /x", `events: unknown argument "token"; syntax is events ADDRESS [tokens PATH] [token_file PATH]`},
 		{"pending wait", `pending: cannot read "wait"; syntax is pending allow | wait DURATION`},
 		{"ports 22", "ports: takes at least 2 argument(s), got 1; syntax is ports not PORT..."},
 		{"ports only 22", `ports: the first argument is "only", not the word not; syntax is ports not PORT...`},
