@@ -23,14 +23,16 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/textsafe"
 )
 
-// Default request limits (Config.Limits). A person, a dashboard, a
-// firewall or a SIEM posting events stays below the token rate (a client
-// polling every 10 ms reaches it); a runaway script does not. The failure
-// limit bounds guessing: 20 tries at once, then one a second, per source
-// address, against tokens of 128 bits and more.
+// Default request limits (Config.Limits). The token burst lets an event
+// storm through (an outbreak makes an EDR post a thousand events at once,
+// and an event refused is an event lost to the many senders that do not
+// retry), the rate bounds a stolen token or a runaway script; a person, a
+// dashboard or a firewall polling the EDL stays far below both. The
+// failure limit bounds guessing: 20 tries at once, then one a second, per
+// source address, against tokens of 128 bits and more.
 const (
-	DefaultTokenRate  = 100.0
-	DefaultTokenBurst = 200
+	DefaultTokenRate  = 200.0
+	DefaultTokenBurst = 1000
 	DefaultFailRate   = 1.0
 	DefaultFailBurst  = 20
 )
@@ -55,6 +57,10 @@ type Limits struct {
 	// checking it would be answering the guess.
 	FailRate  float64
 	FailBurst int
+	// Clock is the limits' clock; nil means time.Now. It is not
+	// Config.Now: a rate is one of real requests, whatever time the events
+	// are given.
+	Clock func() time.Time
 }
 
 func (l Limits) withDefaults() Limits {
@@ -69,6 +75,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.FailBurst <= 0 {
 		l.FailBurst = DefaultFailBurst
+	}
+	if l.Clock == nil {
+		l.Clock = time.Now
 	}
 	return l
 }
@@ -215,7 +224,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*authToke
 	if len(a.tokens) == 0 {
 		return nil, true
 	}
-	now := s.cfg.Now()
+	now := a.limits.Clock()
 	src := sourceOf(r)
 	if d := a.failDelay(src, now); d > 0 {
 		s.logEvery("failures", time.Minute, now, "events: too many requests with a missing or wrong token from %s; answering 429", src)
