@@ -251,6 +251,10 @@ func TestOnBehalfOf(t *testing.T) {
 			t.Errorf("?%s, X-On-Behalf-Of %q: unblock by %q, want %q", tc.query, tc.header, got, tc.want)
 		}
 	}
+	wantStatus(t, f.do("DELETE", "/v1/clients/10.1.2.3?on_behalf_of=dave", ""), 200)
+	if !strings.Contains(f.logs.all(), "client 10.1.2.3 untagged by token_file (on behalf of dave)") {
+		t.Errorf("the untag's log line does not name the actor: %s", f.logs.all())
+	}
 	wantStatus(t, f.do("POST", "/v1/allow", `{"value":"45.83.0.40","on_behalf_of":"carol"}`), 201)
 	if got := bb.allowed[len(bb.allowed)-1].Actor; got != "token_file (on behalf of carol)" {
 		t.Errorf("allow by %q", got)

@@ -387,11 +387,15 @@ func (s *Server) deleteClient(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, http.StatusBadRequest, err)
 		return
 	}
+	actor, ok := requestActor(w, r)
+	if !ok {
+		return
+	}
 	if !s.cfg.Backend.Untag(ip) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("client %s is not tagged by an event", ip)})
 		return
 	}
-	s.cfg.Logf("events: client %s untagged", ip)
+	s.cfg.Logf("events: client %s untagged by %s", ip, actor)
 	writeJSON(w, http.StatusOK, struct {
 		Client   netip.Addr `json:"client"`
 		Untagged bool       `json:"untagged"`

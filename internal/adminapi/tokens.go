@@ -48,7 +48,7 @@ const LegacyTokenName = "token_file"
 const (
 	minPlainToken = 16
 	maxTokenName  = 64
-	maxTokenRate  = 100_000
+	maxTokenLimit  = 100_000
 	maxTokensFile = 1 << 20
 )
 
@@ -255,14 +255,14 @@ func (tok *Token) setLimit(field string) error {
 	switch key {
 	case "rate":
 		r, err := strconv.ParseFloat(val, 64)
-		if err != nil || math.IsNaN(r) || r <= 0 || r > maxTokenRate || tok.Rate != 0 {
-			return fmt.Errorf("rate=%q: want one rate=N, requests a second, above 0 and at most %d", val, maxTokenRate)
+		if err != nil || math.IsNaN(r) || r <= 0 || r > maxTokenLimit || tok.Rate != 0 {
+			return fmt.Errorf("rate=%q: want one rate=N, requests a second, above 0 and at most %d", val, maxTokenLimit)
 		}
 		tok.Rate = r
 	case "burst":
 		b, err := strconv.Atoi(val)
-		if err != nil || b < 1 || b > maxTokenRate || tok.Burst != 0 {
-			return fmt.Errorf("burst=%q: want one burst=N, from 1 to %d", val, maxTokenRate)
+		if err != nil || b < 1 || b > maxTokenLimit || tok.Burst != 0 {
+			return fmt.Errorf("burst=%q: want one burst=N, from 1 to %d", val, maxTokenLimit)
 		}
 		tok.Burst = b
 	default:
