@@ -48,7 +48,7 @@ const LegacyTokenName = "token_file"
 const (
 	minPlainToken = 16
 	maxTokenName  = 64
-	maxTokenLimit  = 100_000
+	maxTokenLimit = 100_000
 	maxTokensFile = 1 << 20
 )
 
