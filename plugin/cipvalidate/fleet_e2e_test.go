@@ -28,7 +28,7 @@ type redisServer struct {
 	cmd  *exec.Cmd
 }
 
-func startRedis(t *testing.T, dir string) *redisServer {
+func startRedis(t testing.TB, dir string) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
