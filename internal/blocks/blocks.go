@@ -130,6 +130,9 @@ type Allow struct {
 	Actor   string    `json:"actor,omitempty"`
 	Created time.Time `json:"created"`
 	Static  bool      `json:"static,omitempty"`
+	// Version orders the entry among the fleet's changes to its value (a
+	// fleet.Version; 0 on a single node).
+	Version uint64 `json:"version,omitempty"`
 
 	prefix netip.Prefix
 	domain string
@@ -438,6 +441,14 @@ func (m *Manager) RemoveAllow(value string) bool {
 	return true
 }
 
+// Dynamic returns the dynamic allowlist entry of value, live or not.
+func (m *Manager) Dynamic(value string) (Allow, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.dynamic[value]
+	return a, ok
+}
+
 // Allowlist returns the live entries, static first, then by value.
 func (m *Manager) Allowlist(now time.Time) []Allow {
 	var out []Allow
@@ -544,7 +555,7 @@ func (m *Manager) Restore(blocks []Block, history []History, allow []Allow, now 
 		if err != nil || !a.live(now) {
 			continue
 		}
-		parsed.Until, parsed.Reason, parsed.Actor, parsed.Created = a.Until, a.Reason, a.Actor, a.Created
+		parsed.Until, parsed.Reason, parsed.Actor, parsed.Created, parsed.Version = a.Until, a.Reason, a.Actor, a.Created, a.Version
 		m.dynamic[parsed.Value] = parsed
 	}
 	m.snapshotLocked()

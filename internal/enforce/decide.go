@@ -317,8 +317,13 @@ func (e *Engine) lifted(b blocks.Block, now time.Time, actor, why, detail string
 // Allow adds a dynamic allowlist entry and lifts the blocks it covers, on
 // every node of a fleet.
 func (e *Engine) Allow(a blocks.Allow) []blocks.Block {
+	if cur, ok := e.st.blocks.Dynamic(a.Value); ok {
+		a.Version = cur.Version
+	}
+	a.Version = e.stamp(a.Version)
 	lifted := e.allowLocal(a)
-	e.share(fleetAllow, a.Value, a, ttlUntil(a.Until, e.Now()), msgAllow, a)
+	e.forgetUnallow(a.Value)
+	e.shareAllow(a)
 	for _, b := range lifted {
 		if l, ok := e.newLift(b, a.Actor, "allowlisted: "+a.Reason); ok {
 			e.shareLift(l)
@@ -345,10 +350,13 @@ func (e *Engine) RemoveAllow(value, actor string) bool {
 	if a, err := blocks.ParseAllow(value); err == nil {
 		value = a.Value
 	}
+	a, _ := e.st.blocks.Dynamic(value)
 	if !e.removeAllowLocal(value, actor) {
 		return false
 	}
-	e.unshare(fleetAllow, value, msgUnallow, value)
+	if u, ok := e.newUnallow(a, actor); ok {
+		e.shareUnallow(u)
+	}
 	return true
 }
 

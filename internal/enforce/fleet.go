@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
-	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
@@ -303,35 +302,17 @@ func (e *Engine) onFleetMessage(m fleet.Message) {
 		if json.Unmarshal(m.Data, &v) == nil && v.IP.IsValid() && v.Suspicious() {
 			e.adoptVerdict(v, nil, e.Now())
 		}
-	case msgAllow:
-		e.adoptAllow(m.Data)
-	case msgUnallow:
-		var v string
-		if json.Unmarshal(m.Data, &v) == nil {
-			e.removeAllowLocal(v, actorFleet)
+	case msgAllow, msgUnallow:
+		if c, ok := decodeAllowChange(m.Data); ok {
+			e.applyAllowChange(c)
 		}
 	}
 }
 
-// adoptAllow takes an allowlist entry another node made (its value is
-// parsed again: what another node sends is not trusted blindly).
-func (e *Engine) adoptAllow(data []byte) {
-	var a blocks.Allow
-	if json.Unmarshal(data, &a) != nil {
-		return
-	}
-	parsed, err := blocks.ParseAllow(a.Value)
-	if err != nil {
-		return
-	}
-	parsed.Until, parsed.Reason, parsed.Actor, parsed.Created = a.Until, a.Reason, a.Actor, a.Created
-	e.allowLocal(parsed)
-}
-
 // fleetSync makes this node and Redis agree, at start and whenever Redis
-// comes back: the blocks as syncBlocks says; the allowlist entries and
-// tags Redis has and this node does not are adopted, and what this node
-// added meanwhile is written (and a new allowlist entry announced).
+// comes back: the blocks and the allowlist as syncBlocks and syncAllow
+// say; the tags Redis has and this node does not are adopted, and this
+// node's are written.
 func (e *Engine) fleetSync() {
 	f := e.st.fleet
 	if f == nil {
@@ -341,10 +322,7 @@ func (e *Engine) fleetSync() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	e.syncBlocks(ctx, f, now)
-	allowed, err := f.List(ctx, fleetAllow)
-	for _, data := range allowed {
-		e.adoptAllow(data)
-	}
+	e.syncAllow(ctx, f, now)
 	if recs, err := f.List(ctx, fleetTags); err == nil {
 		for _, data := range recs {
 			var t tags.Tag
@@ -352,16 +330,6 @@ func (e *Engine) fleetSync() {
 				e.st.tags.Tag(t.Client, t.Since, t.Until, t.Ref, t.Event)
 			}
 		}
-	}
-	for _, a := range e.st.blocks.Allowlist(now) {
-		if a.Static {
-			continue
-		}
-		msg := ""
-		if _, ok := allowed[a.Value]; !ok && err == nil {
-			msg = msgAllow // made here while Redis was down: the others lift what it covers now
-		}
-		e.share(fleetAllow, a.Value, a, ttlUntil(a.Until, now), msg, a)
 	}
 	for _, t := range e.st.tags.List(now) {
 		e.share(fleetTags, t.Client.String(), t, t.Until.Sub(now), "", nil)

@@ -52,31 +52,42 @@ type lift struct {
 	Version  fleet.Version `json:"version"`
 }
 
-// lifts are the lifts a node remembers, by IP. Its lock is held while a
-// change to a block is applied, so that the checks and the change are one
+// tombstones are the lifts and the allowlist removals a node made or
+// heard of, kept while a node cut off from the fleet may still hold what
+// they removed. The lock is held while a change to a block or an
+// allowlist entry is applied, so that its checks and the change are one
 // step.
-type lifts struct {
-	mu sync.Mutex
-	m  map[netip.Addr]lift
+type tombstones struct {
+	mu       sync.Mutex
+	lifts    map[netip.Addr]lift
+	unallows map[string]unallow
 }
 
-func (ls *lifts) restore(all []lift, now time.Time) {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	ls.m = map[netip.Addr]lift{}
-	for _, l := range all {
+func newTombstones() tombstones {
+	return tombstones{lifts: map[netip.Addr]lift{}, unallows: map[string]unallow{}}
+}
+
+func (ts *tombstones) restore(lifts []lift, unallows []unallow, now time.Time) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, l := range lifts {
 		if l.IP.IsValid() && now.Before(l.Until) {
-			ls.m[l.IP.Unmap()] = l
+			ts.lifts[l.IP.Unmap()] = l
+		}
+	}
+	for _, u := range unallows {
+		if u.Value != "" && now.Before(u.Until) {
+			ts.unallows[u.Value] = u
 		}
 	}
 }
 
-// list returns the lifts live at now.
-func (ls *lifts) list(now time.Time) []lift {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	out := make([]lift, 0, len(ls.m))
-	for _, l := range ls.m {
+// liveLifts returns the lifts live at now.
+func (ts *tombstones) liveLifts(now time.Time) []lift {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	out := make([]lift, 0, len(ts.lifts))
+	for _, l := range ts.lifts {
 		if now.Before(l.Until) {
 			out = append(out, l)
 		}
@@ -84,13 +95,31 @@ func (ls *lifts) list(now time.Time) []lift {
 	return out
 }
 
-// sweep forgets the lifts whose block would have ended by now.
-func (ls *lifts) sweep(now time.Time) {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	for ip, l := range ls.m {
+// liveUnallows returns the allowlist removals live at now.
+func (ts *tombstones) liveUnallows(now time.Time) []unallow {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	out := make([]unallow, 0, len(ts.unallows))
+	for _, u := range ts.unallows {
+		if now.Before(u.Until) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// sweep forgets the tombstones that ended by now.
+func (ts *tombstones) sweep(now time.Time) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for ip, l := range ts.lifts {
 		if !now.Before(l.Until) {
-			delete(ls.m, ip)
+			delete(ts.lifts, ip)
+		}
+	}
+	for v, u := range ts.unallows {
+		if !now.Before(u.Until) {
+			delete(ts.unallows, v)
 		}
 	}
 }
@@ -116,14 +145,14 @@ func (e *Engine) shareBlock(b blocks.Block, v *verdicts.Verdict) {
 	if v != nil && (v.IP != b.IP || !v.Suspicious()) {
 		v = nil
 	}
-	e.shareChange(b.IP, fleet.Version(b.Version), b.Expires.Sub(now), msgBlock, blockChange{Block: &b, Verdict: v})
+	e.shareChange(fleetBlocks, b.IP.String(), fleet.Version(b.Version), b.Expires.Sub(now), msgBlock, blockChange{Block: &b, Verdict: v})
 }
 
 // shareLift writes a lift made here to Redis, with the operator's clean
 // verdict, and announces it, unless Redis holds a later change to the IP.
 func (e *Engine) shareLift(l lift) {
 	now := e.Now()
-	if !now.Before(l.Until) || !e.shareChange(l.IP, l.Version, l.Until.Sub(now), msgUnblock, blockChange{Lift: &l}) {
+	if !now.Before(l.Until) || !e.shareChange(fleetBlocks, l.IP.String(), l.Version, l.Until.Sub(now), msgUnblock, blockChange{Lift: &l}) {
 		return
 	}
 	if v, ok := e.st.cache.Get(l.IP, now); ok && v.Outcome == verdicts.Clean {
@@ -131,10 +160,11 @@ func (e *Engine) shareLift(l lift) {
 	}
 }
 
-// shareChange writes change c to ip's record if it is later than the one
-// there, and then announces it as msgKind. It reports whether c was
-// written. A later change on Redis was announced by its writer.
-func (e *Engine) shareChange(ip netip.Addr, v fleet.Version, ttl time.Duration, msgKind string, c blockChange) bool {
+// shareChange writes change c, of version v, to the record key of kind
+// if it is later than the one there, and then announces it as msgKind.
+// It reports whether c was written. A later change on Redis was announced
+// by its writer.
+func (e *Engine) shareChange(kind, key string, v fleet.Version, ttl time.Duration, msgKind string, c any) bool {
 	f := e.st.fleet
 	if f == nil {
 		return false
@@ -145,10 +175,10 @@ func (e *Engine) shareChange(ip netip.Addr, v fleet.Version, ttl time.Duration, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), fleetOp)
 	defer cancel()
-	stored, err := f.PutNewer(ctx, fleetBlocks, ip.Unmap().String(), v, data, ttl)
+	stored, err := f.PutNewer(ctx, kind, key, v, data, ttl)
 	if err != nil {
 		if !errors.Is(err, fleet.ErrDown) {
-			e.log.Warningf("fleet: %s %s: %v", msgKind, ip, err)
+			e.log.Warningf("fleet: %s %s: %v", msgKind, key, err)
 		}
 		return false
 	}
@@ -165,21 +195,21 @@ func (e *Engine) newLift(b blocks.Block, actor, why string) (lift, bool) {
 		return lift{}, false
 	}
 	l := lift{IP: b.IP.Unmap(), Decision: b.Decision, Actor: actor, Why: why, Until: b.Expires, Version: fleet.Version(e.stamp(b.Version))}
-	ls := &e.st.lifts
-	ls.mu.Lock()
-	ls.m[l.IP] = l
-	ls.mu.Unlock()
+	ts := &e.st.tombs
+	ts.mu.Lock()
+	ts.lifts[l.IP] = l
+	ts.mu.Unlock()
 	e.persist(kindLifts, l.IP.String(), l.Until, l)
 	return l, true
 }
 
 // forgetLift drops ip's lift: a block of ip was made here since.
 func (e *Engine) forgetLift(ip netip.Addr) {
-	ls := &e.st.lifts
-	ls.mu.Lock()
-	_, ok := ls.m[ip]
-	delete(ls.m, ip)
-	ls.mu.Unlock()
+	ts := &e.st.tombs
+	ts.mu.Lock()
+	_, ok := ts.lifts[ip]
+	delete(ts.lifts, ip)
+	ts.mu.Unlock()
 	if ok {
 		e.deleteState(kindLifts, ip.String())
 	}
@@ -203,15 +233,13 @@ func (e *Engine) applyChange(c blockChange, now time.Time) {
 // of the IP is not taken.
 func (e *Engine) adoptBlock(b blocks.Block, v *verdicts.Verdict, now time.Time) {
 	b.IP = b.IP.Unmap()
-	ls := &e.st.lifts
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	if l, ok := ls.m[b.IP]; ok && l.Version >= fleet.Version(b.Version) {
+	ts := &e.st.tombs
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if l, ok := ts.lifts[b.IP]; ok && l.Version >= fleet.Version(b.Version) {
 		return
 	}
-	if f := e.st.fleet; f != nil {
-		f.Clock().Observe(fleet.Version(b.Version))
-	}
+	e.observe(fleet.Version(b.Version))
 	if v != nil && v.IP.Unmap() == b.IP && v.Suspicious() && now.Before(b.Expires) {
 		if _, allowed := e.st.blocks.Allowed(b.IP, b.Qnames, now); !allowed {
 			e.adoptVerdict(*v, b.Qnames, now)
@@ -220,8 +248,8 @@ func (e *Engine) adoptBlock(b blocks.Block, v *verdicts.Verdict, now time.Time) 
 	if !e.st.blocks.Adopt(b, now) {
 		return
 	}
-	if _, ok := ls.m[b.IP]; ok {
-		delete(ls.m, b.IP)
+	if _, ok := ts.lifts[b.IP]; ok {
+		delete(ts.lifts, b.IP)
 		e.deleteState(kindLifts, b.IP.String())
 	}
 	e.persistBlock(b)
@@ -260,19 +288,17 @@ func (e *Engine) adoptLift(l lift, now time.Time) {
 	if !l.IP.IsValid() || !now.Before(l.Until) {
 		return
 	}
-	ls := &e.st.lifts
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	if f := e.st.fleet; f != nil {
-		f.Clock().Observe(l.Version)
-	}
+	ts := &e.st.tombs
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	e.observe(l.Version)
 	if b, ok := e.st.blocks.Get(l.IP, now); ok && fleet.Version(b.Version) > l.Version {
 		return
 	}
-	if cur, ok := ls.m[l.IP]; ok && cur.Version >= l.Version {
+	if cur, ok := ts.lifts[l.IP]; ok && cur.Version >= l.Version {
 		return
 	}
-	ls.m[l.IP] = l
+	ts.lifts[l.IP] = l
 	e.persist(kindLifts, l.IP.String(), l.Until, l)
 	if _, ok := e.unblockLocal(l.IP, l.Actor, l.Why); !ok {
 		e.standClean(l.IP, l.Decision, l.Actor, l.Why, now) // a verdict without a block here
@@ -287,7 +313,7 @@ func (e *Engine) syncBlocks(ctx context.Context, f *fleet.Fleet, now time.Time) 
 	for _, b := range e.st.blocks.Active(now) {
 		f.Clock().Observe(fleet.Version(b.Version))
 	}
-	for _, l := range e.st.lifts.list(now) {
+	for _, l := range e.st.tombs.liveLifts(now) {
 		f.Clock().Observe(l.Version)
 	}
 	recs, err := f.ListRecords(ctx, fleetBlocks)
@@ -319,7 +345,7 @@ func (e *Engine) syncBlocks(ctx context.Context, f *fleet.Fleet, now time.Time) 
 		}
 		e.shareBlock(b, v)
 	}
-	for _, l := range e.st.lifts.list(now) {
+	for _, l := range e.st.tombs.liveLifts(now) {
 		if rec, ok := recs[l.IP.String()]; ok && rec.Version >= l.Version {
 			continue
 		}

@@ -2,7 +2,6 @@ package enforce
 
 import (
 	"encoding/json"
-	"net/netip"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -26,7 +25,8 @@ const (
 	kindAllow    state.Kind = "allow"
 	kindTags     state.Kind = "tags"
 	kindVerdicts state.Kind = "verdicts"
-	kindLifts    state.Kind = "lifts" // a fleet's unblocks, see fleetblocks.go
+	kindLifts    state.Kind = "lifts"    // a fleet's unblocks, see fleetblocks.go
+	kindUnallows state.Kind = "unallows" // a fleet's allowlist removals
 )
 
 // State is what survives a reload: the clients' windows, the tags, the
@@ -44,7 +44,7 @@ type State struct {
 	names  *NameMemory
 	events *adminapi.Store
 	blocks *blocks.Manager
-	lifts  lifts // a fleet's unblocks
+	tombs  tombstones // a fleet's unblocks and allowlist removals
 
 	stateDir  string
 	store     *state.Store  // nil without a state directory
@@ -91,7 +91,7 @@ func Acquire(key string, cfg Config, log Logger) (*State, error) {
 			names:  NewNameMemory(),
 			events: adminapi.NewStore(10_000),
 			blocks: blocks.New(cfg.BlockPolicy, cfg.StaticAllow),
-			lifts:  lifts{m: map[netip.Addr]lift{}},
+			tombs:  newTombstones(),
 		}
 		st.SetClock(time.Now)
 		if cfg.Now != nil {
@@ -261,7 +261,7 @@ func loadAll[T any](st *State, kind state.Kind, log Logger) []T {
 func (st *State) restore(now time.Time, log Logger) {
 	allow := loadAll[blocks.Allow](st, kindAllow, log)
 	st.blocks.Restore(loadAll[blocks.Block](st, kindBlocks, log), loadAll[blocks.History](st, kindHistory, log), allow, now)
-	st.lifts.restore(loadAll[lift](st, kindLifts, log), now)
+	st.tombs.restore(loadAll[lift](st, kindLifts, log), loadAll[unallow](st, kindUnallows, log), now)
 	for _, t := range loadAll[tags.Tag](st, kindTags, log) {
 		if t.Until.After(now) {
 			st.tags.Tag(t.Client, t.Since, t.Until, t.Ref, t.Event)

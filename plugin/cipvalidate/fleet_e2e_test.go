@@ -254,6 +254,17 @@ func TestFleetRedisDown(t *testing.T) {
 	eventually(t, "B gets the block made during the outage", func() bool { return b.blocked("45.83.0.21") })
 }
 
+// restart stops the node and starts it again from its Corefile (new
+// ports), as after a reboot: a State of its own is restored from its
+// state directory, if it has one.
+func (n *node) restart() {
+	n.t.Helper()
+	coretest.Stop(n.t, n.inst)
+	n.inst, n.dnsAddr, _ = coretest.Start(n.t, n.corefile)
+	n.plugin().eng.SetClock(n.clock.Now)
+	n.apiBase = "http://" + n.plugin().api.Addr()
+}
+
 // blockIPs lists the IPs of the node's blocks (GET /v1/blocks), sorted.
 func (n *node) blockIPs() []string {
 	var list []struct {
@@ -266,6 +277,19 @@ func (n *node) blockIPs() []string {
 	}
 	slices.Sort(ips)
 	return ips
+}
+
+// allowValues lists the values of the node's allowlist (GET /v1/allow).
+func (n *node) allowValues() []string {
+	var list []struct {
+		Value string `json:"value"`
+	}
+	n.api("GET", "/v1/allow", nil, &list)
+	values := []string{}
+	for _, a := range list {
+		values = append(values, a.Value)
+	}
+	return values
 }
 
 // answer is what the node answers client for name's A record.
@@ -342,10 +366,11 @@ func TestFleetLazyVerdicts(t *testing.T) {
 }
 
 // Fleet, undone unblock (issue 13): Redis is killed; B lifts a block
-// both nodes had while A makes a new one; Redis comes back empty. The
-// latest change wins everywhere: both nodes list the same blocks, answer
+// both nodes had and removes an allowlist entry both had, while A makes a
+// new block and a new entry; B restarts; Redis comes back empty. The
+// latest change wins everywhere: both nodes list the same blocks and allowlist, answer
 // the same, and hold the same nftables set (each in a namespace of its
-// own), and the unblock is not undone by either node's resync.
+// own), and neither removal is undone by either node's resync.
 func TestFleetUndoneUnblock(t *testing.T) {
 	dir := t.TempDir()
 	r := startRedis(t, dir)
@@ -357,13 +382,18 @@ func TestFleetUndoneUnblock(t *testing.T) {
 			extra[n] = "hook nftables inet cip blocked4 blocked6 create netns " + nss[n].Name
 		}
 	}
+	extra["B"] += "\nstate " + filepath.Join(dir, "b-state")
 	nodes := startFleet(t, r, names, extra)
 	a, b := nodes[0], nodes[1]
 
 	a.query("127.0.0.2", "multi.example.org", dns.TypeA)
 	a.postEvent("127.0.0.2", a.clock.Now(), "5m")
+	if code := a.api("POST", "/v1/allow", map[string]string{"value": "198.51.100.0/24", "reason": "partner"}, nil); code != http.StatusCreated {
+		t.Fatalf("allow on A: %d", code)
+	}
 	for _, n := range nodes {
 		eventually(t, n.name+" blocks 45.83.0.71", func() bool { return n.blocked("45.83.0.71") })
+		eventually(t, n.name+" allows 198.51.100.0/24", func() bool { return slices.Equal(n.allowValues(), []string{"198.51.100.0/24"}) })
 	}
 
 	r.stop() // SIGKILL
@@ -373,9 +403,20 @@ func TestFleetUndoneUnblock(t *testing.T) {
 	if code := b.api("DELETE", "/v1/blocks/45.83.0.71?reason=fp", nil, nil); code != http.StatusOK {
 		t.Fatalf("unblock on B with Redis down: %d", code)
 	}
+	if code := b.api("DELETE", "/v1/allow/198.51.100.0/24", nil, nil); code != http.StatusOK {
+		t.Fatalf("allowlist removal on B with Redis down: %d", code)
+	}
+	if code := a.api("POST", "/v1/allow", map[string]string{"value": "partner.example.net", "reason": "partner"}, nil); code != http.StatusCreated {
+		t.Fatalf("allow on A with Redis down: %d", code)
+	}
 	a.query("127.0.0.3", "tor.example.org", dns.TypeA)
 	a.postEvent("127.0.0.3", a.clock.Now(), "5m")
 	eventually(t, "A blocks 45.83.0.52 with Redis down", func() bool { return a.blocked("45.83.0.52") })
+	// B remembers what it did across a restart, Redis still down.
+	b.restart()
+	if b.blocked("45.83.0.71") || slices.Contains(b.allowValues(), "198.51.100.0/24") {
+		t.Fatal("B's unblock or allowlist removal did not survive its restart")
+	}
 
 	synced := map[string]uint64{}
 	for _, n := range nodes {
@@ -388,9 +429,11 @@ func TestFleetUndoneUnblock(t *testing.T) {
 			return n.plugin().eng.State().FleetSyncs() >= synced[n.name]+2
 		})
 	}
-	want := []string{"45.83.0.52"}
+	want, wantAllow := []string{"45.83.0.52"}, []string{"partner.example.net."}
 	for _, n := range nodes {
-		eventually(t, n.name+" converges on the latest changes", func() bool { return slices.Equal(n.blockIPs(), want) })
+		eventually(t, n.name+" converges on the latest changes", func() bool {
+			return slices.Equal(n.blockIPs(), want) && slices.Equal(n.allowValues(), wantAllow)
+		})
 		if ns := nss[n.name]; ns != nil {
 			waitElements(t, ns, false, func(els []nftset.Element) bool {
 				return len(els) == 1 && els[0].IP == netip.MustParseAddr("45.83.0.52")
@@ -401,6 +444,9 @@ func TestFleetUndoneUnblock(t *testing.T) {
 	for _, n := range nodes {
 		if got := n.blockIPs(); !slices.Equal(got, want) {
 			t.Errorf("%s lists blocks %v, want %v", n.name, got, want)
+		}
+		if got := n.allowValues(); !slices.Equal(got, wantAllow) {
+			t.Errorf("%s's allowlist is %v, want %v", n.name, got, wantAllow)
 		}
 		if got := n.answer("127.0.0.9", "multi.example.org"); !slices.Equal(got, []string{"45.83.0.71"}) {
 			t.Errorf("%s answers the unblocked multi.example.org with %v", n.name, got)
