@@ -322,7 +322,8 @@ func nftIPs(t *testing.T, ns *netnstest.NetNS) []string {
 // rewrites from the first query on: an untagged client's for an IP that
 // reaches everyone, and a tagged client's first one for an IP that
 // reaches tagged clients. GET /v1/verdicts on B reads Redis when B has no
-// verdict of its own.
+// verdict of its own. An unblock and an allowlist entry travel the same
+// way.
 func TestFleetLazyVerdicts(t *testing.T) {
 	r := startRedis(t, t.TempDir())
 	nodes := startFleet(t, r, []string{"A", "B"}, nil)
@@ -362,6 +363,24 @@ func TestFleetLazyVerdicts(t *testing.T) {
 	}
 	if calls := a.fake.CallsFor("45.83.0.21"); calls != 1 {
 		t.Errorf("%d API calls for 45.83.0.21, want 1", calls)
+	}
+
+	// An unblock on A and an allowlist entry on B reach the other's DNS.
+	if code := a.api("DELETE", "/v1/blocks/45.83.0.21?reason=fp", nil, nil); code != http.StatusOK {
+		t.Fatalf("unblock on A: %d", code)
+	}
+	if code := b.api("POST", "/v1/allow", map[string]string{"value": "45.83.0.53", "reason": "ours"}, nil); code != http.StatusCreated {
+		t.Fatalf("allow on B: %d", code)
+	}
+	eventually(t, "B answers the IP unblocked on A", func() bool {
+		return slices.Equal(b.answer("127.0.0.9", "bad.example.org"), []string{"45.83.0.21"})
+	})
+	eventually(t, "A answers the IP allowlisted on B", func() bool {
+		return slices.Equal(a.answer("127.0.0.2", "proxy.example.org"), []string{"45.83.0.53"})
+	})
+	var after verdictAnswer
+	if b.api("GET", "/v1/verdicts/45.83.0.21", nil, &after); after.Outcome != "clean" {
+		t.Errorf("B's verdict of 45.83.0.21 after the unblock: %+v, want the operator's clean one", after)
 	}
 }
 
