@@ -82,6 +82,9 @@ type Block struct {
 	// Narrowed says why the block reaches less than its evidence would (a
 	// shared IP: tagged pairs rather than IP-wide), or is empty.
 	Narrowed string `json:"narrowed,omitempty"`
+	// Version orders the block among the fleet's changes to its IP (a
+	// fleet.Version; 0 on a single node): see Adopt.
+	Version uint64 `json:"version,omitempty"`
 }
 
 // Everyone reports whether the block applies to the IP for every client.
@@ -108,6 +111,7 @@ type Verdict struct {
 	Score    string
 	Scope    risk.Scope // everyone or tagged
 	Narrowed string     // why Scope is narrower than the evidence, if it is
+	Version  uint64     // the Version of a new or widened block
 }
 
 // History records an IP's past blocks, for escalation.
@@ -126,6 +130,9 @@ type Allow struct {
 	Actor   string    `json:"actor,omitempty"`
 	Created time.Time `json:"created"`
 	Static  bool      `json:"static,omitempty"`
+	// Version orders the entry among the fleet's changes to its value (a
+	// fleet.Version; 0 on a single node).
+	Version uint64 `json:"version,omitempty"`
 
 	prefix netip.Prefix
 	domain string
@@ -304,7 +311,7 @@ func (m *Manager) Decide(v Verdict, c Cause, now time.Time) (b Block, out Outcom
 		newClient = c.Client.IsValid() && !slices.Contains(cur.Clients, c.Client.Unmap())
 		addCause(cur, c)
 		if !cur.Everyone() && v.Scope == risk.ScopeEveryone {
-			cur.Scope, cur.Reasons, cur.Decision = risk.ScopeEveryone, slices.Clone(v.Reasons), v.Decision
+			cur.Scope, cur.Reasons, cur.Decision, cur.Version = risk.ScopeEveryone, slices.Clone(v.Reasons), v.Decision, v.Version
 			return cloneBlock(cur), Widened, newClient
 		}
 		return cloneBlock(cur), Extended, newClient
@@ -317,7 +324,7 @@ func (m *Manager) Decide(v Verdict, c Cause, now time.Time) (b Block, out Outcom
 	b = Block{
 		IP: ip, Decision: v.Decision, Reasons: slices.Clone(v.Reasons), Score: v.Score,
 		Created: now, Expires: now.Add(ttl), TTL: ttl, Repeat: repeats, Monitor: m.policy.Monitor,
-		Scope: v.Scope, Port: c.Port, Narrowed: v.Narrowed,
+		Scope: v.Scope, Port: c.Port, Narrowed: v.Narrowed, Version: v.Version,
 	}
 	addCause(&b, c)
 	m.blocks[ip] = &b
@@ -353,9 +360,10 @@ func cloneBlock(b *Block) Block {
 }
 
 // Adopt records a block another node decided (a fleet shares them). It
-// replaces a local block of the same IP only if it ends later, and it
-// counts in the IP's history. It reports whether anything changed; an
-// allowlisted IP is not adopted.
+// replaces a local block of the same IP only if it is a later change (a
+// higher Version, or the same and it ends later), and it counts in the
+// IP's history. It reports whether anything changed; an allowlisted IP is
+// not adopted.
 func (m *Manager) Adopt(b Block, now time.Time) bool {
 	b.IP = b.IP.Unmap()
 	if !b.IP.IsValid() || !now.Before(b.Expires) {
@@ -366,7 +374,7 @@ func (m *Manager) Adopt(b Block, now time.Time) bool {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cur, ok := m.blocks[b.IP]; ok && !b.Expires.After(cur.Expires) {
+	if cur, ok := m.blocks[b.IP]; ok && (b.Version < cur.Version || b.Version == cur.Version && !b.Expires.After(cur.Expires)) {
 		return false
 	}
 	b.TTL = b.Expires.Sub(b.Created)
@@ -431,6 +439,14 @@ func (m *Manager) RemoveAllow(value string) bool {
 	delete(m.dynamic, value)
 	m.snapshotLocked()
 	return true
+}
+
+// Dynamic returns the dynamic allowlist entry of value, live or not.
+func (m *Manager) Dynamic(value string) (Allow, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.dynamic[value]
+	return a, ok
 }
 
 // Allowlist returns the live entries, static first, then by value.
@@ -539,7 +555,7 @@ func (m *Manager) Restore(blocks []Block, history []History, allow []Allow, now 
 		if err != nil || !a.live(now) {
 			continue
 		}
-		parsed.Until, parsed.Reason, parsed.Actor, parsed.Created = a.Until, a.Reason, a.Actor, a.Created
+		parsed.Until, parsed.Reason, parsed.Actor, parsed.Created, parsed.Version = a.Until, a.Reason, a.Actor, a.Created, a.Version
 		m.dynamic[parsed.Value] = parsed
 	}
 	m.snapshotLocked()

@@ -195,6 +195,17 @@ func TestAdopt(t *testing.T) {
 	if h, _ := m.History(bad); h.Count != 2 {
 		t.Errorf("history %+v, want the remote repeat counted", h)
 	}
+	// In a fleet, the later change wins, however long either block lasts.
+	versioned := Block{IP: bad, Decision: "cip-v2", Created: t0, Expires: t0.Add(time.Hour), Version: 2}
+	if !m.Adopt(versioned, t0) {
+		t.Error("a later version ending sooner was not adopted")
+	}
+	if m.Adopt(Block{IP: bad, Decision: "cip-v1", Created: t0, Expires: t0.Add(8 * time.Hour), Version: 1}, t0) {
+		t.Error("an earlier version replaced a later one")
+	}
+	if b, _ := m.Get(bad, t0); b.Decision != "cip-v2" {
+		t.Errorf("block %+v, want cip-v2", b)
+	}
 	if m.Adopt(Block{IP: netip.MustParseAddr("45.83.0.1"), Expires: t0.Add(-time.Minute)}, t0) {
 		t.Error("an expired block was adopted")
 	}

@@ -67,9 +67,23 @@ func Start(t testing.TB, corefile string) (inst *caddy.Instance, udpAddr, tcpAdd
 	return inst, udpAddr, tcpAddr
 }
 
-// replaced holds the instances that Reload replaced: their servers and
-// callbacks now belong to the new instance, which the test stops instead.
+// replaced holds the instances that Reload replaced (their servers and
+// callbacks now belong to the new instance, which the test stops instead)
+// and those Stop stopped.
 var replaced sync.Map
+
+// Stop stops inst now, as the coredns binary does on SIGTERM, rather than
+// when the test ends: a test that restarts a server starts a new one from
+// the same Corefile after it.
+func Stop(t testing.TB, inst *caddy.Instance) {
+	t.Helper()
+	if _, gone := replaced.LoadOrStore(inst, true); gone {
+		return
+	}
+	if err := stop(inst); err != nil {
+		t.Errorf("coretest: stop CoreDNS: %v", err)
+	}
+}
 
 // Reload reloads inst with corefile as CoreDNS's reload plugin does
 // (caddy.Instance.Restart: listeners are handed over, the old instance's

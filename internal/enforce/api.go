@@ -155,9 +155,13 @@ func PortHint(ports []uint16) uint16 {
 // failure not retried) or unknown (no verdict now).
 func (a API) ValidationState(ip netip.Addr) string { return a.e.validationState(ip) }
 
-// Verdict returns the cached verdict of ip.
+// Verdict returns the cached verdict of ip or, in a fleet, the one
+// another node stored on Redis (then cached here too).
 func (a API) Verdict(ip netip.Addr) (verdicts.Verdict, bool) {
-	return a.e.st.cache.Get(ip, a.e.Now())
+	if v, ok := a.e.st.cache.Get(ip, a.e.Now()); ok {
+		return v, true
+	}
+	return a.e.remoteVerdict(ip)
 }
 
 // Clients lists the event-tagged clients.

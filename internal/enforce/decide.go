@@ -131,7 +131,8 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 		return
 	}
 	cause := blocks.Cause{Client: job.Client, Event: job.Event, Ref: ref, Qname: job.Name, Port: f.Port}
-	b, out, newClient := st.blocks.Decide(blocks.Verdict{IP: v.IP, Decision: v.Decision, Reasons: reasons, Score: v.Score, Scope: reach, Narrowed: narrowed}, cause, now)
+	b, out, newClient := st.blocks.Decide(blocks.Verdict{IP: v.IP, Decision: v.Decision, Reasons: reasons, Score: v.Score, Scope: reach, Narrowed: narrowed,
+		Version: e.stamp(0)}, cause, now)
 	switch out {
 	case blocks.Allowed:
 		e.log.Infof("verdict %s ip=%s suspicious but allowlisted: no block", v.Decision, v.IP)
@@ -145,11 +146,11 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 			e.push(sink.Block, b, job.Client, now, actor, why)
 		}
 		if out == blocks.Widened {
-			e.share(fleetBlocks, b.IP.String(), b, b.Expires.Sub(now), msgBlock, b)
+			e.shareBlock(b, &v)
 		}
 		return
 	}
-	e.newBlock(b, job, ref, actor, why, now)
+	e.newBlock(b, v, job, ref, actor, why, now)
 }
 
 // scopeText says a finding's scope and, when it was narrowed, why.
@@ -201,9 +202,10 @@ func (e *Engine) countSeenDomains(v verdicts.Verdict) verdicts.Verdict {
 }
 
 // newBlock records, audits and pushes a new block.
-func (e *Engine) newBlock(b blocks.Block, job validate.Job, ref, actor, why string, now time.Time) {
+func (e *Engine) newBlock(b blocks.Block, v verdicts.Verdict, job validate.Job, ref, actor, why string, now time.Time) {
 	e.obs.Block(b.Monitor)
 	e.persistBlock(b)
+	e.forgetLift(b.IP)
 	if h, ok := e.st.blocks.History(b.IP); ok {
 		e.persist(kindHistory, b.IP.String(), h.Last.Add(blocks.HistoryKeep), h)
 	}
@@ -218,7 +220,7 @@ func (e *Engine) newBlock(b blocks.Block, job validate.Job, ref, actor, why stri
 		b.Decision, b.IP, b.Scope, b.TTL, b.Repeat, b.Monitor, AddrString(job.Client), job.Event)
 	if !b.Monitor {
 		e.push(sink.Block, b, job.Client, now, actor, why)
-		e.share(fleetBlocks, b.IP.String(), b, b.Expires.Sub(now), msgBlock, b)
+		e.shareBlock(b, &v)
 	}
 }
 
@@ -271,10 +273,13 @@ func (e *Engine) pushAll(action sink.Action, b blocks.Block, now time.Time, acto
 // it. To keep it for good, allow it.
 func (e *Engine) Unblock(ip netip.Addr, actor, why string) (blocks.Block, bool) {
 	b, ok := e.unblockLocal(ip, actor, why)
-	if ok {
-		e.unshare(fleetBlocks, ip.Unmap().String(), msgUnblock, unblockMsg{IP: ip.Unmap(), Actor: actor, Why: why})
+	if !ok {
+		return b, false
 	}
-	return b, ok
+	if l, lifted := e.newLift(b, actor, why); lifted {
+		e.shareLift(l)
+	}
+	return b, true
 }
 
 // unblockLocal is Unblock on this node only (a fleet message, or the
@@ -285,11 +290,16 @@ func (e *Engine) unblockLocal(ip netip.Addr, actor, why string) (blocks.Block, b
 	if err != nil {
 		return b, false
 	}
-	e.forgetVerdict(ip)
-	st.cache.Put(verdicts.Verdict{IP: ip.Unmap(), Outcome: verdicts.Clean, Checked: now, Decision: b.Decision,
-		Note: "unblocked by " + actor + ": " + why}, now)
+	e.standClean(ip, b.Decision, actor, why, now)
 	e.lifted(b, now, actor, why, why)
 	return b, true
+}
+
+// standClean makes an operator's unblock of ip stand as a clean verdict.
+func (e *Engine) standClean(ip netip.Addr, decision, actor, why string, now time.Time) {
+	e.forgetVerdict(ip)
+	e.st.cache.Put(verdicts.Verdict{IP: ip.Unmap(), Outcome: verdicts.Clean, Checked: now, Decision: decision,
+		Note: "unblocked by " + actor + ": " + why}, now)
 }
 
 // lifted finishes lifting b: its state goes, the hooks hear of it, and an
@@ -307,8 +317,18 @@ func (e *Engine) lifted(b blocks.Block, now time.Time, actor, why, detail string
 // Allow adds a dynamic allowlist entry and lifts the blocks it covers, on
 // every node of a fleet.
 func (e *Engine) Allow(a blocks.Allow) []blocks.Block {
+	if cur, ok := e.st.blocks.Dynamic(a.Value); ok {
+		a.Version = cur.Version
+	}
+	a.Version = e.stamp(a.Version)
 	lifted := e.allowLocal(a)
-	e.share(fleetAllow, a.Value, a, ttlUntil(a.Until, e.Now()), msgAllow, a)
+	e.forgetUnallow(a.Value)
+	e.shareAllow(a)
+	for _, b := range lifted {
+		if l, ok := e.newLift(b, a.Actor, "allowlisted: "+a.Reason); ok {
+			e.shareLift(l)
+		}
+	}
 	return lifted
 }
 
@@ -330,10 +350,13 @@ func (e *Engine) RemoveAllow(value, actor string) bool {
 	if a, err := blocks.ParseAllow(value); err == nil {
 		value = a.Value
 	}
+	a, _ := e.st.blocks.Dynamic(value)
 	if !e.removeAllowLocal(value, actor) {
 		return false
 	}
-	e.unshare(fleetAllow, value, msgUnallow, value)
+	if u, ok := e.newUnallow(a, actor); ok {
+		e.shareUnallow(u)
+	}
 	return true
 }
 

@@ -377,6 +377,7 @@ func (e *Engine) Sweep(now time.Time) {
 	st.tags.Sweep(now)
 	st.names.Sweep(now)
 	st.cache.Sweep(now)
+	st.tombs.sweep(now)
 	e.ExpireBlocks(now)
 	if st.store != nil {
 		if _, err := st.store.Sweep(); err != nil {

@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
-	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
-	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
@@ -36,6 +34,7 @@ const (
 	msgUnblock = "unblock"
 	msgAllow   = "allow"
 	msgUnallow = "unallow"
+	msgVerdict = "verdict"
 )
 
 // fleetOp bounds the Redis work of one request or message.
@@ -153,14 +152,18 @@ func (r fleetRemote) get(ctx context.Context, ip netip.Addr) (verdicts.Verdict, 
 }
 
 // Store implements validate.Remote: the verdict lives on Redis as long as
-// in the local cache.
+// in the local cache. A suspicious one is announced too, so that every
+// node's DNS path has it at once, blocked or not (its scope may reach
+// only tagged clients, or nobody here but somebody there).
 func (r fleetRemote) Store(ctx context.Context, v verdicts.Verdict) {
 	f, ttl := r.e.st.fleet, v.Expires.Sub(r.e.Now())
 	if f == nil || ttl <= 0 {
 		return
 	}
 	if data, err := json.Marshal(v); err == nil {
-		f.PutVerdict(ctx, v.IP, data, ttl)
+		if f.PutVerdict(ctx, v.IP, data, ttl) == nil && v.Suspicious() {
+			f.Publish(ctx, msgVerdict, data)
+		}
 	}
 }
 
@@ -248,13 +251,6 @@ func (fe fleetEvent) event() adminapi.Event {
 	return adminapi.Event{Client: fe.Client, Type: fe.Type, At: fe.At, Window: fe.Window, Watch: fe.Watch, Ref: fe.Ref}
 }
 
-// unblockMsg is an unblock as the fleet carries it.
-type unblockMsg struct {
-	IP    netip.Addr `json:"ip"`
-	Actor string     `json:"actor"`
-	Why   string     `json:"why"`
-}
-
 // report is what one node found for an event.
 type report struct {
 	Node     string            `json:"node"`
@@ -294,56 +290,29 @@ func (e *Engine) onFleetMessage(m fleet.Message) {
 		if json.Unmarshal(m.Data, &ip) == nil {
 			e.untagLocal(ip)
 		}
-	case msgBlock:
-		var b blocks.Block
-		if json.Unmarshal(m.Data, &b) == nil {
-			e.adoptBlock(b, e.Now())
+	case msgBlock, msgUnblock:
+		var c blockChange
+		if err := json.Unmarshal(m.Data, &c); err != nil {
+			e.log.Warningf("fleet: %s from %s: %v", m.Kind, m.Origin, err)
+			return
 		}
-	case msgUnblock:
-		var u unblockMsg
-		if json.Unmarshal(m.Data, &u) == nil {
-			e.unblockLocal(u.IP, u.Actor, u.Why)
+		e.applyChange(c, e.Now())
+	case msgVerdict:
+		var v verdicts.Verdict
+		if json.Unmarshal(m.Data, &v) == nil && v.IP.IsValid() && v.Suspicious() {
+			e.adoptVerdict(v, nil, e.Now())
 		}
-	case msgAllow:
-		e.adoptAllow(m.Data)
-	case msgUnallow:
-		var v string
-		if json.Unmarshal(m.Data, &v) == nil {
-			e.removeAllowLocal(v, actorFleet)
+	case msgAllow, msgUnallow:
+		if c, ok := decodeAllowChange(m.Data); ok {
+			e.applyAllowChange(c)
 		}
 	}
-}
-
-// adoptBlock takes a block another node decided: recorded, persisted and
-// pushed to this node's own hooks (its firewall).
-func (e *Engine) adoptBlock(b blocks.Block, now time.Time) {
-	if !e.st.blocks.Adopt(b, now) {
-		return
-	}
-	e.persistBlock(b)
-	if !b.Monitor {
-		e.pushAll(sink.Block, b, now, actorFleet, "decided by another node")
-	}
-}
-
-// adoptAllow takes an allowlist entry another node made (its value is
-// parsed again: what another node sends is not trusted blindly).
-func (e *Engine) adoptAllow(data []byte) {
-	var a blocks.Allow
-	if json.Unmarshal(data, &a) != nil {
-		return
-	}
-	parsed, err := blocks.ParseAllow(a.Value)
-	if err != nil {
-		return
-	}
-	parsed.Until, parsed.Reason, parsed.Actor, parsed.Created = a.Until, a.Reason, a.Actor, a.Created
-	e.allowLocal(parsed)
 }
 
 // fleetSync makes this node and Redis agree, at start and whenever Redis
-// comes back: what Redis has and this node does not is adopted; what this
-// node decided meanwhile is written and announced.
+// comes back: the blocks and the allowlist as syncBlocks and syncAllow
+// say; the tags Redis has and this node does not are adopted, and this
+// node's are written.
 func (e *Engine) fleetSync() {
 	f := e.st.fleet
 	if f == nil {
@@ -352,19 +321,8 @@ func (e *Engine) fleetSync() {
 	now := e.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if recs, err := f.List(ctx, fleetBlocks); err == nil {
-		for _, data := range recs {
-			var b blocks.Block
-			if json.Unmarshal(data, &b) == nil {
-				e.adoptBlock(b, now)
-			}
-		}
-	}
-	if recs, err := f.List(ctx, fleetAllow); err == nil {
-		for _, data := range recs {
-			e.adoptAllow(data)
-		}
-	}
+	e.syncBlocks(ctx, f, now)
+	e.syncAllow(ctx, f, now)
 	if recs, err := f.List(ctx, fleetTags); err == nil {
 		for _, data := range recs {
 			var t tags.Tag
@@ -373,20 +331,15 @@ func (e *Engine) fleetSync() {
 			}
 		}
 	}
-	for _, b := range e.st.blocks.Active(now) {
-		if !b.Monitor {
-			e.share(fleetBlocks, b.IP.String(), b, b.Expires.Sub(now), msgBlock, b)
-		}
-	}
-	for _, a := range e.st.blocks.Allowlist(now) {
-		if !a.Static {
-			e.share(fleetAllow, a.Value, a, ttlUntil(a.Until, now), "", nil)
-		}
-	}
 	for _, t := range e.st.tags.List(now) {
 		e.share(fleetTags, t.Client.String(), t, t.Until.Sub(now), "", nil)
 	}
+	e.st.synced.Add(1)
 }
+
+// FleetSyncs returns how many times this node has resynchronised with the
+// fleet: once at start, and twice each time Redis comes back.
+func (st *State) FleetSyncs() uint64 { return st.synced.Load() }
 
 // onRemoteVerdict runs for a verdict another node reached: this node
 // remembers the name for DNS; the deciding node made the block, which

@@ -25,6 +25,8 @@ const (
 	kindAllow    state.Kind = "allow"
 	kindTags     state.Kind = "tags"
 	kindVerdicts state.Kind = "verdicts"
+	kindLifts    state.Kind = "lifts"    // a fleet's unblocks, see fleetblocks.go
+	kindUnallows state.Kind = "unallows" // a fleet's allowlist removals
 )
 
 // State is what survives a reload: the clients' windows, the tags, the
@@ -42,6 +44,7 @@ type State struct {
 	names  *NameMemory
 	events *adminapi.Store
 	blocks *blocks.Manager
+	tombs  tombstones // a fleet's unblocks and allowlist removals
 
 	stateDir  string
 	store     *state.Store  // nil without a state directory
@@ -53,6 +56,7 @@ type State struct {
 	fleet    *fleet.Fleet // nil without `redis`
 	// serving is the Engine serving now, for the fleet's goroutines.
 	serving atomic.Pointer[Engine]
+	synced  atomic.Uint64 // fleetSync passes done
 	// reported are the running totals last reported to the Observer.
 	reported struct{ evicted, protected, eventsEvicted, fleetErrors, auditErrors atomic.Uint64 }
 	// hookSet is the hook set (hookSetOf) whose hooks have been given every
@@ -87,6 +91,7 @@ func Acquire(key string, cfg Config, log Logger) (*State, error) {
 			names:  NewNameMemory(),
 			events: adminapi.NewStore(10_000),
 			blocks: blocks.New(cfg.BlockPolicy, cfg.StaticAllow),
+			tombs:  newTombstones(),
 		}
 		st.SetClock(time.Now)
 		if cfg.Now != nil {
@@ -256,6 +261,7 @@ func loadAll[T any](st *State, kind state.Kind, log Logger) []T {
 func (st *State) restore(now time.Time, log Logger) {
 	allow := loadAll[blocks.Allow](st, kindAllow, log)
 	st.blocks.Restore(loadAll[blocks.Block](st, kindBlocks, log), loadAll[blocks.History](st, kindHistory, log), allow, now)
+	st.tombs.restore(loadAll[lift](st, kindLifts, log), loadAll[unallow](st, kindUnallows, log), now)
 	for _, t := range loadAll[tags.Tag](st, kindTags, log) {
 		if t.Until.After(now) {
 			st.tags.Tag(t.Client, t.Since, t.Until, t.Ref, t.Event)

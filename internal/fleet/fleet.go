@@ -21,7 +21,8 @@
 //
 //	P+"verdict:"+IP   string   a verdict; PX = the verdict's TTL
 //	P+"claim:"+IP     string   the node looking IP up; PX = the claim's TTL
-//	P+"rec:"+KIND     hash     KEY -> "EXPIRY:" + data, EXPIRY in Unix ms, 0 = never
+//	P+"rec:"+KIND     hash     KEY -> "EXPIRY:" + data, or "EXPIRY,VERSION:" + data
+//	                           (PutNewer); EXPIRY in Unix ms, 0 = never; VERSION 16 hex digits
 //	P+"event:"+ID     hash     NODE -> that node's report on event ID; PX = its TTL
 //	P+"nodes"         zset     NODE -> Unix ms when its heartbeat lapses
 //	P+"rate:"+NAME    string   the GCRA theoretical arrival time, Unix µs
@@ -113,6 +114,7 @@ type Fleet struct {
 	node    string
 	timeout time.Duration
 	logf    func(format string, args ...any)
+	clock   *Clock
 
 	up       atomic.Bool // read lock-free; changed under mu by setUp
 	failures atomic.Uint64
@@ -164,6 +166,7 @@ func Open(cfg Config) (*Fleet, error) {
 		node:       cfg.Node,
 		timeout:    cfg.Timeout,
 		logf:       cfg.Logf,
+		clock:      NewClock(cfg.Node),
 		upCh:       make(chan struct{}),
 		subscribed: make(chan struct{}),
 	}
@@ -230,6 +233,9 @@ func (f *Fleet) Errors() uint64 { return f.failures.Load() }
 
 // Node returns this node's id.
 func (f *Fleet) Node() string { return f.node }
+
+// Clock is this node's clock for the Versions of PutNewer.
+func (f *Fleet) Clock() *Clock { return f.clock }
 
 // do runs one Redis operation under the circuit breaker and the timeout.
 // fn returns nil for a missing key (redis.Nil).

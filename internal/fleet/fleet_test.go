@@ -259,6 +259,95 @@ func TestRecords(t *testing.T) {
 	}
 }
 
+// TestPutNewer: a versioned record is replaced only by a later version,
+// whichever node writes it and in whichever order; a record without a
+// version (Put) is older than every versioned one; an expired record
+// counts as none.
+func TestPutNewer(t *testing.T) {
+	s := startRedis(t)
+	a, b := s.open("a"), s.open("b")
+	ctx := context.Background()
+	putNewer := func(f *Fleet, v Version, data string, ttl time.Duration) bool {
+		t.Helper()
+		stored, err := f.PutNewer(ctx, "block", "192.0.2.1", v, []byte(data), ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stored
+	}
+	record := func() Record {
+		t.Helper()
+		recs, err := b.ListRecords(ctx, "block")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return recs["192.0.2.1"]
+	}
+
+	if err := a.Put(ctx, "block", "192.0.2.1", []byte("legacy"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if r := record(); string(r.Data) != "legacy" || r.Version != 0 {
+		t.Fatalf("a record stored by Put: %+v", r)
+	}
+	now := time.Now()
+	v1 := a.Clock().Stamp(now)
+	v2 := b.Clock().Stamp(now) // another node, the same millisecond
+	v3 := a.Clock().Stamp(now)
+	if !(v1 < v3) || v1 == v2 {
+		t.Fatalf("versions %s %s %s: want distinct, and a's in order", v1, v2, v3)
+	}
+	if !putNewer(a, v1, "one", time.Hour) {
+		t.Error("a versioned record did not replace an unversioned one")
+	}
+	later, earlier := max(v2, v3), min(v2, v3)
+	if !putNewer(b, later, "later", time.Hour) {
+		t.Error("a later version was not stored")
+	}
+	if putNewer(a, earlier, "earlier", time.Hour) || putNewer(a, later, "same", time.Hour) {
+		t.Error("an earlier or equal version replaced a later one")
+	}
+	if r := record(); string(r.Data) != "later" || r.Version != later {
+		t.Errorf("the record is %+v, want %q at %s", r, "later", later)
+	}
+	if list, _ := b.List(ctx, "block"); string(list["192.0.2.1"]) != "later" {
+		t.Errorf("List: %q", list)
+	}
+
+	// A version far ahead expires; then an older one may be stored.
+	if !putNewer(a, Version(1)<<62, "far ahead, short", 200*time.Millisecond) {
+		t.Fatal("a version far ahead was not stored")
+	}
+	eventually(t, 5*time.Second, "the expired record still wins", func() bool { return putNewer(a, v1, "after expiry", time.Hour) })
+}
+
+// TestClock: a Clock's Versions follow the wall clock, increase even when
+// it stands still or goes back, and pass every Version observed.
+func TestClock(t *testing.T) {
+	c := NewClock("a")
+	now := time.UnixMilli(1_800_000_000_000)
+	v1 := c.Stamp(now)
+	if !v1.Time().Equal(now) {
+		t.Errorf("Time() = %s, want %s", v1.Time(), now)
+	}
+	v2 := c.Stamp(now)
+	v3 := c.Stamp(now.Add(-time.Hour))
+	if !(v1 < v2 && v2 < v3) {
+		t.Errorf("a standing or backward clock: %s %s %s, want increasing", v1, v2, v3)
+	}
+	ahead := NewClock("b").Stamp(now.Add(time.Minute))
+	c.Observe(ahead)
+	if v := c.Stamp(now); v <= ahead {
+		t.Errorf("after observing %s, Stamp = %s", ahead, v)
+	}
+	if v := c.Stamp(now.Add(2 * time.Minute)); !v.Time().Equal(now.Add(2 * time.Minute)) {
+		t.Errorf("the wall clock ahead again: %s at %s", v, v.Time())
+	}
+	if s := Version(0xab).String(); s != "00000000000000ab" {
+		t.Errorf("String() = %q", s)
+	}
+}
+
 func TestBus(t *testing.T) {
 	s := startRedis(t)
 	a, b := s.open("a"), s.open("b")
@@ -412,11 +501,12 @@ func TestOutage(t *testing.T) {
 		"Release":    func() error { return a.Release(ctx, ip1) },
 		"Put":        func() error { return a.Put(ctx, "block", "k", []byte("v"), 0) },
 		"List":       func() error { _, err := a.List(ctx, "block"); return err },
+		"PutNewer":   func() error { _, err := a.PutNewer(ctx, "block", "k", 1, []byte("v"), 0); return err },
 		"Publish":    func() error { return a.Publish(ctx, "event", []byte("e")) },
 		"Reports":    func() error { _, err := a.Reports(ctx, "ev"); return err },
 		"Nodes":      func() error { _, err := a.Nodes(ctx); return err },
 	}
-	for _, name := range []string{"GetVerdict", "PutVerdict", "Claim", "Release", "Put", "List", "Publish", "Reports", "Nodes"} {
+	for _, name := range []string{"GetVerdict", "PutVerdict", "Claim", "Release", "Put", "List", "PutNewer", "Publish", "Reports", "Nodes"} {
 		start := time.Now()
 		err := calls[name]()
 		if took := time.Since(start); took > time.Second {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -157,45 +158,84 @@ func (f *Fleet) recordKey(kind string) (string, error) {
 	return f.prefix + "rec:" + kind, nil
 }
 
-// putScript sets field ARGV[1] of hash KEYS[1] to ARGV[3], expiring in
-// ARGV[2] ms (0: never). Each record is stored as "EXPIRY:" + data, EXPIRY
-// in Unix ms by the server's clock. Redis expires keys, not hash fields,
-// so the script also deletes the expired records among a few random ones:
-// the hash stays near its live size even if List is rarely called.
-var putScript = redis.NewScript(`
+// recordLua is the part the record scripts share. A record is stored as
+// "EXPIRY:" + data, or "EXPIRY,VERSION:" + data for a versioned one
+// (PutNewer), with EXPIRY in Unix ms by the server's clock (0: never) and
+// VERSION the 16 hex digits of a Version. Redis expires keys, not hash
+// fields, so the scripts that write delete the expired records among a
+// few random ones: the hash stays near its live size even if List is
+// rarely called.
+const recordLua = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[2])
-local expiry = 0
-if ttl > 0 then expiry = now + ttl end
-redis.call('HSET', KEYS[1], ARGV[1], string.format('%d:', expiry) .. ARGV[3])
-local sample = redis.call('HRANDFIELD', KEYS[1], 8, 'WITHVALUES')
-for i = 1, #sample, 2 do
-	local e = tonumber(string.match(sample[i + 1], '^(%d+):'))
-	if e and e > 0 and e <= now then redis.call('HDEL', KEYS[1], sample[i]) end
+-- parse returns a record's expiry, version and data, or nil if it is
+-- malformed.
+local function parse(v)
+	local sep = string.find(v, ':', 1, true)
+	if not sep then return nil end
+	local e, ver = string.match(string.sub(v, 1, sep - 1), '^(%d+),?(%x*)$')
+	if not e then return nil end
+	if ver == '' then ver = '0000000000000000' end
+	return tonumber(e), ver, string.sub(v, sep + 1)
 end
+local function live(e) return e and (e == 0 or e > now) end
+-- older reports whether version a is older than b. Both are 16 hex
+-- digits, compared as two numbers: a Lua number holds 53 bits exactly.
+local function older(a, b)
+	local ah, bh = tonumber(string.sub(a, 1, 8), 16), tonumber(string.sub(b, 1, 8), 16)
+	if ah ~= bh then return ah < bh end
+	return tonumber(string.sub(a, 9), 16) < tonumber(string.sub(b, 9), 16)
+end
+local function expiry(ms)
+	if ms > 0 then return now + ms end
+	return 0
+end
+local function prune()
+	local sample = redis.call('HRANDFIELD', KEYS[1], 8, 'WITHVALUES')
+	for i = 1, #sample, 2 do
+		if not live(parse(sample[i + 1])) then redis.call('HDEL', KEYS[1], sample[i]) end
+	end
+end
+`
+
+// putScript sets field ARGV[1] of hash KEYS[1] to ARGV[3], expiring in
+// ARGV[2] ms (0: never).
+var putScript = redis.NewScript(recordLua + `
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d:', expiry(tonumber(ARGV[2]))) .. ARGV[3])
+prune()
+return 1
+`)
+
+// putNewerScript is putScript with version ARGV[4], done only if field
+// ARGV[1] holds no live record of that version or a later one. It
+// returns 1 if it stored the record.
+var putNewerScript = redis.NewScript(recordLua + `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+	local e, ver = parse(cur)
+	if live(e) and not older(ver, ARGV[4]) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d,%s:', expiry(tonumber(ARGV[2])), ARGV[4]) .. ARGV[3])
+prune()
 return 1
 `)
 
 // listScript returns the live records of hash KEYS[1] as a flat list of
-// key, data pairs, and deletes the expired ones.
-var listScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+// key, version, data triples, and deletes the expired ones.
+var listScript = redis.NewScript(recordLua + `
 local all = redis.call('HGETALL', KEYS[1])
-local live = {}
+local live_ = {}
 for i = 1, #all, 2 do
-	local v = all[i + 1]
-	local sep = string.find(v, ':', 1, true)
-	local e = sep and tonumber(string.sub(v, 1, sep - 1))
-	if e and (e == 0 or e > now) then
-		live[#live + 1] = all[i]
-		live[#live + 1] = string.sub(v, sep + 1)
+	local e, ver, data = parse(all[i + 1])
+	if live(e) then
+		live_[#live_ + 1] = all[i]
+		live_[#live_ + 1] = ver
+		live_[#live_ + 1] = data
 	else
 		redis.call('HDEL', KEYS[1], all[i])
 	end
 end
-return live
+return live_
 `)
 
 // Put stores the record key of kind (a tag, a block, an allowlist entry)
@@ -204,22 +244,40 @@ return live
 //
 // The records of a kind are one hash, so that List is one command whatever
 // else the database holds, and works on a Cluster; their expiry is kept
-// with each record and applied by List (see putScript).
+// with each record and applied by List (see recordLua).
 func (f *Fleet) Put(ctx context.Context, kind, key string, data []byte, ttl time.Duration) error {
+	_, err := f.put(ctx, "put "+kind, putScript, kind, key, 0, data, ttl)
+	return err
+}
+
+// PutNewer is Put for a record that carries version v: it is stored only
+// if the live record of kind and key, if any, has an older version (a
+// record stored by Put has version zero). It reports whether it was
+// stored. Nodes that write the latest change to a record this way agree,
+// once they all have written, on the latest one, whatever order their
+// writes reached Redis in.
+func (f *Fleet) PutNewer(ctx context.Context, kind, key string, v Version, data []byte, ttl time.Duration) (bool, error) {
+	return f.put(ctx, "put "+kind, putNewerScript, kind, key, v, data, ttl)
+}
+
+func (f *Fleet) put(ctx context.Context, op string, script *redis.Script, kind, key string, v Version, data []byte, ttl time.Duration) (bool, error) {
 	hash, err := f.recordKey(kind)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if ttl < 0 {
-		return errors.New("fleet: put: negative TTL")
+		return false, fmt.Errorf("fleet: %s: negative TTL", op)
 	}
 	ms := ttl.Milliseconds()
 	if ttl > 0 && ms == 0 {
 		ms = 1
 	}
-	return f.do(ctx, "put "+kind, func(ctx context.Context) error {
-		return putScript.Run(ctx, f.rdb, []string{hash}, key, ms, data).Err()
+	var stored int64
+	err = f.do(ctx, op, func(ctx context.Context) (err error) {
+		stored, err = script.Run(ctx, f.rdb, []string{hash}, key, ms, data, v.String()).Int64()
+		return err
 	})
+	return stored == 1, err
 }
 
 // Delete removes the record key of kind, if any.
@@ -233,9 +291,28 @@ func (f *Fleet) Delete(ctx context.Context, kind, key string) error {
 	})
 }
 
+// Record is a record as ListRecords returns it.
+type Record struct {
+	Data    []byte
+	Version Version // zero for a record stored by Put
+}
+
 // List returns the live records of kind, by key. Expired records are not
 // returned, and are deleted.
 func (f *Fleet) List(ctx context.Context, kind string) (map[string][]byte, error) {
+	recs, err := f.ListRecords(ctx, kind)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(recs))
+	for k, r := range recs {
+		out[k] = r.Data
+	}
+	return out, nil
+}
+
+// ListRecords is List with the records' versions.
+func (f *Fleet) ListRecords(ctx context.Context, kind string) (map[string]Record, error) {
 	hash, err := f.recordKey(kind)
 	if err != nil {
 		return nil, err
@@ -248,9 +325,13 @@ func (f *Fleet) List(ctx context.Context, kind string) (map[string][]byte, error
 	if err != nil {
 		return nil, err
 	}
-	records := make(map[string][]byte, len(flat)/2)
-	for i := 0; i+1 < len(flat); i += 2 {
-		records[flat[i]] = []byte(flat[i+1])
+	records := make(map[string]Record, len(flat)/3)
+	for i := 0; i+2 < len(flat); i += 3 {
+		v, err := strconv.ParseUint(flat[i+1], 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: list %s: record %q: version %q: %w", kind, flat[i], flat[i+1], err)
+		}
+		records[flat[i]] = Record{Data: []byte(flat[i+2]), Version: Version(v)}
 	}
 	return records, nil
 }
