@@ -72,6 +72,9 @@ type Config struct {
 	StateDir    string // "" keeps state in memory only
 	StateStrict bool   // refuse to start on an empty or corrupt state file
 	AuditPath   string // "" none, "stdout", or a file
+	// Reconcile is how often the hooks are checked against the live
+	// blocks; 0: DefaultReconcile.
+	Reconcile time.Duration
 
 	// A fleet on Redis; URL "" is a single node.
 	Redis FleetConfig
@@ -138,6 +141,10 @@ type Engine struct {
 	connlogs   *connlogRunner // nil without connlogs
 	control    *controlPlane
 	bg         sync.WaitGroup // background work Stop waits for
+
+	// stopReconcile ends the reconciler of the hooks (reconcile.go).
+	stopReconcile chan struct{}
+	reconcileDone sync.WaitGroup
 
 	// hookSet is what this engine recorded in the State's hookSet, and
 	// prevHookSet what it replaced, to put back should Start fail after.
@@ -267,8 +274,10 @@ func (e *Engine) startHooks() error {
 	e.closeSinks = closeSinks
 	// Timeout covers one batch; an exec hook runs its program once per
 	// change of the batch.
-	e.dispatcher = sink.NewDispatcher(sink.Config{Sinks: sinks, OnResult: e.onHookResult, Timeout: time.Minute})
+	e.dispatcher = sink.NewDispatcher(sink.Config{Sinks: sinks, Ledgers: e.st.hookLedgers.of(e.cfg.Hooks),
+		OnResult: e.onHookResult, Timeout: time.Minute})
 	e.dispatcher.Start()
+	e.startReconciler()
 	// A reload builds a new engine each time: pushing every live block to
 	// every hook again on each one would repeat thousands of runs for
 	// nothing. Only hooks that have not been given them yet get them.
@@ -326,6 +335,7 @@ func (e *Engine) StopHooks(ctx context.Context) error {
 	if e.dispatcher == nil {
 		return nil
 	}
+	e.stopReconciler()
 	err := e.dispatcher.Stop(ctx)
 	if err != nil {
 		e.log.Warningf("hooks: %v", err)
@@ -401,5 +411,11 @@ func (e *Engine) Sweep(now time.Time) {
 		s.FleetErrors = grew(&r.fleetErrors, f.Errors())
 	}
 	s.QueueHigh, s.QueueLow = e.queue.Depth()
+	if d := e.dispatcher; d != nil {
+		s.HookPending = map[string]int{}
+		for name, h := range d.Stats() {
+			s.HookPending[name] = h.Queued
+		}
+	}
 	e.obs.Swept(s)
 }

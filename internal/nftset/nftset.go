@@ -47,10 +47,11 @@ import (
 
 // ErrInvalidChange marks a change Apply cannot carry out as given (a block
 // without a positive TTL, a change without an IP, an unknown action).
-// Retrying it cannot help; the rest of its batch is applied regardless.
-var ErrInvalidChange = errors.New("nftset: invalid change")
+// Retrying it cannot help (it wraps sink.ErrInvalidChange, which the
+// Dispatcher does not retry); the rest of its batch is applied regardless.
+var ErrInvalidChange = fmt.Errorf("nftset: %w", sink.ErrInvalidChange)
 
-// ErrClosed is returned by Apply and Elements after Close.
+// ErrClosed is returned by Apply, Elements and Holds after Close.
 var ErrClosed = errors.New("nftset: sink closed")
 
 // Chains the create option adds, one per hook, and the tag in the comment
@@ -854,21 +855,12 @@ func comment(decision string) string {
 // Elements lists the elements of the sets, with the time each has left and
 // its comment, ordered by IP, client, then port.
 func (s *Sink) Elements() ([]Element, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	conn, err := s.conn()
+	held, err := s.read()
 	if err != nil {
-		return nil, s.fail("connect", err)
+		return nil, err
 	}
 	var out []Element
-	for _, set := range s.present() {
-		elems, err := conn.GetSetElements(set.Set)
-		if err != nil {
-			return nil, s.fail("list set "+set.Name, err)
-		}
+	for set, elems := range held {
 		for _, e := range elems {
 			el, ok := parseKey(set, e.Key)
 			if !ok {
@@ -881,6 +873,65 @@ func (s *Sink) Elements() ([]Element, error) {
 	slices.SortFunc(out, func(a, b Element) int {
 		return cmp.Or(a.IP.Compare(b.IP), a.Client.Compare(b.Client), cmp.Compare(a.Port, b.Port))
 	})
+	return out, nil
+}
+
+// Holds reports, for each block change, whether the sets hold it as Apply
+// would write it: every element of it present, with the decision id as
+// comment and a timeout (if any) that ends no more than sink.TTLSlack
+// before the change's TTL. A change whose elements are all skipped (see
+// Apply) counts as held. It makes the Sink a sink.Checker, so that
+// reconciling puts back what was deleted by hand or lost.
+func (s *Sink) Holds(ctx context.Context, blocks []sink.Change) ([]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	held, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]nftables.SetElement{}
+	for set, elems := range held {
+		for _, e := range elems {
+			have[set.Name+"\x00"+string(e.Key)] = e
+		}
+	}
+	out := make([]bool, len(blocks))
+	for i, c := range blocks {
+		out[i] = true
+		if c.Action != sink.Block {
+			continue
+		}
+		ts, _, _ := s.targets(c) // an invalid change has none: Apply would refuse it too
+		for _, t := range ts {
+			e, ok := have[t.set.Name+"\x00"+string(t.key)]
+			if !ok || e.Comment != comment(c.Decision) || (e.Expires > 0 && e.Expires+sink.TTLSlack < c.TTL) {
+				out[i] = false
+			}
+		}
+	}
+	return out, nil
+}
+
+// read lists the elements of every set that exists.
+func (s *Sink) read() (map[*set][]nftables.SetElement, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	conn, err := s.conn()
+	if err != nil {
+		return nil, s.fail("connect", err)
+	}
+	out := map[*set][]nftables.SetElement{}
+	for _, set := range s.present() {
+		elems, err := conn.GetSetElements(set.Set)
+		if err != nil {
+			return nil, s.fail("list set "+set.Name, err)
+		}
+		out[set] = elems
+	}
 	return out, nil
 }
 
