@@ -226,11 +226,12 @@ func (e *Engine) newBlock(b blocks.Block, job validate.Job, ref, actor, why stri
 // block that reaches everyone, the pair client -> IP (-> IP:port) for a
 // tagged one.
 func (e *Engine) push(action sink.Action, b blocks.Block, client netip.Addr, now time.Time, actor, why string) {
-	if e.dispatcher == nil {
+	d := e.dispatcher.Load()
+	if d == nil {
 		return
 	}
 	ch, ok := hookChange(action, b, client, now, actor, why)
-	if ok && !e.dispatcher.Submit(ch) {
+	if ok && !d.Submit(ch) {
 		e.obs.HookChanges("all", HookDropped, 1)
 		e.log.Warningf("hook queue full: %s of %s dropped", action, b.IP)
 	}

@@ -136,7 +136,7 @@ type Engine struct {
 
 	client     *criminalip.Client
 	queue      *validate.Queue
-	dispatcher *sink.Dispatcher // nil without hooks
+	dispatcher atomic.Pointer[sink.Dispatcher] // nil without hooks
 	closeSinks func()
 	connlogs   *connlogRunner // nil without connlogs
 	control    *controlPlane
@@ -274,9 +274,10 @@ func (e *Engine) startHooks() error {
 	e.closeSinks = closeSinks
 	// Timeout covers one batch; an exec hook runs its program once per
 	// change of the batch.
-	e.dispatcher = sink.NewDispatcher(sink.Config{Sinks: sinks, Ledgers: e.st.hookLedgers.of(e.cfg.Hooks),
+	d := sink.NewDispatcher(sink.Config{Sinks: sinks, Ledgers: e.st.hookLedgers.of(e.cfg.Hooks),
 		OnResult: e.onHookResult, Timeout: time.Minute})
-	e.dispatcher.Start()
+	d.Start()
+	e.dispatcher.Store(d)
 	e.startReconciler()
 	// A reload builds a new engine each time: pushing every live block to
 	// every hook again on each one would repeat thousands of runs for
@@ -332,15 +333,15 @@ func (e *Engine) Stop() {
 // StopHooks flushes the hooks' queues until ctx ends and closes them;
 // later changes go nowhere. It returns an error if changes were left.
 func (e *Engine) StopHooks(ctx context.Context) error {
-	if e.dispatcher == nil {
+	d := e.dispatcher.Swap(nil) // later changes go nowhere
+	if d == nil {
 		return nil
 	}
 	e.stopReconciler()
-	err := e.dispatcher.Stop(ctx)
+	err := d.Stop(ctx)
 	if err != nil {
 		e.log.Warningf("hooks: %v", err)
 	}
-	e.dispatcher = nil
 	if e.closeSinks != nil {
 		e.closeSinks()
 		e.closeSinks = nil
@@ -411,7 +412,7 @@ func (e *Engine) Sweep(now time.Time) {
 		s.FleetErrors = grew(&r.fleetErrors, f.Errors())
 	}
 	s.QueueHigh, s.QueueLow = e.queue.Depth()
-	if d := e.dispatcher; d != nil {
+	if d := e.dispatcher.Load(); d != nil {
 		s.HookPending = map[string]int{}
 		for name, h := range d.Stats() {
 			s.HookPending[name] = h.Queued

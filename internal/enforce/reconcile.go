@@ -71,7 +71,7 @@ func (e *Engine) stopReconciler() {
 // that were lifted while their unblock could not reach it. The
 // reconciler calls it every Config.Reconcile; tests call it.
 func (e *Engine) Reconcile() {
-	d := e.dispatcher
+	d := e.dispatcher.Load()
 	if d == nil {
 		return
 	}
