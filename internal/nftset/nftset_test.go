@@ -657,3 +657,31 @@ func TestHoldsReadsTheSetsBack(t *testing.T) {
 		t.Errorf("Holds = %v for a scoped block that lost one of its pairs, want false", got)
 	}
 }
+
+// A block replaces an element of its key that the sink read at start (a
+// restart) or wrote. One added behind its back after start is not
+// replaced by a plain add, which spares the kernel a slow delete; Holds
+// sees it stale, and the block written again replaces it.
+func TestBlockReplacesWhatTheSinkKnows(t *testing.T) {
+	t.Parallel()
+	n := netnstest.New(t, testAddrs...)
+	first := newSink(t, n, inetCreate)
+	apply(t, first, block(dst4, time.Hour, "before restart"))
+	second := newSink(t, n, inetCreate)
+	apply(t, second, block(dst4, 3*time.Hour, "after restart"))
+	wantElement(t, second, dst4, "after restart", 3*time.Hour-time.Minute, 3*time.Hour)
+
+	third := newSink(t, n, inetCreate)
+	n.Nft(t, "add", "element", "inet", "cip", "blocked6", `{ `+dst6+` timeout 1h comment "by hand" }`)
+	decided := block(dst6, 3*time.Hour, "decided")
+	apply(t, third, decided)
+	held, err := third.Holds(context.Background(), []sink.Change{decided})
+	if err != nil || held[0] {
+		t.Fatalf("Holds = %v, %v; want false: the element added by hand is not the block", held, err)
+	}
+	apply(t, third, decided)
+	els := elements(t, third)
+	if len(els) != 2 || els[1].Comment != "decided" || els[1].Expires < 3*time.Hour-time.Minute {
+		t.Fatalf("elements %+v, want %s replaced with comment decided and ~3h", els, dst6)
+	}
+}
