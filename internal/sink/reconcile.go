@@ -56,19 +56,6 @@ func (l *Ledger) record(batch []Change, now time.Time) {
 	}
 }
 
-// Len is how many blocks the sink holds, as far as it acknowledged.
-func (l *Ledger) Len(now time.Time) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, a := range l.blocks {
-		if a.until.After(now) {
-			n++
-		}
-	}
-	return n
-}
-
 // holds reports whether the sink acknowledged block c with its decision
 // and (within TTLSlack) its time.
 func (l *Ledger) holds(c Change, now time.Time) bool {
