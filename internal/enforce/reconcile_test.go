@@ -2,12 +2,17 @@ package enforce_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
+	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 )
 
@@ -79,5 +84,57 @@ func TestReconcileSendsAWebhookOnlyWhatItLacks(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"block 45.83.0.24 cipvalidate", "unblock 45.83.0.22 cipvalidate"}; !slices.Equal(got, want) {
 		t.Errorf("reconcile sent %q, want only %q", got, want)
+	}
+}
+
+// While a hook is down its change stays pending, and the sweep reports it
+// per hook; once the hook is back the change reaches it and nothing is
+// pending.
+func TestSweepReportsPendingHookChanges(t *testing.T) {
+	var up atomic.Bool
+	var refused atomic.Int32
+	got := &hookRecorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			refused.Add(1)
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		got.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	f := newFixture(t)
+	hook := f.webhook(srv.URL, "webhook down")
+	obs := &sweepRecorder{}
+	e := enforce.New(t.Name(), enforce.Config{
+		APIKey: "unit", APIURL: "http://127.0.0.1:9", Policy: risk.DefaultPolicy(),
+		BlockPolicy: blocks.Policy{TTL: time.Hour, Factor: 1, Max: time.Hour},
+		Hooks:       []enforce.HookSpec{hook}, Now: f.clock.Now, Observer: obs,
+	})
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	pending := func() int {
+		e.Sweep(f.clock.Now())
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.stats[len(obs.stats)-1].HookPending[hook.Webhook.Name()]
+	}
+	e.Decide(f.suspicious("45.83.0.21"), validate.Job{IP: netip.MustParseAddr("45.83.0.21")})
+	for deadline := time.Now().Add(10 * time.Second); refused.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the hook was never tried")
+		}
+	}
+	if n := pending(); n != 1 {
+		t.Errorf("pending after the hook refused it: %d, want 1", n)
+	}
+	up.Store(true)
+	got.waitFor(t, "block 45.83.0.21")
+	for deadline := time.Now().Add(10 * time.Second); pending() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a change is still pending after the hook took it")
+		}
 	}
 }
