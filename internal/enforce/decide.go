@@ -228,9 +228,20 @@ func (e *Engine) newBlock(b blocks.Block, v verdicts.Verdict, job validate.Job, 
 // block that reaches everyone, the pair client -> IP (-> IP:port) for a
 // tagged one.
 func (e *Engine) push(action sink.Action, b blocks.Block, client netip.Addr, now time.Time, actor, why string) {
-	if e.dispatcher == nil {
+	d := e.dispatcher.Load()
+	if d == nil {
 		return
 	}
+	ch, ok := hookChange(action, b, client, now, actor, why)
+	if ok && !d.Submit(ch) {
+		e.obs.HookChanges("all", HookDropped, 1)
+		e.log.Warningf("hook queue full: %s of %s dropped", action, b.IP)
+	}
+}
+
+// hookChange is the change push submits; false for a block with no time
+// left.
+func hookChange(action sink.Action, b blocks.Block, client netip.Addr, now time.Time, actor, why string) (sink.Change, bool) {
 	ch := sink.Change{Action: action, IP: b.IP, Decision: b.Decision, Reasons: b.Reasons,
 		Qnames: b.Qnames, Actor: actor, Why: why, Clients: b.Clients, Scope: sink.ScopeEveryone, Narrowed: b.Narrowed}
 	if !b.Everyone() {
@@ -244,14 +255,8 @@ func (e *Engine) push(action sink.Action, b blocks.Block, client netip.Addr, now
 	}
 	if action == sink.Block {
 		ch.TTL = b.Expires.Sub(now)
-		if ch.TTL <= 0 {
-			return
-		}
 	}
-	if !e.dispatcher.Submit(ch) {
-		e.obs.HookChanges("all", HookDropped, 1)
-		e.log.Warningf("hook queue full: %s of %s dropped", action, b.IP)
-	}
+	return ch, action != sink.Block || ch.TTL > 0
 }
 
 // pushAll submits action for b to every sink: once IP-wide for a block
@@ -401,22 +406,32 @@ func (e *Engine) resync(now time.Time) {
 	}
 }
 
-// onHookResult audits and counts the outcome of every batch a sink took.
+// onHookResult counts the outcome of every batch a sink took, and audits
+// what was applied, what keeps failing (once per run of failures: the
+// changes stay queued) and what was given up.
 func (e *Engine) onHookResult(r sink.Result) {
-	switch {
-	case r.Err == nil:
-		e.obs.HookChanges(r.Sink, HookOK, len(r.Batch))
-	case r.Final:
-		e.obs.HookChanges(r.Sink, HookFailed, len(r.Batch))
-	default:
-		e.obs.HookChanges(r.Sink, HookRetried, len(r.Batch))
-	}
-	if !r.Final {
+	n := len(r.Batch)
+	kind, detail := audit.KindHookOK, r.Sink
+	switch r.Outcome {
+	case sink.Applied:
+		e.obs.HookChanges(r.Sink, HookOK, n)
+		if r.Attempt > sink.DefaultAttempts {
+			e.log.Infof("hook %s: applied %d change(s) after %d attempts", r.Sink, n, r.Attempt)
+		}
+	case sink.Retrying:
+		e.obs.HookChanges(r.Sink, HookRetried, n)
+		return
+	case sink.Failing:
+		e.obs.HookChanges(r.Sink, HookRetried, n)
+		kind, detail = audit.KindHookFailed, fmt.Sprintf("%s: %v (%d attempts failed; still pending, retried until applied or the block ends)", r.Sink, r.Err, r.Attempt)
+	case sink.GivenUp:
+		e.obs.HookChanges(r.Sink, HookFailed, n)
+		kind, detail = audit.KindHookFailed, fmt.Sprintf("%s: %v (given up after %d attempts)", r.Sink, r.Err, r.Attempt)
+	case sink.Expired:
+		e.obs.HookChanges(r.Sink, HookExpired, n)
 		return
 	}
-	kind, detail := audit.KindHookOK, r.Sink
 	if r.Err != nil {
-		kind, detail = audit.KindHookFailed, fmt.Sprintf("%s: %v (after %d attempts)", r.Sink, r.Err, r.Attempt)
 		e.log.Errorf("hook %s", detail)
 	}
 	for _, ch := range r.Batch {

@@ -72,6 +72,9 @@ type Config struct {
 	StateDir    string // "" keeps state in memory only
 	StateStrict bool   // refuse to start on an empty or corrupt state file
 	AuditPath   string // "" none, "stdout", or a file
+	// Reconcile is how often the hooks are checked against the live
+	// blocks; 0: DefaultReconcile.
+	Reconcile time.Duration
 
 	// A fleet on Redis; URL "" is a single node.
 	Redis FleetConfig
@@ -133,11 +136,15 @@ type Engine struct {
 
 	client     *criminalip.Client
 	queue      *validate.Queue
-	dispatcher *sink.Dispatcher // nil without hooks
+	dispatcher atomic.Pointer[sink.Dispatcher] // nil without hooks
 	closeSinks func()
 	connlogs   *connlogRunner // nil without connlogs
 	control    *controlPlane
 	bg         sync.WaitGroup // background work Stop waits for
+
+	// stopReconcile ends the reconciler of the hooks (reconcile.go).
+	stopReconcile chan struct{}
+	reconcileDone sync.WaitGroup
 
 	// hookSet is what this engine recorded in the State's hookSet, and
 	// prevHookSet what it replaced, to put back should Start fail after.
@@ -267,8 +274,11 @@ func (e *Engine) startHooks() error {
 	e.closeSinks = closeSinks
 	// Timeout covers one batch; an exec hook runs its program once per
 	// change of the batch.
-	e.dispatcher = sink.NewDispatcher(sink.Config{Sinks: sinks, OnResult: e.onHookResult, Timeout: time.Minute})
-	e.dispatcher.Start()
+	d := sink.NewDispatcher(sink.Config{Sinks: sinks, Ledgers: e.st.hookLedgers.of(e.cfg.Hooks),
+		OnResult: e.onHookResult, Timeout: time.Minute})
+	d.Start()
+	e.dispatcher.Store(d)
+	e.startReconciler()
 	// A reload builds a new engine each time: pushing every live block to
 	// every hook again on each one would repeat thousands of runs for
 	// nothing. Only hooks that have not been given them yet get them.
@@ -323,14 +333,15 @@ func (e *Engine) Stop() {
 // StopHooks flushes the hooks' queues until ctx ends and closes them;
 // later changes go nowhere. It returns an error if changes were left.
 func (e *Engine) StopHooks(ctx context.Context) error {
-	if e.dispatcher == nil {
+	d := e.dispatcher.Swap(nil) // later changes go nowhere
+	if d == nil {
 		return nil
 	}
-	err := e.dispatcher.Stop(ctx)
+	e.stopReconciler()
+	err := d.Stop(ctx)
 	if err != nil {
 		e.log.Warningf("hooks: %v", err)
 	}
-	e.dispatcher = nil
 	if e.closeSinks != nil {
 		e.closeSinks()
 		e.closeSinks = nil
@@ -402,5 +413,11 @@ func (e *Engine) Sweep(now time.Time) {
 		s.FleetErrors = grew(&r.fleetErrors, f.Errors())
 	}
 	s.QueueHigh, s.QueueLow = e.queue.Depth()
+	if d := e.dispatcher.Load(); d != nil {
+		s.HookPending = map[string]int{}
+		for name, h := range d.Stats() {
+			s.HookPending[name] = h.Queued
+		}
+	}
 	e.obs.Swept(s)
 }

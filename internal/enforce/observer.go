@@ -41,6 +41,8 @@ const (
 	HookRetried HookResult = "retried"
 	HookFailed  HookResult = "failed"
 	HookDropped HookResult = "dropped" // the hooks' queue was full
+	HookExpired HookResult = "expired" // blocks that ended while queued for a failing hook
+	HookResent  HookResult = "resent"  // queued again by reconcile: the hook lacked them
 )
 
 // Observer counts what the engine does; the plugin's metrics implement it.
@@ -84,6 +86,9 @@ type Stats struct {
 	Fleet                  bool // a fleet is configured: FleetUp and FleetErrors mean something
 	FleetUp                bool
 	FleetErrors            uint64 // since the previous sweep
+	// HookPending is the changes queued per hook (by sink name): waiting,
+	// being applied or retried; nil without hooks.
+	HookPending map[string]int
 }
 
 type nopObserver struct{}

@@ -63,6 +63,8 @@ type State struct {
 	// live block; nil until an engine has done it (a new or restored State),
 	// so that a reload with the same hooks pushes nothing again.
 	hookSet atomic.Pointer[string]
+	// hookLedgers are what each hook line acknowledged (see hooks.go).
+	hookLedgers hookLedgers
 }
 
 var registry = struct {

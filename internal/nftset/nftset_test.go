@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -297,8 +298,8 @@ func TestApplyReportsInvalidChanges(t *testing.T) {
 		{Action: "allow", IP: netip.MustParseAddr(dst4)},
 		block(dst6, time.Hour, "valid"),
 	})
-	if !errors.Is(err, ErrInvalidChange) {
-		t.Fatalf("Apply = %v, want ErrInvalidChange", err)
+	if !errors.Is(err, ErrInvalidChange) || !errors.Is(err, sink.ErrInvalidChange) {
+		t.Fatalf("Apply = %v, want ErrInvalidChange, which the Dispatcher does not retry", err)
 	}
 	// The valid change was applied all the same.
 	wantElement(t, s, dst6, "valid", 59*time.Minute, time.Hour)
@@ -611,5 +612,76 @@ func TestWithoutCreateSkipsMissingPairSets(t *testing.T) {
 	)
 	if got := s.Skipped(); got[SkipAbsentSet] != 1 {
 		t.Errorf("Skipped() = %v, want one %q", got, SkipAbsentSet)
+	}
+}
+
+// Holds reads the sets back: a block deleted by hand, one whose element
+// carries another decision, and one whose element runs out well before it
+// are not held; the others, pairs and scoped pairs included, are.
+func TestHoldsReadsTheSetsBack(t *testing.T) {
+	t.Parallel()
+	n := netnstest.New(t, testAddrs...)
+	s := newSink(t, n, inetCreate)
+	scopedSink := newSink(t, n, Config{Family: "inet", Table: "cipscoped", Set4: "pairs4", Set6: "pairs6", Create: true, Scoped: true})
+	blocks := []sink.Change{
+		block(dst4, time.Hour, "dec-v4"),
+		block(dst6, time.Hour, "dec-v6"),
+		tagged(block("45.83.0.22", time.Hour, "dec-pair"), client1, 0),
+		tagged(block("45.83.0.23", time.Hour, "dec-port"), client2, 443),
+		block("45.83.0.24", time.Hour, "dec-gone"),
+	}
+	apply(t, s, blocks...)
+	forEveryone := everyone(block(dst4, time.Hour, "dec-scoped"), client1, client2)
+	apply(t, scopedSink, forEveryone)
+
+	holds := func(s *Sink, blocks ...sink.Change) []bool {
+		t.Helper()
+		got, err := s.Holds(context.Background(), blocks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := holds(s, blocks...); !slices.Equal(got, []bool{true, true, true, true, true}) {
+		t.Fatalf("Holds = %v right after Apply, want all true", got)
+	}
+	n.Nft(t, "delete", "element", "inet", "cip", "blocked4", "{ 45.83.0.24 }")
+	n.Nft(t, "delete", "element", "inet", "cipscoped", "pairs4", "{ "+client2+" . "+dst4+" }")
+	redecided := block(dst6, time.Hour, "dec-v6-again")
+	extended := tagged(block("45.83.0.22", 3*time.Hour, "dec-pair"), client1, 0)
+	want := []bool{true, false, false, true, false}
+	if got := holds(s, blocks[0], redecided, extended, blocks[3], blocks[4]); !slices.Equal(got, want) {
+		t.Errorf("Holds = %v, want %v (another decision, a block 2h longer, an element deleted by hand)", got, want)
+	}
+	if got := holds(scopedSink, forEveryone); !slices.Equal(got, []bool{false}) {
+		t.Errorf("Holds = %v for a scoped block that lost one of its pairs, want false", got)
+	}
+}
+
+// A block replaces an element of its key that the sink read at start (a
+// restart) or wrote. One added behind its back after start is not
+// replaced by a plain add, which spares the kernel a slow delete; Holds
+// sees it stale, and the block written again replaces it.
+func TestBlockReplacesWhatTheSinkKnows(t *testing.T) {
+	t.Parallel()
+	n := netnstest.New(t, testAddrs...)
+	first := newSink(t, n, inetCreate)
+	apply(t, first, block(dst4, time.Hour, "before restart"))
+	second := newSink(t, n, inetCreate)
+	apply(t, second, block(dst4, 3*time.Hour, "after restart"))
+	wantElement(t, second, dst4, "after restart", 3*time.Hour-time.Minute, 3*time.Hour)
+
+	third := newSink(t, n, inetCreate)
+	n.Nft(t, "add", "element", "inet", "cip", "blocked6", `{ `+dst6+` timeout 1h comment "by hand" }`)
+	decided := block(dst6, 3*time.Hour, "decided")
+	apply(t, third, decided)
+	held, err := third.Holds(context.Background(), []sink.Change{decided})
+	if err != nil || held[0] {
+		t.Fatalf("Holds = %v, %v; want false: the element added by hand is not the block", held, err)
+	}
+	apply(t, third, decided)
+	els := elements(t, third)
+	if len(els) != 2 || els[1].Comment != "decided" || els[1].Expires < 3*time.Hour-time.Minute {
+		t.Fatalf("elements %+v, want %s replaced with comment decided and ~3h", els, dst6)
 	}
 }

@@ -2,8 +2,8 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 )
@@ -12,55 +12,114 @@ import (
 const (
 	DefaultQueueSize  = 10000
 	DefaultBatchSize  = 256
-	DefaultFlushEvery = 100 * time.Millisecond
 	DefaultAttempts   = 5
 	DefaultBackoff    = 500 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
 	DefaultTimeout    = 10 * time.Second
-
-	maxBackoff = 30 * time.Second
 )
 
 // Config configures a Dispatcher. Zero values take the defaults.
 type Config struct {
-	Sinks      []Sink
-	QueueSize  int           // per sink, pending distinct keys; default 10000
-	BatchSize  int           // changes per Apply; default 256
-	FlushEvery time.Duration // a batch goes when full or this long after its first change; default 100ms
-	Attempts   int           // per batch, the first included; default 5
-	Backoff    time.Duration // before the second attempt, then doubled with jitter, capped at 30s; default 500ms
+	Sinks []Sink
+	// Ledgers, if set, holds one Ledger per sink, in the order of Sinks (a
+	// nil entry: none for that sink). A sink's Ledger records what it
+	// acknowledged, for Reconcile; it may outlive the Dispatcher.
+	Ledgers   []*Ledger
+	QueueSize int // per sink, distinct keys waiting; default 10000
+	BatchSize int // changes per Apply; default 256
+	// FlushEvery is how long a change that finds its sink idle waits for
+	// others to share its Apply; default 0: it goes at once. Changes that
+	// arrive while an Apply is under way go together right after it, so a
+	// burst is batched all the same.
+	FlushEvery time.Duration
+	// Attempts is how many failed attempts in a row make a sink's failure
+	// worth reporting (OnResult with Outcome Failing, once per run of
+	// failures); default 5. Its changes stay queued whatever the count:
+	// they are tried until they are applied, superseded, or their block
+	// ends, or the Dispatcher stops.
+	Attempts   int
+	Backoff    time.Duration // after a failed attempt; doubled per failure in a row, with jitter; default 500ms
+	MaxBackoff time.Duration // the longest backoff; default 30s
 	Timeout    time.Duration // per Apply call (the whole batch); default 10s
 
-	// OnResult, if set, is called after every Apply attempt, for metrics,
-	// logs and the audit log. It is called from the sinks' goroutines, so
-	// concurrently for different sinks, and must not keep or modify Batch.
+	// OnResult, if set, is called after every Apply attempt, and for
+	// blocks that ended while queued, for metrics, logs and the audit log.
+	// It is called from the sinks' goroutines, so concurrently for
+	// different sinks, and must not keep or modify Batch.
 	OnResult func(r Result)
+
+	// Now and After are the Dispatcher's clock, by which a queued block's
+	// TTL runs down and backoffs end; nil: the time package's (tests give
+	// a simulated one).
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
 }
 
-// Result reports one Apply attempt.
+// Outcome is what became of the changes of one Result.
+type Outcome int
+
+// The outcomes.
+const (
+	// Applied: the sink applied the batch.
+	Applied Outcome = iota
+	// Retrying: the attempt failed; the changes stay queued (unless newer
+	// ones for their keys came meanwhile) and are tried again after a
+	// backoff.
+	Retrying
+	// Failing: as Retrying, and this was the sink's Attempts-th failure in
+	// a row: reported once per run of failures, so that a long outage
+	// makes one report, not one per retry.
+	Failing
+	// GivenUp: the attempt failed while the Dispatcher stopped, or the
+	// batch holds a change no retry can carry out (ErrInvalidChange): the
+	// changes are dropped, counted in Failed.
+	GivenUp
+	// Expired: blocks whose TTL ran out while they were queued; nothing is
+	// left to apply (Err is nil, Attempt 0).
+	Expired
+)
+
+var outcomeNames = [...]string{"applied", "retrying", "failing", "given up", "expired"}
+
+func (o Outcome) String() string { return outcomeNames[o] }
+
+// ErrInvalidChange marks a change a sink cannot carry out as given (a
+// block without a positive TTL, a change without an IP): the Dispatcher
+// does not retry a batch whose error wraps it.
+var ErrInvalidChange = errors.New("invalid change")
+
+// Result reports one Apply attempt, or blocks that expired queued.
 type Result struct {
 	Sink    string
+	Index   int // the sink's position in Config.Sinks
 	Batch   []Change
-	Attempt int // 1 for the first
+	Attempt int // failed attempts of the sink in a row before this one, plus one
 	Err     error
-	Final   bool // no more attempts for this batch: it succeeded or was given up
+	Outcome Outcome
 }
 
 // SinkStats counts what a Dispatcher did for one sink. Counts are changes,
 // not batches, except Retries.
 type SinkStats struct {
-	Queued  int    // now: waiting, plus the batch being applied or retried
+	Queued  int    // now: waiting, plus the batch being applied
 	Applied uint64 // applied successfully
-	Failed  uint64 // given up after the last attempt
-	Dropped uint64 // refused by Submit (queue full, or stopped), or left unflushed by Stop
-	Retries uint64 // Apply calls after a batch's first
+	Failed  uint64 // given up: failed while stopping, or invalid
+	Dropped uint64 // refused (queue full, or stopped), or left unflushed by Stop
+	Expired uint64 // blocks whose TTL ran out while queued
+	Retries uint64 // Apply calls after a failed one
 }
 
 // Dispatcher feeds every sink from its own goroutine and queue. The queue
 // holds at most one change per Key: a newer change replaces a queued one,
 // so a burst for one IP costs one Apply, and a block followed by an
-// unblock before the flush sends only the unblock. A failing sink retries
-// its batch with backoff while the others carry on; changes submitted
-// meanwhile keep coalescing and are applied after the batch.
+// unblock before it went sends only the unblock.
+//
+// A change that finds its sink idle goes at once; what arrives while an
+// Apply is under way goes in one batch after it. A failed batch goes back
+// to the queue, where newer changes for its keys replace it, and the sink
+// is tried again after a backoff that grows up to MaxBackoff: changes are
+// never abandoned while the Dispatcher runs, only superseded, or dropped
+// when their block has ended. A failing sink never holds back the others.
 type Dispatcher struct {
 	cfg     Config
 	workers []*worker
@@ -80,23 +139,29 @@ type Dispatcher struct {
 // NewDispatcher returns a Dispatcher for cfg.Sinks. Changes may be
 // submitted at once; they are delivered after Start.
 func NewDispatcher(cfg Config) *Dispatcher {
+	defaults := []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&cfg.Backoff, DefaultBackoff}, {&cfg.MaxBackoff, DefaultMaxBackoff}, {&cfg.Timeout, DefaultTimeout}}
+	for _, d := range defaults {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = DefaultQueueSize
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
 	}
-	if cfg.FlushEvery <= 0 {
-		cfg.FlushEvery = DefaultFlushEvery
-	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = DefaultAttempts
 	}
-	if cfg.Backoff <= 0 {
-		cfg.Backoff = DefaultBackoff
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
+	if cfg.After == nil {
+		cfg.After = time.After
 	}
 	d := &Dispatcher{
 		cfg:      cfg,
@@ -104,14 +169,20 @@ func NewDispatcher(cfg Config) *Dispatcher {
 		done:     make(chan struct{}),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	for _, s := range cfg.Sinks {
-		d.workers = append(d.workers, &worker{
+	for i, s := range cfg.Sinks {
+		w := &worker{
 			d:       d,
+			index:   i,
 			sink:    s,
 			name:    s.Name(),
-			pending: make(map[Key]Change),
+			pending: make(map[Key]queued),
+			flying:  make(map[Key]queued),
 			wake:    make(chan struct{}, 1),
-		})
+		}
+		if i < len(cfg.Ledgers) {
+			w.ledger = cfg.Ledgers[i]
+		}
+		d.workers = append(d.workers, w)
 	}
 	return d
 }
@@ -142,7 +213,7 @@ func (d *Dispatcher) launch() {
 func (d *Dispatcher) Submit(c Change) (accepted bool) {
 	accepted = true
 	for _, w := range d.workers {
-		if !w.submit(c) {
+		if !w.submit(c, nil) {
 			accepted = false
 		}
 	}
@@ -190,6 +261,7 @@ func (d *Dispatcher) Stats() map[string]SinkStats {
 		t.Applied += s.Applied
 		t.Failed += s.Failed
 		t.Dropped += s.Dropped
+		t.Expired += s.Expired
 		t.Retries += s.Retries
 		m[w.name] = t
 	}
@@ -198,20 +270,36 @@ func (d *Dispatcher) Stats() map[string]SinkStats {
 
 // worker is one sink's queue and the goroutine that empties it.
 type worker struct {
-	d    *Dispatcher
-	sink Sink
-	name string
-	wake chan struct{} // capacity 1: the queue's state may have changed
+	d      *Dispatcher
+	index  int
+	sink   Sink
+	name   string
+	ledger *Ledger       // nil: acknowledgements are not recorded
+	wake   chan struct{} // capacity 1: the queue's state may have changed
 
-	mu       sync.Mutex
-	pending  map[Key]Change
-	order    []Key     // the keys of pending, oldest first
-	firstAt  time.Time // when the oldest pending change arrived
-	inflight int       // changes taken out of pending, not yet done with
-	st       SinkStats // Queued unused here; see stats
+	mu        sync.Mutex
+	pending   map[Key]queued
+	order     []Key          // the keys of pending, oldest first
+	firstAt   time.Time      // when the oldest pending change arrived
+	flying    map[Key]queued // the batch being applied, as it was queued
+	fails     int            // failed attempts in a row
+	holdUntil time.Time      // after a failure, no batch goes before this
+	st        SinkStats      // Queued unused here; see stats
 }
 
-func (w *worker) submit(c Change) bool {
+// queued is a change in a queue, with the time it was submitted: a
+// block's TTL runs down from then.
+type queued struct {
+	c  Change
+	at time.Time
+}
+
+// submit queues c, unless the queue is full or stopping. With current
+// set (Reconcile), it queues what current(c) returns instead, unless a
+// change for c's key is already queued or being applied, or current says
+// c no longer stands. current runs under the queue's lock, so that no
+// change submitted for the key after it answered can be overtaken.
+func (w *worker) submit(c Change, current func(Change) (Change, bool)) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	select {
@@ -221,59 +309,79 @@ func (w *worker) submit(c Change) bool {
 	default:
 	}
 	k := c.Key()
-	if _, ok := w.pending[k]; ok {
-		w.pending[k] = c // keeps its place in order: the key waits no longer than it did
+	_, waiting := w.pending[k]
+	if current != nil {
+		if _, ok := w.flying[k]; ok || waiting {
+			return false
+		}
+		var ok bool
+		if c, ok = current(c); !ok {
+			return false
+		}
+	}
+	now := w.d.cfg.Now()
+	if waiting {
+		w.pending[k] = queued{c, now} // keeps its place in order: the key waits no longer than it did
 		return true
 	}
 	if len(w.order) >= w.d.cfg.QueueSize {
 		w.st.Dropped++
 		return false
 	}
-	w.pending[k] = c
+	w.pending[k] = queued{c, now}
 	w.order = append(w.order, k)
-	// The worker cares about the first change (starts the flush clock) and
-	// a full batch (flush now); nothing in between.
+	// The worker cares about the first change (it may go at once, or
+	// starts the FlushEvery clock) and a full batch; nothing in between.
 	if n := len(w.order); n == 1 || n == w.d.cfg.BatchSize {
 		if n == 1 {
-			w.firstAt = time.Now()
+			w.firstAt = now
 		}
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+		w.signal()
 	}
 	return true
+}
+
+func (w *worker) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (w *worker) stats() SinkStats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.st
-	s.Queued = len(w.order) + w.inflight
+	s.Queued = len(w.order) + len(w.flying)
 	return s
 }
 
-// take moves up to BatchSize of the oldest pending changes into a batch.
-func (w *worker) take() []Change {
+// take moves up to BatchSize of the oldest pending changes into a batch,
+// each block's TTL run down by the time it waited, and returns the blocks
+// whose TTL ran out apart.
+func (w *worker) take() (batch, expired []Change) {
+	now := w.d.cfg.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := min(len(w.order), w.d.cfg.BatchSize)
-	batch := make([]Change, n)
-	for i, k := range w.order[:n] {
-		batch[i] = w.pending[k]
+	n := 0
+	for n < len(w.order) && len(batch) < w.d.cfg.BatchSize {
+		k := w.order[n]
+		n++
+		q := w.pending[k]
 		delete(w.pending, k)
-	}
-	w.order = slices.Delete(w.order, 0, n)
-	if len(w.order) > 0 {
-		// The rest have waited since firstAt already: they go next round
-		// without a fresh wait.
-		select {
-		case w.wake <- struct{}{}:
-		default:
+		c := q.c
+		if c.Action == Block {
+			if c.TTL -= now.Sub(q.at); c.TTL <= 0 {
+				expired = append(expired, q.c)
+				continue
+			}
 		}
+		batch = append(batch, c)
+		w.flying[k] = q
 	}
-	w.inflight = n
-	return batch
+	w.order = w.order[n:]
+	w.st.Expired += uint64(len(expired))
+	return batch, expired
 }
 
 func (w *worker) run() {
@@ -289,23 +397,39 @@ func (w *worker) run() {
 }
 
 // next waits for a batch to be due and returns it, or nil once the
-// Dispatcher is stopping.
+// Dispatcher is stopping. A batch is due when its sink is idle and not
+// backing off, and it is full or FlushEvery has passed.
 func (w *worker) next() []Change {
 	cfg := &w.d.cfg
+	var due <-chan time.Time
+	var dueAt time.Time
 	for !w.isStopping() {
 		w.mu.Lock()
-		n, first := len(w.order), w.firstAt
+		n, first, hold := len(w.order), w.firstAt, w.holdUntil
 		w.mu.Unlock()
-		var due <-chan time.Time
-		if n > 0 {
-			wait := cfg.FlushEvery - time.Since(first)
-			if n >= cfg.BatchSize || wait <= 0 {
-				return w.take()
+		if n == 0 {
+			due = nil
+		} else {
+			now := cfg.Now()
+			at := hold
+			if n < cfg.BatchSize && first.Add(cfg.FlushEvery).After(at) {
+				at = first.Add(cfg.FlushEvery)
 			}
-			due = time.After(wait) // garbage once unreferenced, since Go 1.23
+			if !at.After(now) {
+				batch, expired := w.take()
+				w.report(expired, 0, nil, Expired)
+				if len(batch) > 0 {
+					return batch
+				}
+				continue
+			}
+			if due == nil || !at.Equal(dueAt) {
+				due, dueAt = cfg.After(at.Sub(now)), at
+			}
 		}
 		select {
 		case <-due:
+			due = nil
 		case <-w.wake:
 		case <-w.d.stopping:
 		}
@@ -313,31 +437,75 @@ func (w *worker) next() []Change {
 	return nil
 }
 
-// deliver applies batch, retrying with backoff up to Attempts. Once the
-// Dispatcher is stopping, the attempt under way or the next one is the
-// last.
+// deliver makes one attempt at batch. A failure puts it back in the queue
+// behind a backoff; see requeue.
 func (w *worker) deliver(batch []Change) {
-	cfg := &w.d.cfg
-	for attempt := 1; ; attempt++ {
-		err := w.apply(batch, attempt)
-		if err == nil {
-			w.finish(batch, attempt, nil)
-			return
-		}
-		if attempt >= cfg.Attempts || w.isStopping() {
-			w.finish(batch, attempt, err)
-			return
-		}
-		w.report(batch, attempt, err, false)
-		t := time.NewTimer(backoff(cfg.Backoff, attempt))
-		select {
-		case <-t.C:
-		case <-w.d.stopping:
-			t.Stop()
-			w.finish(batch, attempt+1, w.apply(batch, attempt+1))
-			return
-		}
+	err := w.apply(batch)
+	if err == nil || errors.Is(err, ErrInvalidChange) {
+		w.done(batch, err)
+		return
 	}
+	cfg := &w.d.cfg
+	w.mu.Lock()
+	w.fails++
+	attempt := w.fails
+	w.requeueLocked(batch)
+	w.holdUntil = cfg.Now().Add(backoff(cfg.Backoff, cfg.MaxBackoff, attempt))
+	w.mu.Unlock()
+	outcome := Retrying
+	if attempt == cfg.Attempts {
+		outcome = Failing
+	}
+	w.report(batch, attempt, err, outcome)
+}
+
+// requeueLocked puts the changes of a failed batch back at the front of
+// the queue, as they were first queued (a block's TTL keeps running down
+// from its submission), except those a newer change for the same key
+// has replaced meanwhile.
+func (w *worker) requeueLocked(batch []Change) {
+	back := make([]Key, 0, len(batch))
+	for _, c := range batch {
+		k := c.Key()
+		q, ok := w.flying[k]
+		if !ok {
+			continue
+		}
+		delete(w.flying, k)
+		if _, newer := w.pending[k]; newer {
+			continue
+		}
+		w.pending[k] = q
+		back = append(back, k)
+	}
+	w.order = append(back, w.order...)
+	if len(w.order) > 0 {
+		w.firstAt = time.Time{} // they have waited long enough
+	}
+}
+
+// done ends batch's attempts: applied (err nil), or given up.
+func (w *worker) done(batch []Change, err error) {
+	if err == nil && w.ledger != nil {
+		// Before the keys leave flying, so that Reconcile never sees them
+		// neither under way nor acknowledged.
+		w.ledger.record(batch, w.d.cfg.Now())
+	}
+	w.mu.Lock()
+	attempt := w.fails + 1
+	if err == nil {
+		w.st.Applied += uint64(len(batch))
+		w.fails, w.holdUntil = 0, time.Time{}
+	} else {
+		w.st.Failed += uint64(len(batch))
+	}
+	clear(w.flying)
+	w.mu.Unlock()
+	outcome := Applied
+	if err != nil {
+		outcome = GivenUp
+	}
+	w.report(batch, attempt, err, outcome)
 }
 
 // drain flushes the queue once stopping: every batch gets one attempt
@@ -354,42 +522,32 @@ func (w *worker) drain() {
 			w.mu.Unlock()
 			return
 		}
-		batch := w.take()
+		batch, expired := w.take()
+		w.report(expired, 0, nil, Expired)
 		if len(batch) == 0 {
-			return
+			if len(expired) == 0 {
+				return
+			}
+			continue
 		}
-		w.finish(batch, 1, w.apply(batch, 1))
+		w.done(batch, w.apply(batch))
 	}
 }
 
-func (w *worker) apply(batch []Change, attempt int) error {
-	if attempt > 1 {
-		w.mu.Lock()
+func (w *worker) apply(batch []Change) error {
+	w.mu.Lock()
+	if w.fails > 0 {
 		w.st.Retries++
-		w.mu.Unlock()
 	}
+	w.mu.Unlock()
 	ctx, cancel := context.WithTimeout(w.d.ctx, w.d.cfg.Timeout)
 	defer cancel()
 	return w.sink.Apply(ctx, batch)
 }
 
-// finish counts batch as applied (err nil) or failed and reports the final
-// attempt.
-func (w *worker) finish(batch []Change, attempt int, err error) {
-	w.mu.Lock()
-	if err == nil {
-		w.st.Applied += uint64(len(batch))
-	} else {
-		w.st.Failed += uint64(len(batch))
-	}
-	w.inflight = 0
-	w.mu.Unlock()
-	w.report(batch, attempt, err, true)
-}
-
-func (w *worker) report(batch []Change, attempt int, err error, final bool) {
-	if f := w.d.cfg.OnResult; f != nil {
-		f(Result{Sink: w.name, Batch: batch, Attempt: attempt, Err: err, Final: final})
+func (w *worker) report(batch []Change, attempt int, err error, outcome Outcome) {
+	if f := w.d.cfg.OnResult; f != nil && len(batch) > 0 {
+		f(Result{Sink: w.name, Index: w.index, Batch: batch, Attempt: attempt, Err: err, Outcome: outcome})
 	}
 }
 
@@ -402,14 +560,14 @@ func (w *worker) isStopping() bool {
 	}
 }
 
-// backoff is the wait after failed attempt n (1-based): base doubled per
-// attempt, capped, then jittered into its upper half so that sinks failing
-// together do not retry in step.
-func backoff(base time.Duration, n int) time.Duration {
+// backoff is the wait after the n-th failure in a row (1-based): base
+// doubled per failure, capped at limit, then jittered into its upper half
+// so that sinks failing together do not retry in step.
+func backoff(base, limit time.Duration, n int) time.Duration {
 	d := base
-	for i := 1; i < n && d < maxBackoff; i++ {
+	for i := 1; i < n && d < limit; i++ {
 		d *= 2
 	}
-	d = min(d, maxBackoff)
+	d = min(d, limit)
 	return d/2 + rand.N(d/2+1)
 }

@@ -8,8 +8,11 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/testclock"
 )
 
 // recorder is a Sink that records the batches it was given. apply, if
@@ -248,20 +251,20 @@ func TestDispatcherRetriesThenSucceeds(t *testing.T) {
 		}
 		return nil
 	}}
-	d := NewDispatcher(Config{Sinks: []Sink{r}, FlushEvery: time.Millisecond, Backoff: time.Millisecond, OnResult: rs.add})
+	d := NewDispatcher(Config{Sinks: []Sink{r}, Backoff: time.Millisecond, OnResult: rs.add})
 	d.Start()
 	defer stop(t, d)
 	d.Submit(block(1, "d-1"))
-	waitFor(t, "a final result", func() bool { got := rs.get(); return len(got) > 0 && got[len(got)-1].Final })
+	waitFor(t, "the change applied", func() bool { got := rs.get(); return len(got) > 0 && got[len(got)-1].Outcome == Applied })
 
 	got := rs.get()
 	if len(got) != 3 {
 		t.Fatalf("got %d results, want 3: %+v", len(got), got)
 	}
 	for i, res := range got {
-		wantErr, wantFinal := i < 2, i == 2
-		if res.Sink != "r" || res.Attempt != i+1 || (res.Err != nil) != wantErr || res.Final != wantFinal || len(res.Batch) != 1 {
-			t.Errorf("result %d = %+v, want attempt %d, error %v, final %v", i, res, i+1, wantErr, wantFinal)
+		want := []Outcome{Retrying, Retrying, Applied}[i]
+		if res.Sink != "r" || res.Attempt != i+1 || (res.Err != nil) != (i < 2) || res.Outcome != want || len(res.Batch) != 1 {
+			t.Errorf("result %d = %+v, want attempt %d, %v", i, res, i+1, want)
 		}
 	}
 	s := d.Stats()["r"]
@@ -270,7 +273,9 @@ func TestDispatcherRetriesThenSucceeds(t *testing.T) {
 	}
 }
 
-func TestDispatcherNewerChangeWinsOverRetriedBatch(t *testing.T) {
+// A newer change for a key replaces a failed one that waits for its
+// retry: a block that failed, then an unblock, sends only the unblock.
+func TestDispatcherNewerChangeReplacesFailedOne(t *testing.T) {
 	inApply, fail := make(chan struct{}), make(chan struct{})
 	r := &recorder{name: "r", apply: func(_ context.Context, n int, _ []Change) error {
 		if n == 1 {
@@ -280,41 +285,113 @@ func TestDispatcherNewerChangeWinsOverRetriedBatch(t *testing.T) {
 		}
 		return nil
 	}}
-	d := NewDispatcher(Config{Sinks: []Sink{r}, FlushEvery: time.Millisecond, Backoff: time.Millisecond})
+	d := NewDispatcher(Config{Sinks: []Sink{r}, Backoff: time.Millisecond})
 	d.Start()
 	defer stop(t, d)
 	d.Submit(block(1, "d-1"))
+	d.Submit(block(2, "d-2"))
 	<-inApply
 	d.Submit(Change{Action: Unblock, IP: ip(1), Decision: "d-1"})
 	close(fail)
-	waitFor(t, "both changes", func() bool { return len(r.changes()) == 2 })
+	waitFor(t, "the retry", func() bool { return len(r.changes()) == 2 })
 
-	got := r.changes()
-	if got[0].Action != Block || got[1].Action != Unblock {
-		t.Fatalf("applied %v then %v, want the retried block then the newer unblock", got[0].Action, got[1].Action)
+	var got []string
+	for _, c := range r.changes() {
+		got = append(got, string(c.Action)+" "+c.IP.String())
+	}
+	if want := []string{"block 192.0.2.2", "unblock 192.0.2.1"}; !slices.Equal(got, want) {
+		t.Fatalf("applied %q, want %q: the failed block of .2 retried, the one of .1 replaced by its unblock", got, want)
 	}
 }
 
-func TestDispatcherGivesUp(t *testing.T) {
+// A sink that fails far more often than Attempts keeps its changes: it is
+// reported failing once, and the change is applied when it recovers.
+func TestDispatcherNeverGivesUp(t *testing.T) {
 	var rs results
-	r := &recorder{name: "r", apply: func(context.Context, int, []Change) error { return errors.New("down") }}
-	d := NewDispatcher(Config{Sinks: []Sink{r}, FlushEvery: time.Millisecond, Backoff: time.Millisecond, Attempts: 3, OnResult: rs.add})
+	r := &recorder{name: "r", apply: func(_ context.Context, n int, _ []Change) error {
+		if n <= 20 {
+			return errors.New("down")
+		}
+		return nil
+	}}
+	d := NewDispatcher(Config{Sinks: []Sink{r}, Backoff: time.Microsecond, MaxBackoff: time.Millisecond, Attempts: 3, OnResult: rs.add})
 	d.Start()
 	defer stop(t, d)
 	d.Submit(block(1, "d-1"))
-	waitFor(t, "a final result", func() bool { got := rs.get(); return len(got) > 0 && got[len(got)-1].Final })
+	waitFor(t, "the change applied", func() bool { return len(r.changes()) == 1 })
 
-	got := rs.get()
-	if len(got) != 3 {
-		t.Fatalf("got %d results, want 3", len(got))
+	var outcomes []Outcome
+	for _, res := range rs.get() {
+		outcomes = append(outcomes, res.Outcome)
 	}
-	for i, res := range got {
-		if res.Err == nil || res.Attempt != i+1 || res.Final != (i == 2) {
-			t.Errorf("result %d = %+v", i, res)
+	want := slices.Repeat([]Outcome{Retrying}, 20)
+	want[2] = Failing
+	want = append(want, Applied)
+	if !slices.Equal(outcomes, want) {
+		t.Errorf("outcomes %v, want %v", outcomes, want)
+	}
+	if s := d.Stats()["r"]; s.Failed != 0 || s.Applied != 1 || s.Retries != 20 || s.Queued != 0 {
+		t.Errorf("stats %+v, want Applied 1, Retries 20, nothing failed or queued", s)
+	}
+}
+
+// A block whose TTL runs out while its sink is down is dropped, not pushed
+// late; its unblock, a change without a TTL, waits as long as it takes.
+func TestDispatcherDropsBlocksThatEnded(t *testing.T) {
+	clock := testclock.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	var up atomic.Bool
+	var rs results
+	r := &recorder{name: "r", apply: func(context.Context, int, []Change) error {
+		if !up.Load() {
+			return errors.New("down")
 		}
+		return nil
+	}}
+	d := NewDispatcher(Config{Sinks: []Sink{r}, Now: clock.Now, After: clock.After, OnResult: rs.add})
+	d.Start()
+	defer stop(t, d)
+	short, long := block(1, "d-1"), block(2, "d-2")
+	short.TTL = 10 * time.Second
+	d.Submit(short)
+	d.Submit(long)
+	d.Submit(Change{Action: Unblock, IP: ip(3), Decision: "d-3"})
+	for range 10 {
+		waitFor(t, "a backoff", func() bool { return clock.Timers() > 0 })
+		clock.Advance(2 * time.Second)
 	}
-	if s := d.Stats()["r"]; s.Failed != 1 || s.Applied != 0 || s.Retries != 2 || s.Queued != 0 {
-		t.Errorf("stats %+v, want Failed 1, Retries 2, nothing applied or queued", s)
+	up.Store(true)
+	waitFor(t, "the rest applied", func() bool {
+		clock.Advance(time.Second)
+		return len(r.changes()) == 2
+	})
+	got := r.changes()
+	if got[0].Decision != "d-2" || got[0].TTL > time.Hour-20*time.Second || got[1].Action != Unblock {
+		t.Errorf("applied %+v, want the block of .2 with the time it waited taken off its TTL, and the unblock of .3", got)
+	}
+	if s := d.Stats()["r"]; s.Expired != 1 || s.Applied != 2 {
+		t.Errorf("stats %+v, want Expired 1 (the block of .1), Applied 2", s)
+	}
+	if !slices.ContainsFunc(rs.get(), func(r Result) bool { return r.Outcome == Expired && r.Batch[0].Decision == "d-1" }) {
+		t.Error("no Expired result for the block of .1")
+	}
+}
+
+// A change no retry can carry out is given up at once.
+func TestDispatcherGivesUpInvalidChanges(t *testing.T) {
+	var rs results
+	r := &recorder{name: "r", apply: func(context.Context, int, []Change) error {
+		return fmt.Errorf("sink r: %w: block without a TTL", ErrInvalidChange)
+	}}
+	d := NewDispatcher(Config{Sinks: []Sink{r}, Backoff: time.Millisecond, OnResult: rs.add})
+	d.Start()
+	defer stop(t, d)
+	d.Submit(block(1, "d-1"))
+	waitFor(t, "a result", func() bool { return len(rs.get()) > 0 })
+	if got := rs.get()[0]; got.Outcome != GivenUp {
+		t.Errorf("result %+v, want GivenUp", got)
+	}
+	if s := d.Stats()["r"]; s.Failed != 1 || s.Retries != 0 || s.Queued != 0 {
+		t.Errorf("stats %+v, want Failed 1, no retry", s)
 	}
 }
 
@@ -392,7 +469,7 @@ func TestDispatcherStopFlushesAndLeavesNoGoroutines(t *testing.T) {
 			t.Errorf("sink %s got %d changes on Stop, want 5", r.name, n)
 		}
 	}
-	if got := rs.get(); !slices.ContainsFunc(got, func(r Result) bool { return r.Sink == "c" && r.Final && r.Attempt == 1 }) {
+	if got := rs.get(); !slices.ContainsFunc(got, func(r Result) bool { return r.Sink == "c" && r.Outcome == GivenUp && r.Attempt == 1 }) {
 		t.Errorf("the failing sink's flush was not a single final attempt: %+v", got)
 	}
 	if s := d.Stats()["c"]; s.Failed != 5 {
@@ -429,10 +506,10 @@ func TestDispatcherStopGivesUpWhenContextEnds(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	base := 500 * time.Millisecond
-	for n, want := range map[int]time.Duration{1: base, 2: 2 * base, 3: 4 * base, 10: maxBackoff, 100: maxBackoff} {
+	base, limit := 500*time.Millisecond, 30*time.Second
+	for n, want := range map[int]time.Duration{1: base, 2: 2 * base, 3: 4 * base, 10: limit, 100: limit} {
 		for range 100 {
-			if got := backoff(base, n); got < want/2 || got > want {
+			if got := backoff(base, limit, n); got < want/2 || got > want {
 				t.Fatalf("backoff(%v, %d) = %v, want within [%v, %v]", base, n, got, want/2, want)
 			}
 		}

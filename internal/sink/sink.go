@@ -85,7 +85,8 @@ type Key struct {
 // Sink applies changes. Apply must be idempotent (a block of a blocked IP,
 // an unblock of an absent one, succeed) and should apply the batch as one
 // transaction where the target allows. An error makes the Dispatcher retry
-// the whole batch with backoff.
+// the batch's changes with backoff until they are applied, superseded or
+// their block ends, unless it wraps ErrInvalidChange.
 type Sink interface {
 	Name() string
 	Apply(ctx context.Context, batch []Change) error

@@ -9,15 +9,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/testclock"
 )
 
 var testSecret = []byte("s3cr3t-0f-the-hook")
@@ -176,10 +180,10 @@ func TestWebhookRetriedByDispatcher(t *testing.T) {
 	d.Start()
 	defer stop(t, d)
 	d.Submit(block(1, "d-1"))
-	waitFor(t, "a final result", func() bool { got := rs.get(); return len(got) > 0 && got[len(got)-1].Final })
+	waitFor(t, "the change applied", func() bool { got := rs.get(); return len(got) > 0 && got[len(got)-1].Outcome == Applied })
 
 	got := rs.get()
-	if len(got) != 2 || got[0].Err == nil || got[1].Err != nil || !got[1].Final || got[1].Attempt != 2 {
+	if len(got) != 2 || got[0].Err == nil || got[0].Outcome != Retrying || got[1].Err != nil || got[1].Attempt != 2 {
 		t.Fatalf("results %+v, want a failed attempt then a final success", got)
 	}
 	if msg := got[0].Err.Error(); !strings.Contains(msg, "503") || errors.Is(got[0].Err, ErrRejected) {
@@ -299,4 +303,102 @@ func TestLoadSecret(t *testing.T) {
 			t.Errorf("LoadSecret(%s) = %v, want an error naming the file", path, err)
 		}
 	}
+}
+
+// A webhook receiver down for two minutes (of a simulated clock) gets
+// every change once it is back: the latest of each IP, in the order they
+// were made, however many retries it took. The Dispatcher neither gives up
+// nor hammers it meanwhile.
+func TestWebhookDownTwoMinutesGetsEveryChange(t *testing.T) {
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	clock := testclock.New(start)
+	up := start.Add(2 * time.Minute)
+	var mu sync.Mutex
+	var refused int
+	got := map[string][]string{} // ip -> "action decision" as received
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if clock.Now().Before(up) {
+			refused++
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		var body struct{ Changes []webhookChange }
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		for _, c := range body.Changes {
+			got[c.IP] = append(got[c.IP], string(c.Action)+" "+c.Decision)
+		}
+	}))
+	defer srv.Close()
+	w, err := NewWebhook(srv.URL, testSecret, WebhookOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDispatcher(Config{Sinks: []Sink{w}, Now: clock.Now, After: clock.After})
+	d.Start()
+	defer stop(t, d)
+
+	// Every 5s while it is down, a block; every third IP is unblocked 10s
+	// after its block.
+	made := map[string][]string{}
+	submit := func(c Change) {
+		d.Submit(c)
+		made[c.IP.String()] = append(made[c.IP.String()], string(c.Action)+" "+c.Decision)
+	}
+	for i := 1; clock.Now().Before(up); i++ {
+		submit(block(i, fmt.Sprint("d-", i)))
+		if i > 2 && (i-2)%3 == 0 {
+			submit(Change{Action: Unblock, IP: ip(i - 2), Decision: fmt.Sprint("d-", i-2)})
+		}
+		waitFor(t, "the dispatcher to back off", func() bool { return clock.Timers() > 0 })
+		clock.Advance(5 * time.Second)
+	}
+	received := func() map[string][]string {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(got)
+	}
+	waitFor(t, "the receiver to have the last change of every IP", func() bool {
+		clock.Advance(time.Second)
+		if d.Stats()[w.Name()].Queued > 0 {
+			return false
+		}
+		r := received()
+		for ip, changes := range made {
+			if n := len(r[ip]); n == 0 || r[ip][n-1] != changes[len(changes)-1] {
+				return false
+			}
+		}
+		return true
+	})
+	for ip, changes := range received() {
+		if !inOrder(changes, made[ip]) {
+			t.Errorf("%s: received %q, made %q: out of order, or a change never made", ip, changes, made[ip])
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d attempts refused in the two minutes down", refused)
+	if refused <= DefaultAttempts || refused > 30 {
+		t.Errorf("%d attempts in two minutes down: want more than %d (the old give-up point), and few enough to spare the receiver (backoff up to %v)",
+			refused, DefaultAttempts, DefaultMaxBackoff)
+	}
+	if s := d.Stats()[w.Name()]; s.Failed != 0 || s.Dropped != 0 {
+		t.Errorf("stats %+v: want nothing failed or dropped", s)
+	}
+}
+
+// inOrder reports whether sub is a subsequence of all.
+func inOrder(sub, all []string) bool {
+	i := 0
+	for _, a := range all {
+		if i < len(sub) && sub[i] == a {
+			i++
+		}
+	}
+	return i == len(sub)
 }

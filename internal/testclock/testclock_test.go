@@ -40,3 +40,35 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("after 400 one-second steps, Now() = %v", got)
 	}
 }
+
+func TestAfter(t *testing.T) {
+	c := testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	soon, later := c.After(time.Second), c.After(time.Minute)
+	if n := c.Timers(); n != 2 {
+		t.Fatalf("Timers() = %d, want 2", n)
+	}
+	c.Advance(30 * time.Second)
+	select {
+	case at := <-soon:
+		if !at.Equal(c.Now()) {
+			t.Errorf("fired with %v, want %v", at, c.Now())
+		}
+	default:
+		t.Fatal("a 1s timer did not fire after 30s")
+	}
+	select {
+	case <-later:
+		t.Fatal("a 1m timer fired after 30s")
+	default:
+	}
+	if n := c.Timers(); n != 1 {
+		t.Errorf("Timers() = %d, want 1", n)
+	}
+	c.Set(c.Now().Add(time.Hour))
+	<-later
+	select {
+	case <-c.After(0):
+	default:
+		t.Error("After(0) did not fire at once")
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
-	"github.com/coredns-cip/coredns-cip/internal/nftset"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
@@ -99,6 +98,7 @@ type config struct {
 	blockPolicy blocks.Policy
 	staticAllow []blocks.Allow
 	hooks       []enforce.HookSpec
+	reconcile   time.Duration // 0: enforce.DefaultReconcile
 	stateDir    string
 	stateStrict bool   // refuse to start on an empty or corrupt state file
 	auditPath   string // "" none, "stdout", or a file
@@ -307,35 +307,7 @@ func parseHook(args []string) (enforce.HookSpec, error) {
 	h := enforce.HookSpec{Kind: enforce.HookKind(args[0])}
 	switch args[0] {
 	case "nftables":
-		if len(args) < 5 {
-			return h, fmt.Errorf("syntax is hook nftables FAMILY TABLE SET4 SET6 [create] [scoped] [netns NAME] (use - for no set)")
-		}
-		noneIfDash := func(s string) string {
-			if s == "-" {
-				return ""
-			}
-			return s
-		}
-		h.NFT = nftset.Config{Family: args[1], Table: args[2], Set4: noneIfDash(args[3]), Set6: noneIfDash(args[4]), Logf: log.Warningf}
-		for i := 5; i < len(args); i++ {
-			switch args[i] {
-			case "create":
-				h.NFT.Create = true
-			case "scoped":
-				h.NFT.Scoped = true
-			case "netns":
-				if i+1 >= len(args) || strings.ContainsAny(args[i+1], "/.") || args[i+1] == "" {
-					return h, fmt.Errorf("nftables: netns needs a namespace NAME (as in /var/run/netns/NAME)")
-				}
-				h.NetNS = args[i+1]
-				i++
-			default:
-				return h, fmt.Errorf("nftables: unknown flag %q (create, scoped or netns NAME)", args[i])
-			}
-		}
-		if err := h.NFT.Validate(); err != nil {
-			return h, err
-		}
+		return enforce.ParseNFTablesHook(args, log.Warningf)
 	case "exec":
 		if len(args) < 2 {
 			return h, fmt.Errorf("syntax is hook exec PATH [ARG ...]")

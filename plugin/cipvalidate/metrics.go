@@ -97,8 +97,13 @@ var (
 	// hookChanges counts the changes handed to hooks.
 	hookChanges = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "hook_changes_total",
-		Help: "Block and unblock changes handed to hooks, by sink and result (ok, retried, failed, dropped).",
+		Help: "Block and unblock changes handed to hooks, by sink and result (ok, retried, failed, dropped, expired, resent).",
 	}, []string{"sink", "result"})
+	// hookPending is the changes queued per hook, failing ones included.
+	hookPending = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "hook_pending_changes",
+		Help: "Block and unblock changes queued per hook: waiting, being applied or retried; only with hooks.",
+	}, []string{"sink"})
 	// connlogLines counts the lines read from connection logs.
 	connlogLines = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "connlog_lines_total",
@@ -144,7 +149,7 @@ var (
 var collectors = []prometheus.Collector{
 	answersInspected, ipsRecorded, ipsSubmitted, windowEvicted, windowEvictedProtected, windowEntries, apiCalls, apiLatency,
 	cacheLookups, verdictsTotal, rewrittenTotal, queueDepth, taggedClients, blocksTotal, blocksActive,
-	hookChanges, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, eventsTotal,
+	hookChanges, hookPending, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, eventsTotal,
 }
 
 // serverCounters are the per-answer counters of one server, resolved once
@@ -242,6 +247,10 @@ func (o observer) Swept(s enforce.Stats) {
 	blocksActive.Set(float64(s.BlocksActive))
 	queueDepth.WithLabelValues("high").Set(float64(s.QueueHigh))
 	queueDepth.WithLabelValues("low").Set(float64(s.QueueLow))
+	hookPending.Reset() // a hook a reload removed is no longer shown
+	for name, n := range s.HookPending {
+		hookPending.WithLabelValues(name).Set(float64(n))
+	}
 	if s.Fleet {
 		up := 0.0
 		if s.FleetUp {

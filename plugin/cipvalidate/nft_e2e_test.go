@@ -132,3 +132,25 @@ func TestE2ENftablesPairsForCachedFindings(t *testing.T) {
 		}
 	}
 }
+
+// An element deleted by hand with `nft delete element` comes back at the
+// next reconcile, with its decision and the block's remaining time, and
+// traffic to the IP is dropped again.
+func TestE2ENftablesReconcileRepairsDrift(t *testing.T) {
+	ns := netnstest.New(t, "45.83.0.21/32", "10.99.0.1/32")
+	dst := ns.Listen(t, "45.83.0.21")
+
+	e := startE2E(t, fmt.Sprintf("hook nftables inet cip blocked4 blocked6 create netns %s\n        block_ttl 1h\n        reconcile 200ms", ns.Name))
+	e.query("127.0.0.2", "bad.example.org", dns.TypeA)
+	e.postEvent("127.0.0.2", e.clock.Now(), "5m")
+	v := e.waitVerdict("45.83.0.21")
+	waitElements(t, ns, false, func(els []nftset.Element) bool { return len(els) == 1 })
+	ns.WantDropped(t, "", dst)
+
+	ns.Nft(t, "delete", "element", "inet", "cip", "blocked4", "{ 45.83.0.21 }")
+	els := waitElements(t, ns, false, func(els []nftset.Element) bool { return len(els) == 1 })
+	if el := els[0]; el.IP != netip.MustParseAddr("45.83.0.21") || !strings.Contains(el.Comment, v.Decision) || el.Expires > time.Hour || el.Expires < 59*time.Minute {
+		t.Errorf("element %+v, want 45.83.0.21 back with comment %s and ~1h left", el, v.Decision)
+	}
+	ns.WantDropped(t, "", dst)
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/optval"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
@@ -77,6 +78,7 @@ func (cfg *config) options() []option {
 			"exec PATH ARGS...",
 			"webhook URL [secret_file PATH]",
 		}, min: 0, max: -1, repeatable: true, parse: cfg.parseHookLine}, // parseHook says what a bare hook lacks
+		{name: "reconcile", usage: []string{"DURATION"}, min: 1, max: 1, parse: func(a []string) (err error) { cfg.reconcile, err = enforce.ParseReconcile(a[0]); return err }},
 		{name: "state", usage: []string{"DIR [strict]"}, min: 1, max: 2, parse: cfg.parseState},
 		{name: "audit", usage: []string{"PATH|stdout"}, min: 1, max: 1, parse: func(args []string) error { cfg.auditPath = args[0]; return nil }},
 		{name: "connlog", usage: []string{"PATH FORMAT"}, min: 2, max: 2, repeatable: true, parse: cfg.parseConnlog},

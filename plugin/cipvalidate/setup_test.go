@@ -69,6 +69,7 @@ func TestParseEveryOption(t *testing.T) {
     pending wait 250ms
     fail closed
     events 127.0.0.1:0 token_file `+tokenFile+`
+    reconcile 90s
 }`)
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +97,7 @@ func TestParseEveryOption(t *testing.T) {
 		"pending":     cfg.pendingWait == 250*time.Millisecond,
 		"fail":        cfg.failClosed,
 		"events":      cfg.eventsAddr == "127.0.0.1:0" && slices.Equal(cfg.eventsAccess.Tokens, []adminapi.Token{adminapi.NewToken("token_file", adminapi.RoleOperator, "tok")}),
+		"reconcile":   cfg.reconcile == 90*time.Second && cfg.engineConfig().Reconcile == 90*time.Second,
 	}
 	for opt, ok := range checks {
 		if !ok {
@@ -185,6 +187,9 @@ func TestParseErrors(t *testing.T) {
 		{"api_key k\nhook exec relative/path {ip}", "hook:"},
 		{"api_key k\nhook exec /bin/echo {colour}", "colour"},
 		{"api_key k\nhook webhook ftp://x", "hook:"},
+		{"api_key k\nreconcile 10ms", `reconcile: "10ms" is shorter than 100ms`},
+		{"api_key k\nreconcile 2d", `reconcile: "2d" is not a positive duration up to 1d`},
+		{"api_key k\nreconcile", "reconcile: takes 1 argument"},
 		{"api_key k\nhook webhook https://soar.example/h secret_file /nonexistent", "hook:"},
 		{"api_key k\nstate", "state: takes 1 to 2 arguments"},
 		{"api_key k\nstate /tmp/x lenient", `state: unknown argument "lenient" (strict)`},
@@ -285,6 +290,7 @@ func TestParseAcceptsBounds(t *testing.T) {
     workers 1024
     queue 1000000
     block_ttl 1h escalate 100 366d
+    reconcile 24h
 }`)
 	if err != nil {
 		t.Fatal(err)
@@ -292,14 +298,16 @@ func TestParseAcceptsBounds(t *testing.T) {
 	const year = 366 * 24 * time.Hour
 	if cfg.rate != 100000 || cfg.burst != 100000 || cfg.timeout != 5*time.Minute || cfg.retain != year ||
 		cfg.perClient != 1000000 || cfg.total != 100000000 || cfg.cacheSize != 10000000 || cfg.ttls.Error != 1 ||
-		cfg.workers != 1024 || cfg.queueSize != 1000000 || cfg.blockPolicy.Factor != 100 || cfg.blockPolicy.Max != year {
+		cfg.workers != 1024 || cfg.queueSize != 1000000 || cfg.blockPolicy.Factor != 100 || cfg.blockPolicy.Max != year ||
+		cfg.reconcile != 24*time.Hour {
 		t.Errorf("upper bounds: %+v", cfg)
 	}
-	cfg, err = parseString(t, "cipvalidate {\n api_key k\n rate 0.001\n workers 1\n queue 1\n cache 1\n block_ttl 2h escalate 1 2h\n}")
+	cfg, err = parseString(t, "cipvalidate {\n api_key k\n rate 0.001\n workers 1\n queue 1\n cache 1\n block_ttl 2h escalate 1 2h\n reconcile 100ms\n}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.rate != 0.001 || cfg.burst != 1 || cfg.workers != 1 || cfg.queueSize != 1 || cfg.cacheSize != 1 || cfg.blockPolicy.Factor != 1 {
+	if cfg.rate != 0.001 || cfg.burst != 1 || cfg.workers != 1 || cfg.queueSize != 1 || cfg.cacheSize != 1 || cfg.blockPolicy.Factor != 1 ||
+		cfg.reconcile != 100*time.Millisecond {
 		t.Errorf("lower bounds: %+v", cfg)
 	}
 }
