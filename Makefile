@@ -7,7 +7,7 @@ BIN       ?= bin/coredns-cip
 FUZZTIME  ?= 200000x
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test unit fuzz demo bench lint clean loadtest
+.PHONY: all build test unit fuzz demo bench lint clean loadtest latency
 
 all: build
 
@@ -38,6 +38,11 @@ bench:
 # (about 10 minutes; knobs and method in bench/loadtest.sh and BENCHMARKS.md).
 loadtest:
 	GO=$(GO) BIN=$(BIN) bash bench/loadtest.sh
+
+# Event to enforcement latency (nftables in a network namespace; root), also
+# scenario l of loadtest. Knobs at the top of bench/latency.sh.
+latency:
+	GO=$(GO) BIN=$(BIN) bash bench/latency.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
