@@ -7,7 +7,7 @@ BIN       ?= bin/coredns-cip
 FUZZTIME  ?= 200000x
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test unit fuzz demo bench lint clean loadtest fleetlatency
+.PHONY: all build test unit fuzz demo bench lint clean loadtest fleetlatency latency
 
 all: build
 
@@ -44,6 +44,11 @@ loadtest:
 # set: p50/p99 over 200 blocks (root, redis-server and nft; BENCHMARKS.md).
 fleetlatency:
 	$(GO) test -run '^$$' -bench FleetBlockToPeer -benchtime 200x ./plugin/cipvalidate/
+
+# Event to enforcement latency (nftables in a network namespace; root), also
+# scenario l of loadtest. Knobs at the top of bench/latency.sh.
+latency:
+	GO=$(GO) BIN=$(BIN) bash bench/latency.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -17,13 +17,16 @@
 #   d  event storm: 1000 events for 1000 clients posted during the plugin run
 #      (the server restarts per pair so each storm meets a cold cache)
 #   m  memory: 100k clients with 10 answers each at the default caps
+#   l  enforcement latency: event POST to the last nftables element, for 1,
+#      10 and 100 suspicious IPs, cached and not (bench/latency.sh, which
+#      writes its own table to bench/results/latency.md; needs root)
 #
 # Knobs (environment variables; defaults in brackets):
 #   PAIRS [3]            pairs of runs per scenario
 #   DURATION [10]        seconds per run; WARMUP [5] seconds per block first
 #   CLIENTS [8]          dnsperf -c; OUTSTANDING [100] -q; THREADS [1] -T
 #   QPS []               dnsperf -Q; empty: no limit, i.e. saturation
-#   SCENARIOS [n a b c d m], NAMES [5000] hosts in the zone
+#   SCENARIOS [n a b c d m l], NAMES [5000] hosts in the zone
 #   STORM_EVENTS [1000]  events per storm (d)
 #   MEM_CLIENTS [100000], MEM_PER [10] answers per client, MEM_GOMEMLIMIT []
 #                        the server's GOMEMLIMIT in scenario m (empty: none),
@@ -59,7 +62,7 @@ MEM_GOMEMLIMIT=${MEM_GOMEMLIMIT:-}
 MEM_TOTAL=${MEM_TOTAL:-}
 PROFILE=${PROFILE:-0}
 QUIET=${QUIET:-0}
-SCENARIOS=${SCENARIOS:-n a b c d m}
+SCENARIOS=${SCENARIOS:-n a b c d m l}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 RESULTS=${RESULTS:-bench/results/latest.md}
@@ -514,6 +517,11 @@ for s in $SCENARIOS; do
   c) scenario_plain c "$WORK/zone.mixed.db" "tag 127.0.0.0/8" 1 ;;
   d) scenario_storm ;;
   m) scenario_memory ;;
+  l) if [[ $(id -u) -eq 0 ]] && command -v ip >/dev/null; then
+       GO="$GO" BIN="$BIN" BUILD=0 bash bench/latency.sh
+     else
+       log "skipping scenario l: it needs root and ip (iproute2) for a network namespace"
+     fi ;;
   *) die "unknown scenario '$s'" ;;
   esac
 done
@@ -529,7 +537,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "nan" || b == 
 label() {
   case $1 in
   n) echo "n. A/A control" ;; a) echo "a. untagged" ;; b) echo "b. tagged, cached" ;; c) echo "c. tagged, 10% sinkholed" ;;
-  d) echo "d. event storm" ;; m) echo "m. memory" ;;
+  d) echo "d. event storm" ;; m) echo "m. memory" ;; l) echo "l. enforcement latency (bench/results/latency.md)" ;;
   esac
 }
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'; }
@@ -549,7 +557,7 @@ TABLE=$WORK/table.md
   echo "| scenario | with qps | without qps | qps ratio | with avg / p99 (ms) | without avg / p99 (ms) | p99 ratio | peak RSS | per-pair qps ratios: median (range) | CPU/query ratio (per-pair median) |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for s in $SCENARIOS; do
-    [[ $s == m ]] && continue
+    [[ $s == m || $s == l ]] && continue
     wq=$(med "$s" with 4) bq=$(med "$s" without 4)
     printf '| %s | %.0f | %.0f | **%s** | %.3f / %.3f | %.3f / %.3f | %s | %s | %s | %s |\n' "$(label "$s")" "$wq" "$bq" "$(ratio "$wq" "$bq")" \
       "$(med "$s" with 5)" "$(med "$s" with 7)" "$(med "$s" without 5)" "$(med "$s" without 7)" \

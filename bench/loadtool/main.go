@@ -9,6 +9,8 @@
 //	loadtool storm    -api URL -clients N [-first IP] [-loaded IP] -found FILE
 //	loadtool verdicts -api URL -ips FILE [-timeout D]
 //	loadtool summary  FILE
+//	loadtool latfix   -dir DIR [-n N] [-first IP]
+//	loadtool latency  -server ADDR -events URL [-ips N] [-trials N] [-fresh]
 //
 // Every target is on loopback: the tool refuses any other address.
 package main
@@ -18,7 +20,7 @@ import (
 	"os"
 )
 
-const usage = `Usage: loadtool gen|ports|prime|storm|verdicts|summary [flags]
+const usage = `Usage: loadtool gen|ports|prime|storm|verdicts|summary|latfix|latency [flags]
 Run "loadtool COMMAND -h" for a command's flags.
 `
 
@@ -34,6 +36,8 @@ func main() {
 		"storm":    runStorm,
 		"verdicts": runVerdicts,
 		"summary":  runSummary,
+		"latfix":   runLatFix,
+		"latency":  runLatency,
 	}
 	run, ok := cmds[os.Args[1]]
 	if !ok {
