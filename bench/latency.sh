@@ -20,6 +20,8 @@
 #   MODES ["cached fresh api300"], API_DELAY [300ms]
 #   WORKERS [128]      the server's validation workers (the API calls of one
 #                      event run at most this many at once)
+#   PROFILE [0]        1: record the server with perf during each measurement
+#                      (bench/results/profile-latency-MODE-IPS.txt)
 #   RESULTS [bench/results/latency.md], BUILD [1], BIN [bin/coredns-cip]
 set -Eeuo pipefail
 
@@ -34,6 +36,7 @@ RESULTS=${RESULTS:-bench/results/latency.md}
 GO=${GO:-go}
 BIN=${BIN:-bin/coredns-cip}
 BUILD=${BUILD:-1}
+PROFILE=${PROFILE:-0}
 
 log() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -48,6 +51,10 @@ for n in $IPS; do
   [[ $n =~ ^[0-9]+$ && $n -gt 0 ]] || die "IPS must list positive integers, not '$n'"
   ((n > maxips)) && maxips=$n
 done
+if [[ $PROFILE == 1 ]] && ! command -v perf >/dev/null; then
+  log "warning: PROFILE=1 but perf is missing (apt-get install linux-perf): no profiles"
+  PROFILE=0
+fi
 for m in $MODES; do [[ $m == cached || $m == fresh || $m == api300 ]] || die "unknown mode '$m' (cached fresh api300)"; done
 NAMES=$((maxips * TRIALS))
 
@@ -138,9 +145,20 @@ for mode in $MODES; do
     fresh=()
     [[ $mode != cached ]] && fresh=(-fresh)
     log "mode $mode, $n IPs, $TRIALS trials"
+    PERF=
+    if [[ $PROFILE == 1 ]]; then
+      perf record -F 1999 -g -o "$WORK/perf.data" -p "$SERVER" >/dev/null 2>&1 &
+      PERF=$!
+    fi
     line=$("${IN[@]}" "$WORK/loadtool" latency -server "127.0.0.1:$P_DNS" -events "http://127.0.0.1:$P_EVENTS" \
       -ips "$n" -trials "$TRIALS" -names "$NAMES" "${fresh[@]}") || { tail -20 "$WORK/server.log" >&2; "${IN[@]}" nft list table ip ciplat >&2; die "loadtool latency failed"; }
     log "  $line"
+    if [[ -n $PERF ]]; then
+      kill -INT "$PERF" 2>/dev/null || true
+      wait "$PERF" 2>/dev/null || true
+      mkdir -p bench/results
+      perf report -i "$WORK/perf.data" --no-children --percent-limit 0.5 --stdio 2>/dev/null | head -400 >"bench/results/profile-latency-$mode-$n.txt" || true
+    fi
     stop_server
     p50=$(sed -n 's/.*p50=\([0-9.]*\).*/\1/p' <<<"$line")
     p99=$(sed -n 's/.*p99=\([0-9.]*\).*/\1/p' <<<"$line")

@@ -46,16 +46,15 @@ func (e *Engine) spread(v verdicts.Verdict, except netip.Addr) {
 		if t.Client == except {
 			continue
 		}
-		for _, s := range e.st.window.Sightings(t.Client, from, now) {
-			if s.IP != v.IP {
-				continue
-			}
-			name := ""
-			if len(s.Names) > 0 {
-				name = s.Names[0]
-			}
-			e.Decide(v, validate.Job{IP: v.IP, Client: t.Client, Name: name, Event: t.Event, Hints: risk.Hints{Port: int(PortHint(s.Ports))}})
+		s, ok := e.st.window.SightingOf(t.Client, v.IP, from, now)
+		if !ok {
+			continue
 		}
+		name := ""
+		if len(s.Names) > 0 {
+			name = s.Names[0]
+		}
+		e.Decide(v, validate.Job{IP: v.IP, Client: t.Client, Name: name, Event: t.Event, Hints: risk.Hints{Port: int(PortHint(s.Ports))}})
 	}
 }
 

@@ -597,27 +597,52 @@ func (sh *shard) unlink(c *history) {
 // from <= t <= to, one Sighting per IP, ordered by First (then by IP). It
 // returns nil for an unknown client or an empty range.
 func (s *Store) Sightings(client netip.Addr, from, to time.Time) []Sighting {
+	return merge(s.entries(client, netip.Addr{}, from, to))
+}
+
+// SightingOf returns what Sightings says of ip alone, without merging the
+// client's other entries: the engine asks it for every tagged client on
+// every fresh verdict.
+func (s *Store) SightingOf(client, ip netip.Addr, from, to time.Time) (Sighting, bool) {
+	if !ip.IsValid() {
+		return Sighting{}, false
+	}
+	out := merge(s.entries(client, ip, from, to))
+	if len(out) == 0 {
+		return Sighting{}, false
+	}
+	return out[0], true
+}
+
+// entries copies client's entries that overlap from..to (those for ip
+// only, if it is valid).
+func (s *Store) entries(client, ip netip.Addr, from, to time.Time) []entry {
 	if !client.IsValid() {
 		return nil
 	}
 	client = normal(client)
+	want, one := normal(ip).As16(), ip.IsValid()
 	lo, hi := from.UnixNano(), to.UnixNano()
 	sh := s.shard(client)
 	// Copy under the lock, merge outside it: Record waits on this lock.
 	var found []entry
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	if c := sh.clients[client]; c != nil {
 		for k := range c.n {
-			if e := c.at(k); e.first() <= hi && e.last >= lo {
+			if e := c.at(k); e.first() <= hi && e.last >= lo && (!one || e.ip == want) {
 				found = append(found, *e)
 			}
 		}
 	}
-	sh.mu.Unlock()
+	return found
+}
+
+// merge makes one Sighting per IP of found, ordered by First (then IP).
+func merge(found []entry) []Sighting {
 	if len(found) == 0 {
 		return nil
 	}
-
 	out := make([]Sighting, 0, len(found))
 	index := make(map[[16]byte]int, len(found))
 	firsts := make([]int64, 0, len(found))
