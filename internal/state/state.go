@@ -16,7 +16,10 @@
 //
 // The cost is one fsync (two, in fact) per commit, so writes are batched:
 // Store.Put takes many records in one transaction, and Writer coalesces
-// changes from the DNS path and commits them in the background.
+// changes from the DNS path and commits them in the background. A change
+// that is acknowledged (a 2xx of the admin API, an audit line saying a block
+// was made) is waited for with Writer.Sync, whose callers share commits
+// (group commit), so that waiting costs one fsync per batch, not per change.
 //
 // The store is generic over record kinds (a bbolt bucket each) and treats a
 // record's data as opaque JSON, so it imports none of the packages whose
