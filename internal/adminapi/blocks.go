@@ -94,9 +94,15 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 			writeFieldError(w, http.StatusBadRequest, errField("reason", "longer than %d characters", MaxRefLength*2))
 			return
 		}
-		b, ok := bb.Unblock(ip, actor, why)
+		var b Unblocked
+		var ok bool
+		err = s.durably(func() { b, ok = bb.Unblock(ip, actor, why) })
 		if !ok {
 			writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("%s is not blocked", ip)})
+			return
+		}
+		if err != nil {
+			writeNotDurable(w, err)
 			return
 		}
 		s.cfg.Logf("events: %s unblocked by %q (%q)", ip, actor, why)
@@ -115,9 +121,14 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 		if req.Actor == "" {
 			req.Actor = actorOf(r)
 		}
-		entry, err := bb.Allow(req)
+		var entry Allowed
+		durableErr := s.durably(func() { entry, err = bb.Allow(req) })
 		if err != nil {
 			writeFieldError(w, http.StatusBadRequest, errField("value", "%v", err))
+			return
+		}
+		if durableErr != nil {
+			writeNotDurable(w, durableErr)
 			return
 		}
 		s.cfg.Logf("events: %s allowlisted by %q until %s (%q)", entry.Value, req.Actor, untilText(req.Until), req.Reason)
@@ -128,8 +139,14 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("DELETE /v1/allow/{value...}", func(w http.ResponseWriter, r *http.Request) {
 		v := r.PathValue("value")
-		if !bb.RemoveAllow(v, actorOf(r)) {
+		var removed bool
+		err := s.durably(func() { removed = bb.RemoveAllow(v, actorOf(r)) })
+		if !removed {
 			writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("%q is not a dynamic allowlist entry", v)})
+			return
+		}
+		if err != nil {
+			writeNotDurable(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, struct {

@@ -200,20 +200,28 @@ func (e *Engine) countSeenDomains(v verdicts.Verdict) verdicts.Verdict {
 	return e.st.cache.Put(v, now)
 }
 
-// newBlock records, audits and pushes a new block.
+// newBlock records, audits and pushes a new block. The audit line and the
+// hooks wait until the block is on disk, so that neither tells of a block
+// a crash could still take back; if it cannot be written, the block is
+// enforced all the same (a full disk must not open the firewall) and the
+// audit line says it is not on disk.
 func (e *Engine) newBlock(b blocks.Block, job validate.Job, ref, actor, why string, now time.Time) {
 	e.obs.Block(b.Monitor)
+	m := e.markDurable()
 	e.persistBlock(b)
 	if h, ok := e.st.blocks.History(b.IP); ok {
 		e.persist(kindHistory, b.IP.String(), h.Last.Add(blocks.HistoryKeep), h)
+	}
+	detail := fmt.Sprintf("repeat %d; scope %s", b.Repeat, b.Scope)
+	if err := m.wait(); err != nil {
+		detail += "; not on disk: " + err.Error()
 	}
 	auditActor := actorEngine
 	if b.Monitor {
 		auditActor = actorEngine + " (monitor: not pushed)"
 	}
 	e.Audit(audit.Entry{Kind: audit.KindBlock, Decision: b.Decision, IP: b.IP.String(), Client: AddrString(job.Client), Event: job.Event,
-		Ref: ref, Qname: job.Name, Reasons: b.Reasons, TTL: int64(b.TTL.Seconds()), Actor: auditActor,
-		Detail: fmt.Sprintf("repeat %d; scope %s", b.Repeat, b.Scope)})
+		Ref: ref, Qname: job.Name, Reasons: b.Reasons, TTL: int64(b.TTL.Seconds()), Actor: auditActor, Detail: detail})
 	e.log.Infof("block %s ip=%s scope=%s ttl=%s repeat=%d monitor=%v client=%s event=%s",
 		b.Decision, b.IP, b.Scope, b.TTL, b.Repeat, b.Monitor, AddrString(job.Client), job.Event)
 	if !b.Monitor {

@@ -396,6 +396,10 @@ func (e *Engine) Sweep(now time.Time) {
 	if st.audit != nil {
 		s.Auditing, s.AuditErrors = true, grew(&r.auditErrors, st.audit.Errors())
 	}
+	if w := st.writer; w != nil {
+		s.Stateful, s.StateWritable = true, w.Err() == nil
+		s.StateWriteErrors = grew(&r.stateErrors, w.Failures())
+	}
 	if f := st.fleet; f != nil {
 		s.Fleet, s.FleetUp = true, f.Up()
 		s.FleetErrors = grew(&r.fleetErrors, f.Errors())

@@ -447,3 +447,21 @@ func decode(k, v []byte) (Record, error) {
 	}
 	return r, nil
 }
+
+// ParseOption reads the arguments of the Corefile line `state DIR
+// [strict]` into dir, made absolute (a relative one would follow the
+// server's working directory), and strict.
+func ParseOption(args []string, dir *string, strict *bool) error {
+	if len(args) == 0 || len(args) > 2 {
+		return fmt.Errorf("takes DIR [strict], got %d arguments", len(args))
+	}
+	if len(args) == 2 && args[1] != "strict" {
+		return fmt.Errorf("unknown argument %q (strict)", args[1])
+	}
+	abs, err := filepath.Abs(args[0])
+	if err != nil {
+		return err
+	}
+	*dir, *strict = abs, len(args) == 2
+	return nil
+}
