@@ -1,9 +1,11 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,13 +86,18 @@ type opKey struct {
 // NewWriter starts a Writer that commits every flushEvery; zero or less
 // means DefaultFlushEvery.
 func (s *Store) NewWriter(flushEvery time.Duration) *Writer {
+	return s.newWriter(flushEvery, s.apply)
+}
+
+// newWriter is NewWriter committing with apply.
+func (s *Store) newWriter(flushEvery time.Duration, apply func([]op) error) *Writer {
 	if flushEvery <= 0 {
 		flushEvery = DefaultFlushEvery
 	}
 	w := &Writer{
 		s:       s,
 		every:   flushEvery,
-		apply:   s.apply,
+		apply:   apply,
 		pending: make(map[opKey]op),
 		gen:     1,
 		settled: make(chan struct{}),
@@ -242,6 +249,11 @@ func (w *Writer) Flush() error {
 	for _, o := range batch {
 		ops = append(ops, o)
 	}
+	// In key order, bbolt fills its pages one after the other instead of
+	// splitting them at random places: a batch commits about twice as fast.
+	slices.SortFunc(ops, func(a, b op) int {
+		return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.rec.Key, b.rec.Key))
+	})
 	err := w.apply(ops)
 	w.mu.Lock()
 	w.inflight = 0

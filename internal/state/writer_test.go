@@ -37,12 +37,11 @@ func TestWriterSyncCommitsAtOnce(t *testing.T) {
 // here), the changes queued meanwhile go together in the next.
 func TestWriterSyncSharesCommits(t *testing.T) {
 	s := openTest(t, t.TempDir(), Options{})
-	w := s.NewWriter(time.Hour)
-	defer w.Close()
-	w.apply = func(ops []op) error {
+	w := s.newWriter(time.Hour, func(ops []op) error {
 		time.Sleep(2 * time.Millisecond) // a slow disk's fsync
 		return s.apply(ops)
-	}
+	})
+	defer w.Close()
 	const writers, rounds = 32, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*rounds)
@@ -78,18 +77,17 @@ func TestWriterSyncSharesCommits(t *testing.T) {
 func TestWriterSyncReportsFailuresAndRecovers(t *testing.T) {
 	var log testlog.Recorder
 	s := openTest(t, t.TempDir(), Options{Logf: log.Logf})
-	w := s.NewWriter(time.Hour)
-	defer w.Close()
 	var mu sync.Mutex
 	full := true
-	w.apply = func(ops []op) error {
+	w := s.newWriter(time.Hour, func(ops []op) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if full {
 			return fmt.Errorf("state: write: %w", syscall.ENOSPC)
 		}
 		return s.apply(ops)
-	}
+	})
+	defer w.Close()
 
 	for i := range 3 {
 		w.Put(KindBlocks, Record{Key: fmt.Sprintf("203.0.113.%d", i)})
@@ -128,14 +126,13 @@ func TestWriterSyncReportsFailuresAndRecovers(t *testing.T) {
 // pending any more, and gives up when its context ends.
 func TestWriterSyncWaitsForTheCommitUnderWay(t *testing.T) {
 	s := openTest(t, t.TempDir(), Options{})
-	w := s.NewWriter(time.Hour)
-	defer w.Close()
 	entered, release := make(chan struct{}), make(chan struct{})
-	w.apply = func(ops []op) error {
+	w := s.newWriter(time.Hour, func(ops []op) error {
 		close(entered)
 		<-release
 		return s.apply(ops)
-	}
+	})
+	defer w.Close()
 	w.Put(KindAllow, Record{Key: "example.org"})
 	flushed := make(chan error)
 	go func() { flushed <- w.Flush() }()
@@ -159,8 +156,7 @@ func TestWriterSyncWaitsForTheCommitUnderWay(t *testing.T) {
 // ErrClosed rather than waiting for a commit that will never come.
 func TestWriterSyncAfterClose(t *testing.T) {
 	s := openTest(t, t.TempDir(), Options{})
-	w := s.NewWriter(time.Hour)
-	w.apply = func([]op) error { return errors.New("disk gone") }
+	w := s.newWriter(time.Hour, func([]op) error { return errors.New("disk gone") })
 	w.Put(KindAllow, Record{Key: "example.org"})
 	if err := w.Close(); err == nil {
 		t.Fatal("Close with a failing commit succeeded")
