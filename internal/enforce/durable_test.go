@@ -182,3 +182,28 @@ func TestWriteFailuresAreNotAcknowledged(t *testing.T) {
 		t.Errorf("sweep %+v (%d failed commits), want a state directory that is not writable and its failed commits", s, failed)
 	}
 }
+
+// The disk follows memory when a block is lifted while it is being made:
+// an operator who unblocks an IP the moment it shows in GET /v1/blocks
+// must not find it blocked again after a restart.
+func TestUnblockRacingTheBlock(t *testing.T) {
+	e, dir, clock := startDurable(t, nil)
+	now := clock.Now()
+	api := e.API()
+	for i := range 200 {
+		ip := netip.AddrFrom4([4]byte{45, 83, byte(i / 250), byte(1 + i%250)})
+		var wg sync.WaitGroup
+		wg.Go(func() { e.Decide(suspiciousVerdict(ip.String(), now), validate.Job{IP: ip}) })
+		// DELETE /v1/blocks/{ip} until it finds the block.
+		for lifted := false; !lifted; {
+			_, lifted = api.Unblock(ip, "test", "racing")
+		}
+		wg.Wait()
+	}
+	if err := e.st.writer.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := onDisk(t, dir, kindBlocks, now); len(got) != 0 {
+		t.Errorf("%d blocks on disk after every one was unblocked (%v): a restart would bring them back", len(got), got)
+	}
+}

@@ -48,6 +48,7 @@ type State struct {
 	stateDir  string
 	store     *state.Store  // nil without a state directory
 	writer    *state.Writer // batches the store's writes off the DNS path
+	recordMu  sync.Mutex    // see record
 	auditPath string
 	audit     *audit.Log // nil without an audit log
 
@@ -272,6 +273,18 @@ func (st *State) restore(now time.Time, log Logger) {
 	}
 	log.Infof("state: restored %d blocks, %d allowlist entries, %d tagged clients, %d suspicious verdicts",
 		len(st.blocks.Active(now)), len(allow), st.tags.Count(now), len(st.cache.SuspiciousList(now)))
+}
+
+// record runs change, which changes the State in memory and queues the
+// same change for the disk. Changes to one key (an IP's block, a client's
+// tag, an allowlist value) then reach the writer in the order they were
+// made in memory: a block decided while an operator unblocks it must not
+// queue its record after the unblock queued the removal, or the block
+// would be back after a restart. change must not wait: queueing does not.
+func (st *State) record(change func()) {
+	st.recordMu.Lock()
+	defer st.recordMu.Unlock()
+	change()
 }
 
 // persist writes a record to the state directory, if there is one.
