@@ -379,7 +379,9 @@ func (e *Engine) Sweep(now time.Time) {
 	st.cache.Sweep(now)
 	e.ExpireBlocks(now)
 	if st.store != nil {
-		if _, err := st.store.Sweep(); err != nil {
+		// While commits fail the writer has said so once; a sweep fails
+		// on the same disk every 15s.
+		if _, err := st.store.Sweep(); err != nil && st.writer.Err() == nil {
 			e.log.Warningf("%v", err) // it says "state: sweep: …"
 		}
 	}
