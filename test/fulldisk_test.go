@@ -87,8 +87,14 @@ func TestFullDisk(t *testing.T) {
 		t.Errorf("block of %s after the restart: %v, but its unblock was answered %d", badIP, ok, unblockedBad)
 	}
 
-	// Still full: changes are made in memory, refused on disk; then space
-	// is freed and the node is healthy again with all of them written.
+	recovers(t, srv, filler)
+}
+
+// recovers makes changes on the full disk (made in memory, refused on
+// disk), frees space and checks that the node is healthy again and that
+// every one of them survives a kill -9.
+func recovers(t *testing.T, srv *cipServer, filler string) {
+	t.Helper()
 	for i := range 200 {
 		srv.do("POST", "/v1/events", eventFor(fmt.Sprintf("10.62.0.%d", i)))
 	}
@@ -112,7 +118,7 @@ func TestFullDisk(t *testing.T) {
 	before := srv.tagsUntil()
 	srv.kill()
 	srv.start()
-	tagged = srv.tagsUntil()
+	tagged := srv.tagsUntil()
 	for i := range 200 {
 		client := fmt.Sprintf("10.62.0.%d", i)
 		if got, ok := tagged[client]; !ok || !got.Equal(before[client]) {
