@@ -54,9 +54,18 @@ clean  3600 IN A   45.83.0.10
 
 // serverOptions shape the Corefile of a cipServer.
 type serverOptions struct {
-	apiURL   string // the fake Criminal IP API
-	blockTTL string // block_ttl; empty: the default
-	token    string // if set, written to a file named by events token_file
+	apiURL   string   // the fake Criminal IP API
+	blockTTL string   // block_ttl; empty: the default
+	token    string   // if set, written to a file named by events token_file
+	options  []string // more lines of the cipvalidate block
+	metrics  bool     // serve the prometheus metrics (cipServer.metricsURL)
+	// stateDir, if set, is the state directory instead of one in the
+	// test's temporary directory; with command, the binary runs inside
+	// another mount namespace, whose files the test reads through root
+	// (/proc/PID/root).
+	stateDir string
+	command  []string // a command (and arguments) that runs the binary and its arguments
+	root     string
 }
 
 // cipServer is a coredns-cip process serving the test zone with cipvalidate,
@@ -71,6 +80,10 @@ type cipServer struct {
 	readyURL string
 	token    string
 	http     *http.Client
+
+	metricsURL string
+	command    []string
+	root       string
 
 	cmd  *exec.Cmd
 	out  *syncBuffer
@@ -88,6 +101,8 @@ func startCIPServer(t *testing.T, opts serverOptions) *cipServer {
 		stateDir: filepath.Join(dir, "state"),
 		dnsAddr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(freeDNSPort(t))),
 		token:    opts.token,
+		command:  opts.command,
+		root:     opts.root,
 		// No keep-alive: a connection must not outlive the process it went to.
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
 	}
@@ -103,13 +118,24 @@ func startCIPServer(t *testing.T, opts serverOptions) *cipServer {
 		writeFile(t, tokenFile, opts.token+"\n")
 		events += " token_file " + tokenFile
 	}
-	blockTTL := ""
+	if opts.stateDir != "" {
+		s.stateDir = opts.stateDir
+	}
+	blockOptions := slices.Clone(opts.options)
 	if opts.blockTTL != "" {
-		blockTTL = "block_ttl " + opts.blockTTL
+		blockOptions = append(blockOptions, "block_ttl "+opts.blockTTL)
+	}
+	prometheus := ""
+	if opts.metrics {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freeTCPPort(t)))
+		s.metricsURL, prometheus = "http://"+addr+"/metrics", "prometheus "+addr
 	}
 	writeFile(t, s.conf, fmt.Sprintf(`example.org:%s {
     bind 127.0.0.1
-    ready %s
+    ready %s {
+        monitor continuously
+    }
+    %s
     cipvalidate {
         api_key %s
         api_url %s
@@ -119,7 +145,8 @@ func startCIPServer(t *testing.T, opts serverOptions) *cipServer {
     }
     file %s
 }
-`, portOf(s.dnsAddr), readyAddr, fakeapitest.Key, opts.apiURL, events, s.stateDir, blockTTL, zone))
+`, portOf(s.dnsAddr), readyAddr, prometheus, fakeapitest.Key, opts.apiURL, events, s.stateDir,
+		strings.Join(blockOptions, "\n        "), zone))
 
 	s.start()
 	t.Cleanup(func() {
@@ -135,7 +162,8 @@ func (s *cipServer) start() {
 	t := s.t
 	t.Helper()
 	s.out = &syncBuffer{}
-	s.cmd = exec.Command(binPath, "-conf", s.conf)
+	args := append(slices.Clone(s.command), binPath, "-conf", s.conf)
+	s.cmd = exec.Command(args[0], args[1:]...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -324,41 +352,19 @@ func (s *cipServer) blockBoth() map[string]blockView {
 	return blocks
 }
 
-// waitDurable returns once every change the server made before the call is
-// committed to its state file, so that a kill -9 cannot lose it.
-//
-// The plugin queues state changes and commits them in batches, one bbolt
-// transaction at a time (each one writes its data pages, then its meta
-// page). Nothing in the API says when a batch is on disk, so the test posts
-// a marker: an event for barrierClient with a unique ref, which the plugin
-// persists as that client's tag record. Once the marker's bytes show in the
-// file, the transaction that took it (and with it every change queued
-// before, or an earlier transaction that has finished) has begun writing.
-// A second marker, posted only then, can only go into a later transaction,
-// which starts after the first one's meta page is written: once the second
-// marker shows, the first transaction is complete.
-//
-// The file is only read as bytes; it is never opened as a database, which
-// the server holds locked. File times are not used: a transaction already
-// running when the wait begins would also move them.
+// waitDurable returns once every change the server queued before the call
+// is committed to its state file, so that a kill -9 cannot lose it. An
+// event is answered 202 only once its tag is on disk, and the commit that
+// takes it takes every change queued before (group commit): the event is
+// the barrier.
 func (s *cipServer) waitDurable() {
-	t := s.t
-	t.Helper()
-	db := filepath.Join(s.stateDir, "coredns-cip.db")
-	for i := range 2 {
-		marker := fmt.Sprintf("durability-barrier-%d-%d", i, time.Now().UnixNano())
-		s.postEvent(barrierClient, marker)
-		waitFor(t, "marker "+marker+" in "+db, func() (bool, string) {
-			data, err := os.ReadFile(db)
-			return err == nil && bytes.Contains(data, []byte(marker)), fmt.Sprint(err)
-		})
-	}
+	s.postEvent(barrierClient, "durability-barrier")
 }
 
 // auditEntries reads the audit log's JSON lines.
 func (s *cipServer) auditEntries() []auditEntry {
 	s.t.Helper()
-	path := filepath.Join(s.stateDir, "audit.log")
+	path := s.root + filepath.Join(s.stateDir, "audit.log")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		s.t.Fatalf("audit log: %v", err)
@@ -375,12 +381,14 @@ func (s *cipServer) auditEntries() []auditEntry {
 }
 
 type auditEntry struct {
-	Kind     string `json:"kind"`
-	Decision string `json:"decision"`
-	IP       string `json:"ip"`
-	Client   string `json:"client"`
-	Actor    string `json:"actor"`
-	Detail   string `json:"detail"`
+	Time     time.Time `json:"time"`
+	TTL      int64     `json:"ttl"`
+	Kind     string    `json:"kind"`
+	Decision string    `json:"decision"`
+	IP       string    `json:"ip"`
+	Client   string    `json:"client"`
+	Actor    string    `json:"actor"`
+	Detail   string    `json:"detail"`
 }
 
 // hasAudit reports whether entries hold one of kind for ip with decision.

@@ -97,9 +97,15 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 			writeFieldError(w, http.StatusBadRequest, errField("reason", "longer than %d characters", MaxRefLength*2))
 			return
 		}
-		b, ok := bb.Unblock(ip, actor, why)
-		if !ok {
+		var b Unblocked
+		var unblocked bool
+		err = s.durably(func() { b, unblocked = bb.Unblock(ip, actor, why) })
+		if !unblocked {
 			writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("%s is not blocked", ip)})
+			return
+		}
+		if err != nil {
+			writeNotDurable(w, err)
 			return
 		}
 		s.cfg.Logf("events: %s unblocked by %q (%q)", ip, actor, why)
@@ -122,9 +128,14 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 		} else {
 			req.Actor = actorOf(r, req.Actor)
 		}
-		entry, err := bb.Allow(req)
+		var entry Allowed
+		durableErr := s.durably(func() { entry, err = bb.Allow(req) })
 		if err != nil {
 			writeFieldError(w, http.StatusBadRequest, errField("value", "%v", err))
+			return
+		}
+		if durableErr != nil {
+			writeNotDurable(w, durableErr)
 			return
 		}
 		s.cfg.Logf("events: %s allowlisted by %q until %s (%q)", entry.Value, req.Actor, untilText(req.Until), req.Reason)
@@ -139,8 +150,14 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 		if !ok {
 			return
 		}
-		if !bb.RemoveAllow(v, actor) {
+		var removed bool
+		err := s.durably(func() { removed = bb.RemoveAllow(v, actor) })
+		if !removed {
 			writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("%q is not a dynamic allowlist entry", v)})
+			return
+		}
+		if err != nil {
+			writeNotDurable(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, struct {

@@ -169,10 +169,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/verdicts/{ip}", s.getVerdict)
 	s.blockRoutes(mux)
 	s.connRoutes(mux)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok")
-	})
+	mux.HandleFunc("GET /healthz", s.healthz)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var tok *authToken
 		// Liveness probes carry no secrets; everything else does.
@@ -257,7 +254,12 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := s.cfg.NewID()
-	acc, found := s.cfg.Backend.Submit(ev, id)
+	var acc Accepted
+	var found []Found
+	if err := s.durably(func() { acc, found = s.cfg.Backend.Submit(ev, id) }); err != nil {
+		writeNotDurable(w, err)
+		return
+	}
 	acc.ID = id
 	acc.Covered, acc.Warning = coverage(ev, defaults.MaxWindow, now)
 	if found == nil {
@@ -391,8 +393,14 @@ func (s *Server) deleteClient(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.cfg.Backend.Untag(ip) {
+	var untagged bool
+	err = s.durably(func() { untagged = s.cfg.Backend.Untag(ip) })
+	if !untagged {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("client %s is not tagged by an event", ip)})
+		return
+	}
+	if err != nil {
+		writeNotDurable(w, err)
 		return
 	}
 	s.cfg.Logf("events: client %s untagged by %s", ip, actor)

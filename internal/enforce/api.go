@@ -62,13 +62,17 @@ func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminap
 	now := e.Now()
 	acc := adminapi.Accepted{ID: id}
 	if until := ev.At.Add(ev.Watch); ev.Watch > 0 && until.After(now) {
-		e.st.tags.Tag(ev.Client, ev.At, until, ev.Ref, id)
-		acc.TaggedUntil = until
-		if t, ok := e.st.tags.Lookup(ev.Client, now); ok && t.Reason == tags.ReasonEvent {
-			e.persist(kindTags, ev.Client.String(), t.Until, t)
-			if origin {
-				e.share(fleetTags, ev.Client.String(), t, t.Until.Sub(now), "", nil)
+		var t tags.Tag
+		var ok bool
+		e.st.record(func() {
+			e.st.tags.Tag(ev.Client, ev.At, until, ev.Ref, id)
+			if t, ok = e.st.tags.Lookup(ev.Client, now); ok && t.Reason == tags.ReasonEvent {
+				e.persist(kindTags, ev.Client.String(), t.Until, t)
 			}
+		})
+		acc.TaggedUntil = until
+		if ok && t.Reason == tags.ReasonEvent && origin {
+			e.share(fleetTags, ev.Client.String(), t, t.Until.Sub(now), "", nil)
 		}
 	}
 	if origin {
@@ -177,11 +181,13 @@ func (a API) Untag(ip netip.Addr) bool {
 }
 
 func (e *Engine) untagLocal(ip netip.Addr) bool {
-	if !e.st.tags.Untag(ip) {
-		return false
-	}
-	e.deleteState(kindTags, ip.Unmap().String())
-	return true
+	untagged := false
+	e.st.record(func() {
+		if untagged = e.st.tags.Untag(ip); untagged {
+			e.deleteState(kindTags, ip.Unmap().String())
+		}
+	})
+	return untagged
 }
 
 // Blocks lists the blocks in force.

@@ -131,14 +131,25 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 		return
 	}
 	cause := blocks.Cause{Client: job.Client, Event: job.Event, Ref: ref, Qname: job.Name, Port: f.Port}
-	b, out, newClient := st.blocks.Decide(blocks.Verdict{IP: v.IP, Decision: v.Decision, Reasons: reasons, Score: v.Score, Scope: reach, Narrowed: narrowed,
-		Version: e.stamp(0)}, cause, now)
+	m := e.markDurable()
+	var b blocks.Block
+	var out blocks.Outcome
+	var newClient bool
+	st.record(func() {
+		b, out, newClient = st.blocks.Decide(blocks.Verdict{IP: v.IP, Decision: v.Decision, Reasons: reasons, Score: v.Score, Scope: reach, Narrowed: narrowed,
+			Version: e.stamp(0)}, cause, now)
+		if out != blocks.Allowed {
+			e.persistBlock(b)
+		}
+		if h, ok := st.blocks.History(b.IP); ok && out == blocks.Blocked {
+			e.persist(kindHistory, b.IP.String(), h.Last.Add(blocks.HistoryKeep), h)
+		}
+	})
 	switch out {
 	case blocks.Allowed:
 		e.log.Infof("verdict %s ip=%s suspicious but allowlisted: no block", v.Decision, v.IP)
 		return
 	case blocks.Extended, blocks.Widened:
-		e.persistBlock(b)
 		if b.Monitor {
 			return
 		}
@@ -150,7 +161,7 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 		}
 		return
 	}
-	e.newBlock(b, v, job, ref, actor, why, now)
+	e.newBlock(b, m, v, job, ref, actor, why, now)
 }
 
 // scopeText says a finding's scope and, when it was narrowed, why.
@@ -201,21 +212,24 @@ func (e *Engine) countSeenDomains(v verdicts.Verdict) verdicts.Verdict {
 	return e.st.cache.Put(v, now)
 }
 
-// newBlock records, audits and pushes a new block.
-func (e *Engine) newBlock(b blocks.Block, v verdicts.Verdict, job validate.Job, ref, actor, why string, now time.Time) {
+// newBlock audits and pushes a new block, recorded and queued for the
+// disk since m. The audit line and the hooks wait until the block is on
+// disk, so that neither tells of a block a crash could still take back; if
+// it cannot be written, the block is enforced all the same (a full disk
+// must not open the firewall) and the audit line says it is not on disk.
+func (e *Engine) newBlock(b blocks.Block, m durableMark, v verdicts.Verdict, job validate.Job, ref, actor, why string, now time.Time) {
 	e.obs.Block(b.Monitor)
-	e.persistBlock(b)
 	e.forgetLift(b.IP)
-	if h, ok := e.st.blocks.History(b.IP); ok {
-		e.persist(kindHistory, b.IP.String(), h.Last.Add(blocks.HistoryKeep), h)
+	detail := fmt.Sprintf("repeat %d; scope %s", b.Repeat, b.Scope)
+	if err := m.wait(); err != nil {
+		detail += "; not on disk: " + err.Error()
 	}
 	auditActor := actorEngine
 	if b.Monitor {
 		auditActor = actorEngine + " (monitor: not pushed)"
 	}
 	e.Audit(audit.Entry{Kind: audit.KindBlock, Decision: b.Decision, IP: b.IP.String(), Client: AddrString(job.Client), Event: job.Event,
-		Ref: ref, Qname: job.Name, Reasons: b.Reasons, TTL: int64(b.TTL.Seconds()), Actor: auditActor,
-		Detail: fmt.Sprintf("repeat %d; scope %s", b.Repeat, b.Scope)})
+		Ref: ref, Qname: job.Name, Reasons: b.Reasons, TTL: int64(b.TTL.Seconds()), Actor: auditActor, Detail: detail})
 	e.log.Infof("block %s ip=%s scope=%s ttl=%s repeat=%d monitor=%v client=%s event=%s",
 		b.Decision, b.IP, b.Scope, b.TTL, b.Repeat, b.Monitor, AddrString(job.Client), job.Event)
 	if !b.Monitor {
@@ -291,7 +305,13 @@ func (e *Engine) Unblock(ip netip.Addr, actor, why string) (blocks.Block, bool) 
 // first step of Unblock).
 func (e *Engine) unblockLocal(ip netip.Addr, actor, why string) (blocks.Block, bool) {
 	st, now := e.st, e.Now()
-	b, err := st.blocks.Unblock(ip)
+	var b blocks.Block
+	var err error
+	st.record(func() {
+		if b, err = st.blocks.Unblock(ip); err == nil {
+			e.deleteBlockState(b)
+		}
+	})
 	if err != nil {
 		return b, false
 	}
@@ -307,11 +327,16 @@ func (e *Engine) standClean(ip netip.Addr, decision, actor, why string, now time
 		Note: "unblocked by " + actor + ": " + why}, now)
 }
 
-// lifted finishes lifting b: its state goes, the hooks hear of it, and an
-// audit line and a log line say who and why.
-func (e *Engine) lifted(b blocks.Block, now time.Time, actor, why, detail string) {
+// deleteBlockState queues the removal of b's records, with the change
+// that lifted it (see State.record).
+func (e *Engine) deleteBlockState(b blocks.Block) {
 	e.deleteState(kindBlocks, b.IP.String())
 	e.deleteState(kindHistory, b.IP.String())
+}
+
+// lifted finishes lifting b, whose records are queued for removal: the
+// hooks hear of it, and an audit line and a log line say who and why.
+func (e *Engine) lifted(b blocks.Block, now time.Time, actor, why, detail string) {
 	if !b.Monitor {
 		e.pushAll(sink.Unblock, b, now, actor, why)
 	}
@@ -340,8 +365,14 @@ func (e *Engine) Allow(a blocks.Allow) []blocks.Block {
 // allowLocal is Allow on this node only.
 func (e *Engine) allowLocal(a blocks.Allow) []blocks.Block {
 	st, now := e.st, e.Now()
-	lifted := st.blocks.AddAllow(a, now)
-	e.persist(kindAllow, a.Value, a.Until, a)
+	var lifted []blocks.Block
+	st.record(func() {
+		lifted = st.blocks.AddAllow(a, now)
+		e.persist(kindAllow, a.Value, a.Until, a)
+		for _, b := range lifted {
+			e.deleteBlockState(b)
+		}
+	})
 	e.Audit(audit.Entry{Kind: audit.KindAllow, IP: a.Value, Actor: a.Actor, Detail: a.Reason, TTL: ttlSeconds(a.Until, now)})
 	for _, b := range lifted {
 		e.forgetVerdict(b.IP)
@@ -366,10 +397,15 @@ func (e *Engine) RemoveAllow(value, actor string) bool {
 }
 
 func (e *Engine) removeAllowLocal(value, actor string) bool {
-	if !e.st.blocks.RemoveAllow(value) {
+	removed := false
+	e.st.record(func() {
+		if removed = e.st.blocks.RemoveAllow(value); removed {
+			e.deleteState(kindAllow, value)
+		}
+	})
+	if !removed {
 		return false
 	}
-	e.deleteState(kindAllow, value)
 	e.Audit(audit.Entry{Kind: audit.KindAllowRemoved, IP: value, Actor: actor})
 	return true
 }
@@ -385,8 +421,14 @@ func (e *Engine) forgetVerdict(ip netip.Addr) {
 // ExpireBlocks lifts the blocks past their TTL; sinks that cannot expire
 // elements themselves (exec, webhook) hear of it. The sweeper calls it.
 func (e *Engine) ExpireBlocks(now time.Time) {
-	for _, b := range e.st.blocks.Sweep(now) {
-		e.deleteState(kindBlocks, b.IP.String())
+	var expired []blocks.Block
+	e.st.record(func() {
+		expired = e.st.blocks.Sweep(now)
+		for _, b := range expired {
+			e.deleteState(kindBlocks, b.IP.String())
+		}
+	})
+	for _, b := range expired {
 		e.Audit(audit.Entry{Kind: audit.KindExpire, Decision: b.Decision, IP: b.IP.String(), Reasons: b.Reasons, Actor: actorEngine})
 		if !b.Monitor {
 			e.pushAll(sink.Unblock, b, now, actorEngine, "expired")

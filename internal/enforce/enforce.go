@@ -391,7 +391,9 @@ func (e *Engine) Sweep(now time.Time) {
 	st.tombs.sweep(now)
 	e.ExpireBlocks(now)
 	if st.store != nil {
-		if _, err := st.store.Sweep(); err != nil {
+		// While commits fail the writer has said so once; a sweep fails
+		// on the same disk every 15s.
+		if _, err := st.store.Sweep(); err != nil && st.writer.Err() == nil {
 			e.log.Warningf("%v", err) // it says "state: sweep: …"
 		}
 	}
@@ -407,6 +409,10 @@ func (e *Engine) Sweep(now time.Time) {
 	s.EventsBytes = st.events.Bytes()
 	if st.audit != nil {
 		s.Auditing, s.AuditErrors = true, grew(&r.auditErrors, st.audit.Errors())
+	}
+	if w := st.writer; w != nil {
+		s.Stateful, s.StateWritable = true, w.Err() == nil
+		s.StateWriteErrors = grew(&r.stateErrors, w.Failures())
 	}
 	if f := st.fleet; f != nil {
 		s.Fleet, s.FleetUp = true, f.Up()

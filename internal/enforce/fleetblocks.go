@@ -245,14 +245,19 @@ func (e *Engine) adoptBlock(b blocks.Block, v *verdicts.Verdict, now time.Time) 
 			e.adoptVerdict(*v, b.Qnames, now)
 		}
 	}
-	if !e.st.blocks.Adopt(b, now) {
+	var adopted bool
+	e.st.record(func() { // the block and its record together (see State.record)
+		if adopted = e.st.blocks.Adopt(b, now); adopted {
+			e.persistBlock(b)
+		}
+	})
+	if !adopted {
 		return
 	}
 	if _, ok := ts.lifts[b.IP]; ok {
 		delete(ts.lifts, b.IP)
 		e.deleteState(kindLifts, b.IP.String())
 	}
-	e.persistBlock(b)
 	if !b.Monitor {
 		e.pushAll(sink.Block, b, now, actorFleet, "decided by another node")
 	}

@@ -83,7 +83,10 @@ type Stats struct {
 	BlocksActive           int
 	QueueHigh              int
 	QueueLow               int
-	Fleet                  bool // a fleet is configured: FleetUp and FleetErrors mean something
+	Stateful               bool   // a state directory is open: StateWritable and StateWriteErrors mean something
+	StateWritable          bool   // the last commit to the state directory succeeded
+	StateWriteErrors       uint64 // failed commits since the previous sweep
+	Fleet                  bool   // a fleet is configured: FleetUp and FleetErrors mean something
 	FleetUp                bool
 	FleetErrors            uint64 // since the previous sweep
 	// HookPending is the changes queued per hook (by sink name): waiting,

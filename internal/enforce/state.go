@@ -1,7 +1,9 @@
 package enforce
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -49,6 +51,7 @@ type State struct {
 	stateDir  string
 	store     *state.Store  // nil without a state directory
 	writer    *state.Writer // batches the store's writes off the DNS path
+	recordMu  sync.Mutex    // see record
 	auditPath string
 	audit     *audit.Log // nil without an audit log
 
@@ -58,7 +61,9 @@ type State struct {
 	serving atomic.Pointer[Engine]
 	synced  atomic.Uint64 // fleetSync passes done
 	// reported are the running totals last reported to the Observer.
-	reported struct{ evicted, protected, eventsEvicted, fleetErrors, auditErrors atomic.Uint64 }
+	reported struct {
+		evicted, protected, eventsEvicted, fleetErrors, auditErrors, stateErrors atomic.Uint64
+	}
 	// hookSet is the hook set (hookSetOf) whose hooks have been given every
 	// live block; nil until an engine has done it (a new or restored State),
 	// so that a reload with the same hooks pushes nothing again.
@@ -278,6 +283,18 @@ func (st *State) restore(now time.Time, log Logger) {
 		len(st.blocks.Active(now)), len(allow), st.tags.Count(now), len(st.cache.SuspiciousList(now)))
 }
 
+// record runs change, which changes the State in memory and queues the
+// same change for the disk. Changes to one key (an IP's block, a client's
+// tag, an allowlist value) then reach the writer in the order they were
+// made in memory: a block decided while an operator unblocks it must not
+// queue its record after the unblock queued the removal, or the block
+// would be back after a restart. change must not wait: queueing does not.
+func (st *State) record(change func()) {
+	st.recordMu.Lock()
+	defer st.recordMu.Unlock()
+	change()
+}
+
 // persist writes a record to the state directory, if there is one.
 func (e *Engine) persist(kind state.Kind, key string, expires time.Time, v any) {
 	if e.st.writer == nil {
@@ -299,6 +316,73 @@ func (e *Engine) deleteState(kind state.Kind, key string) {
 	if e.st.writer != nil {
 		e.st.writer.Delete(kind, key)
 	}
+}
+
+// syncTimeout bounds the wait for changes to reach the disk: a hung disk
+// gets the admin API a 503 and a block's audit line a note, not a hang.
+const syncTimeout = 10 * time.Second
+
+// durableMark is where an operation that is acknowledged only once its
+// changes are on disk (an admin API change, a block's audit line) starts.
+type durableMark struct {
+	w       *state.Writer // nil without a state directory
+	dropped uint64
+}
+
+// markDurable starts an operation whose changes wait must find on disk.
+func (e *Engine) markDurable() durableMark {
+	w := e.st.writer
+	if w == nil {
+		return durableMark{}
+	}
+	return durableMark{w: w, dropped: w.Dropped()}
+}
+
+// wait returns once every change queued since m is durable. The writer's
+// Sync covers every change queued before it; a change the writer dropped
+// (its queue full after writes failed for long) it cannot cover, so any
+// drop since m fails the wait, even one of a concurrent operation.
+func (m durableMark) wait() error {
+	if m.w == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+	defer cancel()
+	if err := m.w.Sync(ctx); err != nil {
+		return err
+	}
+	if n := m.w.Dropped() - m.dropped; n > 0 {
+		return fmt.Errorf("state: %d change(s) dropped: the write queue is full", n)
+	}
+	return nil
+}
+
+// Durably runs op, a change made through the admin API, and returns once
+// what it changed is on disk, or why it is not: the API answers 2xx only
+// in the first case. The change is made either way (memory, DNS, hooks);
+// on an error it is kept queued and retried, and a restart before a
+// retry succeeds loses it.
+func (a API) Durably(op func()) error {
+	m := a.e.markDurable()
+	op()
+	return m.wait()
+}
+
+// Health is the engine's Health, for GET /healthz.
+func (a API) Health() error { return a.e.Health() }
+
+var (
+	_ adminapi.DurableBackend = API{}
+	_ adminapi.HealthBackend  = API{}
+)
+
+// Health returns why the state directory does not take writes, or nil:
+// the admin API's /healthz and the plugin's readiness report it.
+func (e *Engine) Health() error {
+	if e.st == nil || e.st.writer == nil {
+		return nil
+	}
+	return e.st.writer.Err()
 }
 
 // Audit writes one audit line, if there is an audit log.

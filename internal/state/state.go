@@ -16,7 +16,10 @@
 //
 // The cost is one fsync (two, in fact) per commit, so writes are batched:
 // Store.Put takes many records in one transaction, and Writer coalesces
-// changes from the DNS path and commits them in the background.
+// changes from the DNS path and commits them in the background. A change
+// that is acknowledged (a 2xx of the admin API, an audit line saying a block
+// was made) is waited for with Writer.Sync, whose callers share commits
+// (group commit), so that waiting costs one fsync per batch, not per change.
 //
 // The store is generic over record kinds (a bbolt bucket each) and treats a
 // record's data as opaque JSON, so it imports none of the packages whose
@@ -443,4 +446,22 @@ func decode(k, v []byte) (Record, error) {
 		r.Data = append(json.RawMessage(nil), v[headerLen:]...)
 	}
 	return r, nil
+}
+
+// ParseOption reads the arguments of the Corefile line `state DIR
+// [strict]` into dir, made absolute (a relative one would follow the
+// server's working directory), and strict.
+func ParseOption(args []string, dir *string, strict *bool) error {
+	if len(args) == 0 || len(args) > 2 {
+		return fmt.Errorf("takes DIR [strict], got %d arguments", len(args))
+	}
+	if len(args) == 2 && args[1] != "strict" {
+		return fmt.Errorf("unknown argument %q (strict)", args[1])
+	}
+	abs, err := filepath.Abs(args[0])
+	if err != nil {
+		return err
+	}
+	*dir, *strict = abs, len(args) == 2
+	return nil
 }

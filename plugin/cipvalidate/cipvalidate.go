@@ -61,9 +61,9 @@ type CIPValidate struct {
 // Name implements the plugin.Handler interface.
 func (c *CIPValidate) Name() string { return pluginName }
 
-// Ready implements the ready.Readiness interface: the worker pool runs and
-// the event API, if configured, listens.
-func (c *CIPValidate) Ready() bool { return c.ready.Load() }
+// Ready implements the ready.Readiness interface: the worker pool runs, the
+// event API (if any) listens, and the state directory (if any) takes writes.
+func (c *CIPValidate) Ready() bool { return c.ready.Load() && c.eng.Health() == nil }
 
 // writerPool recycles the response writer wrappers, so an answer costs no
 // allocation of ours.

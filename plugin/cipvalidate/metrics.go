@@ -138,6 +138,15 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "audit_errors_total",
 		Help: "Audit log entries that could not be written; only with an audit log.",
 	}, nil)
+	// stateWritable and stateWriteErrors: vectors without labels, exported only with state.
+	stateWritable = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "state_writable",
+		Help: "1 while commits to the state directory succeed, 0 while they fail (full or read-only disk); only with state.",
+	}, nil)
+	stateWriteErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "state_write_errors_total",
+		Help: "Failed commits to the state directory; only with state.",
+	}, nil)
 	// eventsTotal counts the events posted to this node.
 	eventsTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_total",
@@ -150,6 +159,7 @@ var collectors = []prometheus.Collector{
 	answersInspected, ipsRecorded, ipsSubmitted, windowEvicted, windowEvictedProtected, windowEntries, apiCalls, apiLatency,
 	cacheLookups, verdictsTotal, rewrittenTotal, queueDepth, taggedClients, blocksTotal, blocksActive,
 	hookChanges, hookPending, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, eventsTotal,
+	stateWritable, stateWriteErrors,
 }
 
 // serverCounters are the per-answer counters of one server, resolved once
@@ -243,6 +253,10 @@ func (o observer) Swept(s enforce.Stats) {
 	if s.Auditing {
 		auditErrors.WithLabelValues().Add(float64(s.AuditErrors))
 	}
+	if s.Stateful {
+		stateWritable.WithLabelValues().Set(b2f(s.StateWritable))
+		stateWriteErrors.WithLabelValues().Add(float64(s.StateWriteErrors))
+	}
 	taggedClients.Set(float64(s.Tagged))
 	blocksActive.Set(float64(s.BlocksActive))
 	queueDepth.WithLabelValues("high").Set(float64(s.QueueHigh))
@@ -252,13 +266,16 @@ func (o observer) Swept(s enforce.Stats) {
 		hookPending.WithLabelValues(name).Set(float64(n))
 	}
 	if s.Fleet {
-		up := 0.0
-		if s.FleetUp {
-			up = 1
-		}
-		fleetUp.WithLabelValues().Set(up)
+		fleetUp.WithLabelValues().Set(b2f(s.FleetUp))
 		fleetErrors.WithLabelValues().Add(float64(s.FleetErrors))
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 var (

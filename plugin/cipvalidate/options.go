@@ -17,6 +17,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/optval"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
+	"github.com/coredns-cip/coredns-cip/internal/state"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 
 	"github.com/miekg/dns"
@@ -79,7 +80,7 @@ func (cfg *config) options() []option {
 			"webhook URL [secret_file PATH]",
 		}, min: 0, max: -1, repeatable: true, parse: cfg.parseHookLine}, // parseHook says what a bare hook lacks
 		{name: "reconcile", usage: []string{"DURATION"}, min: 1, max: 1, parse: func(a []string) (err error) { cfg.reconcile, err = enforce.ParseReconcile(a[0]); return err }},
-		{name: "state", usage: []string{"DIR [strict]"}, min: 1, max: 2, parse: cfg.parseState},
+		{name: "state", usage: []string{"DIR [strict]"}, min: 1, max: 2, parse: func(args []string) error { return state.ParseOption(args, &cfg.stateDir, &cfg.stateStrict) }},
 		{name: "audit", usage: []string{"PATH|stdout"}, min: 1, max: 1, parse: func(args []string) error { cfg.auditPath = args[0]; return nil }},
 		{name: "connlog", usage: []string{"PATH FORMAT"}, min: 2, max: 2, repeatable: true, parse: cfg.parseConnlog},
 		{name: "ports", usage: []string{"not PORT..."}, min: 2, max: -1, parse: cfg.parsePortsNot},
@@ -376,24 +377,6 @@ func (cfg *config) parseHookLine(args []string) error {
 	}
 	h.Line = strings.Join(args, " ")
 	cfg.hooks = append(cfg.hooks, h)
-	return nil
-}
-
-func (cfg *config) parseState(args []string) error {
-	if len(args) == 2 {
-		if args[1] != "strict" {
-			return syntaxError(fmt.Sprintf("unknown argument %q (strict)", args[1]))
-		}
-		cfg.stateStrict = true
-	}
-	cfg.stateDir = args[0]
-	if !filepath.IsAbs(cfg.stateDir) {
-		abs, err := filepath.Abs(cfg.stateDir)
-		if err != nil {
-			return err
-		}
-		cfg.stateDir = abs
-	}
 	return nil
 }
 
