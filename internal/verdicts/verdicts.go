@@ -12,6 +12,7 @@ package verdicts
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"maps"
 	"net/netip"
@@ -107,6 +108,19 @@ func (t TTLs) of(o Outcome) time.Duration {
 // modified once published: writers copy it, so readers need no lock.
 type suspiciousIndex map[netip.Addr]*Verdict
 
+// indexShards is how many parts the suspicious index is split into, by a
+// hash of the IP. A write copies one part: with one map, every suspicious
+// verdict copied all the others, which made a burst of n of them (an
+// event's window, a fleet's verdicts arriving) cost n² and stood between
+// an event and its enforcement.
+const indexShards = 64
+
+func indexShard(ip netip.Addr) int {
+	b := ip.As16()
+	h := (binary.LittleEndian.Uint64(b[8:]) ^ binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+	return int(h >> 58) // the top 6 bits: indexShards = 64
+}
+
 // Cache is the verdict cache. It is safe for concurrent use.
 //
 // Every stored verdict is a *Verdict that is never modified after it is
@@ -115,10 +129,13 @@ type suspiciousIndex map[netip.Addr]*Verdict
 type Cache struct {
 	// lru is set once by New.
 	lru atomic.Pointer[lru.Cache[netip.Addr, *slot]]
-	// suspicious is read on every DNS answer, so it is an immutable map
-	// behind an atomic pointer: one load, one lookup, no lock, no
-	// allocation. Writes (suspicious verdicts, and their eviction) are rare.
-	suspicious atomic.Pointer[suspiciousIndex]
+	// suspicious is read on every DNS answer, so each of its shards is an
+	// immutable map behind an atomic pointer: one load, one lookup, no lock,
+	// no allocation. Writes (suspicious verdicts, and their eviction) are
+	// rare, and copy one shard. nSuspicious counts the entries, so that a
+	// cache with none costs a DNS answer one atomic load.
+	suspicious  [indexShards]atomic.Pointer[suspiciousIndex]
+	nSuspicious atomic.Int64
 
 	// writeMu serialises Put, Delete, Resize and the removal of expired
 	// entries, so that the LRU and the index change together.
@@ -134,7 +151,9 @@ type Cache struct {
 func New(size int, ttls TTLs) *Cache {
 	ttls = ttls.withDefaults()
 	c := &Cache{ttls: ttls}
-	c.suspicious.Store(&suspiciousIndex{})
+	for i := range c.suspicious {
+		c.suspicious[i].Store(&suspiciousIndex{})
+	}
 	if size <= 0 {
 		size = DefaultSize
 	}
@@ -260,11 +279,11 @@ func (c *Cache) Put(v Verdict, now time.Time) Verdict {
 // atomic load. It does not remove expired verdicts (Get and the LRU's sweep
 // do), nor does it count as a use for the LRU's recency.
 func (c *Cache) Suspicious(ip netip.Addr, now time.Time) (Verdict, bool) {
-	idx := *c.suspicious.Load()
-	if len(idx) == 0 {
+	if c.nSuspicious.Load() == 0 {
 		return Verdict{}, false
 	}
-	v, ok := idx[ip.Unmap()]
+	ip = ip.Unmap()
+	v, ok := (*c.suspicious[indexShard(ip)].Load())[ip]
 	if !ok || !now.Before(v.Expires) {
 		return Verdict{}, false
 	}
@@ -275,12 +294,16 @@ func (c *Cache) Suspicious(ip netip.Addr, now time.Time) (Verdict, bool) {
 func (c *Cache) addSuspicious(v *Verdict) {
 	c.indexMu.Lock()
 	defer c.indexMu.Unlock()
-	next := maps.Clone(*c.suspicious.Load())
+	shard := &c.suspicious[indexShard(v.IP)]
+	next := maps.Clone(*shard.Load())
 	if next == nil {
 		next = suspiciousIndex{}
 	}
+	if _, replaced := next[v.IP]; !replaced {
+		c.nSuspicious.Add(1)
+	}
 	next[v.IP] = v
-	c.suspicious.Store(&next)
+	shard.Store(&next)
 }
 
 // dropSuspicious removes ip from the suspicious index if its entry is v,
@@ -288,13 +311,15 @@ func (c *Cache) addSuspicious(v *Verdict) {
 func (c *Cache) dropSuspicious(ip netip.Addr, v *Verdict) {
 	c.indexMu.Lock()
 	defer c.indexMu.Unlock()
-	cur := *c.suspicious.Load()
+	shard := &c.suspicious[indexShard(ip)]
+	cur := *shard.Load()
 	if got, ok := cur[ip]; !ok || (v != nil && got != v) {
 		return
 	}
 	next := maps.Clone(cur)
 	delete(next, ip)
-	c.suspicious.Store(&next)
+	shard.Store(&next)
+	c.nSuspicious.Add(-1)
 }
 
 // Delete removes ip's verdict and reports whether there was one.
@@ -340,11 +365,12 @@ func (c *Cache) Sweep(now time.Time) int {
 // SuspiciousList returns the suspicious verdicts not expired at now, sorted
 // by IP.
 func (c *Cache) SuspiciousList(now time.Time) []Verdict {
-	idx := *c.suspicious.Load()
-	out := make([]Verdict, 0, len(idx))
-	for _, v := range idx {
-		if now.Before(v.Expires) {
-			out = append(out, *v)
+	out := make([]Verdict, 0, c.nSuspicious.Load())
+	for i := range c.suspicious {
+		for _, v := range *c.suspicious[i].Load() {
+			if now.Before(v.Expires) {
+				out = append(out, *v)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b Verdict) int { return a.IP.Compare(b.IP) })

@@ -426,3 +426,23 @@ func TestSweepAndNoGoroutine(t *testing.T) {
 		t.Error("swept suspicious verdict still in the index")
 	}
 }
+
+// BenchmarkPutSuspicious is the cost of one more suspicious verdict in a
+// cache that holds many: an event's window of fresh findings, or a fleet's
+// verdicts arriving, is a burst of these.
+func BenchmarkPutSuspicious(b *testing.B) {
+	for _, held := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("held=%d", held), func(b *testing.B) {
+			c := verdicts.New(held+b.N+1, verdicts.TTLs{})
+			for i := range held {
+				c.Put(suspicious(addr(i)), t0)
+			}
+			b.ReportAllocs()
+			i := held
+			for b.Loop() {
+				c.Put(suspicious(addr(i)), t0)
+				i++
+			}
+		})
+	}
+}
