@@ -18,6 +18,8 @@
 #   IPS ["1 10 100"]   suspicious IPs in each event's window
 #   TRIALS [30]        measured events per mode and size
 #   MODES ["cached fresh api300"], API_DELAY [300ms]
+#   STATE [1]          1: the server keeps a state directory (blocks are on
+#                      disk before they are pushed, as in production); 0: none
 #   WORKERS [128]      the server's validation workers (the API calls of one
 #                      event run at most this many at once)
 #   PROFILE [0]        1: record the server with perf during each measurement
@@ -32,6 +34,7 @@ TRIALS=${TRIALS:-30}
 MODES=${MODES:-cached fresh api300}
 API_DELAY=${API_DELAY:-300ms}
 WORKERS=${WORKERS:-128}
+STATE=${STATE:-1}
 RESULTS=${RESULTS:-bench/results/latency.md}
 GO=${GO:-go}
 BIN=${BIN:-bin/coredns-cip}
@@ -98,6 +101,11 @@ log "fake API: $(head -1 "$WORK/fakeapi.out")"
 P_DNS=5300 P_EVENTS=8300
 
 write_corefile() {
+  local state="# no state directory (STATE=0)"
+  if [[ $STATE == 1 ]]; then
+    rm -rf "$WORK/state"
+    state="state $WORK/state"
+  fi
   cat >"$WORK/Corefile" <<EOF
 .:$P_DNS {
     bind 127.0.0.1
@@ -109,6 +117,7 @@ write_corefile() {
         events 127.0.0.1:$P_EVENTS
         scope tagged all
         hook nftables ip ciplat bad4 - create
+        $state
     }
     file $WORK/lat.db loadtest.example
 }
@@ -157,7 +166,11 @@ for mode in $MODES; do
       kill -INT "$PERF" 2>/dev/null || true
       wait "$PERF" 2>/dev/null || true
       mkdir -p bench/results
-      perf report -i "$WORK/perf.data" --no-children --percent-limit 0.5 --stdio 2>/dev/null | head -400 >"bench/results/profile-latency-$mode-$n.txt" || true
+      { echo "## inclusive (children), by symbol"
+        perf report -i "$WORK/perf.data" --children --sort symbol -g none --percent-limit 1 --stdio 2>/dev/null | grep -v '^#' | head -120
+        echo "## self, with callers"
+        perf report -i "$WORK/perf.data" --no-children --percent-limit 0.5 --stdio 2>/dev/null | head -400
+      } >"bench/results/profile-latency-$mode-$n.txt" || true
     fi
     stop_server
     p50=$(sed -n 's/.*p50=\([0-9.]*\).*/\1/p' <<<"$line")
@@ -172,7 +185,7 @@ mkdir -p "$(dirname "$RESULTS")"
   echo "# Enforcement latency: event POST to the last nftables element"
   echo
   echo "- $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, $("$GO" version | cut -d' ' -f3)"
-  echo "- workers $WORKERS, API delay in api300: $API_DELAY; milliseconds"
+  echo "- workers $WORKERS, API delay in api300: $API_DELAY, state directory: $([[ $STATE == 1 ]] && echo "yes ($(df -T "$WORK" | awk 'NR == 2 { print $2 }'))" || echo no); milliseconds"
   echo
   echo "| mode | IPs | trials | p50 | p99 | max |"
   echo "|---|---:|---:|---:|---:|---:|"

@@ -53,9 +53,14 @@ func (APIKey) MarshalText() ([]byte, error) { return []byte("[REDACTED]"), nil }
 
 // Config configures a Client. Zero fields take the Default* values.
 type Config struct {
-	APIKey       APIKey
-	BaseURL      string       // scheme and host, e.g. https://api.criminalip.io
-	HTTPClient   *http.Client // nil: a client with sane transport limits
+	APIKey     APIKey
+	BaseURL    string       // scheme and host, e.g. https://api.criminalip.io
+	HTTPClient *http.Client // nil: a client with sane transport limits
+	// Concurrency is how many calls the caller makes at once (its workers):
+	// the default client keeps that many connections open between calls, so
+	// that a burst (an event's window) does not pay a TCP and TLS handshake
+	// per IP. At least 8.
+	Concurrency  int
 	Timeout      time.Duration
 	Rate         float64 // API requests per second, across all IPs; <0 means unlimited
 	Burst        int
@@ -135,7 +140,7 @@ func New(cfg Config) (*Client, error) {
 			Proxy:               http.ProxyFromEnvironment,
 			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost: 8,
+			MaxIdleConnsPerHost: max(8, cfg.Concurrency),
 			IdleConnTimeout:     90 * time.Second,
 		}}
 	}

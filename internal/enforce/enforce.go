@@ -242,6 +242,8 @@ func (e *Engine) startValidation() error {
 		Rate:    e.cfg.Rate,
 		Burst:   e.cfg.Burst,
 		Observe: e.obs.APICall,
+		// The workers' calls at once, each keeping its connection.
+		Concurrency: e.cfg.Workers,
 	})
 	if err != nil {
 		return err
