@@ -24,7 +24,11 @@ type Config struct {
 	// Ledgers, if set, holds one Ledger per sink, in the order of Sinks (a
 	// nil entry: none for that sink). A sink's Ledger records what it
 	// acknowledged, for Reconcile; it may outlive the Dispatcher.
-	Ledgers   []*Ledger
+	Ledgers []*Ledger
+	// Journals, if set, holds one Journal per sink, in the order of Sinks
+	// (a nil entry: none for that sink): what the sink has not
+	// acknowledged, kept where it outlives the process.
+	Journals  []Journal
 	QueueSize int // per sink, distinct keys waiting; default 10000
 	BatchSize int // changes per Apply; default 256
 	// FlushEvery is how long a change that finds its sink idle waits for
@@ -109,6 +113,21 @@ type SinkStats struct {
 	Retries uint64 // Apply calls after a failed one
 }
 
+// Journal keeps what one sink has not acknowledged where a restart finds
+// it (a state directory), so that a change pending when the process
+// stopped, or was killed, can be sent again by the next one (see
+// Dispatcher.Resend). A Dispatcher tells it, under the sink's queue lock
+// and so in the order the queue changed, of each change queued for the
+// sink (Pending, superseding any earlier one of its key) and of each key
+// left with no change for the sink (Settled: applied, expired, or
+// invalid). A change dropped by Stop, or given up while stopping, stays
+// pending. Its methods must not wait (for a disk, say): Submit calls
+// them.
+type Journal interface {
+	Pending(c Change, at time.Time)
+	Settled(k Key)
+}
+
 // Dispatcher feeds every sink from its own goroutine and queue. The queue
 // holds at most one change per Key: a newer change replaces a queued one,
 // so a burst for one IP costs one Apply, and a block followed by an
@@ -182,6 +201,9 @@ func NewDispatcher(cfg Config) *Dispatcher {
 		if i < len(cfg.Ledgers) {
 			w.ledger = cfg.Ledgers[i]
 		}
+		if i < len(cfg.Journals) {
+			w.journal = cfg.Journals[i]
+		}
 		d.workers = append(d.workers, w)
 	}
 	return d
@@ -218,6 +240,23 @@ func (d *Dispatcher) Submit(c Change) (accepted bool) {
 		}
 	}
 	return accepted
+}
+
+// Resend queues changes for the sink at index alone (a Journal's pending
+// changes, found at a start), each as current returns it, under the
+// queue's lock, or not at all if current says it no longer stands or a
+// change of its key is already queued. It returns how many were queued.
+func (d *Dispatcher) Resend(index int, changes []Change, current func(Change) (Change, bool)) int {
+	if index < 0 || index >= len(d.workers) {
+		return 0
+	}
+	n := 0
+	for _, c := range changes {
+		if d.workers[index].submit(c, current) {
+			n++
+		}
+	}
+	return n
 }
 
 // Stop stops accepting changes and flushes what is queued, one attempt per
@@ -274,7 +313,8 @@ type worker struct {
 	index  int
 	sink   Sink
 	name   string
-	ledger *Ledger       // nil: acknowledgements are not recorded
+	ledger  *Ledger // nil: acknowledgements are not recorded
+	journal Journal // nil: what is pending is kept in memory only
 	wake   chan struct{} // capacity 1: the queue's state may have changed
 
 	mu        sync.Mutex
@@ -322,6 +362,7 @@ func (w *worker) submit(c Change, current func(Change) (Change, bool)) bool {
 	now := w.d.cfg.Now()
 	if waiting {
 		w.pending[k] = queued{c, now} // keeps its place in order: the key waits no longer than it did
+		w.journalPending(c, now)
 		return true
 	}
 	if len(w.order) >= w.d.cfg.QueueSize {
@@ -329,6 +370,7 @@ func (w *worker) submit(c Change, current func(Change) (Change, bool)) bool {
 		return false
 	}
 	w.pending[k] = queued{c, now}
+	w.journalPending(c, now)
 	w.order = append(w.order, k)
 	// The worker cares about the first change (it may go at once, or
 	// starts the FlushEvery clock) and a full batch; nothing in between.
@@ -339,6 +381,20 @@ func (w *worker) submit(c Change, current func(Change) (Change, bool)) bool {
 		w.signal()
 	}
 	return true
+}
+
+func (w *worker) journalPending(c Change, at time.Time) {
+	if w.journal != nil {
+		w.journal.Pending(c, at)
+	}
+}
+
+// settledLocked tells the journal that k has no change left for the sink,
+// unless a newer one is queued.
+func (w *worker) settledLocked(k Key) {
+	if _, newer := w.pending[k]; !newer && w.journal != nil {
+		w.journal.Settled(k)
+	}
 }
 
 func (w *worker) signal() {
@@ -373,6 +429,7 @@ func (w *worker) take() (batch, expired []Change) {
 		if c.Action == Block {
 			if c.TTL -= now.Sub(q.at); c.TTL <= 0 {
 				expired = append(expired, q.c)
+				w.settledLocked(k)
 				continue
 			}
 		}
@@ -498,6 +555,13 @@ func (w *worker) done(batch []Change, err error) {
 		w.fails, w.holdUntil = 0, time.Time{}
 	} else {
 		w.st.Failed += uint64(len(batch))
+	}
+	// A change given up while stopping is still owed to the sink: the
+	// journal keeps it for the next start. An invalid one never will be.
+	if err == nil || errors.Is(err, ErrInvalidChange) {
+		for k := range w.flying {
+			w.settledLocked(k)
+		}
 	}
 	clear(w.flying)
 	w.mu.Unlock()
