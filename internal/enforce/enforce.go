@@ -277,7 +277,7 @@ func (e *Engine) startHooks() error {
 	// Timeout covers one batch; an exec hook runs its program once per
 	// change of the batch.
 	d := sink.NewDispatcher(sink.Config{Sinks: sinks, Ledgers: e.st.hookLedgers.of(e.cfg.Hooks),
-		OnResult: e.onHookResult, Timeout: time.Minute})
+		Journals: e.st.journals(e.cfg.Hooks), OnResult: e.onHookResult, Timeout: time.Minute})
 	d.Start()
 	e.dispatcher.Store(d)
 	e.startReconciler()
@@ -286,6 +286,11 @@ func (e *Engine) startHooks() error {
 	// nothing. Only hooks that have not been given them yet get them.
 	if e.takeHookSet() {
 		e.resync(e.Now())
+	}
+	// What a hook had not acknowledged when the last engine stopped, or
+	// the process was killed, is owed to it whatever the hook set.
+	if n := e.resendPending(d); n > 0 {
+		e.log.Infof("hooks: %d change(s) not acknowledged before the start queued again", n)
 	}
 	return nil
 }
@@ -391,6 +396,7 @@ func (e *Engine) Sweep(now time.Time) {
 	st.names.Sweep(now)
 	st.cache.Sweep(now)
 	st.tombs.sweep(now)
+	st.hookJournal.sweep(now)
 	e.ExpireBlocks(now)
 	if st.store != nil {
 		// While commits fail the writer has said so once; a sweep fails

@@ -81,6 +81,9 @@ func (e *Engine) Reconcile() {
 	if err != nil {
 		e.log.Warningf("reconcile: %v", err)
 	}
+	if n := e.resendPending(d); n > 0 {
+		e.log.Infof("reconcile: %d change(s) hooks had not acknowledged queued again", n)
+	}
 	for name, n := range queued {
 		if n > 0 {
 			e.obs.HookChanges(name, HookResent, n)

@@ -70,6 +70,9 @@ type State struct {
 	hookSet atomic.Pointer[string]
 	// hookLedgers are what each hook line acknowledged (see hooks.go).
 	hookLedgers hookLedgers
+	// hookJournal is what exec and webhook hooks have not acknowledged
+	// (see hookjournal.go).
+	hookJournal hookJournal
 }
 
 var registry = struct {
@@ -269,6 +272,7 @@ func (st *State) restore(now time.Time, log Logger) {
 	allow := loadAll[blocks.Allow](st, kindAllow, log)
 	st.blocks.Restore(loadAll[blocks.Block](st, kindBlocks, log), loadAll[blocks.History](st, kindHistory, log), allow, now)
 	st.tombs.restore(loadAll[lift](st, kindLifts, log), loadAll[unallow](st, kindUnallows, log), now)
+	st.hookJournal.restore(loadAll[pendingChange](st, kindHookPending, log), now)
 	for _, t := range loadAll[tags.Tag](st, kindTags, log) {
 		if t.Until.After(now) {
 			st.tags.Tag(t.Client, t.Since, t.Until, t.Ref, t.Event)

@@ -118,14 +118,16 @@ type SinkStats struct {
 // stopped, or was killed, can be sent again by the next one (see
 // Dispatcher.Resend). A Dispatcher tells it, under the sink's queue lock
 // and so in the order the queue changed, of each change queued for the
-// sink (Pending, superseding any earlier one of its key) and of each key
-// left with no change for the sink (Settled: applied, expired, or
-// invalid). A change dropped by Stop, or given up while stopping, stays
-// pending. Its methods must not wait (for a disk, say): Submit calls
-// them.
+// sink (Pending, superseding any earlier one of its key) and of each
+// change that was the last of its key and is done with (Settled: applied,
+// expired, or invalid). A change dropped by Stop, or given up while
+// stopping, stays pending. Settled passes the change, not only its key,
+// so that a journal shared by two Dispatchers (a reload, while the old
+// one flushes) keeps a newer change the other one queued. Its methods
+// must not wait (for a disk, say): Submit calls them.
 type Journal interface {
 	Pending(c Change, at time.Time)
-	Settled(k Key)
+	Settled(c Change)
 }
 
 // Dispatcher feeds every sink from its own goroutine and queue. The queue
@@ -389,11 +391,11 @@ func (w *worker) journalPending(c Change, at time.Time) {
 	}
 }
 
-// settledLocked tells the journal that k has no change left for the sink,
-// unless a newer one is queued.
-func (w *worker) settledLocked(k Key) {
-	if _, newer := w.pending[k]; !newer && w.journal != nil {
-		w.journal.Settled(k)
+// settledLocked tells the journal that c is done with, unless a newer
+// change of its key is queued.
+func (w *worker) settledLocked(c Change) {
+	if _, newer := w.pending[c.Key()]; !newer && w.journal != nil {
+		w.journal.Settled(c)
 	}
 }
 
@@ -429,7 +431,7 @@ func (w *worker) take() (batch, expired []Change) {
 		if c.Action == Block {
 			if c.TTL -= now.Sub(q.at); c.TTL <= 0 {
 				expired = append(expired, q.c)
-				w.settledLocked(k)
+				w.settledLocked(q.c)
 				continue
 			}
 		}
@@ -559,8 +561,8 @@ func (w *worker) done(batch []Change, err error) {
 	// A change given up while stopping is still owed to the sink: the
 	// journal keeps it for the next start. An invalid one never will be.
 	if err == nil || errors.Is(err, ErrInvalidChange) {
-		for k := range w.flying {
-			w.settledLocked(k)
+		for _, q := range w.flying {
+			w.settledLocked(q.c)
 		}
 	}
 	clear(w.flying)

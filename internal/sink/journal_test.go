@@ -24,10 +24,10 @@ func (j *journalMap) Pending(c Change, _ time.Time) {
 	j.m[c.Key()] = c
 }
 
-func (j *journalMap) Settled(k Key) {
+func (j *journalMap) Settled(c Change) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	delete(j.m, k)
+	delete(j.m, c.Key())
 }
 
 func (j *journalMap) get() map[Key]Change {
