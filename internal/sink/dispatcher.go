@@ -311,13 +311,13 @@ func (d *Dispatcher) Stats() map[string]SinkStats {
 
 // worker is one sink's queue and the goroutine that empties it.
 type worker struct {
-	d      *Dispatcher
-	index  int
-	sink   Sink
-	name   string
-	ledger  *Ledger // nil: acknowledgements are not recorded
-	journal Journal // nil: what is pending is kept in memory only
-	wake   chan struct{} // capacity 1: the queue's state may have changed
+	d       *Dispatcher
+	index   int
+	sink    Sink
+	name    string
+	ledger  *Ledger       // nil: acknowledgements are not recorded
+	journal Journal       // nil: what is pending is kept in memory only
+	wake    chan struct{} // capacity 1: the queue's state may have changed
 
 	mu        sync.Mutex
 	pending   map[Key]queued
