@@ -46,10 +46,15 @@ func (a API) Defaults() adminapi.Defaults {
 // window.
 func (a API) Submit(ev adminapi.Event, id string) (adminapi.Accepted, []adminapi.Found) {
 	e := a.e
-	acc, found := e.submitEvent(ev, id, true)
+	var version uint64 // the tag's, later than the client's last
+	if e.st.fleet != nil {
+		t, _ := e.st.tags.Lookup(ev.Client, e.Now())
+		version = e.stamp(t.Version)
+	}
+	acc, found := e.submitEvent(ev, id, true, version)
 	if e.st.fleet != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), fleetOp)
-		e.publish(ctx, msgEvent, toFleetEvent(id, ev))
+		e.publish(ctx, msgEvent, toFleetEvent(id, ev, version))
 		cancel()
 		e.putReport(id, acc, found)
 	}
@@ -57,22 +62,18 @@ func (a API) Submit(ev adminapi.Event, id string) (adminapi.Accepted, []adminapi
 }
 
 // submitEvent is Submit on this node; origin says whether the event was
-// posted here (rather than fanned out from another node).
-func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool) (adminapi.Accepted, []adminapi.Found) {
+// posted here (rather than fanned out from another node), tagVersion is
+// the version of its tag in a fleet.
+func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool, tagVersion uint64) (adminapi.Accepted, []adminapi.Found) {
 	now := e.Now()
 	acc := adminapi.Accepted{ID: id}
 	if until := ev.At.Add(ev.Watch); ev.Watch > 0 && until.After(now) {
-		var t tags.Tag
-		var ok bool
-		e.st.record(func() {
-			e.st.tags.Tag(ev.Client, ev.At, until, ev.Ref, id)
-			if t, ok = e.st.tags.Lookup(ev.Client, now); ok && t.Reason == tags.ReasonEvent {
-				e.persist(kindTags, ev.Client.String(), t.Until, t)
-			}
-		})
-		acc.TaggedUntil = until
-		if ok && t.Reason == tags.ReasonEvent && origin {
-			e.share(fleetTags, ev.Client.String(), t, t.Until.Sub(now), "", nil)
+		t, ok := e.tagEvent(ev.Client, ev.At, until, ev.Ref, id, tagVersion, now)
+		if ok {
+			acc.TaggedUntil = until
+		}
+		if ok && origin {
+			e.shareTag(t)
 		}
 	}
 	if origin {
@@ -173,10 +174,15 @@ func (a API) Clients() []tags.Tag { return a.e.st.tags.List(a.e.Now()) }
 
 // Untag ends a client's event tag, on every node.
 func (a API) Untag(ip netip.Addr) bool {
+	t, _ := a.e.st.tags.Lookup(ip, a.e.Now())
 	if !a.e.untagLocal(ip) {
 		return false
 	}
-	a.e.unshare(fleetTags, ip.Unmap().String(), msgUntag, ip.Unmap())
+	if t.Reason == tags.ReasonEvent {
+		if u, ok := a.e.newUntag(t); ok {
+			a.e.shareUntag(u)
+		}
+	}
 	return true
 }
 

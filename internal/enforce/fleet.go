@@ -3,13 +3,11 @@ package enforce
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/netip"
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
-	"github.com/coredns-cip/coredns-cip/internal/tags"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
@@ -191,36 +189,6 @@ func (e *Engine) apiLimiter() *fleet.Limiter {
 	return f.NewLimiter("api", r, burst, fallback)
 }
 
-// share writes a record to Redis and announces it to the other nodes
-// (msgKind with msg; "" announces nothing). Redis being down is not an
-// error: the resync on reconnect catches up.
-func (e *Engine) share(kind, key string, rec any, ttl time.Duration, msgKind string, msg any) {
-	f := e.st.fleet
-	if f == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), fleetOp)
-	defer cancel()
-	if data, err := json.Marshal(rec); err == nil {
-		if err := f.Put(ctx, kind, key, data, ttl); err != nil && !errors.Is(err, fleet.ErrDown) {
-			e.log.Warningf("fleet: %s %s: %v", kind, key, err)
-		}
-	}
-	e.publish(ctx, msgKind, msg)
-}
-
-// unshare deletes a record from Redis and announces msgKind with msg.
-func (e *Engine) unshare(kind, key, msgKind string, msg any) {
-	f := e.st.fleet
-	if f == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), fleetOp)
-	defer cancel()
-	f.Delete(ctx, kind, key)
-	e.publish(ctx, msgKind, msg)
-}
-
 func (e *Engine) publish(ctx context.Context, msgKind string, msg any) {
 	f := e.st.fleet
 	if f == nil || msgKind == "" {
@@ -241,10 +209,12 @@ type fleetEvent struct {
 	Window time.Duration `json:"window"`
 	Watch  time.Duration `json:"watch"`
 	Ref    string        `json:"ref"`
+	// TagVersion is the fleet.Version of the tag the event made.
+	TagVersion uint64 `json:"tag_version,omitempty"`
 }
 
-func toFleetEvent(id string, ev adminapi.Event) fleetEvent {
-	return fleetEvent{ID: id, Client: ev.Client, Type: ev.Type, At: ev.At, Window: ev.Window, Watch: ev.Watch, Ref: ev.Ref}
+func toFleetEvent(id string, ev adminapi.Event, tagVersion uint64) fleetEvent {
+	return fleetEvent{ID: id, Client: ev.Client, Type: ev.Type, At: ev.At, Window: ev.Window, Watch: ev.Watch, Ref: ev.Ref, TagVersion: tagVersion}
 }
 
 func (fe fleetEvent) event() adminapi.Event {
@@ -283,10 +253,14 @@ func (e *Engine) onFleetMessage(m fleet.Message) {
 			e.log.Warningf("fleet: event from %s: %v", m.Origin, err)
 			return
 		}
-		acc, found := e.submitEvent(fe.event(), fe.ID, false)
+		acc, found := e.submitEvent(fe.event(), fe.ID, false, fe.TagVersion)
 		e.putReport(fe.ID, acc, found)
 	case msgUntag:
-		var ip netip.Addr
+		if c, ok := decodeTagChange(m.Data); ok && c.Removed != nil {
+			e.applyTagChange(c)
+			return
+		}
+		var ip netip.Addr // from a node that predates versions
 		if json.Unmarshal(m.Data, &ip) == nil {
 			e.untagLocal(ip)
 		}
@@ -311,8 +285,7 @@ func (e *Engine) onFleetMessage(m fleet.Message) {
 
 // fleetSync makes this node and Redis agree, at start and whenever Redis
 // comes back: the blocks and the allowlist as syncBlocks and syncAllow
-// say; the tags Redis has and this node does not are adopted, and this
-// node's are written.
+// say, and the tags as syncTags says.
 func (e *Engine) fleetSync() {
 	f := e.st.fleet
 	if f == nil {
@@ -323,17 +296,7 @@ func (e *Engine) fleetSync() {
 	defer cancel()
 	e.syncBlocks(ctx, f, now)
 	e.syncAllow(ctx, f, now)
-	if recs, err := f.List(ctx, fleetTags); err == nil {
-		for _, data := range recs {
-			var t tags.Tag
-			if json.Unmarshal(data, &t) == nil && t.Until.After(now) {
-				e.st.tags.Tag(t.Client, t.Since, t.Until, t.Ref, t.Event)
-			}
-		}
-	}
-	for _, t := range e.st.tags.List(now) {
-		e.share(fleetTags, t.Client.String(), t, t.Until.Sub(now), "", nil)
-	}
+	e.syncTags(ctx, f, now)
 	e.st.synced.Add(1)
 }
 

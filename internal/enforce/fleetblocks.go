@@ -61,10 +61,11 @@ type tombstones struct {
 	mu       sync.Mutex
 	lifts    map[netip.Addr]lift
 	unallows map[string]unallow
+	untags   map[netip.Addr]untag // see fleettags.go
 }
 
 func newTombstones() tombstones {
-	return tombstones{lifts: map[netip.Addr]lift{}, unallows: map[string]unallow{}}
+	return tombstones{lifts: map[netip.Addr]lift{}, unallows: map[string]unallow{}, untags: map[netip.Addr]untag{}}
 }
 
 func (ts *tombstones) restore(lifts []lift, unallows []unallow, now time.Time) {
@@ -122,6 +123,11 @@ func (ts *tombstones) sweep(now time.Time) {
 			delete(ts.unallows, v)
 		}
 	}
+	for c, u := range ts.untags {
+		if !now.Before(u.Until) {
+			delete(ts.untags, c)
+		}
+	}
 }
 
 // stamp returns the Version of a change made on this node now, later than
@@ -161,7 +167,8 @@ func (e *Engine) shareLift(l lift) {
 }
 
 // shareChange writes change c, of version v, to the record key of kind
-// if it is later than the one there, and then announces it as msgKind.
+// if it is later than the one there, and then announces it as msgKind
+// ("": not at all).
 // It reports whether c was written. A later change on Redis was announced
 // by its writer.
 func (e *Engine) shareChange(kind, key string, v fleet.Version, ttl time.Duration, msgKind string, c any) bool {
@@ -182,7 +189,7 @@ func (e *Engine) shareChange(kind, key string, v fleet.Version, ttl time.Duratio
 		}
 		return false
 	}
-	if stored {
+	if stored && msgKind != "" {
 		f.Publish(ctx, msgKind, data)
 	}
 	return stored

@@ -272,10 +272,11 @@ func (st *State) restore(now time.Time, log Logger) {
 	allow := loadAll[blocks.Allow](st, kindAllow, log)
 	st.blocks.Restore(loadAll[blocks.Block](st, kindBlocks, log), loadAll[blocks.History](st, kindHistory, log), allow, now)
 	st.tombs.restore(loadAll[lift](st, kindLifts, log), loadAll[unallow](st, kindUnallows, log), now)
+	st.tombs.restoreUntags(loadAll[untag](st, kindUntags, log), now)
 	st.hookJournal.restore(loadAll[pendingChange](st, kindHookPending, log), now)
 	for _, t := range loadAll[tags.Tag](st, kindTags, log) {
 		if t.Until.After(now) {
-			st.tags.Tag(t.Client, t.Since, t.Until, t.Ref, t.Event)
+			st.tags.TagVersion(t.Client, t.Since, t.Until, t.Ref, t.Event, t.Version)
 		}
 	}
 	for _, v := range loadAll[verdicts.Verdict](st, kindVerdicts, log) {

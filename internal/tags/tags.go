@@ -41,6 +41,9 @@ type Tag struct {
 	// ("20:00-07:00 Europe/Paris") for after_hours.
 	Ref   string
 	Event string // id of the event that tagged the client, if any
+	// Version orders an event tag among a fleet's changes to the client's
+	// tag (a fleet.Version; 0 without a fleet): see TagVersion.
+	Version uint64 `json:",omitempty"`
 }
 
 const (
@@ -221,11 +224,17 @@ func (s *Set) Lookup(client netip.Addr, now time.Time) (Tag, bool) {
 // new ref and eventID unless they are empty. Otherwise the new tag replaces
 // it.
 func (s *Set) Tag(client netip.Addr, since, until time.Time, ref, eventID string) {
+	s.TagVersion(client, since, until, ref, eventID, 0)
+}
+
+// TagVersion is Tag for a change of the given version: the tag keeps the
+// later of its version and this one.
+func (s *Set) TagVersion(client netip.Addr, since, until time.Time, ref, eventID string, version uint64) {
 	if !client.IsValid() {
 		return
 	}
 	client = normal(client)
-	t := Tag{Client: client, Reason: ReasonEvent, Since: since, Until: until, Ref: ref, Event: eventID}
+	t := Tag{Client: client, Reason: ReasonEvent, Since: since, Until: until, Ref: ref, Event: eventID, Version: version}
 	sh := s.shard(client)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -243,6 +252,7 @@ func (s *Set) Tag(client netip.Addr, since, until time.Time, ref, eventID string
 		if eventID == "" {
 			t.Event = old.tag.Event
 		}
+		t.Version = max(t.Version, old.tag.Version)
 	}
 	m := sh.clone(1, nil)
 	m[client] = &eventTag{until: t.Until.UnixNano(), tag: t}
