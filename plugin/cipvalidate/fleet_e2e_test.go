@@ -483,3 +483,60 @@ func TestFleetUndoneUnblock(t *testing.T) {
 		t.Log("not root: the nftables part of the test was skipped")
 	}
 }
+
+// TestFleetUndoneUntag: an untag made on B while Redis is down is not
+// undone when Redis comes back empty and A, which still holds the tag,
+// writes it again: every node agrees the client is untagged, B across a
+// restart during the outage too. A later event tags it again everywhere.
+func TestFleetUndoneUntag(t *testing.T) {
+	dir := t.TempDir()
+	r := startRedis(t, dir)
+	extra := map[string]string{"B": "state " + filepath.Join(dir, "b-state")}
+	nodes := startFleet(t, r, []string{"A", "B"}, extra)
+	a, b := nodes[0], nodes[1]
+	const client = "127.0.0.4"
+
+	a.postEvent(client, a.clock.Now(), "5m")
+	for _, n := range nodes {
+		eventually(t, n.name+" tags "+client, func() bool { return n.tagged(client) })
+	}
+	r.stop() // SIGKILL
+	for _, n := range nodes {
+		eventually(t, n.name+" notices Redis is down", func() bool { return !n.plugin().eng.State().Fleet().Up() })
+	}
+	if code := b.api("DELETE", "/v1/clients/"+client, nil, nil); code != http.StatusOK {
+		t.Fatalf("untag on B with Redis down: %d", code)
+	}
+	if !a.tagged(client) {
+		t.Fatal("A lost the tag while Redis was down: it cannot have heard of B's untag")
+	}
+	b.restart() // B remembers its untag across a restart, Redis still down.
+	if b.tagged(client) {
+		t.Fatal("B's untag did not survive its restart")
+	}
+
+	synced := map[string]uint64{}
+	for _, n := range nodes {
+		synced[n.name] = n.plugin().eng.State().FleetSyncs()
+	}
+	startRedis(t, dir) // on the same socket, and empty
+	for _, n := range nodes {
+		// Both passes of the resync that would undo the untag are done.
+		eventually(t, n.name+" resynchronises twice", func() bool {
+			return n.plugin().eng.State().FleetSyncs() >= synced[n.name]+2
+		})
+	}
+	for _, n := range nodes {
+		eventually(t, n.name+" agrees "+client+" is untagged", func() bool { return !n.tagged(client) })
+	}
+	for _, n := range nodes {
+		if n.tagged(client) {
+			t.Errorf("%s tags %s again after converging", n.name, client)
+		}
+	}
+
+	a.postEvent(client, a.clock.Now(), "5m") // later than the untag: it wins
+	for _, n := range nodes {
+		eventually(t, n.name+" tags "+client+" after a new event", func() bool { return n.tagged(client) })
+	}
+}
