@@ -116,10 +116,14 @@ type lineJournal struct {
 	line string
 }
 
-func (l lineJournal) Pending(c sink.Change, at time.Time) {
-	until := at.Add(hookUnblockKeep)
+// Pending records c, superseding the key's record. Its time is the
+// State's clock, by which the engine gave the block its TTL, rather than
+// the dispatcher's (at).
+func (l lineJournal) Pending(c sink.Change, _ time.Time) {
+	now := l.st.now()
+	until := now.Add(hookUnblockKeep)
 	if c.Action == sink.Block {
-		until = at.Add(c.TTL)
+		until = now.Add(c.TTL)
 	}
 	p := pendingChange{Line: l.line, Change: c, Until: until}
 	data, err := json.Marshal(p)
