@@ -287,10 +287,14 @@ func (e *Engine) startHooks() error {
 	if e.takeHookSet() {
 		e.resync(e.Now())
 	}
-	// What a hook had not acknowledged when the last engine stopped, or
-	// the process was killed, is owed to it whatever the hook set.
-	if n := e.resendPending(d); n > 0 {
-		e.log.Infof("hooks: %d change(s) not acknowledged before the start queued again", n)
+	// What a hook had not acknowledged when the process stopped or was
+	// killed is owed to it. At a reload the previous engine, still
+	// running, delivers its own queue (the first reconcile picks up what
+	// it could not), so only a State no engine serves yet resends.
+	if e.prevHookSet == nil {
+		if n := e.resendPending(d); n > 0 {
+			e.log.Infof("hooks: %d change(s) not acknowledged before the start queued again", n)
+		}
 	}
 	return nil
 }
