@@ -126,3 +126,41 @@ func TestE2EManualBlock(t *testing.T) {
 		t.Errorf("after the lift: %v, want the real answer", answerIPs(r))
 	}
 }
+
+// A manual block posted to node A reaches node B (its EDL and its DNS
+// answers, under the same decision id), and a lift by that id on B
+// reaches A: its nftables element, its DNS answers and its history, which
+// names who lifted it on B.
+func TestFleetManualBlockAndLiftByID(t *testing.T) {
+	r := startRedis(t, t.TempDir())
+	ns := netnstest.New(t)
+	nodes := startFleet(t, r, []string{"A", "B"}, map[string]string{"A": "hook nftables inet cip blocked4 blocked6 create netns " + ns.Name})
+	a, b := nodes[0], nodes[1]
+
+	var d decisionAnswer
+	if code := a.api("POST", "/v1/blocks?on_behalf_of=alice", map[string]string{"ip": "45.83.0.10", "ttl": "1h", "reason": "IR-7"}, &d); code != http.StatusCreated {
+		t.Fatalf("POST /v1/blocks on A: %d %+v", code, d)
+	}
+	waitElements(t, ns, false, func(els []nftset.Element) bool { return len(els) == 1 && strings.Contains(els[0].Comment, d.ID) })
+	eventually(t, "B lists A's manual block", func() bool { return b.blocked("45.83.0.10") })
+	if got := b.answer("127.0.0.9", "clean.example.org"); !slices.Equal(got, []string{"0.0.0.0"}) {
+		t.Errorf("B answers %v for the manually blocked IP, want the sinkhole", got)
+	}
+	var onB decisionAnswer
+	if code := b.api("GET", "/v1/decisions/"+d.ID, nil, &onB); code != http.StatusOK || onB.Origin != "manual" || onB.Actor != "alice" {
+		t.Errorf("B's history of %s: %d %+v, want manual by alice", d.ID, code, onB)
+	}
+
+	if code := b.api("DELETE", "/v1/decisions/"+d.ID+"?reason=contained&on_behalf_of=carol", nil, nil); code != http.StatusOK {
+		t.Fatalf("lift by id on B: %d", code)
+	}
+	eventually(t, "A lifts the decision lifted on B", func() bool { return !a.blocked("45.83.0.10") })
+	waitElements(t, ns, false, func(els []nftset.Element) bool { return len(els) == 0 })
+	if got := a.answer("127.0.0.9", "clean.example.org"); !slices.Equal(got, []string{"45.83.0.10"}) {
+		t.Errorf("A answers %v after the lift, want the real address", got)
+	}
+	var onA decisionAnswer
+	if a.api("GET", "/v1/decisions/"+d.ID, nil, &onA); onA.State != "lifted" || onA.Lifted == nil || onA.Lifted.Actor != "carol" || onA.Lifted.Reason != "contained" {
+		t.Errorf("A's history of %s: %+v, want lifted by carol for contained", d.ID, onA)
+	}
+}
