@@ -202,7 +202,9 @@ func (e *Engine) histBlocked(b blocks.Block, v verdicts.Verdict, job validate.Jo
 		origin, actor = adminapi.OriginManual, b.Actor
 	}
 	if en, ok := h.byID[b.Decision]; ok {
-		e.histEndLocked(h.active[b.IP], now, "replaced by decision "+b.Decision)
+		if cur := h.active[b.IP]; cur != en {
+			e.histEndLocked(cur, now, "replaced by decision "+b.Decision)
+		}
 		en.State, en.Ended, en.Lifted, en.Expires, en.Repeat = adminapi.StateActive, time.Time{}, nil, b.Expires, b.Repeat
 		en.addCause(h, job.Client, job.Event, job.Name)
 		h.active[en.IP] = en
@@ -338,10 +340,16 @@ func (e *Engine) histAdopted(b blocks.Block, v *verdicts.Verdict, now time.Time)
 	e.histSave(en)
 }
 
-// histEndLocked ends en, if active, as replaced by another decision; h.mu
-// held.
+// histEndLocked ends en, if active, as replaced by another decision (or
+// as expired, if its time ran out before the sweeper saw it); h.mu held.
 func (e *Engine) histEndLocked(en *histEntry, now time.Time, why string) {
 	if en == nil || en.State != adminapi.StateActive {
+		return
+	}
+	if !now.Before(en.Expires) {
+		e.histFinish(en, adminapi.StateExpired, en.Expires)
+		en.step(en.Expires, "expire", "expired after %s", optval.Short(en.Expires.Sub(en.Created)))
+		e.histSave(en)
 		return
 	}
 	e.histFinish(en, adminapi.StateLifted, now)
