@@ -160,13 +160,15 @@ func (l *ledger) readAudit(s *cipServer) {
 // check compares what the restarted server holds with the ledger.
 func (l *ledger) check(t *testing.T, s *cipServer, round int) {
 	t.Helper()
-	var clients []struct {
-		Client string
-		Until  time.Time
+	var clients struct {
+		Clients []struct {
+			Client string
+			Until  time.Time
+		}
 	}
 	s.call("GET", "/v1/clients", nil, http.StatusOK, &clients)
 	tagged := map[string]time.Time{}
-	for _, c := range clients {
+	for _, c := range clients.Clients {
 		tagged[c.Client] = c.Until
 	}
 	var allowlist []struct {

@@ -231,13 +231,15 @@ func (s *cipServer) tagUntil(client string) time.Time {
 // tagsUntil returns until when each client is tagged by an event.
 func (s *cipServer) tagsUntil() map[string]time.Time {
 	s.t.Helper()
-	var list []struct {
-		Client string
-		Until  time.Time
+	var list struct {
+		Clients []struct {
+			Client string
+			Until  time.Time
+		}
 	}
 	s.call("GET", "/v1/clients", nil, http.StatusOK, &list)
-	out := make(map[string]time.Time, len(list))
-	for _, c := range list {
+	out := make(map[string]time.Time, len(list.Clients))
+	for _, c := range list.Clients {
 		out[c.Client] = c.Until
 	}
 	return out

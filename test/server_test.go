@@ -300,10 +300,10 @@ func (s *cipServer) blocklist() []string {
 // taggedClients returns the clients tagged by events.
 func (s *cipServer) taggedClients() []string {
 	s.t.Helper()
-	var list []struct{ Client string }
+	var list struct{ Clients []struct{ Client string } }
 	s.call("GET", "/v1/clients", nil, http.StatusOK, &list)
 	var out []string
-	for _, c := range list {
+	for _, c := range list.Clients {
 		out = append(out, c.Client)
 	}
 	return out

@@ -163,11 +163,13 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", s.postEvent)
+	mux.HandleFunc("GET /v1/events", s.listEvents)
 	mux.HandleFunc("GET /v1/events/{id}", s.getEvent)
 	mux.HandleFunc("GET /v1/clients", s.getClients)
 	mux.HandleFunc("DELETE /v1/clients/{ip}", s.deleteClient)
 	mux.HandleFunc("GET /v1/verdicts/{ip}", s.getVerdict)
 	s.blockRoutes(mux)
+	s.decisionRoutes(mux)
 	s.connRoutes(mux)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -300,7 +302,7 @@ func checkJSONContentType(ct string) error {
 type foundWithVerdict struct {
 	Found
 	State   string            `json:"state"`
-	Verdict *verdicts.Verdict `json:"verdict,omitempty"`
+	Verdict *verdicts.Verdict `json:"verdict"`
 }
 
 // StateBackend is the part of a Backend that follows validations: it
@@ -326,13 +328,15 @@ func (s *Server) foundState(f Found, v *verdicts.Verdict) string {
 }
 
 type recordBody struct {
-	ID       string                     `json:"id"`
-	Event    Event                      `json:"event"`
-	Received time.Time                  `json:"received"`
-	Accepted Accepted                   `json:"accepted"`
-	Found    []foundWithVerdict         `json:"found"`
-	By       string                     `json:"by,omitempty"`
-	Fleet    map[string]json.RawMessage `json:"fleet,omitempty"` // node -> what it found, in a fleet
+	ID       string             `json:"id"`
+	Event    Event              `json:"event"`
+	Received time.Time          `json:"received"`
+	Accepted Accepted           `json:"accepted"`
+	Found    []foundWithVerdict `json:"found"`
+	// Decisions are the block decisions the event led to.
+	Decisions []string                   `json:"decisions"`
+	By        string                     `json:"by,omitempty"`
+	Fleet     map[string]json.RawMessage `json:"fleet,omitempty"` // node -> what it found, in a fleet
 }
 
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
@@ -368,7 +372,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		}
 		body.Found[i].State = s.foundState(f, body.Found[i].Verdict)
 	}
-	body.By, body.Fleet = rec.By, fleet
+	body.By, body.Fleet, body.Decisions = rec.By, fleet, s.eventDecisions(id)
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -377,10 +381,6 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 // was posted to.
 type ReportBackend interface {
 	Reports(eventID string) map[string]json.RawMessage
-}
-
-func (s *Server) getClients(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.cfg.Backend.Clients())
 }
 
 func (s *Server) deleteClient(w http.ResponseWriter, r *http.Request) {

@@ -358,8 +358,8 @@ func TestPostEventAnswerAndLookup(t *testing.T) {
 	if f1 := got.Found[1]; f1.IP != "198.51.100.9" || f1.Ports[0] != 8443 || f1.Verdict != nil {
 		t.Errorf("found[1] = %+v, want the clean IP without a verdict", f1)
 	}
-	if strings.Contains(rec.Body.String(), `"verdict":null`) {
-		t.Errorf("body has a null verdict: %s", rec.Body)
+	if !strings.Contains(rec.Body.String(), `"verdict":null`) || !strings.Contains(rec.Body.String(), `"decisions":[]`) {
+		t.Errorf("body lacks a null verdict or an empty decisions list: %s", rec.Body)
 	}
 }
 
@@ -494,18 +494,20 @@ func TestDefaultMaxBody(t *testing.T) {
 func TestClients(t *testing.T) {
 	f := newFixture(t, nil)
 	wantStatus(t, f.do("GET", "/v1/clients", ""), http.StatusOK)
-	if got := f.do("GET", "/v1/clients", "").Body.String(); got != "[]\n" {
-		t.Errorf("no clients: body = %q, want []", got)
+	if got := f.do("GET", "/v1/clients", "").Body.String(); got != `{"clients":[]}`+"\n" {
+		t.Errorf("no clients: body = %q, want {\"clients\":[]}", got)
 	}
 	wantStatus(t, f.do("POST", "/v1/events", `{"client":"10.1.2.3","type":"x"}`), http.StatusAccepted)
 	wantStatus(t, f.do("POST", "/v1/events", `{"client":"fd00::7","type":"x","watch":"1h"}`), http.StatusAccepted)
 
 	rec := f.do("GET", "/v1/clients", "")
 	wantStatus(t, rec, http.StatusOK)
-	got := decodeBody[[]struct {
-		Client string    `json:"Client"`
-		Until  time.Time `json:"Until"`
-	}](t, rec)
+	got := decodeBody[struct {
+		Clients []struct {
+			Client string    `json:"client"`
+			Until  time.Time `json:"until"`
+		} `json:"clients"`
+	}](t, rec).Clients
 	if len(got) != 2 || got[0].Client != "10.1.2.3" || got[1].Client != "fd00::7" || !got[1].Until.Equal(testNow.Add(time.Hour)) {
 		t.Errorf("clients = %+v", got)
 	}
@@ -579,7 +581,7 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		{"GET", "/", http.StatusNotFound, ""},
 		{"GET", "/v1/blocks", http.StatusNotFound, ""},
 		{"GET", "/v1/events/", http.StatusNotFound, ""},
-		{"GET", "/v1/events", http.StatusMethodNotAllowed, "POST"},
+		{"PUT", "/v1/events", http.StatusMethodNotAllowed, "GET, HEAD, POST"},
 		{"PUT", "/v1/clients", http.StatusMethodNotAllowed, "GET, HEAD"},
 		{"POST", "/v1/clients/10.1.2.3", http.StatusMethodNotAllowed, "DELETE"},
 		{"DELETE", "/v1/events/ev-1", http.StatusMethodNotAllowed, "GET, HEAD"},

@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 	"unsafe"
@@ -193,4 +194,53 @@ func recordSize(rec *Record) int64 {
 // 16 bytes, the step of its small size classes.
 func alloc(n int) int64 {
 	return int64(n+15) &^ 15
+}
+
+// EventFilter selects events; zero fields select all.
+type EventFilter struct {
+	Client       netip.Addr
+	Type         string
+	Since, Until time.Time // when it was received
+}
+
+func (f EventFilter) matches(rec *Record) bool {
+	switch {
+	case f.Client.IsValid() && rec.Event.Client != f.Client,
+		f.Type != "" && rec.Event.Type != f.Type,
+		!f.Since.IsZero() && rec.Received.Before(f.Since),
+		!f.Until.IsZero() && rec.Received.After(f.Until):
+		return false
+	}
+	return true
+}
+
+// List returns up to limit events that f matches, newest first, starting
+// after the event of cursor (zero: the newest), and the cursor of the
+// next page (zero: no more). If the cursor's event was forgotten since,
+// the page starts after its time.
+func (s *Store) List(f EventFilter, after Cursor, limit int) ([]Record, Cursor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.new
+	if !after.IsZero() {
+		if c, ok := s.byID[after.ID]; ok {
+			e = c.prev
+		} else {
+			for e != nil && !after.Before(e.rec.Received, e.rec.ID) {
+				e = e.prev
+			}
+		}
+	}
+	var out []Record
+	for ; e != nil; e = e.prev {
+		if !f.matches(&e.rec) {
+			continue
+		}
+		if len(out) == limit {
+			last := out[len(out)-1]
+			return out, Cursor{At: last.Received, ID: last.ID}
+		}
+		out = append(out, e.rec)
+	}
+	return out, Cursor{}
 }

@@ -85,7 +85,15 @@ type Block struct {
 	// Version orders the block among the fleet's changes to its IP (a
 	// fleet.Version; 0 on a single node): see Adopt.
 	Version uint64 `json:"version,omitempty"`
+	// Origin is OriginManual for an operator's block (with its Actor and
+	// Reason), "" for one the engine decided.
+	Origin string `json:"origin,omitempty"`
+	Actor  string `json:"actor,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
+
+// OriginManual marks an operator's block.
+const OriginManual = "manual"
 
 // Everyone reports whether the block applies to the IP for every client.
 func (b Block) Everyone() bool { return b.Scope != risk.ScopeTagged }
@@ -112,6 +120,11 @@ type Verdict struct {
 	Scope    risk.Scope // everyone or tagged
 	Narrowed string     // why Scope is narrower than the evidence, if it is
 	Version  uint64     // the Version of a new or widened block
+	// An operator's block: its own TTL (no escalation), who and why, and
+	// Force to block despite the allowlist.
+	TTL                   time.Duration
+	Origin, Actor, Reason string
+	Force                 bool
 }
 
 // History records an IP's past blocks, for escalation.
@@ -302,7 +315,7 @@ func (m *Manager) Decide(v Verdict, c Cause, now time.Time) (b Block, out Outcom
 	if c.Qname != "" {
 		names = append(names, c.Qname)
 	}
-	if _, ok := m.Allowed(ip, names, now); ok {
+	if _, ok := m.Allowed(ip, names, now); ok && !v.Force {
 		return Block{IP: ip}, Allowed, false
 	}
 	m.mu.Lock()
@@ -321,10 +334,14 @@ func (m *Manager) Decide(v Verdict, c Cause, now time.Time) (b Block, out Outcom
 		repeats = h.Count
 	}
 	ttl := m.policy.TTLFor(repeats)
+	if v.TTL > 0 {
+		ttl = v.TTL
+	}
 	b = Block{
 		IP: ip, Decision: v.Decision, Reasons: slices.Clone(v.Reasons), Score: v.Score,
 		Created: now, Expires: now.Add(ttl), TTL: ttl, Repeat: repeats, Monitor: m.policy.Monitor,
 		Scope: v.Scope, Port: c.Port, Narrowed: v.Narrowed, Version: v.Version,
+		Origin: v.Origin, Actor: v.Actor, Reason: v.Reason,
 	}
 	addCause(&b, c)
 	m.blocks[ip] = &b

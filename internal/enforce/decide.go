@@ -141,6 +141,12 @@ func (e *Engine) decide(v verdicts.Verdict, job validate.Job, actor, why string,
 		if out != blocks.Allowed {
 			e.persistBlock(b)
 		}
+		switch out {
+		case blocks.Blocked:
+			e.histBlocked(b, v, job, now)
+		case blocks.Extended, blocks.Widened:
+			e.histExtended(b, out, job, now)
+		}
 		if h, ok := st.blocks.History(b.IP); ok && out == blocks.Blocked {
 			e.persist(kindHistory, b.IP.String(), h.Last.Add(blocks.HistoryKeep), h)
 		}
@@ -225,8 +231,11 @@ func (e *Engine) newBlock(b blocks.Block, m durableMark, v verdicts.Verdict, job
 		detail += "; not on disk: " + err.Error()
 	}
 	auditActor := actorEngine
-	if b.Monitor {
+	switch {
+	case b.Monitor:
 		auditActor = actorEngine + " (monitor: not pushed)"
+	case b.Origin == blocks.OriginManual:
+		auditActor, detail = b.Actor, detail+"; manual: "+b.Reason
 	}
 	e.Audit(audit.Entry{Kind: audit.KindBlock, Decision: b.Decision, IP: b.IP.String(), Client: AddrString(job.Client), Event: job.Event,
 		Ref: ref, Qname: job.Name, Reasons: b.Reasons, TTL: int64(b.TTL.Seconds()), Actor: auditActor, Detail: detail})
@@ -247,10 +256,15 @@ func (e *Engine) push(action sink.Action, b blocks.Block, client netip.Addr, now
 		return
 	}
 	ch, ok := hookChange(action, b, client, now, actor, why)
-	if ok && !d.Submit(ch) {
+	if !ok {
+		return
+	}
+	if !d.Submit(ch) {
 		e.obs.HookChanges("all", HookDropped, 1)
 		e.log.Warningf("hook queue full: %s of %s dropped", action, b.IP)
+		return
 	}
+	e.histPending(b.Decision, action, e.hookNames)
 }
 
 // hookChange is the change push submits; false for a block with no time
@@ -310,6 +324,7 @@ func (e *Engine) unblockLocal(ip netip.Addr, actor, why string) (blocks.Block, b
 	st.record(func() {
 		if b, err = st.blocks.Unblock(ip); err == nil {
 			e.deleteBlockState(b)
+			e.histLifted(b, actor, why, now)
 		}
 	})
 	if err != nil {
@@ -371,6 +386,7 @@ func (e *Engine) allowLocal(a blocks.Allow) []blocks.Block {
 		e.persist(kindAllow, a.Value, a.Until, a)
 		for _, b := range lifted {
 			e.deleteBlockState(b)
+			e.histLifted(b, a.Actor, "allowlisted "+a.Value+": "+a.Reason, now)
 		}
 	})
 	e.Audit(audit.Entry{Kind: audit.KindAllow, IP: a.Value, Actor: a.Actor, Detail: a.Reason, TTL: ttlSeconds(a.Until, now)})
@@ -426,6 +442,7 @@ func (e *Engine) ExpireBlocks(now time.Time) {
 		expired = e.st.blocks.Sweep(now)
 		for _, b := range expired {
 			e.deleteState(kindBlocks, b.IP.String())
+			e.histExpired(b, now)
 		}
 	})
 	for _, b := range expired {
@@ -452,6 +469,7 @@ func (e *Engine) resync(now time.Time) {
 // what was applied, what keeps failing (once per run of failures: the
 // changes stay queued) and what was given up.
 func (e *Engine) onHookResult(r sink.Result) {
+	e.histHookResult(r, e.Now())
 	n := len(r.Batch)
 	kind, detail := audit.KindHookOK, r.Sink
 	switch r.Outcome {

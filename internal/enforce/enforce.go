@@ -76,6 +76,10 @@ type Config struct {
 	// blocks; 0: DefaultReconcile.
 	Reconcile time.Duration
 
+	// History is how long a decision is kept after it ends; 0:
+	// DefaultHistory.
+	History time.Duration
+
 	// A fleet on Redis; URL "" is a single node.
 	Redis FleetConfig
 
@@ -137,6 +141,7 @@ type Engine struct {
 	client     *criminalip.Client
 	queue      *validate.Queue
 	dispatcher atomic.Pointer[sink.Dispatcher] // nil without hooks
+	hookNames  []string                        // the sinks' names, for the decision history
 	closeSinks func()
 	connlogs   *connlogRunner // nil without connlogs
 	control    *controlPlane
@@ -274,6 +279,9 @@ func (e *Engine) startHooks() error {
 		return err
 	}
 	e.closeSinks = closeSinks
+	for _, s := range sinks {
+		e.hookNames = append(e.hookNames, s.Name())
+	}
 	// Timeout covers one batch; an exec hook runs its program once per
 	// change of the batch.
 	d := sink.NewDispatcher(sink.Config{Sinks: sinks, Ledgers: e.st.hookLedgers.of(e.cfg.Hooks),
@@ -402,6 +410,7 @@ func (e *Engine) Sweep(now time.Time) {
 	st.tombs.sweep(now)
 	st.hookJournal.sweep(now)
 	e.ExpireBlocks(now)
+	e.histSweep(now)
 	if st.store != nil {
 		// While commits fail the writer has said so once; a sweep fails
 		// on the same disk every 15s.

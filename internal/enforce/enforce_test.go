@@ -88,6 +88,8 @@ type engineFixture struct {
 	hook  *hookRecorder
 	url   string
 	clock *testclock.Clock
+	// history is the engines' `history` retention; 0: the default.
+	history time.Duration
 }
 
 func newFixture(t *testing.T) *engineFixture {
@@ -127,6 +129,7 @@ func (f *engineFixture) startHooked(key string, hooks ...enforce.HookSpec) *enfo
 		StateDir:    f.dir,
 		AuditPath:   filepath.Join(f.dir, "audit.log"),
 		Now:         f.clock.Now,
+		History:     f.history,
 	})
 	if err := e.Start(); err != nil {
 		f.t.Fatal(err)

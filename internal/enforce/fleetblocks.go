@@ -256,6 +256,7 @@ func (e *Engine) adoptBlock(b blocks.Block, v *verdicts.Verdict, now time.Time) 
 	e.st.record(func() { // the block and its record together (see State.record)
 		if adopted = e.st.blocks.Adopt(b, now); adopted {
 			e.persistBlock(b)
+			e.histAdopted(b, v, now)
 		}
 	})
 	if !adopted {
@@ -278,7 +279,7 @@ func (e *Engine) adoptVerdict(v verdicts.Verdict, names []string, now time.Time)
 	if cur, ok := e.st.cache.Get(v.IP, now); ok && !cur.Checked.Before(v.Checked) {
 		return
 	}
-	v = e.st.cache.Put(v, now)
+	v = e.st.putVerdict(v, now)
 	if !now.Before(v.Expires) {
 		return
 	}

@@ -47,6 +47,7 @@ type State struct {
 	events *adminapi.Store
 	blocks *blocks.Manager
 	tombs  tombstones // a fleet's unblocks and allowlist removals
+	hist   *history   // every block decision, kept for the retention
 
 	stateDir  string
 	store     *state.Store  // nil without a state directory
@@ -102,6 +103,7 @@ func Acquire(key string, cfg Config, log Logger) (*State, error) {
 			events: adminapi.NewStore(10_000),
 			blocks: blocks.New(cfg.BlockPolicy, cfg.StaticAllow),
 			tombs:  newTombstones(),
+			hist:   newHistory(cfg.History),
 		}
 		st.SetClock(time.Now)
 		if cfg.Now != nil {
@@ -113,6 +115,7 @@ func Acquire(key string, cfg Config, log Logger) (*State, error) {
 		st.tags.SetStatic(cfg.TagNets, cfg.AfterHours)
 		st.cache.Resize(cfg.CacheSize, cfg.TTLs)
 		st.blocks.SetPolicy(cfg.BlockPolicy, cfg.StaticAllow)
+		st.hist.setKeep(cfg.History)
 	}
 	if err := st.openStore(cfg.StateDir, cfg.StateStrict, log); err != nil {
 		return nil, err
@@ -274,6 +277,7 @@ func (st *State) restore(now time.Time, log Logger) {
 	st.tombs.restore(loadAll[lift](st, kindLifts, log), loadAll[unallow](st, kindUnallows, log), now)
 	st.tombs.restoreUntags(loadAll[untag](st, kindUntags, log), now)
 	st.hookJournal.restore(loadAll[pendingChange](st, kindHookPending, log), now)
+	st.restoreHistory(loadAll[histRecord](st, kindDecisions, log), now, log)
 	for _, t := range loadAll[tags.Tag](st, kindTags, log) {
 		if t.Until.After(now) {
 			st.tags.TagVersion(t.Client, t.Since, t.Until, t.Ref, t.Event, t.Version)
@@ -281,7 +285,7 @@ func (st *State) restore(now time.Time, log Logger) {
 	}
 	for _, v := range loadAll[verdicts.Verdict](st, kindVerdicts, log) {
 		if v.Expires.After(now) {
-			st.cache.Put(v, now)
+			st.putVerdict(v, now)
 		}
 	}
 	log.Infof("state: restored %d blocks, %d allowlist entries, %d tagged clients, %d suspicious verdicts",
@@ -302,15 +306,29 @@ func (st *State) record(change func()) {
 
 // persist writes a record to the state directory, if there is one.
 func (e *Engine) persist(kind state.Kind, key string, expires time.Time, v any) {
-	if e.st.writer == nil {
+	e.st.put(kind, key, expires, v, e.log)
+}
+
+// put queues a record for the state directory, if there is one.
+func (st *State) put(kind state.Kind, key string, expires time.Time, v any, log Logger) {
+	if st.writer == nil {
 		return
 	}
 	data, err := json.Marshal(v)
 	if err != nil {
-		e.log.Errorf("state: encoding %s %s: %v", kind, key, err)
+		log.Errorf("state: encoding %s %s: %v", kind, key, err)
 		return
 	}
-	e.st.writer.Put(kind, state.Record{Key: key, Expires: expires, Data: data})
+	st.writer.Put(kind, state.Record{Key: key, Expires: expires, Data: data})
+}
+
+// putVerdict caches v: an operator's manual block stands until its
+// verdict's expiry, any other verdict for its outcome's TTL.
+func (st *State) putVerdict(v verdicts.Verdict, now time.Time) verdicts.Verdict {
+	if len(v.Reasons) > 0 && v.Reasons[0].Factor == FactorManual {
+		return st.cache.PutUntil(v, v.Expires, now)
+	}
+	return st.cache.Put(v, now)
 }
 
 func (e *Engine) persistBlock(b blocks.Block) {

@@ -110,20 +110,41 @@ func (p Policy) WithFactors(names ...string) (Policy, error) {
 	}
 	set := map[Factor]bool{}
 	for _, n := range names {
-		if fs, ok := Groups[strings.ToLower(n)]; ok {
-			for _, f := range fs {
-				set[f] = true
-			}
-			continue
+		fs, err := FactorsNamed(n)
+		if err != nil {
+			return p, err
 		}
-		f := Factor(strings.ToUpper(n))
-		if !slices.Contains(allFactors, f) {
-			return p, fmt.Errorf("unknown factor %q; choose from %s or a code such as %s", n, strings.Join(groupNames(), " "), AnonTor)
+		for _, f := range fs {
+			set[f] = true
 		}
-		set[f] = true
 	}
 	p.factors = set
 	return p, nil
+}
+
+// FactorsNamed returns the factors a name stands for: a group (score ssl
+// vuln mining anonymity ssh) or a factor code (e.g. ANON_TOR),
+// case-insensitive. An unknown name is an error that names it.
+func FactorsNamed(name string) ([]Factor, error) {
+	if fs, ok := Groups[strings.ToLower(name)]; ok {
+		return fs, nil
+	}
+	f := Factor(strings.ToUpper(name))
+	if !slices.Contains(allFactors, f) {
+		return nil, fmt.Errorf("unknown factor %q; choose from %s or a code such as %s", name, strings.Join(groupNames(), " "), AnonTor)
+	}
+	return []Factor{f}, nil
+}
+
+// GroupOf returns the group of factor f (as the Corefile's `factors`
+// option names it), or f's code in lower case if it is in none.
+func GroupOf(f Factor) string {
+	for g, fs := range Groups {
+		if slices.Contains(fs, f) {
+			return g
+		}
+	}
+	return strings.ToLower(string(f))
 }
 
 // WithScoreLevels returns p counting the named score levels as bad.

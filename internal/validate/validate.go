@@ -465,6 +465,7 @@ func (q *Queue) run(p *pending) {
 			v.Outcome = verdicts.Suspicious
 			v.Decision = verdicts.NewDecisionID()
 			v.Scope = q.policy.ScopeOf(ev.Reasons)
+			v.Evidence = verdicts.EvidenceOf(rep)
 		}
 	case err == nil:
 		// A Reporter that returns neither a report nor an error breaks its

@@ -66,8 +66,11 @@ type Verdict struct {
 	Decision    string               `json:"decision,omitempty"` // decision id of a suspicious verdict, see NewDecisionID
 	Error       criminalip.ErrorKind `json:"error,omitempty"`    // for Outcome Error: the failure's kind
 	Note        string               `json:"note,omitempty"`     // who decided, when not the API (an operator's unblock)
-	Checked     time.Time            `json:"checked"`
-	Expires     time.Time            `json:"expires"`
+	// Evidence is an excerpt of the report behind a suspicious verdict,
+	// for the decision history; nil for other verdicts.
+	Evidence *Evidence `json:"evidence,omitempty"`
+	Checked  time.Time `json:"checked"`
+	Expires  time.Time `json:"expires"`
 }
 
 // Suspicious reports whether v is a suspicious verdict.
@@ -247,7 +250,14 @@ func (c *Cache) removeIfCurrent(ip netip.Addr, s *slot) {
 // stored: Checked set to now if zero, Expires to Checked plus the TTL of
 // v's outcome (an unknown outcome gets the error TTL), an IPv4-mapped IPv6
 // address unmapped, and a Decision id for a suspicious verdict without one.
-func (c *Cache) Put(v Verdict, now time.Time) Verdict {
+func (c *Cache) Put(v Verdict, now time.Time) Verdict { return c.put(v, time.Time{}, now) }
+
+// PutUntil is Put with v standing until until rather than for its
+// outcome's TTL: an operator's manual block stands for the time it was
+// given.
+func (c *Cache) PutUntil(v Verdict, until, now time.Time) Verdict { return c.put(v, until, now) }
+
+func (c *Cache) put(v Verdict, until, now time.Time) Verdict {
 	v.IP = v.IP.Unmap()
 	if v.Checked.IsZero() {
 		v.Checked = now
@@ -258,7 +268,10 @@ func (c *Cache) Put(v Verdict, now time.Time) Verdict {
 
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	v.Expires = v.Checked.Add(c.ttls.of(v.Outcome))
+	v.Expires = until
+	if until.IsZero() {
+		v.Expires = v.Checked.Add(c.ttls.of(v.Outcome))
+	}
 	stored := &v
 	// promoted starts at zero, so the first lookup moves the entry to the
 	// front as a plain LRU would.
@@ -396,3 +409,53 @@ func (v Verdict) ReasonList() []string {
 
 // ReasonText is v's reasons on one line, separated by "; ".
 func (v Verdict) ReasonText() string { return strings.Join(v.ReasonList(), "; ") }
+
+// Evidence is what an analyst reads of a report at a glance: the score
+// levels, the open ports and the tags (port tags, categories and the
+// report's issue flags).
+type Evidence struct {
+	ScoreInbound  string   `json:"score_inbound"`
+	ScoreOutbound string   `json:"score_outbound"`
+	Ports         []int    `json:"ports"`
+	Tags          []string `json:"tags"`
+}
+
+// maxEvidence bounds the ports and the tags an Evidence keeps: a report
+// of a scanner lists hundreds.
+const maxEvidence = 64
+
+// EvidenceOf excerpts r.
+func EvidenceOf(r *criminalip.Report) *Evidence {
+	e := &Evidence{ScoreInbound: r.Score.Inbound, ScoreOutbound: r.Score.Outbound, Ports: []int{}, Tags: []string{}}
+	if e.ScoreInbound == "" && e.ScoreOutbound == "" {
+		e.ScoreInbound = r.Score.Overall
+	}
+	tag := func(t string) {
+		t = strings.ToLower(strings.TrimSpace(t))
+		if t != "" && len(e.Tags) < maxEvidence && !slices.Contains(e.Tags, t) {
+			e.Tags = append(e.Tags, t)
+		}
+	}
+	for _, p := range r.Ports {
+		if p.Port > 0 && len(e.Ports) < maxEvidence && !slices.Contains(e.Ports, p.Port) {
+			e.Ports = append(e.Ports, p.Port)
+		}
+		for _, t := range p.Tags {
+			tag(t)
+		}
+	}
+	for _, c := range r.Categories {
+		tag(c.Type)
+	}
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{r.Issues.Tor, "tor"}, {r.Issues.VPN, "vpn"}, {r.Issues.AnonymousVPN, "anonymous_vpn"}, {r.Issues.Proxy, "proxy"},
+		{r.Issues.Darkweb, "darkweb"}, {r.Issues.Scanner, "scanner"}, {r.Issues.Hosting, "hosting"}} {
+		if f.on {
+			tag(f.name)
+		}
+	}
+	slices.Sort(e.Ports)
+	return e
+}

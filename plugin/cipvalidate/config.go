@@ -100,8 +100,9 @@ type config struct {
 	hooks       []enforce.HookSpec
 	reconcile   time.Duration // 0: enforce.DefaultReconcile
 	stateDir    string
-	stateStrict bool   // refuse to start on an empty or corrupt state file
-	auditPath   string // "" none, "stdout", or a file
+	history     time.Duration // 0: enforce.DefaultHistory
+	stateStrict bool          // refuse to start on an empty or corrupt state file
+	auditPath   string        // "" none, "stdout", or a file
 
 	redisURL    string // "" = a single node
 	redisPrefix string

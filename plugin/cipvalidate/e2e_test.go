@@ -468,10 +468,13 @@ func TestE2EReload(t *testing.T) {
 			e.inst = coretest.Reload(t, e.inst, strings.Replace(e.corefile, "workers 2", fmt.Sprintf("workers %d", i+1), 1))
 			e.apiBase = "http://" + e.owner().api.Addr()
 		}
-		var clients []struct {
-			Client string `json:"client"`
+		var body struct {
+			Clients []struct {
+				Client string `json:"client"`
+			} `json:"clients"`
 		}
-		if code := e.api("GET", "/v1/clients", nil, &clients); code != http.StatusOK || len(clients) != 1 || clients[0].Client != "127.0.0.2" {
+		code := e.api("GET", "/v1/clients", nil, &body)
+		if clients := body.Clients; code != http.StatusOK || len(clients) != 1 || clients[0].Client != "127.0.0.2" {
 			t.Errorf("after reload, clients = %d %+v, want 127.0.0.2 still tagged", code, clients)
 		}
 		if v := e.waitVerdict("45.83.0.21"); v.Outcome != "suspicious" {

@@ -127,11 +127,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func (n *node) tagged(client string) bool {
-	var list []struct {
-		Client string `json:"client"`
+	var list struct {
+		Clients []struct {
+			Client string `json:"client"`
+		} `json:"clients"`
 	}
 	n.api("GET", "/v1/clients", nil, &list)
-	return slices.ContainsFunc(list, func(c struct {
+	return slices.ContainsFunc(list.Clients, func(c struct {
 		Client string `json:"client"`
 	}) bool {
 		return c.Client == client

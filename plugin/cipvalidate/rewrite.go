@@ -136,6 +136,9 @@ func (c *CIPValidate) decision(ctx context.Context, client netip.Addr, req *dns.
 		action = actionMonitor
 	}
 	c.countersFor(ctx).rewritten(action).Inc()
+	if action == string(c.cfg.action) {
+		c.eng.CountRewrite(v.Decision)
+	}
 	q := req.Question[0]
 	k := decisionKey{client: client, ip: ip, qname: q.Name, qtype: q.Qtype, action: action}
 	if c.decisions == nil || c.decisions.first(k, v.Decision, via, now) {
