@@ -231,7 +231,11 @@ func writeDecision(w io.Writer, d decision, now time.Time) error {
 	field := func(name, value string) { fmt.Fprintf(tw, "%s\t%s\n", name, cellText(value)) }
 	field("ID", d.ID)
 	field("Target", d.target())
-	field("State", d.State+", "+d.left(now))
+	if d.State == "active" {
+		field("State", "active, "+d.left(now)+" left")
+	} else {
+		field("State", d.left(now))
+	}
 	field("Scope", strings.TrimSpace(d.Scope+" "+d.Narrowed))
 	field("Origin", fmt.Sprintf("%s, by %s, repeat %d", d.Origin, d.Actor, d.Repeat))
 	field("Created", fmt.Sprintf("%s (%s)", csvTime(d.Created.Time), ago(now, d.Created.Time)))
@@ -351,11 +355,11 @@ func changedLine(d decision, verb string, now time.Time) string {
 	if d.State == "active" {
 		line += ", " + d.left(now) + " left"
 	}
-	if d.Actor != "" {
-		line += " (actor: " + cellText(d.Actor) + ")"
-	}
-	if d.Lifted != nil {
+	switch {
+	case d.Lifted != nil:
 		line += " (actor: " + cellText(d.Lifted.Actor) + ")"
+	case d.Actor != "":
+		line += " (actor: " + cellText(d.Actor) + ")"
 	}
 	return line
 }

@@ -130,14 +130,21 @@ func ago(now, t time.Time) string {
 	return shortDuration(now.Sub(t)) + " ago"
 }
 
-// shortDuration writes d in its two largest units: 2d3h, 5h12m, 4m, 30s.
+// shortDuration writes d in its two largest units: 2d3h, 5h12m, 24h, 4m,
+// 30s (days from 48h on).
 func shortDuration(d time.Duration) string {
 	const day = 24 * time.Hour
+	two := func(n1 time.Duration, u1 string, n2 time.Duration, u2 string) string {
+		if n2 == 0 {
+			return fmt.Sprintf("%d%s", n1, u1)
+		}
+		return fmt.Sprintf("%d%s%d%s", n1, u1, n2, u2)
+	}
 	switch {
 	case d >= 2*day:
-		return fmt.Sprintf("%dd%dh", d/day, d%day/time.Hour)
+		return two(d/day, "d", d%day/time.Hour, "h")
 	case d >= time.Hour:
-		return fmt.Sprintf("%dh%dm", d/time.Hour, d%time.Hour/time.Minute)
+		return two(d/time.Hour, "h", d%time.Hour/time.Minute, "m")
 	case d >= time.Minute:
 		return fmt.Sprintf("%dm", d/time.Minute)
 	}
