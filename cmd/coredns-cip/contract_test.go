@@ -56,8 +56,8 @@ func newContractAPI(t *testing.T) (*contractAPI, string) {
 			"evidence": map[string]any{"score_inbound": "Critical", "score_outbound": "Critical", "ports": []int{22, 443}, "tags": []string{"tor"}},
 			"clients":  []string{fmt.Sprintf("10.1.2.%d", i%5)}, "events": []string{fmt.Sprintf("ev-%012x", i)},
 			"qnames": []string{fmt.Sprintf("host%d.example.", i)}, "rewrites": i,
-			"created": contractNow.Add(-time.Duration(i) * time.Hour).Format(time.RFC3339),
-			"expires": contractNow.Add(time.Duration(24-i) * time.Hour).Format(time.RFC3339),
+			"created":     contractNow.Add(-time.Duration(i) * time.Hour).Format(time.RFC3339),
+			"expires":     contractNow.Add(time.Duration(24-i) * time.Hour).Format(time.RFC3339),
 			"ttl_seconds": 86400, "remaining_seconds": 3600 * 24, "repeat": 0, "actor": "engine", "reason": "",
 			"hooks":  []map[string]any{{"hook": "nftables", "state": "delivered", "delivered_at": contractNow.Format(time.RFC3339), "attempts": 1, "error": ""}},
 			"lifted": nil,
@@ -147,7 +147,9 @@ func (a *contractAPI) handler() http.Handler {
 		}
 		answer(w, http.StatusOK, map[string]any{"value": r.PathValue("value"), "removed": true})
 	})
-	mux.HandleFunc("GET /v1/clients", func(w http.ResponseWriter, _ *http.Request) { answer(w, http.StatusOK, map[string]any{"clients": a.clients}) })
+	mux.HandleFunc("GET /v1/clients", func(w http.ResponseWriter, _ *http.Request) {
+		answer(w, http.StatusOK, map[string]any{"clients": a.clients})
+	})
 	mux.HandleFunc("DELETE /v1/clients/{ip}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("ip") != "10.1.2.3" {
 			refuse(w, http.StatusNotFound, "", "client "+r.PathValue("ip")+" is not tagged by an event")
