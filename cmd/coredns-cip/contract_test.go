@@ -45,7 +45,8 @@ const (
 // newContractAPI serves 100 decisions: ten lifted (i%10 == 0), ten
 // expired (i%10 == 1), the rest active; scope everyone for even i;
 // factor score for i%3 == 0, else anonymity; clients 10.1.2.(i%5); one
-// hour apart, newest first; decision 7 a range; 45.83.0.8 blocked twice.
+// hour apart, newest first; decision 7 a range; 45.83.0.8 blocked twice;
+// decision 41 (45.83.0.41) active, with the id of the README's examples.
 func newContractAPI(t *testing.T) (*contractAPI, string) {
 	api := &contractAPI{pageMax: 30}
 	for i := range 100 {
@@ -77,6 +78,8 @@ func newContractAPI(t *testing.T) (*contractAPI, string) {
 		}
 		api.decisions = append(api.decisions, d)
 	}
+	// The ids of the README's examples.
+	api.decisions[41]["id"], api.decisions[41]["state"] = "cip-0123456789ab", "active"
 	api.decisions[7]["ip"], api.decisions[7]["range"], api.decisions[7]["origin"] = "", "45.83.0.0/28", "manual"
 	api.decisions[9]["ip"], api.decisions[9]["port"] = "45.83.0.8", 443 // 45.83.0.8 twice, active
 	// Text from the network, as the CLI must not pass it to a terminal.
@@ -357,7 +360,7 @@ func (a *contractAPI) listEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *contractAPI) showEvent(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("id") != "ev-2" {
+	if id := r.PathValue("id"); id != "ev-2" && id != "ev-9e90b43a5dbb" { // and the README's
 		refuse(w, http.StatusNotFound, "", "no event "+r.PathValue("id"))
 		return
 	}

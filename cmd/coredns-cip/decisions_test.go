@@ -319,11 +319,11 @@ func TestDecisionsDeleteAll(t *testing.T) {
 	}
 	terminal := func(answer string) cliIO { return cliIO{stdin: strings.NewReader(answer), interactive: true} }
 	code, _, errOut := api.cliWith(t, base, terminal("n\n"), "decisions", "delete", "--all", "--reason", "incident over")
-	if code != exitUsage || !strings.Contains(errOut, "Lift all 80 active decision(s) everywhere? [y/N]") || !strings.Contains(errOut, "nothing was lifted") {
+	if code != exitUsage || !strings.Contains(errOut, "Lift all 81 active decision(s) everywhere? [y/N]") || !strings.Contains(errOut, "nothing was lifted") {
 		t.Errorf("decisions delete --all answered no: exit %d, %q", code, errOut)
 	}
 	code, out, errOut := api.cliWith(t, base, terminal("y\n"), "decisions", "delete", "--all", "--reason", "incident over", "-o", "json")
-	if list := parseJSONList(t, out); code != 0 || len(list) != 80 {
+	if list := parseJSONList(t, out); code != 0 || len(list) != 81 {
 		t.Fatalf("decisions delete --all answered yes: exit %d, %d lifted: %s", code, len(list), errOut)
 	}
 	for _, d := range api.decisions {
