@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,15 +14,20 @@ import (
 const blocksUsage = `Usage: coredns-cip blocks [--api URL] [--token-file PATH] [--ca PATH] [--cert PATH --key PATH] COMMAND [ARGS]
 
 Operates the block decisions of a running coredns-cip through its event API
-(the cipvalidate "events" option).
+(the cipvalidate "events" option). These are the first commands, kept for
+the scripts that use them, with their output and exit status; "decisions",
+"allow" and "clients" do the same and more (history, filters, -o json|raw).
 
 Commands:
   list                         active blocks: IP, decision, time left, repeat, reasons, events
+                               (decisions list --state active)
   unblock IP [--reason TEXT]   lift IP's block in every firewall and SOAR hook (false positive)
+                               (decisions delete --ip IP --reason TEXT)
   allow VALUE [--until D|TIME] [--reason TEXT] [--force]
                                allowlist an IP, CIDR or domain (wins over any verdict;
-                               lifts existing blocks); --until 24h or an RFC 3339 time
-  allowlist                    the allowlist entries
+                               lifts existing blocks); --until 24h, 30d or an RFC 3339 time
+                               (allow add VALUE)
+  allowlist                    the allowlist entries (allow list)
 
 The API address comes from --api, else $CIP_API (default http://127.0.0.1:8053);
 the token from --token-file, else $CIP_TOKEN_FILE or $CIP_TOKEN. An
@@ -118,7 +118,7 @@ func parseBlocksFlags(args []string, stderr io.Writer, getenv func(string) strin
 	files := addAPIFlags(fs, "")
 	actor := fs.String("actor", "", "whom the token acts for, for the audit log (default $USER)")
 	reason := fs.String("reason", "", "why (unblock, allow)")
-	until := fs.String("until", "", "allow: expiry, a duration such as 24h or an RFC 3339 time")
+	until := fs.String("until", "", "allow: expiry, a duration such as 24h or 30d, or an RFC 3339 time")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	force := fs.Bool("force", false, "allow: accept an entry broader than a /8 (IPv4) or /32 (IPv6), or a bare public suffix")
 	var positional []string
@@ -140,7 +140,12 @@ func parseBlocksFlags(args []string, stderr io.Writer, getenv func(string) strin
 	if err != nil {
 		return blocksOpts{}, err
 	}
-	opts := blocksOpts{cmd: positional[0], reason: *reason, until: *until, asJSON: *asJSON, force: *force,
+	// The API reads a Go duration; --until counts days too (30d).
+	apiUntil, err := allowUntil(*until)
+	if err != nil {
+		return blocksOpts{}, err
+	}
+	opts := blocksOpts{cmd: positional[0], reason: *reason, until: apiUntil, asJSON: *asJSON, force: *force,
 		actor: firstNonEmpty(*actor, getenv("USER"), "cli"), api: api}
 	params := positional[1:]
 	want := map[string]int{"list": 0, "allowlist": 0, "unblock": 1, "allow": 1}
@@ -238,119 +243,4 @@ func renderBlocks(w io.Writer, opts blocksOpts, res blocksResult) {
 		}
 		fmt.Fprintln(w)
 	}
-}
-
-// eventAPIClient calls the event API of a running coredns-cip.
-type eventAPIClient struct {
-	base, token string
-	http        *http.Client
-}
-
-// newEventAPIClient checks the API's base URL (--api), reads its bearer
-// token: from files.token (--token-file), else $CIP_TOKEN_FILE, else
-// $CIP_TOKEN, and for https the TLS files (apiTransport).
-func newEventAPIClient(api string, files apiFiles, getenv func(string) string) (*eventAPIClient, error) {
-	u, err := url.Parse(api)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--api: %q is not http(s)://host:port", api)
-	}
-	tr, err := apiTransport(u.Scheme, files, getenv)
-	if err != nil {
-		return nil, err
-	}
-	token := strings.TrimSpace(getenv("CIP_TOKEN"))
-	if tf := firstNonEmpty(files.token, getenv("CIP_TOKEN_FILE")); tf != "" {
-		data, err := os.ReadFile(tf)
-		if err != nil {
-			return nil, fmt.Errorf("--token-file: %v", err)
-		}
-		token = strings.TrimSpace(string(data))
-	}
-	return &eventAPIClient{base: strings.TrimRight(api, "/"), token: token, http: &http.Client{Transport: tr, Timeout: 15 * time.Second}}, nil
-}
-
-// Retries of a request the API answered 429 (its token's rate limit), each
-// after the answer's Retry-After, at most maxRetryAfter.
-const (
-	retries429    = 3
-	maxRetryAfter = 30 * time.Second
-)
-
-// do sends a request and decodes a 2xx JSON answer into out (if not nil).
-// A 429 is retried after its Retry-After, up to retries429 times.
-func (c *eventAPIClient) do(ctx context.Context, method, path string, body, out any) ([]byte, int, error) {
-	var data []byte
-	if body != nil {
-		var err error
-		if data, err = json.Marshal(body); err != nil {
-			return nil, 0, err
-		}
-	}
-	for try := 0; ; try++ {
-		raw, status, wait, err := c.send(ctx, method, path, data)
-		if err != nil || status != http.StatusTooManyRequests || try == retries429 {
-			if err == nil && out != nil && status/100 == 2 {
-				if err := json.Unmarshal(raw, out); err != nil {
-					return raw, status, fmt.Errorf("event API answer: %v", err)
-				}
-			}
-			return raw, status, err
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return raw, status, ctx.Err()
-		}
-	}
-}
-
-// send sends one request with body data (JSON, if not nil) and returns
-// the answer, and for a 429 how long its Retry-After asks to wait.
-func (c *eventAPIClient) send(ctx context.Context, method, path string, data []byte) ([]byte, int, time.Duration, error) {
-	var rd io.Reader
-	if data != nil {
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if data != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("event API: %v%s", errors.Unwrap(err), tlsHint(err))
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, resp.StatusCode, 0, err
-	}
-	wait := time.Second
-	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
-		wait = min(time.Duration(secs)*time.Second, maxRetryAfter)
-	}
-	return raw, resp.StatusCode, wait, nil
-}
-
-// apiError renders an API error answer: its "error" text, and the field.
-func apiError(status int, raw []byte) string {
-	var e struct{ Error, Field string }
-	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-		return fmt.Sprintf("%d %s: %s", status, http.StatusText(status), e.Error)
-	}
-	return fmt.Sprintf("%d %s", status, http.StatusText(status))
-}
-
-func firstNonEmpty(vals ...string) string {
-	for _, v := range vals {
-		if strings.TrimSpace(v) != "" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }

@@ -4,7 +4,11 @@
 //	coredns-cip [flags]            run the DNS server, like coredns
 //	coredns-cip check [flags]      validate one IP with the Criminal IP API
 //	coredns-cip fakeapi [flags]    serve a fake Criminal IP API for tests
-//	coredns-cip blocks COMMAND     operate block decisions through the event API
+//	coredns-cip decisions COMMAND  list, show, lift and add block decisions (event API)
+//	coredns-cip events COMMAND     list and show security events (event API)
+//	coredns-cip allow COMMAND      list, add and remove allowlist entries (event API)
+//	coredns-cip clients COMMAND    list and untag tagged clients (event API)
+//	coredns-cip blocks COMMAND     the older commands of the same API, kept as aliases
 //	coredns-cip backtrack [flags]  the original pipeline, offline, on an exported log
 //	coredns-cip token COMMAND      make a token for the event API's tokens file
 //	coredns-cip help [COMMAND]     the commands, or a sub-command's flags
@@ -53,7 +57,8 @@ import (
 )
 
 // Exit statuses shared by the sub-commands (fakeapi and blocks document
-// their own meaning of 1).
+// their own meaning of 1; the event API's commands, decisions, events,
+// allow and clients, have theirs in cli.go).
 const (
 	exitClean      = 0
 	exitSuspicious = 1
@@ -75,7 +80,11 @@ type command struct {
 var commands = []command{
 	{"check", "[flags]", "validate one IP with the Criminal IP API", check, true},
 	{"fakeapi", "[flags]", "serve a fake Criminal IP API on loopback, for tests", fakeAPI, true},
-	{"blocks", "COMMAND", "list blocks, unblock an IP, allowlist a value (event API client)", blocksCmd, false},
+	{"decisions", "COMMAND", "list, show, delete (lift), add block decisions (event API client)", decisionsCmd, false},
+	{"events", "COMMAND", "list and show the security events received (event API client)", eventsCmd, false},
+	{"allow", "COMMAND", "list, add and delete allowlist entries (event API client)", allowCmd, false},
+	{"clients", "COMMAND", "list the clients tagged by events, untag one (event API client)", clientsCmd, false},
+	{"blocks", "COMMAND", "aliases: list, unblock IP, allow VALUE, allowlist (event API client)", blocksCmd, false},
 	{"backtrack", "[flags]", "validate a host's destinations from an exported firewall log", backtrack, true},
 	{"token", "COMMAND", "make a token for the event API's tokens file (new NAME ROLE, hash)", tokenCmd, false},
 }
