@@ -58,7 +58,7 @@ func TestHelpCommand(t *testing.T) {
 		t.Errorf("coredns-cip help backtrack: exit %d, stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	_, stderr, code = run(t, "help", "nope")
-	if code != 2 || !strings.Contains(stderr, `no command "nope"`) || !strings.Contains(stderr, "check, fakeapi, blocks, backtrack") {
+	if code != 2 || !strings.Contains(stderr, `no command "nope"`) || !strings.Contains(stderr, "check, fakeapi, decisions, events, allow, clients, blocks, backtrack, token") {
 		t.Errorf("coredns-cip help nope: exit %d, stderr %q; want 2 and the commands", code, stderr)
 	}
 }

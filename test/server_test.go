@@ -176,12 +176,8 @@ func (s *cipServer) start() {
 
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		resp, err := s.http.Get(s.readyURL)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if s.started() {
+			return
 		}
 		select {
 		case <-s.done:
@@ -193,6 +189,28 @@ func (s *cipServer) start() {
 			t.Fatalf("coredns-cip not ready within %s; output:\n%s", waitTimeout, s.out)
 		}
 	}
+}
+
+// started reports whether the server is up: its event API answers (ok, or
+// 503 on a full disk) and, unless it says it is unhealthy, /ready is 200.
+// /ready alone is not enough: CoreDNS's ready plugin answers 200 before
+// the plugins it watches have registered, while they still start.
+func (s *cipServer) started() bool {
+	status := func(url string) int {
+		resp, err := s.http.Get(url)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	switch status(s.api + "/healthz") {
+	case http.StatusServiceUnavailable:
+		return true
+	case http.StatusOK:
+		return status(s.readyURL) == http.StatusOK
+	}
+	return false
 }
 
 // kill sends SIGKILL to the server's PID: no shutdown hook runs, nothing is
