@@ -32,7 +32,7 @@ every page, -o raw CSV with a header row (lists joined by ";").
 		{name: "delete", args: "[ID] [--ip IP | --range CIDR | --all --yes] --reason TEXT", nargs: -1,
 			summary: "lift a decision by its id, or every active one of an IP, within a CIDR, or all, in every hook and node", setup: decisionsDelete},
 		{name: "add", args: "--ip IP | --range CIDR --ttl D --reason TEXT", nargs: 0,
-			summary: "block an IP or a CIDR by hand, through the engine (DNS, hooks, audit, fleet, EDL)", setup: decisionsAdd},
+			summary: "block an IP by hand, through the engine (DNS, hooks, audit, fleet, EDL); --range: the server answers 501 until range blocks exist", setup: decisionsAdd},
 	},
 }
 
