@@ -91,6 +91,16 @@ func (e *evidence) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MarshalJSON writes the object back, so that a Decision reads as it was
+// written.
+func (e evidence) MarshalJSON() ([]byte, error) {
+	m := make(map[string]string, len(e))
+	for _, kv := range e {
+		m[kv.Key] = kv.Value
+	}
+	return json.Marshal(m)
+}
+
 // jsonText is a JSON value as a person reads it: a string without quotes,
 // a list of scalars joined with commas, anything else compact JSON.
 func jsonText(v json.RawMessage) string {
