@@ -144,18 +144,24 @@ func (s *stubAPI) listDecisions(w http.ResponseWriter, r *http.Request) {
 		stubJSON(w, http.StatusBadRequest, map[string]string{"error": "state: must be active, expired or lifted", "field": "state"})
 		return
 	}
-	var list []Decision
-	for _, d := range s.decisions {
+	var list []*Decision
+	for i := range s.decisions {
+		d := &s.decisions[i]
 		if (q.Get("state") == "" || d.State == q.Get("state")) && (q.Get("scope") == "" || d.Scope == q.Get("scope")) &&
 			(q.Get("ip") == "" || d.IP == q.Get("ip")) && (q.Get("client") == "" || slices.Contains(d.Clients, q.Get("client"))) {
-			d.Timeline = nil
 			list = append(list, d)
 		}
 	}
 	got, next, ok := cut(w, r, list)
-	if ok {
-		stubJSON(w, http.StatusOK, map[string]any{"decisions": append([]Decision{}, got...), "next_cursor": next})
+	if !ok {
+		return
 	}
+	out := make([]Decision, len(got))
+	for i, d := range got {
+		out[i] = *d
+		out[i].Timeline = nil // only GET /v1/decisions/{id} has it
+	}
+	stubJSON(w, http.StatusOK, map[string]any{"decisions": out, "next_cursor": next})
 }
 
 func (s *stubAPI) find(id string) int {
