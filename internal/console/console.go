@@ -23,7 +23,10 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -158,11 +161,32 @@ func (c *Console) routes() http.Handler {
 	protected := csrf.Handler(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w.Header())
+		if c.cfg.NoAuth && !loopbackHost(r.Host) {
+			// Without tokens, a page of another site whose name was made to
+			// resolve to 127.0.0.1 (DNS rebinding) would be same-origin
+			// with the console: only a loopback name or address is.
+			c.renderError(w, r, nil, http.StatusForbidden, "Without API tokens the console is served only at a loopback address, such as http://127.0.0.1:PORT/ui/.")
+			return
+		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 		}
 		protected.ServeHTTP(w, r)
 	})
+}
+
+// loopbackHost reports whether a Host header names this machine: a
+// loopback address or localhost, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // securityHeaders forbid what the console never does: scripts, framing,

@@ -457,3 +457,18 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Errorf("style sheet: %s", res.Status)
 	}
 }
+
+func TestWithoutTokensOnlyLoopbackNames(t *testing.T) {
+	api := withDecisions(1)
+	srv := serve(t, api, Config{NoAuth: true}, false)
+	b := newBrowser(t, srv)
+	_, form := b.get("/ui/login")
+	if strings.Contains(form, `name="token"`) {
+		t.Fatal("without tokens the login form asks for one")
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/ui/login", nil)
+	req.Host = "rebound.example:8053"
+	if res, _ := b.do(req); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a page asked for by another name without tokens: %s, want 403", res.Status)
+	}
+}
