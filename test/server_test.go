@@ -55,6 +55,7 @@ clean  3600 IN A   45.83.0.10
 // serverOptions shape the Corefile of a cipServer.
 type serverOptions struct {
 	apiURL   string   // the fake Criminal IP API
+	zone     string   // more lines of the test zone
 	blockTTL string   // block_ttl; empty: the default
 	token    string   // if set, written to a file named by events token_file
 	options  []string // more lines of the cipvalidate block
@@ -111,7 +112,7 @@ func startCIPServer(t *testing.T, opts serverOptions) *cipServer {
 	s.api, s.readyURL = "http://"+eventsAddr, "http://"+readyAddr+"/ready"
 
 	zone := filepath.Join(dir, "example.org.zone")
-	writeFile(t, zone, testZone)
+	writeFile(t, zone, testZone+opts.zone)
 	events := eventsAddr
 	if opts.token != "" {
 		tokenFile := filepath.Join(dir, "token")

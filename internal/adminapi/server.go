@@ -136,7 +136,9 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	s := &Server{cfg: cfg, access: newAccess(toks, cfg.Limits)}
-	s.handler = s.routes()
+	if s.handler, err = s.withConsole(s.routes()); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -157,7 +159,8 @@ func randomID() string {
 	return "ev-" + hex.EncodeToString(b[:])
 }
 
-// Handler returns the API's handler, authentication included.
+// Handler returns the API's handler, authentication included, with the
+// web console at /ui/.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
