@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -78,6 +80,7 @@ func TestConsoleLiftsADecisionEndToEnd(t *testing.T) {
 		t.Fatalf("after the lift the decision is %q (%s)", state, b.text("#flash"))
 	}
 
+	b.screenshot("console-decision.png")
 	waitSet(t, ns, func(ips []netip.Addr) bool { return !slices.Contains(ips, netip.MustParseAddr(badIP)) })
 	if slices.Contains(srv.blocklist(), badIP) {
 		t.Errorf("the EDL still lists %s after the lift", badIP)
@@ -104,6 +107,25 @@ func TestConsoleLiftsADecisionEndToEnd(t *testing.T) {
 	}
 	if title, err := chromedp.Run(ctx, chromedp.Title()); err != nil || title == "7" || title == "pwned" {
 		t.Errorf("a payload ran: document.title %q (%v)", title, err)
+	}
+	b.do(chromedp.Navigate(srv.api+"/ui/"), chromedp.WaitVisible(chromedp.CSS("main")))
+	b.screenshot("console-overview.png")
+}
+
+// screenshot saves the page to $CIP_SCREENSHOTS/name, if that is set: the
+// README's pictures come from this test, against the real binary.
+func (b *e2eBrowser) screenshot(name string) {
+	b.t.Helper()
+	dir := os.Getenv("CIP_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		b.t.Fatal(err)
 	}
 }
 
