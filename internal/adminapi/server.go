@@ -174,6 +174,7 @@ func (s *Server) routes() http.Handler {
 	s.blockRoutes(mux)
 	s.decisionRoutes(mux)
 	s.connRoutes(mux)
+	s.statusRoutes(mux)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var tok *authToken

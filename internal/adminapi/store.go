@@ -196,6 +196,18 @@ func alloc(n int) int64 {
 	return int64(n+15) &^ 15
 }
 
+// CountSince counts the events received at since or later. Events are
+// kept in the order they were received, so it walks only those.
+func (s *Store) CountSince(since time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for e := s.new; e != nil && !e.rec.Received.Before(since); e = e.prev {
+		n++
+	}
+	return n
+}
+
 // EventFilter selects events; zero fields select all.
 type EventFilter struct {
 	Client       netip.Addr

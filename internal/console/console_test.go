@@ -412,6 +412,45 @@ func TestOverview(t *testing.T) {
 	}
 }
 
+// With GET /v1/status the overview shows its exact counts, the API's
+// health with its quota errors and each hook's pending changes and
+// failure, without paging through the lists.
+func TestOverviewStatus(t *testing.T) {
+	api := withDecisions(2)
+	api.status = map[string]any{
+		"api": map[string]any{"state": "quota", "last_error": "criminal ip: rate limited or quota exhausted (http 429)",
+			"last_error_at": "2026-12-07T11:58:00Z", "calls_24h": 1234, "errors_24h": 40, "quota_errors_24h": 37},
+		"hooks": []map[string]any{
+			{"hook": "nftables", "pending": 0, "failing": false, "last_error": "", "last_error_at": nil},
+			{"hook": "webhook:soar.example", "pending": 17, "failing": true, "last_error": "503 from soar\u202e", "last_error_at": "2026-12-07T11:59:00Z"},
+		},
+		"decisions":      map[string]any{"active": 2500, "active_everyone": 2000, "active_tagged": 480, "active_monitor": 20},
+		"tagged_clients": 12, "events_24h": 3400,
+		"state": map[string]any{"configured": true, "writable": false, "error": "state: commit: no space left on device"},
+		"fleet": map[string]any{"configured": true, "up": true},
+	}
+	b := newBrowser(t, serve(t, api, Config{}, false))
+	b.login(readSecret)
+	_, body := b.get("/ui/")
+	for _, want := range []string{`id="active">2500<`, `id="everyone">2000<`, `id="tagged">480<`, `id="monitor">20<`,
+		`id="clients">12<`, `id="events24h">3400<`, "out of quota or rate limited", `id="api-quota">37 quota errors<`,
+		"1234 calls, 40 errors", "2026-12-07 11:58:00Z", "webhook:soar.example", ">17<", ">failing<",
+		`503 from soar\u202e`, "no space left on device", "Redis reachable", "cip-000000000001"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the overview lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "+<") || strings.Contains(body, "not reported by this admin API") {
+		t.Errorf("exact counts shown as at-least counts, or the status said absent")
+	}
+	if strings.Contains(body, "\u202e") {
+		t.Errorf("a hook's error reached the page with its bidirectional override")
+	}
+	if t.Failed() {
+		t.Log(body)
+	}
+}
+
 func TestSessionsEnd(t *testing.T) {
 	api := withDecisions(1)
 	clock := testclock.New(stubNow)

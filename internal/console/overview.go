@@ -9,9 +9,9 @@ import (
 )
 
 // countLimit is the most items the overview reads from a list to count
-// them; past it the count shows as "N+". The contract has no counts, and
-// paging through a large history on every visit would make the overview
-// the slowest page.
+// them, when the admin API has no GET /v1/status; past it the count
+// shows as "N+": paging through a large history on every visit would
+// make the overview the slowest page.
 const countLimit = 1000
 
 // count is a number of items, which may be "at least".
@@ -20,7 +20,8 @@ type count struct {
 	More bool // there are more than N
 }
 
-// hookHealth is one hook's deliveries of the active decisions read.
+// hookHealth is one hook's deliveries of the active decisions read,
+// without GET /v1/status.
 type hookHealth struct {
 	Hook                       string
 	Delivered, Pending, Failed int
@@ -33,10 +34,12 @@ type overviewData struct {
 	Events24h                         count
 	Healthy                           bool
 	Health                            string
-	Status                            []keyValue // GET /v1/status, where the API has it
-	Hooks                             []hookHealth
-	Latest                            []Decision
-	Problems                          []string // the parts the API refused or could not give
+	// Status is GET /v1/status; nil where the API has none, and the
+	// counts and Hooks are then read from the lists.
+	Status   *status
+	Hooks    []hookHealth
+	Latest   []Decision
+	Problems []string // the parts the API refused or could not give
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
@@ -55,12 +58,45 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		return true
 	}
-	c.activeSummary(r, s, &d, problem)
-
+	var st status
+	err := c.call(r, s, http.MethodGet, "/v1/status", nil, nil, &st)
+	var ae *apiError
+	switch {
+	case err == nil:
+		d.Status = &st
+		d.fromStatus(&st)
+	case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+		// An admin API before GET /v1/status: count from the lists.
+		c.countFromLists(r, s, &d, problem)
+	default:
+		problem("status", err)
+		c.countFromLists(r, s, &d, problem)
+	}
 	var latest decisionPage
 	if !problem("last decisions", c.call(r, s, http.MethodGet, "/v1/decisions", url.Values{"limit": {"10"}}, nil, &latest)) {
 		d.Latest = latest.Decisions
 	}
+	if unauthorized {
+		c.failed(w, r, s, &apiError{Status: http.StatusUnauthorized})
+		return
+	}
+	code, text := c.rawCall(r, http.MethodGet, "/healthz")
+	d.Healthy, d.Health = code == http.StatusOK, text
+	c.show(w, s, "overview", "Overview", d)
+}
+
+// fromStatus takes the exact counts of GET /v1/status.
+func (d *overviewData) fromStatus(st *status) {
+	d.Active, d.Everyone = count{N: st.Decisions.Active}, count{N: st.Decisions.ActiveEveryone}
+	d.Tagged, d.Monitor = count{N: st.Decisions.ActiveTagged}, count{N: st.Decisions.ActiveMonitor}
+	d.Clients, d.Events24h = count{N: st.TaggedClients}, count{N: st.Events24h}
+}
+
+// countFromLists approximates what GET /v1/status would say from the
+// lists: the first countLimit active decisions and events, and the hook
+// deliveries of those decisions.
+func (c *Console) countFromLists(r *http.Request, s *session, d *overviewData, problem func(string, error) bool) {
+	c.activeSummary(r, s, d, problem)
 	var clients clientList
 	if !problem("tagged clients", c.call(r, s, http.MethodGet, "/v1/clients", nil, nil, &clients)) {
 		d.Clients = count{N: len(clients)}
@@ -70,17 +106,6 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	if !problem("events", c.call(r, s, http.MethodGet, "/v1/events", q, nil, &events)) {
 		d.Events24h = count{N: len(events.Events), More: events.NextCursor != ""}
 	}
-	if unauthorized {
-		c.failed(w, r, s, &apiError{Status: http.StatusUnauthorized})
-		return
-	}
-	status, text := c.rawCall(r, http.MethodGet, "/healthz")
-	d.Healthy, d.Health = status == http.StatusOK, text
-	var st map[string]any
-	if err := c.call(r, s, http.MethodGet, "/v1/status", nil, nil, &st); err == nil {
-		d.Status = flatten("", st, nil)
-	}
-	c.show(w, s, "overview", "Overview", d)
 }
 
 // activeSummary counts the active decisions by scope and tallies their
@@ -136,32 +161,4 @@ func (c *Console) activeSummary(r *http.Request, s *session, d *overviewData, pr
 		d.Hooks = append(d.Hooks, *hh)
 	}
 	slices.SortFunc(d.Hooks, func(a, b hookHealth) int { return strings.Compare(a.Hook, b.Hook) })
-}
-
-// flatten writes a JSON object as dotted keys and their values as text,
-// sorted, so that whatever GET /v1/status holds can be shown without the
-// console knowing its shape.
-func flatten(prefix string, v any, out []keyValue) []keyValue {
-	switch x := v.(type) {
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			name := k
-			if prefix != "" {
-				name = prefix + "." + k
-			}
-			out = flatten(name, x[k], out)
-		}
-		return out
-	case []any:
-		for i, e := range x {
-			out = flatten(prefix+"["+itoa(i)+"]", e, out)
-		}
-		return out
-	}
-	return append(out, keyValue{prefix, scalarText(v)})
 }

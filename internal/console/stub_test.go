@@ -22,6 +22,7 @@ type stubAPI struct {
 	events    []EventSummary
 	details   map[string]json.RawMessage // GET /v1/events/{id}
 	clients   []Client
+	status    map[string]any // GET /v1/status; nil: the route is absent, as in an older API
 	calls     []stubCall
 	mux       *http.ServeMux
 }
@@ -58,6 +59,7 @@ func newStub() *stubAPI {
 	mux.HandleFunc("GET /v1/clients", s.listClients)
 	mux.HandleFunc("DELETE /v1/clients/{ip}", s.untag)
 	mux.HandleFunc("POST /v1/allow", s.allow)
+	mux.HandleFunc("GET /v1/status", s.getStatus)
 	s.mux = mux
 	return s
 }
@@ -227,6 +229,14 @@ func (s *stubAPI) untag(w http.ResponseWriter, r *http.Request) {
 	}
 	s.clients = slices.Delete(s.clients, i, i+1)
 	stubJSON(w, http.StatusOK, map[string]any{"client": r.PathValue("ip"), "untagged": true})
+}
+
+func (s *stubAPI) getStatus(w http.ResponseWriter, r *http.Request) {
+	if s.status == nil {
+		stubJSON(w, http.StatusNotFound, map[string]string{"error": "no route " + r.URL.Path})
+		return
+	}
+	stubJSON(w, http.StatusOK, s.status)
 }
 
 func (s *stubAPI) allow(w http.ResponseWriter, r *http.Request) {

@@ -31,14 +31,31 @@ func parsePages() (map[string]*template.Template, error) {
 // (no bidirectional override that makes a name read backwards, no control
 // characters).
 var funcs = template.FuncMap{
-	"text":    textsafe.Clean,
-	"join":    joinText,
-	"when":    when,
-	"dur":     seconds,
-	"path":    url.PathEscape,
-	"kind":    timelineKind,
-	"trimdot": func(s string) string { return strings.TrimSuffix(s, ".") },
-	"plus":    func(c count) string { return countText(c) },
+	"text":     textsafe.Clean,
+	"join":     joinText,
+	"when":     when,
+	"dur":      seconds,
+	"path":     url.PathEscape,
+	"kind":     timelineKind,
+	"trimdot":  func(s string) string { return strings.TrimSuffix(s, ".") },
+	"plus":     func(c count) string { return countText(c) },
+	"apistate": apiState,
+}
+
+// apiStates say what GET /v1/status's API states mean.
+var apiStates = map[string]string{
+	"ok":      "ok",
+	"failing": "failing: errors, timeouts or no answer",
+	"bad_key": "the API key is refused",
+	"quota":   "out of quota or rate limited",
+}
+
+// apiState is an API state as a sentence; one it does not know, as sent.
+func apiState(s string) string {
+	if text, ok := apiStates[s]; ok {
+		return text
+	}
+	return textsafe.Clean(s)
 }
 
 func joinText(list []string) string {
@@ -98,16 +115,3 @@ func countText(c count) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
-// scalarText is a JSON scalar as text.
-func scalarText(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "—"
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	}
-	return fmt.Sprint(v)
-}

@@ -130,6 +130,45 @@ type decisionPage struct {
 	NextCursor string     `json:"next_cursor"`
 }
 
+// status is GET /v1/status: this node's health and exact counts.
+type status struct {
+	API struct {
+		State          string     `json:"state"` // ok | failing | bad_key | quota
+		LastError      string     `json:"last_error"`
+		LastErrorAt    *time.Time `json:"last_error_at"`
+		Calls24h       int        `json:"calls_24h"`
+		Errors24h      int        `json:"errors_24h"`
+		QuotaErrors24h int        `json:"quota_errors_24h"`
+	} `json:"api"`
+	Hooks     []statusHook `json:"hooks"`
+	Decisions struct {
+		Active         int `json:"active"`
+		ActiveEveryone int `json:"active_everyone"`
+		ActiveTagged   int `json:"active_tagged"`
+		ActiveMonitor  int `json:"active_monitor"`
+	} `json:"decisions"`
+	TaggedClients int `json:"tagged_clients"`
+	Events24h     int `json:"events_24h"`
+	State         struct {
+		Configured bool   `json:"configured"`
+		Writable   bool   `json:"writable"`
+		Error      string `json:"error"`
+	} `json:"state"`
+	Fleet struct {
+		Configured bool `json:"configured"`
+		Up         bool `json:"up"`
+	} `json:"fleet"`
+}
+
+// statusHook is one hook's health in GET /v1/status.
+type statusHook struct {
+	Hook        string     `json:"hook"`
+	Pending     int        `json:"pending"`
+	Failing     bool       `json:"failing"`
+	LastError   string     `json:"last_error"`
+	LastErrorAt *time.Time `json:"last_error_at"`
+}
+
 // countPage is a list page read only to count its items.
 type countPage struct {
 	Events     []json.RawMessage `json:"events"`

@@ -89,6 +89,9 @@ type Attempt struct {
 	Outcome    ErrorKind // KindOK or the failure's kind
 	HTTPStatus int
 	Duration   time.Duration
+	// Err is the failure (an *Error, without the key), nil on success:
+	// what a status page shows as the API's last error.
+	Err error
 }
 
 // Client talks to the API. It is safe for concurrent use.
@@ -244,7 +247,8 @@ func (c *Client) once(ctx context.Context, ip string) (rep *Report, retryAfter t
 	var failure *Error
 	defer func() {
 		if c.cfg.Observe != nil {
-			c.cfg.Observe(Attempt{Outcome: Kind(errOrNil(failure)), HTTPStatus: status, Duration: time.Since(start)})
+			err := errOrNil(failure)
+			c.cfg.Observe(Attempt{Outcome: Kind(err), HTTPStatus: status, Duration: time.Since(start), Err: err})
 		}
 	}()
 	fail := func(e *Error) (*Report, time.Duration, *Error) {

@@ -18,8 +18,8 @@ import (
 )
 
 // API is the engine as the admin API's backend: it implements
-// adminapi.Backend, adminapi.BlockBackend, adminapi.ConnBackend and
-// adminapi.ReportBackend.
+// adminapi.Backend, adminapi.BlockBackend, adminapi.ConnBackend,
+// adminapi.ReportBackend and adminapi.StatusBackend.
 type API struct{ e *Engine }
 
 // API returns the admin API's backend.

@@ -470,6 +470,7 @@ func (e *Engine) resync(now time.Time) {
 // changes stay queued) and what was given up.
 func (e *Engine) onHookResult(r sink.Result) {
 	e.histHookResult(r, e.Now())
+	e.st.hookHealth.record(r, e.Now())
 	n := len(r.Batch)
 	kind, detail := audit.KindHookOK, r.Sink
 	switch r.Outcome {

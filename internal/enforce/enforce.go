@@ -246,7 +246,7 @@ func (e *Engine) startValidation() error {
 		Timeout: e.cfg.Timeout,
 		Rate:    e.cfg.Rate,
 		Burst:   e.cfg.Burst,
-		Observe: e.obs.APICall,
+		Observe: e.observeAPI,
 		// The workers' calls at once, each keeping its connection.
 		Concurrency: e.cfg.Workers,
 	})

@@ -74,6 +74,10 @@ type State struct {
 	// hookJournal is what exec and webhook hooks have not acknowledged
 	// (see hookjournal.go).
 	hookJournal hookJournal
+	// api and hookHealth are the API's and the hooks' health for
+	// GET /v1/status (status.go).
+	api        apiHealth
+	hookHealth hookHealth
 }
 
 var registry = struct {
