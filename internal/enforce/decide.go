@@ -259,12 +259,14 @@ func (e *Engine) push(action sink.Action, b blocks.Block, client netip.Addr, now
 	if !ok {
 		return
 	}
+	// Pending before the change is submitted: an idle hook may apply it,
+	// and report so, before Submit returns.
+	e.histMark(b.Decision, action, e.hookNames, "pending", "")
 	if !d.Submit(ch) {
 		e.obs.HookChanges("all", HookDropped, 1)
 		e.log.Warningf("hook queue full: %s of %s dropped", action, b.IP)
-		return
+		e.histMark(b.Decision, action, e.hookNames, "failed", "the hook queue was full: dropped")
 	}
-	e.histPending(b.Decision, action, e.hookNames)
 }
 
 // hookChange is the change push submits; false for a block with no time

@@ -395,9 +395,9 @@ func (e *Engine) histExpired(b blocks.Block, now time.Time) {
 	e.histSave(en)
 }
 
-// histPending records that a change of decision id was queued for every
-// hook.
-func (e *Engine) histPending(id string, action sink.Action, hooks []string) {
+// histMark records the state of a change of decision id in every hook:
+// pending when it is queued, failed when it could not be.
+func (e *Engine) histMark(id string, action sink.Action, hooks []string, state, why string) {
 	h := e.st.hist
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -407,7 +407,7 @@ func (e *Engine) histPending(id string, action sink.Action, hooks []string) {
 	}
 	for _, name := range hooks {
 		hs := en.hook(name)
-		hs.Action, hs.State, hs.Attempts, hs.Error = string(action), "pending", 0, ""
+		hs.Action, hs.State, hs.Attempts, hs.Error = string(action), state, 0, why
 	}
 	e.histSave(en)
 }
