@@ -96,7 +96,7 @@ func (e *Engine) Reconcile() {
 // key, as pushAll would submit them.
 func (e *Engine) liveChanges(now time.Time) []sink.Change {
 	var out []sink.Change
-	for _, b := range e.st.blocks.Active(now) {
+	for _, b := range append(e.st.blocks.Active(now), e.st.blocks.ActiveRanges(now)...) {
 		if b.Monitor {
 			continue
 		}
