@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/optval"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/textsafe"
@@ -442,6 +443,9 @@ func decodeBlock(body []byte) (BlockRequest, error) {
 		}
 		if req.Range, err = netip.ParsePrefix(s); err != nil {
 			return req, errField("range", "%q is not a CIDR such as 45.83.0.0/24", s)
+		}
+		if req.Range, err = blocks.CheckRange(req.Range); err != nil {
+			return req, errField("range", "%v", err)
 		}
 	case absent(raw.IP):
 		return req, errField("ip", "required: the IP (or \"range\": the CIDR) to block")

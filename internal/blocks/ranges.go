@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/publicip"
 )
 
 // The broadest prefixes a range block may be: like an allowlist entry, a
@@ -15,6 +17,27 @@ const (
 	MinRangeBits4 = MaxAllowBits4
 	MinRangeBits6 = MaxAllowBits6
 )
+
+// CheckRange returns p masked, or an error if it is broader than a /8 of
+// IPv4 or a /32 of IPv6 (the allowlist's breadth rule) or holds a private
+// or special-purpose address (answers with those are never inspected).
+func CheckRange(p netip.Prefix) (netip.Prefix, error) {
+	if !p.IsValid() {
+		return p, errors.New("not a CIDR")
+	}
+	p = p.Masked()
+	limit := MinRangeBits6
+	if p.Addr().Is4() {
+		limit = MinRangeBits4
+	}
+	if p.Bits() < limit {
+		return p, fmt.Errorf("%s covers more than a /%d: block narrower ranges", p, limit)
+	}
+	if why := publicip.WhyPrefix(p); why != "" {
+		return p, fmt.Errorf("%s is not public: %s", p, why)
+	}
+	return p, nil
+}
 
 // ErrRangeOverlap is the class of DecideRange's refusal of a range that
 // overlaps one blocked already.

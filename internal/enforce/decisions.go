@@ -83,7 +83,9 @@ func (e *Engine) LiftDecision(id, actor, why string) (blocks.Block, error) {
 
 // Block makes an operator's block (POST /v1/blocks).
 func (a API) Block(req adminapi.BlockRequest) (adminapi.Decision, error) {
-	block := func() (blocks.Block, error) { return a.e.ManualBlock(req.IP, req.TTL, req.Reason, req.Actor, req.Force) }
+	block := func() (blocks.Block, error) {
+		return a.e.ManualBlock(req.IP, req.TTL, req.Reason, req.Actor, req.Force)
+	}
 	if req.Range.IsValid() {
 		block = func() (blocks.Block, error) {
 			return a.e.ManualRangeBlock(req.Range, req.TTL, req.Reason, req.Actor, req.Force)

@@ -9,8 +9,8 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/optval"
-	"github.com/coredns-cip/coredns-cip/internal/publicip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
@@ -23,26 +23,6 @@ import (
 // Suspicious), the hooks get the CIDR, the EDL lists it, and the fleet
 // shares it under the CIDR's key in the blocks hash.
 
-// CheckRange refuses, as a field error naming "range", a range broader
-// than a /8 of IPv4 or a /32 of IPv6 (the allowlist's breadth rule) or
-// one that holds a private or special-purpose address.
-func CheckRange(p netip.Prefix) (netip.Prefix, error) {
-	if !p.IsValid() {
-		return p, adminapi.BadField("range", "not a CIDR")
-	}
-	p = p.Masked()
-	limit := blocks.MinRangeBits6
-	if p.Addr().Is4() {
-		limit = blocks.MinRangeBits4
-	}
-	if p.Bits() < limit {
-		return p, adminapi.BadField("range", "%s covers more than a /%d: block narrower ranges", p, limit)
-	}
-	if why := publicip.WhyPrefix(p); why != "" {
-		return p, adminapi.BadField("range", "%s is not public: %s; answers with such addresses are never inspected or rewritten", p, why)
-	}
-	return p, nil
-}
 
 // ManualRangeBlock blocks the range p for everyone for ttl, as actor says
 // for reason, through the path of every block: DNS rewriting, the hooks,
@@ -50,9 +30,9 @@ func CheckRange(p netip.Prefix) (netip.Prefix, error) {
 // (the range overlaps the allowlist and force is not set, holds a control
 // plane address, or overlaps a range blocked already) or are field errors.
 func (e *Engine) ManualRangeBlock(p netip.Prefix, ttl time.Duration, reason, actor string, force bool) (blocks.Block, error) {
-	p, err := CheckRange(p)
+	p, err := blocks.CheckRange(p)
 	if err != nil {
-		return blocks.Block{}, err
+		return blocks.Block{}, adminapi.BadField("range", "%v", err)
 	}
 	if ttl <= 0 {
 		return blocks.Block{}, adminapi.BadField("ttl", "must be positive")
@@ -182,4 +162,45 @@ func (a API) BlockedRanges() []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// adoptRange takes a range block another node decided, unless this node
+// has a later change to the range.
+func (e *Engine) adoptRange(b blocks.Block, now time.Time) {
+	e.observe(fleet.Version(b.Version))
+	var adopted bool
+	e.st.record(func() {
+		if adopted = e.st.blocks.AdoptRange(b, now); adopted {
+			e.persistBlock(b)
+			e.histRangeAdopted(b, now)
+		}
+	})
+	if adopted && !b.Monitor {
+		e.pushAll(sink.Block, b, now, actorFleet, "decided by another node")
+	}
+}
+
+// histRangeAdopted records a range block another node decided, or its
+// renewal under the same decision.
+func (e *Engine) histRangeAdopted(b blocks.Block, now time.Time) {
+	h := e.st.hist
+	h.mu.Lock()
+	if en, ok := h.byID[b.Decision]; ok {
+		en.State, en.Ended, en.Lifted, en.Expires = adminapi.StateActive, time.Time{}, nil, b.Expires.Round(0).UTC()
+		e.histSave(en)
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	e.histRangeBlocked(b, "decided by another node of the fleet; blocked here until %s", b.Expires.UTC().Format(time.RFC3339))
+}
+
+// adoptRangeLift takes a lift of a range block another node made, unless
+// this node's block of the range is a later change.
+func (e *Engine) adoptRangeLift(l lift, now time.Time) {
+	e.observe(l.Version)
+	if b, ok := e.st.blocks.GetRange(l.Range, now); !ok || fleet.Version(b.Version) > l.Version {
+		return
+	}
+	e.unblockRangeLocal(l.Range, l.Actor, l.Why)
 }
