@@ -23,7 +23,6 @@ import (
 // Suspicious), the hooks get the CIDR, the EDL lists it, and the fleet
 // shares it under the CIDR's key in the blocks hash.
 
-
 // ManualRangeBlock blocks the range p for everyone for ttl, as actor says
 // for reason, through the path of every block: DNS rewriting, the hooks,
 // the audit log, the fleet and the EDL. Errors wrap adminapi.ErrConflict
