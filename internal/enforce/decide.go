@@ -354,6 +354,7 @@ func (e *Engine) deleteBlockState(b blocks.Block) {
 func (e *Engine) lifted(b blocks.Block, now time.Time, actor, why, detail string) {
 	if !b.Monitor {
 		e.pushAll(sink.Unblock, b, now, actor, why)
+		e.repushInside(b, now)
 	}
 	e.Audit(audit.Entry{Kind: audit.KindUnblock, Decision: b.Decision, IP: b.Key(), Reasons: b.Reasons, Actor: actor, Detail: detail})
 	e.log.Infof("unblock %s ip=%s actor=%q why=%q", b.Decision, b.Key(), actor, why)
@@ -449,6 +450,7 @@ func (e *Engine) ExpireBlocks(now time.Time) {
 		e.Audit(audit.Entry{Kind: audit.KindExpire, Decision: b.Decision, IP: b.Key(), Reasons: b.Reasons, Actor: actorEngine})
 		if !b.Monitor {
 			e.pushAll(sink.Unblock, b, now, actorEngine, "expired")
+			e.repushInside(b, now)
 		}
 	}
 }

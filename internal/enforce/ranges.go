@@ -203,3 +203,17 @@ func (e *Engine) adoptRangeLift(l lift, now time.Time) {
 	}
 	e.unblockRangeLocal(l.Range, l.Actor, l.Why)
 }
+
+// repushInside pushes again the live IP blocks inside the range block b,
+// which ended: a firewall set that cannot hold overlapping elements (an
+// nftables interval set) dropped them while the range covered them.
+func (e *Engine) repushInside(b blocks.Block, now time.Time) {
+	if !b.Range.IsValid() {
+		return
+	}
+	for _, ib := range e.st.blocks.Active(now) {
+		if !ib.Monitor && b.Range.Contains(ib.IP) {
+			e.pushAll(sink.Block, ib, now, actorEngine, "range "+b.Range.String()+" ended")
+		}
+	}
+}
