@@ -357,7 +357,7 @@ func (s *Server) liftDecision(w http.ResponseWriter, r *http.Request, db Decisio
 		writeNotDurable(w, err)
 		return
 	}
-	s.cfg.Logf("events: decision %s (%s) lifted by %q (%q)", d.ID, d.IP, actor, why)
+	s.cfg.Logf("events: decision %s (%s) lifted by %q (%q)", d.ID, cmp.Or(d.Range, d.IP), actor, why)
 	writeJSON(w, http.StatusOK, d)
 }
 

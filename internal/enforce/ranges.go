@@ -140,6 +140,9 @@ func (e *Engine) unblockRangeLocal(p netip.Prefix, actor, why string) (blocks.Bl
 	if err != nil {
 		return b, false
 	}
+	// DNS remembers the names it rewrote for the range: forget them, so
+	// that they answer their real addresses at once.
+	e.st.names.Forget(func(v verdicts.Verdict) bool { return v.Decision == b.Decision })
 	e.lifted(b, now, actor, why, why)
 	return b, true
 }
