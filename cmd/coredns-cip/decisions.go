@@ -32,7 +32,7 @@ every page, -o raw CSV with a header row (lists joined by ";").
 		{name: "delete", args: "[ID] [--ip IP | --range CIDR | --all --yes] --reason TEXT", nargs: -1,
 			summary: "lift a decision by its id, or every active one of an IP, within a CIDR, or all, in every hook and node", setup: decisionsDelete},
 		{name: "add", args: "--ip IP | --range CIDR --ttl D --reason TEXT", nargs: 0,
-			summary: "block an IP by hand, through the engine (DNS, hooks, audit, fleet, EDL); --range: the server answers 501 until range blocks exist", setup: decisionsAdd},
+			summary: "block an IP or a range (at most a /8 or an IPv6 /32) by hand, through the engine (DNS, hooks, audit, fleet, EDL)", setup: decisionsAdd},
 	},
 }
 
@@ -279,7 +279,7 @@ func writeDecision(w io.Writer, d decision, now time.Time) error {
 
 func decisionsAdd(fs *flag.FlagSet) func(context.Context, *apiSession, []string) error {
 	ip := fs.String("ip", "", "block this `IP`")
-	cidr := fs.String("range", "", "block this `CIDR`")
+	cidr := fs.String("range", "", "block this `CIDR`: every address in it, for everyone")
 	ttl := fs.String("ttl", "", "for this long: a `duration` such as 24h or 7d (required)")
 	reason := fs.String("reason", "", "why, for the audit log and the decision (required)")
 	scope := fs.String("scope", "", "everyone (the API's default) or tagged")

@@ -22,7 +22,7 @@ import (
 //	POST   /v1/allow               {"value","until","reason","on_behalf_of","force"}
 //	GET    /v1/allow               the allowlist
 //	DELETE /v1/allow/{value}       remove a dynamic entry
-//	GET    /v1/blocklist.txt       External Dynamic List, one IP per line
+//	GET    /v1/blocklist.txt       External Dynamic List, one IP (or range CIDR) per line
 type BlockBackend interface {
 	Blocks() []BlockView
 	// Unblock lifts ip's block in every sink; false if it was not blocked.
@@ -171,6 +171,12 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 			b.WriteString(ip.String())
 			b.WriteByte('\n')
 		}
+		if rl, ok := bb.(RangeLister); ok {
+			for _, p := range rl.BlockedRanges() {
+				b.WriteString(p.String())
+				b.WriteByte('\n')
+			}
+		}
 		h := w.Header()
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
@@ -181,6 +187,12 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 // edlPath is the External Dynamic List's, the one route that takes a
 // token as ?token= (a read token only).
 const edlPath = "/v1/blocklist.txt"
+
+// RangeLister is a BlockBackend that also lists the range blocks, which
+// the EDL gives as CIDRs after the IPs (firewalls' EDLs take CIDRs).
+type RangeLister interface {
+	BlockedRanges() []netip.Prefix
+}
 
 // readJSONBody checks the content type and size of a JSON POST body.
 func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {

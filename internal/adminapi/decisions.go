@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/optval"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/textsafe"
@@ -150,6 +152,7 @@ type DecisionFilter struct {
 // BlockRequest is a checked POST /v1/blocks body.
 type BlockRequest struct {
 	IP     netip.Addr
+	Range  netip.Prefix // a range block's CIDR, instead of IP
 	TTL    time.Duration
 	Reason string
 	Scope  string // everyone
@@ -354,7 +357,7 @@ func (s *Server) liftDecision(w http.ResponseWriter, r *http.Request, db Decisio
 		writeNotDurable(w, err)
 		return
 	}
-	s.cfg.Logf("events: decision %s (%s) lifted by %q (%q)", d.ID, d.IP, actor, why)
+	s.cfg.Logf("events: decision %s (%s) lifted by %q (%q)", d.ID, cmp.Or(d.Range, d.IP), actor, why)
 	writeJSON(w, http.StatusOK, d)
 }
 
@@ -378,10 +381,6 @@ func (s *Server) postBlock(w http.ResponseWriter, r *http.Request, db DecisionBa
 		return
 	}
 	req, err := decodeBlock(body)
-	if errors.Is(err, errRangeBlock) {
-		writeJSON(w, http.StatusNotImplemented, errorBody{Error: err.Error(), Field: "range"})
-		return
-	}
 	if err != nil {
 		writeFieldError(w, http.StatusBadRequest, err)
 		return
@@ -404,14 +403,10 @@ func (s *Server) postBlock(w http.ResponseWriter, r *http.Request, db DecisionBa
 		writeNotDurable(w, durableErr)
 		return
 	}
-	s.cfg.Logf("events: %s blocked by %q for %s as %s (%q)", req.IP, req.Actor, ShortDuration(req.TTL), d.ID, req.Reason)
+	s.cfg.Logf("events: %s blocked by %q for %s as %s (%q)", cmp.Or(d.Range, d.IP), req.Actor, ShortDuration(req.TTL), d.ID, req.Reason)
 	w.Header().Set("Location", "/v1/decisions/"+d.ID)
 	writeJSON(w, http.StatusCreated, d)
 }
-
-// errRangeBlock answers a range block: 501 until ranges reach every
-// part of the engine (DNS, nftables intervals, the EDL, the hooks).
-var errRangeBlock = errors.New("range: range blocks are not supported yet; block the IPs one by one")
 
 type blockBody struct {
 	IP     json.RawMessage `json:"ip"`
@@ -446,20 +441,25 @@ func decodeBlock(body []byte) (BlockRequest, error) {
 		if err != nil {
 			return req, err
 		}
-		if _, err := netip.ParsePrefix(s); err != nil {
-			return req, errField("range", "%q is not a CIDR", s)
+		if req.Range, err = netip.ParsePrefix(s); err != nil {
+			return req, errField("range", "%q is not a CIDR such as 45.83.0.0/24", s)
 		}
-		return req, errRangeBlock
+		if req.Range, err = blocks.CheckRange(req.Range); err != nil {
+			return req, errField("range", "%v", err)
+		}
 	case absent(raw.IP):
-		return req, errField("ip", "required: the IP to block")
+		return req, errField("ip", "required: the IP (or \"range\": the CIDR) to block")
+	default:
+		s, err := parseString("ip", raw.IP)
+		if err != nil {
+			return req, err
+		}
+		if req.IP, err = parseIP("ip", s); err != nil {
+			return req, err
+		}
 	}
-	s, err := parseString("ip", raw.IP)
-	if err != nil {
-		return req, err
-	}
-	if req.IP, err = parseIP("ip", s); err != nil {
-		return req, err
-	}
+	var s string
+	var err error
 	if absent(raw.TTL) {
 		return req, errField("ttl", "required: how long the block lasts, such as 24h or 7d")
 	}

@@ -106,6 +106,9 @@ func (db *decisionBackend) Block(req BlockRequest) (Decision, error) {
 	if req.IP == netip.MustParseAddr("45.83.9.9") {
 		return Decision{}, fmt.Errorf("%w: 45.83.9.9 is allowlisted", ErrConflict)
 	}
+	if req.Range.IsValid() {
+		return Decision{ID: "cip-range", Range: req.Range.String(), State: StateActive, Origin: OriginManual, Actor: req.Actor, Reason: req.Reason}, nil
+	}
 	return Decision{ID: "cip-manual", IP: req.IP.String(), State: StateActive, Origin: OriginManual, Actor: req.Actor, Reason: req.Reason}, nil
 }
 
@@ -237,10 +240,13 @@ func TestPostBlock(t *testing.T) {
 	}
 	wantStatus(t, f.do("POST", "/v1/blocks", `{"ip":"45.83.0.9","ttl":"1h","reason":"x"}`, "Authorization", "Bearer "+readToken), http.StatusForbidden)
 	wantStatus(t, f.do("POST", "/v1/blocks", `{"ip":"45.83.9.9","ttl":"1h","reason":"x"}`), http.StatusConflict)
-	rec = f.do("POST", "/v1/blocks", `{"range":"45.83.0.0/24","ttl":"1h","reason":"x"}`)
-	wantStatus(t, rec, http.StatusNotImplemented)
-	if e := decodeBody[errorBody](t, rec); e.Field != "range" || !strings.Contains(e.Error, "not supported") {
-		t.Errorf("range block: %+v", e)
+	rec = f.do("POST", "/v1/blocks", `{"range":"45.83.0.7/24","ttl":"1h","reason":"scanner farm"}`)
+	wantStatus(t, rec, http.StatusCreated)
+	if d := decodeBody[Decision](t, rec); d.ID != "cip-range" || d.Range != "45.83.0.0/24" || d.IP != "" || rec.Header().Get("Location") != "/v1/decisions/cip-range" {
+		t.Errorf("range block = %+v, Location %q", d, rec.Header().Get("Location"))
+	}
+	if req := db.lastBlock; req.Range.String() != "45.83.0.0/24" || req.IP.IsValid() || req.TTL != time.Hour {
+		t.Errorf("range request reached the Backend as %+v", req)
 	}
 	for _, bad := range []struct{ body, field string }{
 		{`{"ttl":"1h","reason":"x"}`, "ip"},
@@ -254,6 +260,14 @@ func TestPostBlock(t *testing.T) {
 		{`{"ip":"45.83.0.9","ttl":"1h","reason":"x","force":"yes"}`, "force"},
 		{`{"ip":"45.83.0.9","ttl":"1h","reason":"x","bogus":1}`, "bogus"},
 		{`{"range":"45.83.0.0/33","ttl":"1h","reason":"x"}`, "range"},
+		{`{"range":"45.0.0.0/7","ttl":"1h","reason":"x"}`, "range"},
+		{`{"range":"2a00::/31","ttl":"1h","reason":"x"}`, "range"},
+		{`{"range":"10.1.0.0/16","ttl":"1h","reason":"x"}`, "range"},
+		{`{"range":"192.0.0.0/8","ttl":"1h","reason":"x"}`, "range"},
+		{`{"range":"2001:db8::/48","ttl":"1h","reason":"x"}`, "range"},
+		{`{"range":"45.83.0.0","ttl":"1h","reason":"x"}`, "range"},
+		{`{"range":"45.83.0.0/24","reason":"x"}`, "ttl"},
+		{`{"range":"45.83.0.0/24","ttl":"1h"}`, "reason"},
 		{`{"ip":"45.83.0.9","range":"45.83.0.0/24","ttl":"1h","reason":"x"}`, "range"},
 	} {
 		rec := f.do("POST", "/v1/blocks", bad.body)

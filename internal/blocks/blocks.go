@@ -58,9 +58,11 @@ func (p Policy) TTLFor(repeats int) time.Duration {
 	return time.Duration(d)
 }
 
-// Block is an active (or, in monitor mode, would-be) block of one IP.
+// Block is an active (or, in monitor mode, would-be) block of one IP, or
+// of a range (an operator's block of a CIDR: Range set, IP zero).
 type Block struct {
 	IP       netip.Addr    `json:"ip"`
+	Range    netip.Prefix  `json:"range,omitzero"`
 	Decision string        `json:"decision"`
 	Reasons  []string      `json:"reasons"`
 	Score    string        `json:"score,omitempty"`
@@ -243,17 +245,20 @@ type Manager struct {
 	mu      sync.Mutex
 	policy  Policy
 	blocks  map[netip.Addr]*Block
+	ranges  map[netip.Prefix]*Block
 	history map[netip.Addr]History
 	static  []Allow
 	dynamic map[string]Allow
 
 	// allow is a snapshot of static+dynamic entries for lock-free reads.
 	allow atomic.Pointer[[]Allow]
+	// rangeSnap is the range blocks for lock-free reads; nil: none.
+	rangeSnap atomic.Pointer[rangeSet]
 }
 
 // New returns a manager with the Corefile's policy and static allowlist.
 func New(p Policy, static []Allow) *Manager {
-	m := &Manager{policy: p, blocks: map[netip.Addr]*Block{}, history: map[netip.Addr]History{}, dynamic: map[string]Allow{}}
+	m := &Manager{policy: p, blocks: map[netip.Addr]*Block{}, ranges: map[netip.Prefix]*Block{}, history: map[netip.Addr]History{}, dynamic: map[string]Allow{}}
 	m.setStatic(static)
 	return m
 }
@@ -512,8 +517,8 @@ func (m *Manager) Active(now time.Time) []Block {
 	return out
 }
 
-// Sweep drops expired blocks, allowlist entries and history, and returns
-// the blocks that expired.
+// Sweep drops expired blocks (range blocks too), allowlist entries and
+// history, and returns the blocks that expired.
 func (m *Manager) Sweep(now time.Time) (expired []Block) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -539,7 +544,7 @@ func (m *Manager) Sweep(now time.Time) (expired []Block) {
 		m.snapshotLocked()
 	}
 	slices.SortFunc(expired, func(x, y Block) int { return x.IP.Compare(y.IP) })
-	return expired
+	return append(expired, m.sweepRangesLocked(now)...)
 }
 
 // History returns ip's block history.
@@ -550,15 +555,19 @@ func (m *Manager) History(ip netip.Addr) (History, bool) {
 	return h, ok
 }
 
-// Restore loads persisted state (after a restart): live blocks, history
-// and dynamic allowlist entries. Expired ones are skipped.
+// Restore loads persisted state (after a restart): live blocks (range
+// blocks too), history and dynamic allowlist entries. Expired ones are
+// skipped.
 func (m *Manager) Restore(blocks []Block, history []History, allow []Allow, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, b := range blocks {
-		if now.Before(b.Expires) && b.IP.IsValid() {
-			b := b
-			b.TTL = b.Expires.Sub(b.Created)
+		b.TTL = b.Expires.Sub(b.Created)
+		switch {
+		case !now.Before(b.Expires):
+		case b.Range.IsValid():
+			m.ranges[b.Range.Masked()] = &b
+		case b.IP.IsValid():
 			m.blocks[b.IP] = &b
 		}
 	}
@@ -576,4 +585,5 @@ func (m *Manager) Restore(blocks []Block, history []History, allow []Allow, now 
 		m.dynamic[parsed.Value] = parsed
 	}
 	m.snapshotLocked()
+	m.snapshotRangesLocked()
 }

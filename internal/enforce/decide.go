@@ -272,7 +272,7 @@ func (e *Engine) push(action sink.Action, b blocks.Block, client netip.Addr, now
 // hookChange is the change push submits; false for a block with no time
 // left.
 func hookChange(action sink.Action, b blocks.Block, client netip.Addr, now time.Time, actor, why string) (sink.Change, bool) {
-	ch := sink.Change{Action: action, IP: b.IP, Decision: b.Decision, Reasons: b.Reasons,
+	ch := sink.Change{Action: action, IP: b.IP, Range: b.Range, Decision: b.Decision, Reasons: b.Reasons,
 		Qnames: b.Qnames, Actor: actor, Why: why, Clients: b.Clients, Scope: sink.ScopeEveryone, Narrowed: b.Narrowed}
 	if !b.Everyone() {
 		ch.Scope, ch.Client, ch.Port = sink.ScopeTagged, client, b.Port
@@ -356,9 +356,10 @@ func (e *Engine) deleteBlockState(b blocks.Block) {
 func (e *Engine) lifted(b blocks.Block, now time.Time, actor, why, detail string) {
 	if !b.Monitor {
 		e.pushAll(sink.Unblock, b, now, actor, why)
+		e.repushInside(b, now)
 	}
-	e.Audit(audit.Entry{Kind: audit.KindUnblock, Decision: b.Decision, IP: b.IP.String(), Reasons: b.Reasons, Actor: actor, Detail: detail})
-	e.log.Infof("unblock %s ip=%s actor=%q why=%q", b.Decision, b.IP, actor, why)
+	e.Audit(audit.Entry{Kind: audit.KindUnblock, Decision: b.Decision, IP: b.Key(), Reasons: b.Reasons, Actor: actor, Detail: detail})
+	e.log.Infof("unblock %s ip=%s actor=%q why=%q", b.Decision, b.Key(), actor, why)
 }
 
 // Allow adds a dynamic allowlist entry and lifts the blocks it covers, on
@@ -443,14 +444,15 @@ func (e *Engine) ExpireBlocks(now time.Time) {
 	e.st.record(func() {
 		expired = e.st.blocks.Sweep(now)
 		for _, b := range expired {
-			e.deleteState(kindBlocks, b.IP.String())
+			e.deleteState(kindBlocks, b.Key())
 			e.histExpired(b, now)
 		}
 	})
 	for _, b := range expired {
-		e.Audit(audit.Entry{Kind: audit.KindExpire, Decision: b.Decision, IP: b.IP.String(), Reasons: b.Reasons, Actor: actorEngine})
+		e.Audit(audit.Entry{Kind: audit.KindExpire, Decision: b.Decision, IP: b.Key(), Reasons: b.Reasons, Actor: actorEngine})
 		if !b.Monitor {
 			e.pushAll(sink.Unblock, b, now, actorEngine, "expired")
+			e.repushInside(b, now)
 		}
 	}
 }
@@ -460,7 +462,7 @@ func (e *Engine) ExpireBlocks(now time.Time) {
 // coredns-cip was down gets them back, and a new hook gets them at all; for
 // the others it is a no-op or a repeat they must tolerate.
 func (e *Engine) resync(now time.Time) {
-	for _, b := range e.st.blocks.Active(now) {
+	for _, b := range append(e.st.blocks.Active(now), e.st.blocks.ActiveRanges(now)...) {
 		if !b.Monitor {
 			e.pushAll(sink.Block, b, now, actorEngine, "resync at start")
 		}

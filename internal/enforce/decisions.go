@@ -53,20 +53,29 @@ func (e *Engine) LiftDecision(id, actor, why string) (blocks.Block, error) {
 	h.mu.RLock()
 	en := h.byID[id]
 	var ip netip.Addr
+	var p netip.Prefix
 	var ids []string
 	var st string
 	if en != nil {
-		ip, ids, st = en.IP, append([]string{en.ID}, en.Aliases...), adminapi.DecisionState(en.State, en.Expires, now)
+		ip, p, ids, st = en.IP, en.Range, append([]string{en.ID}, en.Aliases...), adminapi.DecisionState(en.State, en.Expires, now)
 	}
 	h.mu.RUnlock()
 	if en == nil {
 		return blocks.Block{}, fmt.Errorf("%w %s", adminapi.ErrUnknownDecision, id)
 	}
 	b, ok := e.st.blocks.Get(ip, now)
+	if p.IsValid() {
+		b, ok = e.st.blocks.GetRange(p, now)
+	}
 	if st != adminapi.StateActive || !ok || !slices.Contains(ids, b.Decision) {
 		return blocks.Block{}, fmt.Errorf("%w: decision %s is %s, not active", adminapi.ErrConflict, id, st)
 	}
-	if b, ok = e.Unblock(ip, actor, why); !ok {
+	if p.IsValid() {
+		b, ok = e.UnblockRange(p, actor, why)
+	} else {
+		b, ok = e.Unblock(ip, actor, why)
+	}
+	if !ok {
 		return blocks.Block{}, fmt.Errorf("%w: decision %s ended meanwhile", adminapi.ErrConflict, id)
 	}
 	return b, nil
@@ -74,7 +83,15 @@ func (e *Engine) LiftDecision(id, actor, why string) (blocks.Block, error) {
 
 // Block makes an operator's block (POST /v1/blocks).
 func (a API) Block(req adminapi.BlockRequest) (adminapi.Decision, error) {
-	b, err := a.e.ManualBlock(req.IP, req.TTL, req.Reason, req.Actor, req.Force)
+	block := func() (blocks.Block, error) {
+		return a.e.ManualBlock(req.IP, req.TTL, req.Reason, req.Actor, req.Force)
+	}
+	if req.Range.IsValid() {
+		block = func() (blocks.Block, error) {
+			return a.e.ManualRangeBlock(req.Range, req.TTL, req.Reason, req.Actor, req.Force)
+		}
+	}
+	b, err := block()
 	if err != nil {
 		return adminapi.Decision{}, err
 	}

@@ -45,6 +45,7 @@ type blockChange struct {
 // lift is an unblock as the fleet remembers it.
 type lift struct {
 	IP       netip.Addr    `json:"ip"`
+	Range    netip.Prefix  `json:"range,omitzero"`     // a lifted range block's (IP zero)
 	Decision string        `json:"decision,omitempty"` // the lifted block's
 	Actor    string        `json:"actor"`
 	Why      string        `json:"why"`
@@ -151,14 +152,18 @@ func (e *Engine) shareBlock(b blocks.Block, v *verdicts.Verdict) {
 	if v != nil && (v.IP != b.IP || !v.Suspicious()) {
 		v = nil
 	}
-	e.shareChange(fleetBlocks, b.IP.String(), fleet.Version(b.Version), b.Expires.Sub(now), msgBlock, blockChange{Block: &b, Verdict: v})
+	e.shareChange(fleetBlocks, b.Key(), fleet.Version(b.Version), b.Expires.Sub(now), msgBlock, blockChange{Block: &b, Verdict: v})
 }
 
 // shareLift writes a lift made here to Redis, with the operator's clean
 // verdict, and announces it, unless Redis holds a later change to the IP.
 func (e *Engine) shareLift(l lift) {
 	now := e.Now()
-	if !now.Before(l.Until) || !e.shareChange(fleetBlocks, l.IP.String(), l.Version, l.Until.Sub(now), msgUnblock, blockChange{Lift: &l}) {
+	key := l.IP.String()
+	if l.Range.IsValid() {
+		key = l.Range.String()
+	}
+	if !now.Before(l.Until) || !e.shareChange(fleetBlocks, key, l.Version, l.Until.Sub(now), msgUnblock, blockChange{Lift: &l}) {
 		return
 	}
 	if v, ok := e.st.cache.Get(l.IP, now); ok && v.Outcome == verdicts.Clean {
@@ -201,7 +206,12 @@ func (e *Engine) newLift(b blocks.Block, actor, why string) (lift, bool) {
 	if e.st.fleet == nil || b.Monitor {
 		return lift{}, false
 	}
-	l := lift{IP: b.IP.Unmap(), Decision: b.Decision, Actor: actor, Why: why, Until: b.Expires, Version: fleet.Version(e.stamp(b.Version))}
+	l := lift{IP: b.IP.Unmap(), Range: b.Range, Decision: b.Decision, Actor: actor, Why: why, Until: b.Expires, Version: fleet.Version(e.stamp(b.Version))}
+	if l.Range.IsValid() {
+		// Range lifts keep no tombstone: a range block is an operator's,
+		// rare, and its record on Redis says it was lifted.
+		return l, true
+	}
 	ts := &e.st.tombs
 	ts.mu.Lock()
 	ts.lifts[l.IP] = l
@@ -226,6 +236,10 @@ func (e *Engine) forgetLift(ip netip.Addr) {
 // what this node has for the IP.
 func (e *Engine) applyChange(c blockChange, now time.Time) {
 	switch {
+	case c.Block != nil && c.Block.Range.IsValid():
+		e.adoptRange(*c.Block, now)
+	case c.Lift != nil && c.Lift.Range.IsValid():
+		e.adoptRangeLift(*c.Lift, now)
 	case c.Block != nil:
 		e.adoptBlock(*c.Block, c.Verdict, now)
 	case c.Lift != nil:
@@ -357,6 +371,11 @@ func (e *Engine) syncBlocks(ctx context.Context, f *fleet.Fleet, now time.Time) 
 			v = &cv
 		}
 		e.shareBlock(b, v)
+	}
+	for _, b := range e.st.blocks.ActiveRanges(now) {
+		if rec, ok := recs[b.Key()]; !b.Monitor && (!ok || rec.Version < fleet.Version(b.Version)) {
+			e.shareBlock(b, nil)
+		}
 	}
 	for _, l := range e.st.tombs.liveLifts(now) {
 		if rec, ok := recs[l.IP.String()]; ok && rec.Version >= l.Version {

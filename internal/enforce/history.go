@@ -67,6 +67,7 @@ type histRecord struct {
 	ID       string                   `json:"id"`
 	Aliases  []string                 `json:"aliases,omitempty"` // ids it was widened under
 	IP       netip.Addr               `json:"ip"`
+	Range    netip.Prefix             `json:"range,omitzero"` // a range block's, IP zero
 	State    string                   `json:"state"`
 	Origin   string                   `json:"origin"`
 	Scope    string                   `json:"scope"`
@@ -142,7 +143,7 @@ func (h *history) insert(en *histEntry) {
 	}
 	i := sort.Search(len(h.order), func(i int) bool { return !entryLess(h.order[i], en.Created, en.ID) })
 	h.order = slices.Insert(h.order, i, en)
-	if en.State == adminapi.StateActive {
+	if en.State == adminapi.StateActive && en.IP.IsValid() {
 		h.active[en.IP] = en
 	}
 	for _, ev := range en.Events {
@@ -241,7 +242,7 @@ func newEntry(b blocks.Block, v verdicts.Verdict, origin, actor string, now time
 	if !b.Everyone() {
 		scope = adminapi.ScopeTagged
 	}
-	en := &histEntry{histRecord: histRecord{ID: b.Decision, IP: b.IP.Unmap(), State: adminapi.StateActive, Origin: origin, Scope: scope,
+	en := &histEntry{histRecord: histRecord{ID: b.Decision, IP: b.IP.Unmap(), Range: b.Range, State: adminapi.StateActive, Origin: origin, Scope: scope,
 		Port: b.Port, Narrowed: b.Narrowed, Monitor: b.Monitor, Reasons: slices.Clone(b.Reasons),
 		Created: b.Created.Round(0).UTC(), Expires: b.Expires.Round(0).UTC(), Repeat: b.Repeat, Actor: actor, Reason: b.Reason,
 		Clients: slices.Clone(b.Clients), Events: slices.Clone(b.Events), Qnames: slices.Clone(b.Qnames), Timeline: []adminapi.TimelineEntry{}}}
@@ -550,14 +551,18 @@ func (st *State) restoreHistory(recs []histRecord, now time.Time, log Logger) {
 	}
 	for _, rec := range recs {
 		en := &histEntry{histRecord: rec}
-		if _, dup := h.byID[en.ID]; dup || !en.IP.IsValid() || en.ID == "" || !now.Before(en.keepUntil(h.keep)) {
+		if _, dup := h.byID[en.ID]; dup || !en.IP.IsValid() && !en.Range.IsValid() || en.ID == "" || !now.Before(en.keepUntil(h.keep)) {
 			continue
 		}
 		if en.Timeline == nil {
 			en.Timeline = []adminapi.TimelineEntry{}
 		}
 		if en.State == adminapi.StateActive {
-			if b, ok := live[en.IP]; !ok || (b.Decision != en.ID && !slices.Contains(en.Aliases, b.Decision)) {
+			b, ok := live[en.IP]
+			if en.Range.IsValid() {
+				b, ok = st.blocks.GetRange(en.Range, now)
+			}
+			if !ok || (b.Decision != en.ID && !slices.Contains(en.Aliases, b.Decision)) {
 				en.State, en.Ended = adminapi.StateExpired, en.Expires
 				if now.Before(en.Ended) {
 					en.Ended = now.Round(0).UTC()
@@ -584,7 +589,7 @@ func (st *State) restoreHistory(recs []histRecord, now time.Time, log Logger) {
 
 // view is en as the API shows it, at now; h.mu held (read).
 func (en *histEntry) view(now time.Time) adminapi.Decision {
-	d := adminapi.Decision{ID: en.ID, IP: en.IP.String(), State: adminapi.DecisionState(en.State, en.Expires, now),
+	d := adminapi.Decision{ID: en.ID, IP: en.ip(), Range: en.rangeText(), State: adminapi.DecisionState(en.State, en.Expires, now),
 		Origin: en.Origin, Scope: en.Scope, Port: en.Port, Narrowed: en.Narrowed, Monitor: en.Monitor,
 		Reasons: nonNil(slices.Clone(en.Reasons)), Factors: []string{}, Clients: make([]string, len(en.Clients)),
 		Events: nonNil(slices.Clone(en.Events)), Qnames: nonNil(slices.Clone(en.Qnames)),
@@ -628,10 +633,26 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
+// ip is en's IP as the API shows it: "" for a range decision.
+func (en *histEntry) ip() string {
+	if !en.IP.IsValid() {
+		return ""
+	}
+	return en.IP.String()
+}
+
+// rangeText is en's range as the API shows it: "" for an IP decision.
+func (en *histEntry) rangeText() string {
+	if !en.Range.IsValid() {
+		return ""
+	}
+	return en.Range.String()
+}
+
 // matches reports whether f selects en at now; h.mu held (read).
 func (en *histEntry) matches(f adminapi.DecisionFilter, now time.Time) bool {
 	switch {
-	case f.IP.IsValid() && en.IP != f.IP,
+	case f.IP.IsValid() && en.IP != f.IP && !en.Range.Contains(f.IP),
 		f.Client.IsValid() && !slices.Contains(en.Clients, f.Client),
 		f.Scope != "" && en.Scope != f.Scope,
 		f.State != "" && adminapi.DecisionState(en.State, en.Expires, now) != f.State,

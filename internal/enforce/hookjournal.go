@@ -50,7 +50,11 @@ func lineID(line string) string {
 }
 
 func pendingKey(line string, k sink.Key) string {
-	return line + "|" + k.IP.String() + "|" + AddrString(k.Client) + "|" + strconv.Itoa(int(k.Port))
+	target := k.IP.String()
+	if k.Range.IsValid() {
+		target = k.Range.String()
+	}
+	return line + "|" + target + "|" + AddrString(k.Client) + "|" + strconv.Itoa(int(k.Port))
 }
 
 // journals returns the journals of specs' lines, in order: nil for
@@ -189,6 +193,6 @@ func (e *Engine) stillPending(c sink.Change) (sink.Change, bool) {
 	if c.Action != sink.Unblock {
 		return e.stillCurrent(c)
 	}
-	b, ok := e.st.blocks.Get(c.IP, e.Now())
+	b, ok := e.blockOf(c, e.Now())
 	return c, !(ok && !b.Monitor && covers(b, c.Key()))
 }

@@ -22,9 +22,17 @@ import (
 // Tagged reports whether client is tagged at now.
 func (e *Engine) Tagged(client netip.Addr, now time.Time) bool { return e.st.tags.Tagged(client, now) }
 
-// Suspicious returns ip's live suspicious verdict.
+// Suspicious returns ip's live suspicious verdict, or the verdict of the
+// range block ip falls in. Without range blocks the second look costs one
+// atomic load.
 func (e *Engine) Suspicious(ip netip.Addr, now time.Time) (verdicts.Verdict, bool) {
-	return e.st.cache.Suspicious(ip, now)
+	if v, ok := e.st.cache.Suspicious(ip, now); ok {
+		return v, true
+	}
+	if h, ok := e.st.blocks.InRange(ip, now); ok {
+		return rangeVerdict(ip.Unmap(), h, now), true
+	}
+	return verdicts.Verdict{}, false
 }
 
 // Allowed reports whether an allowlist entry covers ip or qname; checked

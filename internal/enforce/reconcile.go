@@ -96,7 +96,7 @@ func (e *Engine) Reconcile() {
 // key, as pushAll would submit them.
 func (e *Engine) liveChanges(now time.Time) []sink.Change {
 	var out []sink.Change
-	for _, b := range e.st.blocks.Active(now) {
+	for _, b := range append(e.st.blocks.Active(now), e.st.blocks.ActiveRanges(now)...) {
 		if b.Monitor {
 			continue
 		}
@@ -119,7 +119,7 @@ func (e *Engine) liveChanges(now time.Time) []sink.Change {
 // unblock must not have been blocked again.
 func (e *Engine) stillCurrent(c sink.Change) (sink.Change, bool) {
 	now := e.Now()
-	b, ok := e.st.blocks.Get(c.IP, now)
+	b, ok := e.blockOf(c, now)
 	live := ok && !b.Monitor && covers(b, c.Key())
 	if c.Action == sink.Unblock {
 		c.Actor, c.Why = actorEngine, "reconcile: no longer blocked"
@@ -129,6 +129,14 @@ func (e *Engine) stillCurrent(c sink.Change) (sink.Change, bool) {
 		return c, false
 	}
 	return hookChange(sink.Block, b, c.Client, now, actorEngine, "reconcile")
+}
+
+// blockOf is the live block change c is about: its range's or its IP's.
+func (e *Engine) blockOf(c sink.Change, now time.Time) (blocks.Block, bool) {
+	if c.Range.IsValid() {
+		return e.st.blocks.GetRange(c.Range, now)
+	}
+	return e.st.blocks.Get(c.IP, now)
 }
 
 // covers reports whether block b reaches key k: the IP for everyone, or

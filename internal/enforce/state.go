@@ -336,7 +336,7 @@ func (st *State) putVerdict(v verdicts.Verdict, now time.Time) verdicts.Verdict 
 }
 
 func (e *Engine) persistBlock(b blocks.Block) {
-	e.persist(kindBlocks, b.IP.String(), b.Expires, b)
+	e.persist(kindBlocks, b.Key(), b.Expires, b)
 }
 
 func (e *Engine) deleteState(kind state.Kind, key string) {

@@ -8,6 +8,13 @@
 // only into a pair set beside it (client . destination, or client .
 // destination . port for a finding on one port); see Config.
 //
+// A range block (a CIDR, sink.Change.Range) goes into the IP set as an
+// interval, which needs the set's interval flag (sets made by create have
+// it). The kernel refuses intervals that overlap, so adding a range first
+// removes the IP elements inside it (it covers them), an IP inside a range
+// element is not added (counted in Skipped as SkipCovered), and the
+// engine pushes the IP blocks inside a range again when the range ends.
+//
 // Apply is idempotent without reading the set first. An unblock becomes
 // "add the key (no-op if present), delete it", and a block of an element
 // that may be present "add the key, delete it, add it again with its
@@ -97,7 +104,8 @@ type Config struct {
 	Table  string
 	Set4   string // set for IPv4 destinations ("" = none)
 	Set6   string // set for IPv6 destinations ("" = none)
-	// Create creates the table, the sets (flags timeout) and the drop rules
+	// Create creates the table, the sets (flags timeout; the IP sets also
+	// flags interval, for range blocks) and the drop rules
 	// when missing. It never deletes or changes anything that exists.
 	// Without it, SET4 and SET6 must exist; the pair sets are used if they
 	// do, and the changes that need a missing one are skipped (counted in
@@ -116,7 +124,8 @@ type Config struct {
 
 // Element is one entry of a set.
 type Element struct {
-	IP      netip.Addr    // the blocked destination
+	IP      netip.Addr    // the blocked destination; zero for a range
+	Range   netip.Prefix  // the blocked range, in an interval set
 	Client  netip.Addr    // the client it is blocked for; zero: everyone
 	Port    uint16        // the destination port it is blocked on; 0: every port
 	Expires time.Duration // time left before the kernel drops it; 0: no timeout
@@ -129,6 +138,9 @@ const (
 	SkipAbsentSet   = "pair set missing"
 	SkipNoClients   = "scoped: block for everyone without clients"
 	SkipMixedFamily = "client and IP of different families"
+	SkipNoInterval  = "range: set without flags interval"
+	SkipRangeScoped = "range: scoped sets hold pairs"
+	SkipCovered     = "inside a range element"
 )
 
 // kind is what a set's keys hold.
@@ -149,6 +161,10 @@ type set struct {
 	// absent ones are skipped, so a Corefile line from before them works.
 	derived bool
 	absent  bool
+	// interval: the set has flags interval (an IP set made by create, or
+	// one the operator made so): it takes ranges, and IPs as one-address
+	// intervals.
+	interval bool
 }
 
 // Sink keeps blocked IPs in nftables sets. It implements sink.Sink.
@@ -164,6 +180,10 @@ type Sink struct {
 	// and key, with the time they run out (zero: no timeout); see the
 	// package doc.
 	known map[string]time.Time
+	// ranges are the range elements the sink knows of (by element id, as
+	// known): while an interval set holds any, Apply reads it first to
+	// keep clear of overlaps.
+	ranges map[string]netip.Prefix
 }
 
 // New checks cfg and the sets it names. With cfg.Create it creates whatever
@@ -175,7 +195,7 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: cfg, table: &nftables.Table{Name: cfg.Table, Family: family}, skipped: map[string]uint64{}}
+	s := &Sink{cfg: cfg, table: &nftables.Table{Name: cfg.Table, Family: family}, skipped: map[string]uint64{}, ranges: map[string]netip.Prefix{}}
 	for i, l := range layout(cfg) {
 		// Set IDs only name sets within one transaction; fixed ones spare
 		// us the library's shared (and unsynchronised) ID counter.
@@ -295,6 +315,7 @@ func (s *Sink) newSet(l setLayout, id uint32) *set {
 			ID:            id,
 			Name:          l.name,
 			HasTimeout:    true,
+			Interval:      l.kind == kindIP,
 			Concatenation: l.kind != kindIP,
 			KeyType:       key,
 			KeyByteOrder:  binaryutil.BigEndian,
@@ -380,7 +401,13 @@ func (s *Sink) setup() error {
 			if err := s.check(have, want.Set); err != nil {
 				return err
 			}
+			want.interval = have.Interval
+			if want.kind == kindIP && !have.Interval {
+				s.logf("%s: set %s has no flags interval, so range blocks are skipped; to take them, recreate it (this drops its elements, which the next reconcile puts back) with:\n  nft delete set %s %s %s\n%s",
+					s.Name(), want.Name, s.cfg.Family, s.cfg.Table, want.Name, s.setCommand(want.Set))
+			}
 		case s.cfg.Create:
+			want.interval = want.Interval
 			if err := conn.AddSet(want.Set, nil); err != nil {
 				return s.fail("add set "+want.Name, err)
 			}
@@ -430,7 +457,7 @@ func (s *Sink) check(have, want *nftables.Set) error {
 	if !have.HasTimeout {
 		wrong = append(wrong, "lacks flags timeout")
 	}
-	if have.Interval {
+	if have.Interval && !want.Interval {
 		wrong = append(wrong, "has flags interval")
 	}
 	if have.IsMap {
@@ -621,7 +648,11 @@ func (s *Sink) ruleCommands(sets []*set) []string {
 }
 
 func (s *Sink) setCommand(set *nftables.Set) string {
-	return fmt.Sprintf("  nft add set %s %s %s '{ type %s; flags timeout; }'", s.cfg.Family, s.cfg.Table, set.Name, set.KeyType.Name)
+	flags := "timeout"
+	if set.Interval {
+		flags = "interval, timeout"
+	}
+	return fmt.Sprintf("  nft add set %s %s %s '{ type %s; flags %s; }'", s.cfg.Family, s.cfg.Table, set.Name, set.KeyType.Name, flags)
 }
 
 // fail wraps a netlink error with what was being done, and a hint for the
@@ -676,21 +707,12 @@ func (s *Sink) Apply(ctx context.Context, batch []sink.Change) error {
 		}
 		now := time.Now()
 		for _, set := range s.sets {
-			var keys, adds []nftables.SetElement
-			for _, o := range ops {
-				if o.set != set {
-					continue
-				}
-				if !o.add || s.mayHoldLocked(o.id(), now) {
-					keys = append(keys, nftables.SetElement{Key: o.elem.Key})
-				}
-				if o.add {
-					adds = append(adds, o.elem)
-				}
+			keys, adds, err := s.elementsFor(conn, set, ops, now)
+			if err != nil {
+				return err
 			}
 			// See the package doc: add makes the delete safe, delete makes
 			// the final add replace.
-			var err error
 			if len(keys) > 0 {
 				err = errors.Join(conn.SetAddElements(set.Set, keys), conn.SetDeleteElements(set.Set, keys))
 			}
@@ -705,14 +727,163 @@ func (s *Sink) Apply(ctx context.Context, batch []sink.Change) error {
 			return s.fail(fmt.Sprintf("apply %d change(s)", len(ops)), err)
 		}
 		for _, o := range ops {
-			if o.add {
+			switch {
+			case o.skip:
+			case o.add:
 				s.known[o.id()] = now.Add(o.elem.Timeout)
-			} else {
+				if o.rng.IsValid() {
+					s.ranges[o.id()] = o.rng
+				}
+			default:
 				delete(s.known, o.id())
+				delete(s.ranges, o.id())
 			}
 		}
 	}
 	return errors.Join(invalid...)
+}
+
+// elementsFor returns the elements to add then delete (keys), and those
+// to add, for ops on set. An interval set that may hold ranges is read
+// first, so that nothing added overlaps what is there (see the package
+// doc); elsewhere the add-delete-add of the package doc does.
+func (s *Sink) elementsFor(conn *nftables.Conn, set *set, ops []op, now time.Time) (keys, adds []nftables.SetElement, err error) {
+	var mine []*op
+	for i := range ops {
+		if ops[i].set == set {
+			mine = append(mine, &ops[i])
+		}
+	}
+	if len(mine) == 0 {
+		return nil, nil, nil
+	}
+	if set.interval && s.mayHoldRangesLocked(set, mine) {
+		return s.intervalElements(conn, set, mine)
+	}
+	for _, o := range mine {
+		if !o.add || s.mayHoldLocked(o.id(), now) {
+			keys = append(keys, o.keys()...)
+		}
+		if o.add {
+			adds = append(adds, o.elems()...)
+		}
+	}
+	return keys, adds, nil
+}
+
+// mayHoldRangesLocked reports whether set may hold a range element, or
+// ops add one.
+func (s *Sink) mayHoldRangesLocked(set *set, ops []*op) bool {
+	if slices.ContainsFunc(ops, func(o *op) bool { return o.rng.IsValid() }) {
+		return true
+	}
+	for id := range s.ranges {
+		if strings.HasPrefix(id, set.Name+"\x00") {
+			return true
+		}
+	}
+	return false
+}
+
+// interval is an element of an interval set: [start, end).
+type interval struct{ start, end netip.Addr }
+
+func (iv interval) covers(o interval) bool {
+	return iv.start.Compare(o.start) <= 0 && (!iv.end.IsValid() || o.end.IsValid() && o.end.Compare(iv.end) <= 0)
+}
+
+// intervalElements plans ops on an interval set from what it holds now:
+// a range added removes the elements inside it, an IP inside a range
+// (held, or added by ops) is skipped, and only present elements are
+// deleted, so the kernel never sees an overlap.
+func (s *Sink) intervalElements(conn *nftables.Conn, set *set, ops []*op) (keys, adds []nftables.SetElement, err error) {
+	elems, err := conn.GetSetElements(set.Set)
+	if err != nil {
+		return nil, nil, s.fail("list set "+set.Name, err)
+	}
+	held := intervals(elems)
+	lifted := map[netip.Addr]bool{} // ranges this batch removes
+	for _, o := range ops {
+		if !o.add && o.rng.IsValid() {
+			lifted[o.interval().start] = true
+		}
+	}
+	var ranges []interval
+	for _, iv := range held {
+		if iv.end != iv.start.Next() && !lifted[iv.start] {
+			ranges = append(ranges, iv)
+		}
+	}
+	for _, o := range ops {
+		if o.add && o.rng.IsValid() {
+			ranges = append(ranges, o.interval())
+		}
+	}
+	removed := map[netip.Addr]bool{}
+	remove := func(iv interval) {
+		if _, ok := held[iv.start]; ok && !removed[iv.start] {
+			removed[iv.start] = true
+			keys = append(keys, nftables.SetElement{Key: iv.start.AsSlice()})
+			if iv.end.IsValid() {
+				keys = append(keys, nftables.SetElement{Key: iv.end.AsSlice(), IntervalEnd: true})
+			}
+		}
+	}
+	for _, o := range ops {
+		me := o.interval()
+		if !o.rng.IsValid() && slices.ContainsFunc(ranges, func(r interval) bool { return r.covers(me) }) {
+			o.skip = o.add
+			if o.add {
+				s.skipped[SkipCovered]++
+			}
+			continue
+		}
+		if cur, ok := held[me.start]; ok {
+			remove(cur)
+		}
+		if !o.add {
+			continue
+		}
+		if o.rng.IsValid() {
+			for _, iv := range held {
+				if me.covers(iv) {
+					remove(iv)
+				}
+			}
+		}
+		adds = append(adds, o.elems()...)
+	}
+	// The deletes go through SetAddElements first (see Apply): the same
+	// elements, present, make that a no-op.
+	return keys, adds, nil
+}
+
+// intervals pairs the start and end elements of an interval set, by
+// start address.
+func intervals(elems []nftables.SetElement) map[netip.Addr]interval {
+	type point struct {
+		addr netip.Addr
+		end  bool
+	}
+	var pts []point
+	for _, e := range elems {
+		if a, ok := netip.AddrFromSlice(e.Key); ok {
+			pts = append(pts, point{a, e.IntervalEnd})
+		}
+	}
+	slices.SortFunc(pts, func(a, b point) int { return a.addr.Compare(b.addr) })
+	out := map[netip.Addr]interval{}
+	for i, p := range pts {
+		if p.end {
+			continue
+		}
+		iv := interval{start: p.addr}
+		if i+1 < len(pts) && pts[i+1].end {
+			iv.end = pts[i+1].addr
+		}
+		out[p.addr] = iv
+	}
+	return out
 }
 
 // knownSlack is how long after the time it should have run out an element
@@ -727,11 +898,40 @@ func (s *Sink) mayHoldLocked(id string, now time.Time) bool {
 	return ok && (until.IsZero() || now.Before(until.Add(knownSlack)))
 }
 
-// op is one element to add (block) or remove (unblock).
+// op is one element to add (block) or remove (unblock); in an interval
+// set, with its end element (end: the address after it; none when it
+// runs to the last address).
 type op struct {
 	set  *set
 	elem nftables.SetElement
+	end  []byte
+	rng  netip.Prefix // the range of a range block
 	add  bool
+	skip bool // covered by a range element: nothing done
+}
+
+// keys are the elements of o without timeout and comment.
+func (o op) keys() []nftables.SetElement {
+	out := []nftables.SetElement{{Key: o.elem.Key}}
+	if o.end != nil {
+		out = append(out, nftables.SetElement{Key: o.end, IntervalEnd: true})
+	}
+	return out
+}
+
+// elems are the elements o adds.
+func (o op) elems() []nftables.SetElement {
+	out := []nftables.SetElement{o.elem}
+	if o.end != nil {
+		out = append(out, nftables.SetElement{Key: o.end, IntervalEnd: true})
+	}
+	return out
+}
+
+func (o op) interval() interval {
+	start, _ := netip.AddrFromSlice(o.elem.Key)
+	end, _ := netip.AddrFromSlice(o.end)
+	return interval{start, end}
 }
 
 // id names the element of o in its set, as known and plan name it.
@@ -760,12 +960,12 @@ func (s *Sink) plan(batch []sink.Change) (ops []op, invalid []error) {
 		}
 		for _, why := range skips {
 			s.skipped[why]++
-			if why == SkipMixedFamily || why == SkipNoClients {
+			if why == SkipMixedFamily || why == SkipNoClients || why == SkipNoInterval || why == SkipRangeScoped {
 				told[why]++
 			}
 		}
 		for _, t := range targets {
-			o := op{set: t.set, elem: nftables.SetElement{Key: t.key}}
+			o := op{set: t.set, elem: nftables.SetElement{Key: t.key}, end: t.end, rng: c.Range.Masked()}
 			if c.Action == sink.Block {
 				o.add = true
 				o.elem.Timeout = timeout(c.TTL)
@@ -786,15 +986,20 @@ func (s *Sink) plan(batch []sink.Change) (ops []op, invalid []error) {
 	return ops, invalid
 }
 
-// target is one element of a change: its set and key.
+// target is one element of a change: its set and key, and in an
+// interval set the key of its end element (nil: to the last address).
 type target struct {
 	set *set
 	key []byte
+	end []byte
 }
 
 // targets are the elements change c is about, and why any it would have
 // were skipped.
 func (s *Sink) targets(c sink.Change) (ts []target, skips []string, err error) {
+	if c.Range.IsValid() {
+		return s.rangeTargets(c)
+	}
 	ip := c.IP.Unmap()
 	if !ip.IsValid() {
 		return nil, nil, fmt.Errorf("%w: %s without an IP", ErrInvalidChange, c.Action)
@@ -819,8 +1024,10 @@ func (s *Sink) targets(c sink.Change) (ts []target, skips []string, err error) {
 			skips = append(skips, SkipAbsentSet)
 		case k != kindIP && client.Is4() != ip.Is4():
 			skips = append(skips, SkipMixedFamily)
+		case k == kindIP && set.interval:
+			ts = append(ts, target{set, ip.AsSlice(), ip.Next().AsSlice()})
 		default:
-			ts = append(ts, target{set, elementKey(k, client, ip, port)})
+			ts = append(ts, target{set, elementKey(k, client, ip, port), nil})
 		}
 	}
 	switch scope {
@@ -850,6 +1057,36 @@ func (s *Sink) targets(c sink.Change) (ts []target, skips []string, err error) {
 		return nil, nil, fmt.Errorf("%w: unknown scope %q for %s", ErrInvalidChange, c.Scope, c.IP)
 	}
 	return ts, skips, nil
+}
+
+// rangeTargets is the element of a range change: the range as an
+// interval in the IP set of its family, which needs flags interval.
+func (s *Sink) rangeTargets(c sink.Change) ([]target, []string, error) {
+	p := c.Range.Masked()
+	if c.EffectiveScope() != sink.ScopeEveryone {
+		return nil, nil, fmt.Errorf("%w: %s of range %s not for everyone", ErrInvalidChange, c.Action, p)
+	}
+	if s.cfg.Scoped {
+		return nil, []string{SkipRangeScoped}, nil
+	}
+	set := s.find(p.Addr().Is4(), kindIP)
+	switch {
+	case set == nil:
+		return nil, []string{SkipNoSet}, nil
+	case !set.interval:
+		return nil, []string{SkipNoInterval}, nil
+	}
+	return []target{{set, p.Addr().AsSlice(), lastAddr(p).Next().AsSlice()}}, nil, nil
+}
+
+// lastAddr is the last address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // elementKey is the key of an element of a set of kind k: each part in
@@ -904,8 +1141,18 @@ func (s *Sink) Elements() ([]Element, error) {
 	}
 	var out []Element
 	for set, elems := range held {
+		ivs := map[netip.Addr]interval{}
+		if set.interval {
+			ivs = intervals(elems)
+		}
 		for _, e := range elems {
+			if e.IntervalEnd {
+				continue
+			}
 			el, ok := parseKey(set, e.Key)
+			if iv := ivs[el.IP]; ok && iv.end.IsValid() && iv.end != el.IP.Next() {
+				el.Range, el.IP = rangeOf(iv), netip.Addr{}
+			}
 			if !ok {
 				return nil, fmt.Errorf("nftset: %s: set %s holds a %d-byte key, not what it was made for", s.Name(), set.Name, len(e.Key))
 			}
@@ -914,9 +1161,21 @@ func (s *Sink) Elements() ([]Element, error) {
 		}
 	}
 	slices.SortFunc(out, func(a, b Element) int {
-		return cmp.Or(a.IP.Compare(b.IP), a.Client.Compare(b.Client), cmp.Compare(a.Port, b.Port))
+		return cmp.Or(a.IP.Compare(b.IP), a.Range.Addr().Compare(b.Range.Addr()), a.Client.Compare(b.Client), cmp.Compare(a.Port, b.Port))
 	})
 	return out, nil
+}
+
+// rangeOf is the CIDR an interval element spans (as rangeTargets wrote
+// it), or the widest CIDR it starts with if it is none.
+func rangeOf(iv interval) netip.Prefix {
+	for bits := 0; bits <= iv.start.BitLen(); bits++ {
+		p := netip.PrefixFrom(iv.start, bits)
+		if p.Masked() == p && lastAddr(p).Next() == iv.end {
+			return p
+		}
+	}
+	return netip.PrefixFrom(iv.start, iv.start.BitLen())
 }
 
 // Holds reports, for each block change, whether the sets hold it as Apply
@@ -934,9 +1193,19 @@ func (s *Sink) Holds(ctx context.Context, blocks []sink.Change) ([]bool, error) 
 		return nil, err
 	}
 	have := map[string]nftables.SetElement{}
+	var ranges []interval // held range elements, which cover the IPs in them
 	for set, elems := range held {
 		for _, e := range elems {
-			have[elementID(set, e.Key)] = e
+			if !e.IntervalEnd {
+				have[elementID(set, e.Key)] = e
+			}
+		}
+		if set.interval {
+			for _, iv := range intervals(elems) {
+				if iv.end != iv.start.Next() {
+					ranges = append(ranges, iv)
+				}
+			}
 		}
 	}
 	out := make([]bool, len(blocks))
@@ -947,6 +1216,11 @@ func (s *Sink) Holds(ctx context.Context, blocks []sink.Change) ([]bool, error) 
 		}
 		ts, _, _ := s.targets(c) // an invalid change has none: Apply would refuse it too
 		for _, t := range ts {
+			ip, _ := netip.AddrFromSlice(t.key)
+			end, _ := netip.AddrFromSlice(t.end)
+			if !c.Range.IsValid() && slices.ContainsFunc(ranges, func(r interval) bool { return r.covers(interval{ip, end}) }) {
+				continue
+			}
 			e, ok := have[elementID(t.set, t.key)]
 			if !ok || e.Comment != comment(c.Decision) || (e.Expires > 0 && e.Expires+sink.TTLSlack < c.TTL) {
 				out[i] = false
@@ -971,13 +1245,24 @@ func (s *Sink) read() (map[*set][]nftables.SetElement, error) {
 	now := time.Now()
 	out := map[*set][]nftables.SetElement{}
 	known := map[string]time.Time{}
+	ranges := map[string]netip.Prefix{}
 	for _, set := range s.present() {
 		elems, err := conn.GetSetElements(set.Set)
 		if err != nil {
 			return nil, s.fail("list set "+set.Name, err)
 		}
 		out[set] = elems
+		if set.interval {
+			for start, iv := range intervals(elems) {
+				if iv.end != start.Next() {
+					ranges[elementID(set, start.AsSlice())] = rangeOf(iv)
+				}
+			}
+		}
 		for _, e := range elems {
+			if e.IntervalEnd {
+				continue
+			}
 			var until time.Time
 			if e.Expires > 0 {
 				until = now.Add(e.Expires)
@@ -985,7 +1270,7 @@ func (s *Sink) read() (map[*set][]nftables.SetElement, error) {
 			known[elementID(set, e.Key)] = until
 		}
 	}
-	s.known = known
+	s.known, s.ranges = known, ranges
 	return out, nil
 }
 

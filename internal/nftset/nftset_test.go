@@ -363,7 +363,7 @@ func TestWithoutCreate(t *testing.T) {
 	newErr("set blocked4 in table inet cip does not exist")
 
 	n.Nft(t, "add", "set", "inet", "cip", "blocked4", "{ type ipv4_addr; }")
-	newErr("set blocked4", "lacks flags timeout", "type ipv4_addr; flags timeout;")
+	newErr("set blocked4", "lacks flags timeout", "type ipv4_addr; flags interval, timeout;")
 
 	n.Nft(t, "delete", "set", "inet", "cip", "blocked4")
 	n.Nft(t, "add", "set", "inet", "cip", "blocked4", "{ type ipv4_addr . ipv4_addr; flags timeout; }")
@@ -684,4 +684,101 @@ func TestBlockReplacesWhatTheSinkKnows(t *testing.T) {
 	if len(els) != 2 || els[1].Comment != "decided" || els[1].Expires < 3*time.Hour-time.Minute {
 		t.Fatalf("elements %+v, want %s replaced with comment decided and ~3h", els, dst6)
 	}
+}
+
+func blockRange(cidr string, ttl time.Duration, decision string) sink.Change {
+	return sink.Change{Action: sink.Block, Range: netip.MustParsePrefix(cidr), Scope: sink.ScopeEveryone, TTL: ttl, Decision: decision}
+}
+
+func unblockRange(cidr string) sink.Change {
+	return sink.Change{Action: sink.Unblock, Range: netip.MustParsePrefix(cidr), Scope: sink.ScopeEveryone}
+}
+
+// TestRangeBlocks: a range goes into the IP set as an interval element
+// (traffic to an address inside it is dropped), covers the IP elements
+// inside it, and its unblock removes it.
+func TestRangeBlocks(t *testing.T) {
+	t.Parallel()
+	n := netnstest.New(t, testAddrs...)
+	dst := n.Listen(t, dst4)
+	dst6l := n.Listen(t, dst6)
+	s := newSink(t, n, inetCreate)
+	r4, r6 := netip.MustParsePrefix("45.83.0.0/24"), netip.MustParsePrefix("2a0c:9a40:1::/48")
+
+	apply(t, s, block(dst4, time.Hour, "dec-ip"))
+	apply(t, s, blockRange(r4.String(), time.Hour, "dec-range"), blockRange(r6.String(), time.Hour, "dec-range6"))
+	wantElements(t, s, time.Hour, Element{Range: r4, Comment: "dec-range"}, Element{Range: r6, Comment: "dec-range6"})
+	els := nftElements(t, n, "inet", "cip", "blocked4")
+	if len(els) != 1 || compact(t, els[0].Val) != `{"prefix":{"addr":"45.83.0.0","len":24}}` || els[0].Comment != "dec-range" || els[0].Timeout != 3600 {
+		t.Fatalf("nft lists %+v, want 45.83.0.0/24 with timeout 3600 and comment dec-range", els)
+	}
+	n.WantDropped(t, "", dst)
+	n.WantDropped(t, "", dst6l)
+
+	// An IP inside a range is covered: not added (the kernel refuses
+	// overlaps), and held all the same.
+	apply(t, s, block(dst4, time.Hour, "dec-ip"), block("45.83.0.99", time.Hour, "dec-ip2"))
+	if got := s.Skipped()[SkipCovered]; got != 2 {
+		t.Errorf("Skipped()[%q] = %d, want 2", SkipCovered, got)
+	}
+	held, err := s.Holds(context.Background(), []sink.Change{block(dst4, time.Hour, "dec-ip"), blockRange(r4.String(), time.Hour, "dec-range")})
+	if err != nil || !held[0] || !held[1] {
+		t.Errorf("Holds = %v, %v; want both held", held, err)
+	}
+
+	apply(t, s, unblockRange(r4.String()), unblockRange(r6.String()))
+	wantNoElements(t, s)
+	n.WantOpen(t, "", dst)
+	n.WantOpen(t, "", dst6l)
+	// The IP blocks the range covered come back as the engine pushes them.
+	apply(t, s, block(dst4, time.Hour, "dec-ip"))
+	wantElement(t, s, dst4, "dec-ip", 59*time.Minute, time.Hour)
+	apply(t, s, unblockRange(r4.String()), unblock("45.83.0.99"))
+	wantElement(t, s, dst4, "dec-ip", 59*time.Minute, time.Hour)
+	n.WantDropped(t, "", dst)
+	// A range lifted and the IP inside it pushed again, in one batch.
+	apply(t, s, blockRange(r4.String(), time.Hour, "dec-range"))
+	apply(t, s, unblockRange(r4.String()), block(dst4, time.Hour, "dec-ip"))
+	wantElement(t, s, dst4, "dec-ip", 59*time.Minute, time.Hour)
+}
+
+// TestRangeWithoutIntervalFlag: an operator's set without flags interval
+// keeps taking IPs; ranges are skipped, and New says how to recreate it.
+func TestRangeWithoutIntervalFlag(t *testing.T) {
+	t.Parallel()
+	n := netnstest.New(t, testAddrs...)
+	n.Nft(t, "add", "table", "inet", "cip")
+	n.Nft(t, "add", "set", "inet", "cip", "blocked4", "{ type ipv4_addr; flags timeout; }")
+	cfg := Config{Family: "inet", Table: "cip", Set4: "blocked4", Create: true}
+	var logged logLines
+	cfg.Logf = logged.add
+	s := newSink(t, n, cfg)
+	logged.want(t, "set blocked4 has no flags interval", "nft delete set inet cip blocked4",
+		"nft add set inet cip blocked4 '{ type ipv4_addr; flags interval, timeout; }'")
+	apply(t, s, blockRange("45.83.0.0/24", time.Hour, "dec-range"), block(dst4, time.Hour, "dec-ip"))
+	wantElement(t, s, dst4, "dec-ip", 59*time.Minute, time.Hour)
+	if got := s.Skipped()[SkipNoInterval]; got != 1 {
+		t.Errorf("Skipped()[%q] = %d, want 1", SkipNoInterval, got)
+	}
+}
+
+// TestRangeKernelExpiry: the kernel drops a range element on its timeout,
+// end and all, so the same range can be blocked again.
+func TestRangeKernelExpiry(t *testing.T) {
+	t.Parallel()
+	n := netnstest.New(t, testAddrs...)
+	dst := n.Listen(t, dst4)
+	s := newSink(t, n, inetCreate)
+	apply(t, s, blockRange("45.83.0.0/24", 2*time.Second, "short"))
+	n.WantDropped(t, "", dst)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(elements(t, s)) > 0 || len(nftElements(t, n, "inet", "cip", "blocked4")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("range with a 2s timeout still there after 10s: %+v", elements(t, s))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	n.WantOpen(t, "", dst)
+	apply(t, s, blockRange("45.83.0.0/24", time.Hour, "again"))
+	wantElements(t, s, time.Hour, Element{Range: netip.MustParsePrefix("45.83.0.0/24"), Comment: "again"})
 }

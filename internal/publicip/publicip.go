@@ -183,6 +183,25 @@ func Why(addr netip.Addr) string {
 	return ""
 }
 
+// WhyPrefix returns "" for a prefix whose every address is public,
+// otherwise a short phrase naming a special-purpose block it overlaps.
+func WhyPrefix(p netip.Prefix) string {
+	p = p.Masked()
+	if why := Why(p.Addr()); why != "" {
+		return why
+	}
+	list := specials6
+	if p.Addr().Is4() {
+		list = specials4
+	}
+	for _, s := range list {
+		if s.prefix.Overlaps(p) {
+			return "it overlaps " + s.prefix.String() + ", " + s.what
+		}
+	}
+	return ""
+}
+
 // Check parses s and returns the address if it is public, or an error that
 // says why not ("10.0.0.1 is not a public IP: private (RFC 1918)").
 func Check(s string) (netip.Addr, error) {

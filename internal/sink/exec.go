@@ -32,7 +32,7 @@ type ExecOptions struct {
 // replaced per change:
 //
 //	{action}    block or unblock
-//	{ip}        the IP
+//	{ip}        the IP, or the CIDR of a range block
 //	{ttl}       whole seconds left on the block, rounded up; 0 for unblock
 //	{decision}  the decision id
 //	{reasons}   the reasons, joined with "; "
@@ -69,7 +69,7 @@ type argPart struct {
 
 var placeholders = map[string]func(c Change) string{
 	"action":   func(c Change) string { return string(c.Action) },
-	"ip":       func(c Change) string { return c.IP.String() },
+	"ip":       Change.Target,
 	"ttl":      func(c Change) string { return strconv.FormatInt(ttlSeconds(c), 10) },
 	"decision": func(c Change) string { return c.Decision },
 	"reasons":  func(c Change) string { return strings.Join(c.Reasons, "; ") },
@@ -173,7 +173,7 @@ func (e *Exec) run(parent context.Context, c Change) error {
 	cmd := exec.CommandContext(ctx, e.path, args...)
 	cmd.Env = append(os.Environ(),
 		"CIP_ACTION="+string(c.Action),
-		"CIP_IP="+c.IP.String(),
+		"CIP_IP="+c.Target(),
 		"CIP_TTL="+strconv.FormatInt(ttlSeconds(c), 10),
 		"CIP_DECISION="+c.Decision,
 		"CIP_CLIENT="+clientString(c),
@@ -203,7 +203,7 @@ func (e *Exec) run(parent context.Context, c Change) error {
 	}
 	output := out.String()
 	if e.logf != nil {
-		e.logf("sink %s: %s %s: %s: output %q", e.Name(), c.Action, c.IP, status, output)
+		e.logf("sink %s: %s %s: %s: output %q", e.Name(), c.Action, c.Target(), status, output)
 	}
 	return &execError{sink: e.Name(), change: c, status: status, output: output, err: err}
 }
@@ -217,7 +217,7 @@ type execError struct {
 }
 
 func (e *execError) Error() string {
-	return fmt.Sprintf("sink %s: %s %s: %s: output %q", e.sink, e.change.Action, e.change.IP, e.status, e.output)
+	return fmt.Sprintf("sink %s: %s %s: %s: output %q", e.sink, e.change.Action, e.change.Target(), e.status, e.output)
 }
 
 func (e *execError) Unwrap() error { return e.err }

@@ -227,3 +227,29 @@ func TestNewExecRejects(t *testing.T) {
 		t.Errorf("every documented placeholder: %v", err)
 	}
 }
+
+// A range block reaches the program as its CIDR, for everyone.
+func TestExecRangeBlock(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "calls")
+	t.Setenv("CIP_TEST_OUT", out)
+	prog := script(t, `printf '%s|%s|%s|%s\n' "$1" "$2" "$CIP_IP" "$CIP_SCOPE" >>"$CIP_TEST_OUT"
+`)
+	e, err := NewExec(prog, []string{"{ip}", "{scope}"}, ExecOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := netip.MustParsePrefix("45.83.0.0/24")
+	if err := e.Apply(context.Background(), []Change{
+		{Action: Block, Range: r, Scope: ScopeEveryone, TTL: time.Hour, Decision: "d-1"},
+		{Action: Unblock, Range: r, Scope: ScopeEveryone, Decision: "d-1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), "45.83.0.0/24|everyone|45.83.0.0/24|everyone\n45.83.0.0/24|everyone|45.83.0.0/24|everyone\n"; got != want {
+		t.Errorf("the program saw:\n%s\nwant:\n%s", got, want)
+	}
+}

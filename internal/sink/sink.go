@@ -37,8 +37,11 @@ const (
 type Change struct {
 	Action Action     `json:"action"`
 	IP     netip.Addr `json:"ip"`
-	Client netip.Addr `json:"client,omitzero"` // zero: the IP for everyone
-	Scope  Scope      `json:"scope"`
+	// Range is the CIDR of an operator's range block (IP zero, scope
+	// everyone); see Target.
+	Range  netip.Prefix `json:"range,omitzero"`
+	Client netip.Addr   `json:"client,omitzero"` // zero: the IP for everyone
+	Scope  Scope        `json:"scope"`
 	// Port narrows a tagged pair to one destination port (a finding from a
 	// connection record); 0: every port.
 	Port uint16 `json:"port,omitempty"`
@@ -74,11 +77,21 @@ func (c Change) EffectiveScope() Scope {
 
 // Key identifies what a change is about: later changes with the same key
 // supersede earlier ones still queued.
-func (c Change) Key() Key { return Key{IP: c.IP, Client: c.Client, Port: c.Port} }
+func (c Change) Key() Key { return Key{IP: c.IP, Range: c.Range, Client: c.Client, Port: c.Port} }
 
-// Key is an IP, a client -> IP pair, or a client -> IP:Port pair.
+// Target is what the change blocks, as hooks name it: the CIDR of a range
+// block, else the IP.
+func (c Change) Target() string {
+	if c.Range.IsValid() {
+		return c.Range.String()
+	}
+	return c.IP.String()
+}
+
+// Key is an IP, a range, a client -> IP pair, or a client -> IP:Port pair.
 type Key struct {
 	IP, Client netip.Addr
+	Range      netip.Prefix
 	Port       uint16
 }
 

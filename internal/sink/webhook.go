@@ -43,6 +43,7 @@ type WebhookOptions struct {
 // Every field is always present: ttl is whole seconds left on the block
 // (0 for unblock); scope is "everyone" (the IP for everyone; client is "")
 // or "tagged" (only client -> ip, and only to port unless port is 0);
+// ip is the CIDR of a range block (scope everyone);
 // clients are every client that led to the decision, for context; time is
 // when the batch was sent (RFC 3339, UTC). Headers: Content-Type: application/json
 // and User-Agent: coredns-cip.
@@ -214,7 +215,7 @@ func webhookBody(batch []Change, now time.Time) ([]byte, error) {
 	for i, c := range batch {
 		changes[i] = webhookChange{
 			Decision: c.Decision,
-			IP:       c.IP.String(),
+			IP:       c.Target(),
 			Action:   c.Action,
 			TTL:      ttlSeconds(c),
 			Reasons:  nonNil(c.Reasons),

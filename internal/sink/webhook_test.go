@@ -402,3 +402,14 @@ func inOrder(sub, all []string) bool {
 	}
 	return i == len(sub)
 }
+
+// A range block reaches the receiver with the CIDR as ip.
+func TestWebhookRangeBlock(t *testing.T) {
+	body, err := webhookBody([]Change{{Action: Block, Range: netip.MustParsePrefix("2a0c:9a40::/32"), Scope: ScopeEveryone, TTL: time.Hour, Decision: "d-1"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `"ip":"2a0c:9a40::/32"`) || !strings.Contains(string(body), `"scope":"everyone"`) {
+		t.Errorf("body %s, want ip 2a0c:9a40::/32 for everyone", body)
+	}
+}

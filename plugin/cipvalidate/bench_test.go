@@ -72,6 +72,18 @@ func BenchmarkServeDNS(b *testing.B) {
 	b.Run("baseline", func(b *testing.B) { run(b, next) })
 	b.Run("untagged", func(b *testing.B) { run(b, benchPlugin(b, next, false)) })
 	b.Run("tagged-cached", func(b *testing.B) { run(b, benchPlugin(b, next, true)) })
+	b.Run("tagged-cached-ranges", func(b *testing.B) {
+		// 64 range blocks, none holding the answer's IPs: every answer
+		// IP is looked up in them.
+		c := benchPlugin(b, next, true)
+		for i := range 64 {
+			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{46, byte(i), 0, 0}), 16)
+			if _, err := c.eng.ManualRangeBlock(p, time.Hour, "bench", "bench", false); err != nil {
+				b.Fatal(err)
+			}
+		}
+		run(b, c)
+	})
 	b.Run("tagged-sinkholed", func(b *testing.B) {
 		// Every answer points at a suspicious IP: the first is rewritten
 		// from the answer, the rest from the name memory, as scenario c's
