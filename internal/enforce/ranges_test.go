@@ -42,6 +42,9 @@ func TestRangeBlock(t *testing.T) {
 	if got, _ := api.Decisions(adminapi.DecisionFilter{IP: inside}, adminapi.Cursor{}, 10); len(got) != 1 || got[0].ID != d.ID {
 		t.Errorf("decisions reaching %s = %+v", inside, got)
 	}
+	if c := api.Status().Decisions; c.Active != 1 || c.ActiveEveryone != 1 {
+		t.Errorf("GET /v1/status counts %+v active decisions, want the range as 1 for everyone", c)
+	}
 	if _, err := api.Block(adminapi.BlockRequest{Range: netip.MustParsePrefix("45.83.0.128/25"), TTL: time.Hour, Reason: "x", Actor: "bob"}); !errors.Is(err, adminapi.ErrConflict) {
 		t.Errorf("an overlapping range: %v, want a conflict", err)
 	}

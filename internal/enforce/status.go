@@ -165,6 +165,14 @@ func (a API) Status() adminapi.Status {
 		Decisions:     st.hist.activeCounts(now),
 		TaggedClients: st.tags.Count(now),
 	}
+	for _, b := range st.blocks.ActiveRanges(now) { // the history's active index holds IPs only
+		s.Decisions.Active++
+		if b.Monitor {
+			s.Decisions.ActiveMonitor++
+		} else {
+			s.Decisions.ActiveEveryone++ // a range is always for everyone
+		}
+	}
 	if w := st.writer; w != nil {
 		s.State.Configured = true
 		if err := w.Err(); err != nil {
