@@ -111,36 +111,7 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 		s.cfg.Logf("events: %s unblocked by %q (%q)", ip, actor, why)
 		writeJSON(w, http.StatusOK, b)
 	})
-	mux.HandleFunc("POST /v1/allow", func(w http.ResponseWriter, r *http.Request) {
-		body, ok := s.readJSONBody(w, r)
-		if !ok {
-			return
-		}
-		req, err := decodeAllow(body, s.cfg.Now())
-		if err != nil {
-			writeFieldError(w, http.StatusBadRequest, err)
-			return
-		}
-		if req.Actor == "" {
-			if req.Actor, ok = requestActor(w, r); !ok {
-				return
-			}
-		} else {
-			req.Actor = actorOf(r, req.Actor)
-		}
-		var entry Allowed
-		durableErr := s.durably(func() { entry, err = bb.Allow(req) })
-		if err != nil {
-			writeFieldError(w, http.StatusBadRequest, errField("value", "%v", err))
-			return
-		}
-		if durableErr != nil {
-			writeNotDurable(w, durableErr)
-			return
-		}
-		s.cfg.Logf("events: %s allowlisted by %q until %s (%q)", entry.Value, req.Actor, untilText(req.Until), req.Reason)
-		writeJSON(w, http.StatusCreated, entry)
-	})
+	mux.HandleFunc("POST /v1/allow", func(w http.ResponseWriter, r *http.Request) { s.postAllow(bb, w, r) })
 	mux.HandleFunc("GET /v1/allow", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, bb.Allowlist())
 	})
@@ -182,6 +153,39 @@ func (s *Server) blockRoutes(mux *http.ServeMux) {
 		h.Set("Cache-Control", "no-store")
 		_, _ = io.WriteString(w, b.String())
 	})
+}
+
+// postAllow is POST /v1/allow: an allowlist entry, answered once it is on
+// disk.
+func (s *Server) postAllow(bb BlockBackend, w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readJSONBody(w, r)
+	if !ok {
+		return
+	}
+	req, err := decodeAllow(body, s.cfg.Now())
+	if err != nil {
+		writeFieldError(w, http.StatusBadRequest, err)
+		return
+	}
+	if req.Actor == "" {
+		if req.Actor, ok = requestActor(w, r); !ok {
+			return
+		}
+	} else {
+		req.Actor = actorOf(r, req.Actor)
+	}
+	var entry Allowed
+	durableErr := s.durably(func() { entry, err = bb.Allow(req) })
+	if err != nil {
+		writeFieldError(w, http.StatusBadRequest, errField("value", "%v", err))
+		return
+	}
+	if durableErr != nil {
+		writeNotDurable(w, durableErr)
+		return
+	}
+	s.cfg.Logf("events: %s allowlisted by %q until %s (%q)", entry.Value, req.Actor, untilText(req.Until), req.Reason)
+	writeJSON(w, http.StatusCreated, entry)
 }
 
 // edlPath is the External Dynamic List's, the one route that takes a
