@@ -3,6 +3,8 @@ package test
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -87,5 +89,21 @@ func TestDecisionsCLI(t *testing.T) {
 	}
 	if !slices.Contains(srv.blocklist(), manual) {
 		t.Errorf("the EDL does not list the manual block of %s", manual)
+	}
+
+	// A hundred decisions and more: every page is listed, as JSON and CSV.
+	for i := range 97 {
+		ip := fmt.Sprintf("45.84.0.%d", i+1)
+		if status, body := srv.do("POST", "/v1/blocks", map[string]string{"ip": ip, "ttl": "1h", "reason": "bulk"}); status != http.StatusCreated {
+			t.Fatalf("POST /v1/blocks %s: %d %s", ip, status, body)
+		}
+	}
+	if got := list(); len(got) != 100 {
+		t.Errorf("decisions list -o json lists %d decisions, want all 100", len(got))
+	}
+	out, errOut, code = cli("decisions", "list", "-o", "raw", "--state", "active")
+	rows, err = csv.NewReader(strings.NewReader(out)).ReadAll()
+	if code != 0 || err != nil || len(rows) != 100 {
+		t.Errorf("decisions list -o raw --state active: exit %d (stderr %q), %v: %d rows, want a header and the 99 active", code, errOut, err, len(rows))
 	}
 }
