@@ -24,7 +24,7 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/criminalip
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEquivalent$$' -fuzztime $(FUZZTIME) ./internal/criminalip
-	for f in FuzzJSON FuzzNetfilter FuzzFortiGate FuzzPaloAlto; do \
+	for f in FuzzJSON FuzzNetfilter FuzzFortiGate FuzzPaloAlto FuzzSuricata FuzzZeek; do \
 	  $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./internal/connlog || exit 1; \
 	done
 

@@ -7,12 +7,15 @@
 //	netfilter  Linux kernel LOG target lines (SRC= DST= PROTO= DPT=)
 //	fortigate  FortiGate key=value traffic logs (srcip= dstip= dstport=)
 //	paloalto   Palo Alto Networks traffic logs, CSV (syslog or export)
+//	suricata   Suricata EVE JSON, flow and alert records
+//	zeek       Zeek conn.log, TSV (by its #fields header) or JSON
 //
 // A Parser reads one line at a time. A line that is not a connection
 // record (another log type, a header, a broken line) is an error of type
 // *LineError; callers count and skip it. Lines that carry nothing by design
-// (blank lines, # comments, CSV headers) are *LineErrors too, but they also
-// match ErrSkip, so callers can skip them without counting them as broken:
+// (blank lines, # comments, CSV and Zeek headers, the EVE records that are
+// not flow or alert) are *LineErrors too, but they also match ErrSkip, so
+// callers can skip them without counting them as broken:
 //
 //	for sc.Scan() {
 //		rec, err := p.Parse(sc.Bytes())
@@ -38,6 +41,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -49,7 +53,21 @@ type Record struct {
 	Dst   netip.Addr // the destination
 	DPort uint16     // destination port, 0 if unknown (ICMP, or not logged)
 	Proto string     // "tcp", "udp", "icmp", ... lower case; "" if unknown
+	Alert Alert      // the IDS alert the record reports; zero for a plain connection
 }
+
+// Alert is what an IDS said about a connection (Suricata EVE alert
+// records), for callers that tag the client of an alert. Signature is the
+// sensor's text as logged (at most 256 bytes): sanitise it before a log
+// line.
+type Alert struct {
+	Signature   string // the rule's message, "ET MALWARE ..."
+	SignatureID uint64 // the rule's sid
+	Severity    int    // 1 (high) to 4 (low) in Suricata's default classification; 0 if not an alert
+}
+
+// IsAlert reports whether the record is an IDS alert.
+func (a Alert) IsAlert() bool { return a != Alert{} }
 
 // Format names a log format.
 type Format string
@@ -60,10 +78,12 @@ const (
 	Netfilter Format = "netfilter"
 	FortiGate Format = "fortigate"
 	PaloAlto  Format = "paloalto"
+	Suricata  Format = "suricata"
+	Zeek      Format = "zeek"
 )
 
 // Formats lists every format, for flags and messages.
-var Formats = []Format{JSON, Netfilter, FortiGate, PaloAlto}
+var Formats = []Format{JSON, Netfilter, FortiGate, PaloAlto, Suricata, Zeek}
 
 // ErrSkip matches the *LineError of a line with nothing to parse by design:
 // a blank line, a # comment, a CSV header.
@@ -101,7 +121,8 @@ const maxSample = 200
 // ParseFormat returns the format a name stands for, case-insensitively.
 // Besides the Formats it knows a few common aliases: iptables, nftables and
 // ufw for netfilter; fortios for fortigate; panos and pan-os for paloalto;
-// jsonl, ndjson and ecs for json.
+// jsonl, ndjson and ecs for json; eve and suricata-eve for suricata; bro and
+// zeek-conn for zeek.
 func ParseFormat(s string) (Format, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "json", "jsonl", "ndjson", "ecs":
@@ -112,6 +133,10 @@ func ParseFormat(s string) (Format, error) {
 		return FortiGate, nil
 	case "paloalto", "panos", "pan-os":
 		return PaloAlto, nil
+	case "suricata", "eve", "suricata-eve":
+		return Suricata, nil
+	case "zeek", "bro", "zeek-conn":
+		return Zeek, nil
 	}
 	return "", fmt.Errorf("%w %q (want one of %s)", ErrUnknownFormat, s, formatList())
 }
@@ -139,19 +164,22 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Parser turns log lines of one format into Records. It holds no state
-// between lines and is safe for concurrent use.
+// Parser turns log lines of one format into Records. It is safe for
+// concurrent use. It holds no state between lines, but for one: a zeek
+// Parser reads records by the last Zeek header it parsed, so give each
+// Zeek file a Parser of its own.
 type Parser struct {
 	format Format
 	year   int
 	loc    *time.Location
 	now    func() time.Time
+	zeek   atomic.Pointer[zeekColumns] // nil until a Zeek header: zeekDefault
 }
 
 // NewParser returns a Parser for format f.
 func NewParser(f Format, opts Options) (*Parser, error) {
 	switch f {
-	case JSON, Netfilter, FortiGate, PaloAlto:
+	case JSON, Netfilter, FortiGate, PaloAlto, Suricata, Zeek:
 	default:
 		return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownFormat, string(f), formatList())
 	}
@@ -170,13 +198,17 @@ func NewParser(f Format, opts Options) (*Parser, error) {
 // The Record does not refer to line's memory, so the caller may reuse it.
 // Times are returned in UTC. A line that is not a record yields a
 // *LineError, which also matches ErrSkip if the line is blank, a comment
-// (starting with #) or a CSV header.
+// (starting with #), a header or a record of a kind the format logs beside
+// connections (EVE dns, http, stats, ...).
 func (p *Parser) Parse(line []byte) (Record, error) {
 	line = trimLine(line)
 	if len(line) == 0 {
 		return Record{}, p.skip(line, "empty")
 	}
 	if line[0] == '#' {
+		if p.format == Zeek {
+			return Record{}, p.zeekHeader(line)
+		}
 		return Record{}, p.skip(line, "comment")
 	}
 	var (
@@ -192,6 +224,10 @@ func (p *Parser) Parse(line []byte) (Record, error) {
 		r, err = p.parseFortiGate(line)
 	case PaloAlto:
 		r, err = p.parsePaloAlto(line)
+	case Suricata:
+		r, err = p.parseSuricata(line)
+	case Zeek:
+		r, err = p.parseZeek(line)
 	}
 	if err != nil {
 		return Record{}, err

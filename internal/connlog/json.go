@@ -15,7 +15,7 @@ import (
 // are accepted, in this order of preference when a line has several:
 //
 //	source       src, source, src_ip, srcip, client, src_addr, source.ip, id.orig_h (Zeek)
-//	destination  dst, dest, destination, dst_ip, dstip, dst_addr, destination.ip, id.resp_h
+//	destination  dst, dest, destination, dst_ip, dest_ip (Suricata), dstip, dst_addr, destination.ip, id.resp_h
 //	port         dport, dst_port, dest_port, dstport, port, destination.port, id.resp_p,
 //	             or the port of the destination object or "host:port" string
 //	protocol     proto, protocol, transport, network.transport, network.iana_number
@@ -45,6 +45,7 @@ type jsonLine struct {
 	Dest          jsonEndpoint `json:"dest"`
 	Destination   jsonEndpoint `json:"destination"`
 	DstIP         jsonEndpoint `json:"dst_ip"`
+	DestIP        jsonEndpoint `json:"dest_ip"`
 	Dstip         jsonEndpoint `json:"dstip"`
 	DstAddr       jsonEndpoint `json:"dst_addr"`
 	DestinationIP jsonEndpoint `json:"destination.ip"`
@@ -99,7 +100,7 @@ func (p *Parser) parseJSON(line []byte) (Record, error) {
 	case !src.addr.IsValid():
 		return Record{}, p.failf(line, "bad source address %s", src.bad)
 	}
-	dst := pickEndpoint(&l.Dst, &l.Dest, &l.Destination, &l.DstIP, &l.Dstip, &l.DstAddr, &l.DestinationIP, &l.ZeekRespH)
+	dst := pickEndpoint(&l.Dst, &l.Dest, &l.Destination, &l.DstIP, &l.DestIP, &l.Dstip, &l.DstAddr, &l.DestinationIP, &l.ZeekRespH)
 	switch {
 	case dst == nil:
 		return Record{}, p.fail(line, "no destination address field (dst, destination, destination.ip, ...)")
