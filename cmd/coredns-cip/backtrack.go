@@ -47,7 +47,8 @@ lifted like any other. The Corefile needs "state" for that, and the server
 must not be running on it (its state directory is locked meanwhile).
 
 FORMAT: json (src/dst/dport or ECS fields), netfilter (kernel LOG lines),
-fortigate (key=value traffic logs), paloalto (PAN-OS traffic CSV).
+fortigate (key=value traffic logs), paloalto (PAN-OS traffic CSV),
+suricata (EVE JSON flow and alert records), zeek (conn.log, TSV or JSON).
 
 Selection, as the plugin's selective validation:
   --ports-not 80,443        ignore connections to these ports (non-web traffic only)
@@ -173,7 +174,7 @@ func backtrack(ctx context.Context, args []string, stdout, stderr io.Writer, get
 func parseBacktrackFlags(args []string, stderr io.Writer, getenv func(string) string) (backtrackOpts, error) {
 	fs := newFlagSet("backtrack", backtrackUsage, stderr)
 	logPath := fs.String("log", "", "exported connection log `FILE` (- for stdin)")
-	formatFlag := fs.String("format", "", "log `FORMAT`: json, netfilter, fortigate, paloalto")
+	formatFlag := fs.String("format", "", "log `FORMAT`: json, netfilter, fortigate, paloalto, suricata, zeek")
 	clientFlag := fs.String("client", "", "the `IP` of the host the event is about")
 	atFlag := fs.String("at", "", "event `TIME` (RFC 3339, or 2006-01-02 15:04:05 in --tz); default now")
 	window := fs.Duration("window", 5*time.Minute, "how far before --at to look")
