@@ -39,6 +39,9 @@ func (e *Engine) startControlPlane() {
 		if h.Webhook != nil {
 			hosts = append(hosts, [2]string{hostOnly(h.Webhook.Host()), "webhook " + hostOnly(h.Webhook.Host())})
 		}
+		if u, err := url.Parse(h.Chat.URL); err == nil && h.Notifies() {
+			hosts = append(hosts, [2]string{u.Hostname(), string(h.Kind) + " " + u.Hostname()})
+		}
 	}
 	if u, err := url.Parse(e.cfg.Redis.URL); err == nil && e.cfg.Redis.URL != "" && u.Scheme != "unix" {
 		for _, h := range strings.Split(u.Host, ",") {

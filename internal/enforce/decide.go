@@ -259,13 +259,15 @@ func (e *Engine) push(action sink.Action, b blocks.Block, client netip.Addr, now
 	if !ok {
 		return
 	}
+	ch.Replay = why == whyResync // chat hooks were told already
 	// Pending before the change is submitted: an idle hook may apply it,
 	// and report so, before Submit returns.
-	e.histMark(b.Decision, action, e.hookNames, "pending", "")
+	takers := d.Takers(ch)
+	e.histMark(b.Decision, action, takers, "pending", "")
 	if !d.Submit(ch) {
 		e.obs.HookChanges("all", HookDropped, 1)
 		e.log.Warningf("hook queue full: %s of %s dropped", action, b.IP)
-		e.histMark(b.Decision, action, e.hookNames, "failed", "the hook queue was full: dropped")
+		e.histMark(b.Decision, action, takers, "failed", "the hook queue was full: dropped")
 	}
 }
 
@@ -273,7 +275,7 @@ func (e *Engine) push(action sink.Action, b blocks.Block, client netip.Addr, now
 // left.
 func hookChange(action sink.Action, b blocks.Block, client netip.Addr, now time.Time, actor, why string) (sink.Change, bool) {
 	ch := sink.Change{Action: action, IP: b.IP, Range: b.Range, Decision: b.Decision, Reasons: b.Reasons,
-		Qnames: b.Qnames, Actor: actor, Why: why, Clients: b.Clients, Scope: sink.ScopeEveryone, Narrowed: b.Narrowed}
+		Qnames: b.Qnames, Actor: actor, Why: why, Clients: b.Clients, Scope: sink.ScopeEveryone, Narrowed: b.Narrowed, Score: b.Score}
 	if !b.Everyone() {
 		ch.Scope, ch.Client, ch.Port = sink.ScopeTagged, client, b.Port
 	}
@@ -373,7 +375,7 @@ func (e *Engine) Allow(a blocks.Allow) []blocks.Block {
 	e.forgetUnallow(a.Value)
 	e.shareAllow(a)
 	for _, b := range lifted {
-		if l, ok := e.newLift(b, a.Actor, "allowlisted: "+a.Reason); ok {
+		if l, ok := e.newLift(b, a.Actor, sink.WhyAllowlisted+a.Reason); ok {
 			e.shareLift(l)
 		}
 	}
@@ -395,7 +397,7 @@ func (e *Engine) allowLocal(a blocks.Allow) []blocks.Block {
 	e.Audit(audit.Entry{Kind: audit.KindAllow, IP: a.Value, Actor: a.Actor, Detail: a.Reason, TTL: ttlSeconds(a.Until, now)})
 	for _, b := range lifted {
 		e.forgetVerdict(b.IP)
-		e.lifted(b, now, a.Actor, "allowlisted: "+a.Reason, "allowlisted "+a.Value)
+		e.lifted(b, now, a.Actor, sink.WhyAllowlisted+a.Reason, "allowlisted "+a.Value)
 	}
 	return lifted
 }
@@ -457,6 +459,9 @@ func (e *Engine) ExpireBlocks(now time.Time) {
 	}
 }
 
+// whyResync is the reason of the changes resync pushes.
+const whyResync = "resync at start"
+
 // resync pushes every live block to the sinks, at a start that needs it
 // (see takeHookSet): a firewall that was flushed or rebooted while
 // coredns-cip was down gets them back, and a new hook gets them at all; for
@@ -464,7 +469,7 @@ func (e *Engine) ExpireBlocks(now time.Time) {
 func (e *Engine) resync(now time.Time) {
 	for _, b := range append(e.st.blocks.Active(now), e.st.blocks.ActiveRanges(now)...) {
 		if !b.Monitor {
-			e.pushAll(sink.Block, b, now, actorEngine, "resync at start")
+			e.pushAll(sink.Block, b, now, actorEngine, whyResync)
 		}
 	}
 }

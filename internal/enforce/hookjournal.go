@@ -65,7 +65,7 @@ func (st *State) journals(specs []HookSpec) []sink.Journal {
 	}
 	out := make([]sink.Journal, len(specs))
 	for i, h := range specs {
-		if h.Kind != HookNFTables {
+		if h.Kind != HookNFTables && !h.Notifies() {
 			out[i] = lineJournal{st: st, line: lineID(h.Line)}
 		}
 	}
@@ -171,7 +171,7 @@ func (l lineJournal) Settled(c sink.Change) {
 func (e *Engine) resendPending(d *sink.Dispatcher) int {
 	n := 0
 	for i, h := range e.cfg.Hooks {
-		if h.Kind == HookNFTables || e.st.writer == nil {
+		if h.Kind == HookNFTables || h.Notifies() || e.st.writer == nil {
 			continue
 		}
 		l := lineJournal{st: e.st, line: lineID(h.Line)}

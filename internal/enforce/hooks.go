@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/nftset"
+	"github.com/coredns-cip/coredns-cip/internal/optval"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 )
 
@@ -20,17 +22,25 @@ const (
 	HookNFTables HookKind = "nftables"
 	HookExec     HookKind = "exec"
 	HookWebhook  HookKind = "webhook"
+	// HookSlack and HookTeams notify people (sink.Chat): they are told of
+	// new decisions, never re-sent, reconciled or journaled.
+	HookSlack HookKind = "slack"
+	HookTeams HookKind = "teams"
 )
+
+// Notifies reports whether h tells people rather than enforcing.
+func (h HookSpec) Notifies() bool { return h.Kind == HookSlack || h.Kind == HookTeams }
 
 // HookSpec is a parsed `hook` line; its sink is built when the engine
 // starts (an nftables hook connects to the kernel then).
 type HookSpec struct {
 	Kind    HookKind
-	NFT     nftset.Config // nftables
-	NetNS   string        // nftables: network namespace name, "" = ours
-	Exec    *sink.Exec    // exec
-	Webhook *sink.Webhook // webhook
-	Line    string        // the line's arguments, for messages
+	NFT     nftset.Config   // nftables
+	NetNS   string          // nftables: network namespace name, "" = ours
+	Exec    *sink.Exec      // exec
+	Webhook *sink.Webhook   // webhook
+	Chat    sink.ChatConfig // slack, teams: a Chat is built per engine
+	Line    string          // the line's arguments, for messages
 }
 
 // ParseNFTablesHook reads the arguments of a line
@@ -68,6 +78,85 @@ func ParseNFTablesHook(args []string, logf func(format string, args ...any)) (Ho
 	return h, h.NFT.Validate()
 }
 
+// ChatHookSyntax is the syntax of a slack or teams hook line.
+const ChatHookSyntax = "hook slack|teams URL|url_file PATH [on block|unblock|allow...] [scope everyone|tagged] [digest DURATION] [console_url URL]"
+
+// ParseChatHook reads the arguments of a `hook slack` or `hook teams` line
+// (args[0] is the kind; see ChatHookSyntax). logf is told of summaries
+// that could not be sent.
+func ParseChatHook(args []string, logf func(format string, args ...any)) (HookSpec, error) {
+	h := HookSpec{Kind: HookKind(args[0])}
+	cfg := sink.ChatConfig{Kind: sink.ChatKind(args[0]), Logf: logf}
+	rest := args[1:]
+	switch {
+	case len(rest) >= 2 && rest[0] == "url_file":
+		u, err := sink.LoadChatURL(rest[1])
+		if err != nil {
+			return h, err
+		}
+		cfg.URL, rest = u, rest[2:]
+	case len(rest) >= 1 && rest[0] != "url_file":
+		cfg.URL, rest = rest[0], rest[1:]
+	default:
+		return h, fmt.Errorf("%s: no URL; syntax is %s", args[0], ChatHookSyntax)
+	}
+	given := map[string]bool{}
+	for len(rest) > 0 {
+		key := rest[0]
+		if given[key] {
+			return h, fmt.Errorf("%s: %s given twice", args[0], key)
+		}
+		given[key] = true
+		n, err := chatOption(&cfg, key, rest[1:])
+		if err != nil {
+			return h, fmt.Errorf("%s: %w; syntax is %s", args[0], err, ChatHookSyntax)
+		}
+		rest = rest[1+n:]
+	}
+	if _, err := sink.NewChat(cfg); err != nil {
+		return h, err
+	}
+	h.Chat = cfg
+	return h, nil
+}
+
+// chatOption sets option key of a chat hook from the values that follow
+// it and returns how many it took.
+func chatOption(cfg *sink.ChatConfig, key string, vals []string) (int, error) {
+	chatKeys := []string{"on", "scope", "digest", "console_url"}
+	switch key {
+	case "on":
+		n := 0
+		for n < len(vals) && !slices.Contains(chatKeys, vals[n]) {
+			cfg.On = append(cfg.On, sink.Action(vals[n]))
+			n++
+		}
+		if n == 0 {
+			return 0, fmt.Errorf("on needs block, unblock or allow")
+		}
+		return n, nil
+	case "scope", "digest", "console_url":
+		if len(vals) == 0 {
+			return 0, fmt.Errorf("%s needs a value", key)
+		}
+	default:
+		return 0, fmt.Errorf("unknown option %q (%s)", key, strings.Join(chatKeys, ", "))
+	}
+	switch key {
+	case "scope":
+		cfg.Scope = sink.Scope(vals[0])
+	case "digest":
+		d, err := optval.DurationUpTo(vals[0], 24*time.Hour)
+		if err != nil {
+			return 0, fmt.Errorf("digest %w", err)
+		}
+		cfg.Digest = d
+	case "console_url":
+		cfg.ConsoleURL = vals[0]
+	}
+	return 1, nil
+}
+
 // BuildSinks makes the sinks of specs; nftables ones connect now. close
 // releases them.
 func BuildSinks(specs []HookSpec) (sinks []sink.Sink, close func(), err error) {
@@ -97,6 +186,12 @@ func (h HookSpec) build() (sink.Sink, func(), error) {
 		return h.Exec, nil, nil
 	case HookWebhook:
 		return h.Webhook, nil, nil
+	case HookSlack, HookTeams:
+		c, err := sink.NewChat(h.Chat)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, c.Close, nil
 	case HookNFTables:
 	default:
 		return nil, nil, fmt.Errorf("unknown kind %q", h.Kind)
@@ -154,6 +249,9 @@ func (l *hookLedgers) of(specs []HookSpec) []*sink.Ledger {
 	}
 	out := make([]*sink.Ledger, len(specs))
 	for i, h := range specs {
+		if h.Notifies() {
+			continue // a Notifier is never reconciled
+		}
 		if l.m[h.Line] == nil {
 			l.m[h.Line] = &sink.Ledger{}
 		}

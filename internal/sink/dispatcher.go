@@ -200,6 +200,7 @@ func NewDispatcher(cfg Config) *Dispatcher {
 			flying:  make(map[Key]queued),
 			wake:    make(chan struct{}, 1),
 		}
+		w.notifier, _ = s.(Notifier)
 		if i < len(cfg.Ledgers) {
 			w.ledger = cfg.Ledgers[i]
 		}
@@ -237,6 +238,9 @@ func (d *Dispatcher) launch() {
 func (d *Dispatcher) Submit(c Change) (accepted bool) {
 	accepted = true
 	for _, w := range d.workers {
+		if !w.takes(c) {
+			continue
+		}
 		if !w.submit(c, nil) {
 			accepted = false
 		}
@@ -244,12 +248,24 @@ func (d *Dispatcher) Submit(c Change) (accepted bool) {
 	return accepted
 }
 
+// Takers returns the names of the sinks Submit would queue c for: every
+// sink but the Notifiers that do not want it.
+func (d *Dispatcher) Takers(c Change) []string {
+	var out []string
+	for _, w := range d.workers {
+		if w.takes(c) {
+			out = append(out, w.name)
+		}
+	}
+	return out
+}
+
 // Resend queues changes for the sink at index alone (a Journal's pending
 // changes, found at a start), each as current returns it, under the
 // queue's lock, or not at all if current says it no longer stands or a
 // change of its key is already queued. It returns how many were queued.
 func (d *Dispatcher) Resend(index int, changes []Change, current func(Change) (Change, bool)) int {
-	if index < 0 || index >= len(d.workers) {
+	if index < 0 || index >= len(d.workers) || d.workers[index].notifier != nil {
 		return 0
 	}
 	n := 0
@@ -311,13 +327,14 @@ func (d *Dispatcher) Stats() map[string]SinkStats {
 
 // worker is one sink's queue and the goroutine that empties it.
 type worker struct {
-	d       *Dispatcher
-	index   int
-	sink    Sink
-	name    string
-	ledger  *Ledger       // nil: acknowledgements are not recorded
-	journal Journal       // nil: what is pending is kept in memory only
-	wake    chan struct{} // capacity 1: the queue's state may have changed
+	d        *Dispatcher
+	index    int
+	sink     Sink
+	name     string
+	ledger   *Ledger       // nil: acknowledgements are not recorded
+	journal  Journal       // nil: what is pending is kept in memory only
+	notifier Notifier      // the sink, if it is one
+	wake     chan struct{} // capacity 1: the queue's state may have changed
 
 	mu        sync.Mutex
 	pending   map[Key]queued
@@ -383,6 +400,12 @@ func (w *worker) submit(c Change, current func(Change) (Change, bool)) bool {
 		w.signal()
 	}
 	return true
+}
+
+// takes reports whether c is for this worker's sink: a Notifier gets no
+// replay and nothing it does not want.
+func (w *worker) takes(c Change) bool {
+	return w.notifier == nil || (!c.Replay && w.notifier.Wants(c))
 }
 
 func (w *worker) journalPending(c Change, at time.Time) {

@@ -108,6 +108,9 @@ func (d *Dispatcher) Reconcile(ctx context.Context, live []Change, current func(
 	queued := make(map[string]int, len(d.workers))
 	var errs []error
 	for _, w := range d.workers {
+		if w.notifier != nil {
+			continue // told once, never reconciled
+		}
 		lacking, err := w.lacking(ctx, live, now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", w.name, err))

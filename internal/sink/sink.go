@@ -8,6 +8,7 @@ package sink
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -60,6 +61,22 @@ type Change struct {
 	// Narrowed says why a block reaches less than its evidence would (a
 	// shared IP), or is empty.
 	Narrowed string `json:"narrowed,omitempty"`
+	// Score is the Criminal IP score level behind the decision, if any.
+	Score string `json:"score,omitempty"`
+	// Replay marks a change that repeats a decision already sent (the
+	// resync at a start): enforcement sinks need it, a Notifier never
+	// gets it.
+	Replay bool `json:"-"`
+}
+
+// WhyAllowlisted begins the reason of an unblock that an allowlist entry
+// caused; see Change.Allowlisted.
+const WhyAllowlisted = "allowlisted: "
+
+// Allowlisted reports whether c is an unblock caused by an allowlist
+// entry rather than by an operator or the block's end.
+func (c Change) Allowlisted() bool {
+	return c.Action == Unblock && strings.HasPrefix(c.Why, WhyAllowlisted)
 }
 
 // EffectiveScope is c.Scope, or for a zero Scope what the change meant
@@ -103,4 +120,13 @@ type Key struct {
 type Sink interface {
 	Name() string
 	Apply(ctx context.Context, batch []Change) error
+}
+
+// Notifier is a Sink that tells people of decisions rather than enforcing
+// them (a chat hook). A Dispatcher hands it only the changes it Wants and
+// never a Replay, and Reconcile and Resend leave it alone: people are told
+// of a decision once, not at every start.
+type Notifier interface {
+	Sink
+	Wants(c Change) bool
 }

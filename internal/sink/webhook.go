@@ -168,12 +168,17 @@ func (w *Webhook) Apply(ctx context.Context, batch []Change) error {
 	if err != nil {
 		return fmt.Errorf("sink %s: %w", w.Name(), err)
 	}
+	return w.postBody(ctx, w.Name(), body, now)
+}
 
+// postBody POSTs body, signed if w has a secret; errors name the sink
+// name and never the URL.
+func (w *Webhook) postBody(ctx context.Context, name string, body []byte, now time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("sink %s: %w", w.Name(), err)
+		return fmt.Errorf("sink %s: %w", name, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "coredns-cip")
@@ -190,7 +195,7 @@ func (w *Webhook) Apply(ctx context.Context, batch []Change) error {
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return fmt.Errorf("sink %s: POST: %w", w.Name(), err)
+		return fmt.Errorf("sink %s: POST: %w", name, err)
 	}
 	defer resp.Body.Close()
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, outputLimit))
@@ -203,9 +208,9 @@ func (w *Webhook) Apply(ctx context.Context, batch []Change) error {
 	case resp.StatusCode == http.StatusRequestTimeout,
 		resp.StatusCode == http.StatusTooManyRequests,
 		resp.StatusCode >= 500:
-		return fmt.Errorf("sink %s: HTTP %s: %q", w.Name(), resp.Status, answer)
+		return fmt.Errorf("sink %s: HTTP %s: %q", name, resp.Status, answer)
 	default:
-		return fmt.Errorf("sink %s: HTTP %s, %w: %q", w.Name(), resp.Status, ErrRejected, answer)
+		return fmt.Errorf("sink %s: HTTP %s, %w: %q", name, resp.Status, ErrRejected, answer)
 	}
 }
 

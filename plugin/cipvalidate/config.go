@@ -301,14 +301,17 @@ func keyValues(args []string, what string, keywords ...keyword) error {
 //	hook nftables FAMILY TABLE SET4 SET6 [create] [scoped]
 //	hook exec PATH ARGS...
 //	hook webhook URL [secret_file PATH]
+//	hook slack|teams URL|url_file PATH [on ACTION...] [scope S] [digest D] [console_url URL]
 func parseHook(args []string) (enforce.HookSpec, error) {
 	if len(args) == 0 {
-		return enforce.HookSpec{}, fmt.Errorf("missing kind: nftables, exec or webhook")
+		return enforce.HookSpec{}, fmt.Errorf("missing kind: nftables, exec, webhook, slack or teams")
 	}
 	h := enforce.HookSpec{Kind: enforce.HookKind(args[0])}
 	switch args[0] {
 	case "nftables":
 		return enforce.ParseNFTablesHook(args, log.Warningf)
+	case "slack", "teams":
+		return enforce.ParseChatHook(args, log.Warningf)
 	case "exec":
 		if len(args) < 2 {
 			return h, fmt.Errorf("syntax is hook exec PATH [ARG ...]")
@@ -341,7 +344,7 @@ func parseHook(args []string) (enforce.HookSpec, error) {
 		}
 		h.Webhook = wh
 	default:
-		return h, fmt.Errorf("unknown kind %q: nftables, exec or webhook", args[0])
+		return h, fmt.Errorf("unknown kind %q: nftables, exec, webhook, slack or teams", args[0])
 	}
 	return h, nil
 }

@@ -187,6 +187,8 @@ func TestParseErrors(t *testing.T) {
 		{"api_key k\nhook exec relative/path {ip}", "hook:"},
 		{"api_key k\nhook exec /bin/echo {colour}", "colour"},
 		{"api_key k\nhook webhook ftp://x", "hook:"},
+		{"api_key k\nhook slack https://hooks.example/T0K3N on expire", `hook: on "expire": block, unblock or allow`},
+		{"api_key k\nhook teams url_file /nonexistent", "hook: url_file:"},
 		{"api_key k\nreconcile 10ms", `reconcile: "10ms" is shorter than 100ms`},
 		{"api_key k\nreconcile 2d", `reconcile: "2d" is not a positive duration up to 1d`},
 		{"api_key k\nreconcile", "reconcile: takes 1 argument"},
@@ -364,7 +366,7 @@ func TestParseErrorsSayWhatIsValid(t *testing.T) {
 func TestParseEnforcementOptions(t *testing.T) {
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "secret")
-	os.WriteFile(secret, []byte("hmac-key"), 0o600)
+	os.WriteFile(secret, []byte("https://hooks.example/hmac-key"), 0o600) // a webhook secret and a chat URL
 	cfg, err := parseString(t, `cipvalidate {
     api_key k
     block_ttl 2h escalate 3 12h
@@ -372,6 +374,7 @@ func TestParseEnforcementOptions(t *testing.T) {
     hook nftables ip fw4 cip4 - create
     hook exec /bin/echo {action} {ip} {ttl}
     hook webhook https://soar.example/hook secret_file `+secret+`
+    hook slack url_file `+secret+` on block allow scope everyone digest 5m console_url https://cip.example.org
     state `+dir+`
     allow 45.83.0.22 partner.example
 }`)
@@ -381,7 +384,7 @@ func TestParseEnforcementOptions(t *testing.T) {
 	if p := cfg.blockPolicy; p.TTL != 2*time.Hour || p.Factor != 3 || p.Max != 12*time.Hour {
 		t.Errorf("block_ttl: %+v", p)
 	}
-	if len(cfg.hooks) != 4 || !cfg.hooks[0].NFT.Create || !cfg.hooks[0].NFT.Scoped || cfg.hooks[1].NFT.Set6 != "" ||
+	if len(cfg.hooks) != 5 || !cfg.hooks[4].Notifies() || cfg.hooks[4].Chat.Digest != 5*time.Minute || !cfg.hooks[0].NFT.Create || !cfg.hooks[0].NFT.Scoped || cfg.hooks[1].NFT.Set6 != "" ||
 		cfg.hooks[2].Exec == nil || cfg.hooks[3].Webhook == nil {
 		t.Errorf("hooks: %+v", cfg.hooks)
 	}
