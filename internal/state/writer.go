@@ -255,6 +255,19 @@ func (w *Writer) Flush() error {
 		return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.rec.Key, b.rec.Key))
 	})
 	err := w.apply(ops)
+	// Logged on the change of state only (a full disk fails every tick),
+	// and before the waiters are released, so that the line is there when
+	// their Sync returns.
+	switch {
+	case err != nil && !w.failing:
+		w.s.logf("state: writes failing, will retry: %v", err)
+	case err == nil && w.failing:
+		w.s.logf("state: writes succeeding again")
+	}
+	w.failing = err != nil
+	if err != nil {
+		w.failures.Add(1)
+	}
 	w.mu.Lock()
 	w.inflight = 0
 	if err != nil {
@@ -270,20 +283,7 @@ func (w *Writer) Flush() error {
 	close(w.settled)
 	w.settled = make(chan struct{})
 	w.mu.Unlock()
-	if err != nil {
-		w.failures.Add(1)
-		// Logged on the change of state only: a full disk fails every tick.
-		if !w.failing {
-			w.s.logf("state: writes failing, will retry: %v", err)
-		}
-		w.failing = true
-		return err
-	}
-	if w.failing {
-		w.s.logf("state: writes succeeding again")
-		w.failing = false
-	}
-	return nil
+	return err
 }
 
 // Close stops the background commits and flushes what is queued; changes
