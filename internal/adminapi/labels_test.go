@@ -108,3 +108,17 @@ type eventReport struct {
 		Labels   map[string]string `json:"labels"`
 	} `json:"event"`
 }
+
+// Labels count towards the Store's byte bound, so events full of vendor
+// fields cannot hold more memory than it allows.
+func TestStoreCountsLabels(t *testing.T) {
+	plain := Record{ID: "ev-1", Event: Event{Type: "x"}}
+	labelled := plain
+	labelled.Event.Labels = map[string]string{}
+	for i := range MaxLabels {
+		labelled.Event.Labels[fmt.Sprintf("k%02d", i)] = strings.Repeat("v", MaxLabelValue)
+	}
+	if extra := recordSize(&labelled) - recordSize(&plain); extra < MaxLabels*MaxLabelValue {
+		t.Errorf("16 labels of 256 bytes add %d bytes to the estimate, want at least %d", extra, MaxLabels*MaxLabelValue)
+	}
+}
