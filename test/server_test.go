@@ -400,14 +400,16 @@ func (s *cipServer) auditEntries() []auditEntry {
 }
 
 type auditEntry struct {
-	Time     time.Time `json:"time"`
-	TTL      int64     `json:"ttl"`
-	Kind     string    `json:"kind"`
-	Decision string    `json:"decision"`
-	IP       string    `json:"ip"`
-	Client   string    `json:"client"`
-	Actor    string    `json:"actor"`
-	Detail   string    `json:"detail"`
+	Time     time.Time         `json:"time"`
+	TTL      int64             `json:"ttl"`
+	Kind     string            `json:"kind"`
+	Decision string            `json:"decision"`
+	IP       string            `json:"ip"`
+	Client   string            `json:"client"`
+	Actor    string            `json:"actor"`
+	Detail   string            `json:"detail"`
+	Event    string            `json:"event"`
+	Labels   map[string]string `json:"labels"`
 }
 
 // hasAudit reports whether entries hold one of kind for ip with decision.

@@ -13,6 +13,7 @@ type EventSummary struct {
 	Client      netip.Addr `json:"client"`
 	Type        string     `json:"type"`
 	Ref         string     `json:"ref"`
+	Severity    string     `json:"severity,omitempty"`
 	At          time.Time  `json:"at"`
 	Received    time.Time  `json:"received"`
 	By          string     `json:"by"`
@@ -76,7 +77,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	out := eventList{Events: make([]EventSummary, len(recs)), NextCursor: next.String()}
 	for i, rec := range recs {
 		out.Events[i] = EventSummary{ID: rec.ID, Client: rec.Event.Client, Type: rec.Event.Type, Ref: rec.Event.Ref,
-			At: rec.Event.At.UTC(), Received: rec.Received.UTC(), By: rec.By, Backtracked: rec.Accepted.Backtracked,
+			Severity: rec.Event.Severity, At: rec.Event.At.UTC(), Received: rec.Received.UTC(), By: rec.By, Backtracked: rec.Accepted.Backtracked,
 			Decisions: s.eventDecisions(rec.ID)}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -46,6 +46,14 @@ type Event struct {
 	Window time.Duration // how far before At to backtrack; > 0
 	Watch  time.Duration // how long after At the client stays tagged; 0 = backtrack only
 	Ref    string        // optional external reference such as "SIEM-123"
+	// Severity is "" (not given), info, low, medium, high or critical.
+	Severity string
+	// Labels are the fields the API does not know (a SIEM's or EDR's own),
+	// kept as text within MaxLabels, MaxLabelKey and MaxLabelValue and
+	// sanitised; nil when there are none.
+	Labels map[string]string
+	// LabelsDropped counts the unknown fields beyond those bounds, not kept.
+	LabelsDropped int
 }
 
 // MarshalJSON writes durations as Go duration strings ("5m0s"), which the
@@ -58,17 +66,25 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Window string     `json:"window"`
 		Watch  string     `json:"watch"`
 		Ref    string     `json:"ref,omitempty"`
-	}{e.Client, e.Type, e.At, e.Window.String(), e.Watch.String(), e.Ref})
+		// Severity and the labels are what a sender said beyond the
+		// event itself, shown so an analyst sees the alert as it came.
+		Severity      string            `json:"severity,omitempty"`
+		Labels        map[string]string `json:"labels,omitempty"`
+		LabelsDropped int               `json:"labels_dropped,omitempty"`
+	}{e.Client, e.Type, e.At, e.Window.String(), e.Watch.String(), e.Ref, e.Severity, e.Labels, e.LabelsDropped})
 }
 
 // Accepted is the Backend's account of a submitted event.
 type Accepted struct {
-	ID          string    `json:"id"`
-	Backtracked int       `json:"backtracked"` // IPs found in the window
-	Queued      int       `json:"queued"`      // of those, sent for validation
-	Cached      int       `json:"cached"`      // of those, already with a verdict
-	Dropped     int       `json:"dropped"`     // of those, not queued (queue full)
-	TaggedUntil time.Time `json:"tagged_until,omitzero"`
+	ID          string `json:"id"`
+	Backtracked int    `json:"backtracked"` // IPs found in the window
+	Queued      int    `json:"queued"`      // of those, sent for validation
+	Cached      int    `json:"cached"`      // of those, already with a verdict
+	Dropped     int    `json:"dropped"`     // of those, not queued (queue full)
+	// LabelsDropped counts the event's unknown fields not kept as labels
+	// (see Event.Labels); the server sets it.
+	LabelsDropped int       `json:"labels_dropped,omitempty"`
+	TaggedUntil   time.Time `json:"tagged_until,omitzero"`
 	// Covered and Warning are set when the window reaches before the
 	// answers still retained: only Covered was searched.
 	Covered *Interval `json:"covered,omitempty"`
@@ -162,33 +178,35 @@ func errField(field, format string, args ...any) error {
 	return &fieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// knownFields is listed in an unknown-field error so a typo is easy to fix.
-const knownFields = "client, type, at, window, watch, ref"
-
 // eventRequest holds the raw fields so each one is parsed, and its error
 // worded, here rather than by encoding/json, whose messages name Go types.
 type eventRequest struct {
-	Client json.RawMessage `json:"client"`
-	Type   json.RawMessage `json:"type"`
-	At     json.RawMessage `json:"at"`
-	Window json.RawMessage `json:"window"`
-	Watch  json.RawMessage `json:"watch"`
-	Ref    json.RawMessage `json:"ref"`
+	Client   json.RawMessage `json:"client"`
+	Type     json.RawMessage `json:"type"`
+	At       json.RawMessage `json:"at"`
+	Window   json.RawMessage `json:"window"`
+	Watch    json.RawMessage `json:"watch"`
+	Ref      json.RawMessage `json:"ref"`
+	Severity json.RawMessage `json:"severity"`
 }
 
 // decodeEvent parses a POST body into an Event, applying d for absent
 // durations and now for an absent time. Explicit values are checked against
-// the limits; the defaults are the Backend's and are trusted. Errors are
-// *fieldError.
+// the limits; the defaults are the Backend's and are trusted. Fields it
+// does not know become labels. Errors are *fieldError.
 func decodeEvent(body []byte, d Defaults, now time.Time) (Event, error) {
 	var req eventRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return Event{}, decodeError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Event{}, errField("body", "unexpected data after the JSON object")
+	}
+	// A second pass for the unknown fields: the body is a valid object by now.
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(body, &all); err != nil {
+		return Event{}, decodeError(err)
 	}
 
 	var ev Event
@@ -211,6 +229,10 @@ func decodeEvent(body []byte, d Defaults, now time.Time) (Event, error) {
 	if ev.Ref, err = parseRef(req.Ref); err != nil {
 		return Event{}, err
 	}
+	if ev.Severity, err = parseSeverity(req.Severity); err != nil {
+		return Event{}, err
+	}
+	ev.Labels, ev.LabelsDropped = labelsOf(all)
 	return ev, nil
 }
 
@@ -228,10 +250,11 @@ func decodeError(err error) error {
 	case errors.As(err, &typ):
 		return errField("body", "must be a JSON object, not %s", typ.Value)
 	}
-	// DisallowUnknownFields reports only through the text of its error.
+	// DisallowUnknownFields (connections, the allowlist) reports only
+	// through the text of its error.
 	if quoted, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		if name, uerr := strconv.Unquote(quoted); uerr == nil {
-			return errField(name, "unknown field; the fields are %s", knownFields)
+			return errField(name, "unknown field")
 		}
 	}
 	return errField("body", "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))

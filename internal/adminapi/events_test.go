@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func TestDecodeEventValid(t *testing.T) {
 				t.Errorf("At = %v, want %v", got.At, tt.want.At)
 			}
 			got.At, tt.want.At = time.Time{}, time.Time{}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("decodeEvent = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -118,7 +119,7 @@ func TestEventMarshalJSON(t *testing.T) {
 	}
 	// What the API writes, it accepts back.
 	back, err := decodeEvent(data, testDefaults, testNow)
-	if err != nil || back != ev {
+	if err != nil || !reflect.DeepEqual(back, ev) {
 		t.Errorf("round trip = %+v, %v; want %+v", back, err, ev)
 	}
 }

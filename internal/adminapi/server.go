@@ -237,50 +237,94 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, http.StatusUnsupportedMediaType, err)
 		return
 	}
-	tooLarge := &fieldError{Field: "body", Msg: fmt.Sprintf("larger than the limit of %d bytes", s.cfg.MaxBody)}
-	if r.ContentLength > s.cfg.MaxBody {
-		writeFieldError(w, http.StatusRequestEntityTooLarge, tooLarge)
+	body, ok := s.readEventBody(w, r)
+	if !ok {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
-	if err != nil {
-		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
-			writeFieldError(w, http.StatusRequestEntityTooLarge, tooLarge)
-			return
-		}
-		writeFieldError(w, http.StatusBadRequest, errField("body", "could not be read: %v", err))
-		return
-	}
-
 	now := s.cfg.Now().Round(0) // no monotonic reading: times are stored, logged and compared across nodes
 	defaults := s.cfg.Backend.Defaults()
+	if isBatch(body) {
+		s.postBatch(w, r, body, defaults, now)
+		return
+	}
+	if int64(len(body)) > s.cfg.MaxBody {
+		writeFieldError(w, http.StatusRequestEntityTooLarge, s.tooLarge())
+		return
+	}
 	ev, err := decodeEvent(body, defaults, now)
 	if err != nil {
 		writeFieldError(w, http.StatusBadRequest, err)
 		return
 	}
-	id := s.cfg.NewID()
-	var acc Accepted
-	var found []Found
-	if err := s.durably(func() { acc, found = s.cfg.Backend.Submit(ev, id) }); err != nil {
+	answers, err := s.submitEvents(r, []Event{ev}, defaults, now)
+	if err != nil {
 		writeNotDurable(w, err)
 		return
 	}
-	acc.ID = id
-	acc.Covered, acc.Warning = coverage(ev, defaults.MaxWindow, now)
-	if found == nil {
-		found = []Found{} // "found": [] rather than null
+	w.Header().Set("Location", "/v1/events/"+answers[0].ID)
+	writeJSON(w, http.StatusAccepted, answers[0])
+}
+
+func (s *Server) tooLarge() error {
+	return errField("body", "larger than the limit of %d bytes", s.cfg.MaxBody)
+}
+
+// readEventBody reads a POST /v1/events body of up to a batch's limit; a
+// single event's smaller limit is checked once the body shows which it is.
+// It answers the request itself when it returns false.
+func (s *Server) readEventBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	limit := s.batchMaxBody()
+	tooLarge := errField("body", "larger than the limit of %d bytes (%d for a batch)", s.cfg.MaxBody, limit)
+	if r.ContentLength > limit {
+		writeFieldError(w, http.StatusRequestEntityTooLarge, tooLarge)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
+			writeFieldError(w, http.StatusRequestEntityTooLarge, tooLarge)
+			return nil, false
+		}
+		writeFieldError(w, http.StatusBadRequest, errField("body", "could not be read: %v", err))
+		return nil, false
+	}
+	return body, true
+}
+
+// submitEvents hands evs to the Backend inside one Durably, so a batch is
+// one write to disk, then stores and logs each. An error means the events
+// were taken in memory but are not on disk.
+func (s *Server) submitEvents(r *http.Request, evs []Event, defaults Defaults, now time.Time) ([]acceptedBody, error) {
+	answers := make([]acceptedBody, len(evs))
+	ids := make([]string, len(evs))
+	for i := range ids {
+		ids[i] = s.cfg.NewID()
+	}
+	err := s.durably(func() {
+		for i, ev := range evs {
+			answers[i].Accepted, answers[i].Found = s.cfg.Backend.Submit(ev, ids[i])
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	by := actorOf(r, "")
-	s.cfg.Store.Add(Record{ID: id, Event: ev, Received: now, Accepted: acc, Found: found, By: by})
-	s.cfg.Logf("events: %s: client %s type %s ref %q by %s: backtracked %d, queued %d, cached %d, dropped %d",
-		id, ev.Client, ev.Type, ev.Ref, by, acc.Backtracked, acc.Queued, acc.Cached, acc.Dropped)
-	if acc.Warning != "" {
-		s.cfg.Logf("events: %s: warning: %s", id, acc.Warning)
+	for i, ev := range evs {
+		a := &answers[i]
+		a.ID = ids[i] // whatever Submit said
+		a.Covered, a.Warning = coverage(ev, defaults.MaxWindow, now)
+		a.LabelsDropped = ev.LabelsDropped
+		if a.Found == nil {
+			a.Found = []Found{} // "found": [] rather than null
+		}
+		s.cfg.Store.Add(Record{ID: a.ID, Event: ev, Received: now, Accepted: a.Accepted, Found: a.Found, By: by})
+		s.cfg.Logf("events: %s: client %s type %s ref %q by %s: backtracked %d, queued %d, cached %d, dropped %d",
+			a.ID, ev.Client, ev.Type, ev.Ref, by, a.Backtracked, a.Queued, a.Cached, a.Dropped)
+		if a.Warning != "" {
+			s.cfg.Logf("events: %s: warning: %s", a.ID, a.Warning)
+		}
 	}
-
-	w.Header().Set("Location", "/v1/events/"+id)
-	writeJSON(w, http.StatusAccepted, acceptedBody{Accepted: acc, Found: found})
+	return answers, nil
 }
 
 // checkJSONContentType accepts application/json with no charset or UTF-8,

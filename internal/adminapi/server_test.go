@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -206,7 +207,7 @@ func TestPostEventAppliesDefaults(t *testing.T) {
 
 	got := f.backend.submissions()
 	want := Event{Client: netip.MustParseAddr("10.1.2.3"), Type: "edr.malware", At: testNow, Window: 5 * time.Minute, Watch: 30 * time.Minute}
-	if len(got) != 1 || got[0] != want {
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Fatalf("Backend got %+v, want [%+v]", got, want)
 	}
 	if f.backend.ids[0] != "ev-000000000001" {
@@ -410,10 +411,14 @@ func TestPostEventRejected(t *testing.T) {
 		{name: "watch over 7 days", body: `{"client":"10.1.2.3","type":"x","watch":"169h"}`, field: "watch", msg: "maximum of 168h"},
 		{name: "ref too long", body: `{"client":"10.1.2.3","type":"x","ref":"` + longRef + `"}`, field: "ref", msg: "at most 128"},
 		{name: "ref control character", body: `{"client":"10.1.2.3","type":"x","ref":"a\nb"}`, field: "ref", msg: "non-printable"},
-		{name: "unknown field", body: `{"client":"10.1.2.3","type":"x","clinet":"10.1.2.4"}`, field: "clinet", msg: "clinet: unknown field; the fields are client, type"},
+		{name: "severity unknown", body: `{"client":"10.1.2.3","type":"x","severity":"severe"}`, field: "severity", msg: `"severe" is not one of info, low, medium, high, critical or a number from 0 to 10`},
+		{name: "severity over 10", body: `{"client":"10.1.2.3","type":"x","severity":11}`, field: "severity", msg: "a number from 0 to 10"},
+		{name: "severity negative", body: `{"client":"10.1.2.3","type":"x","severity":"-1"}`, field: "severity", msg: "a number from 0 to 10"},
+		{name: "severity NaN", body: `{"client":"10.1.2.3","type":"x","severity":"NaN"}`, field: "severity", msg: "a number from 0 to 10"},
+		{name: "severity object", body: `{"client":"10.1.2.3","type":"x","severity":{"level":3}}`, field: "severity", msg: "a number from 0 to 10"},
 		{name: "malformed JSON", body: `{"client":"10.1.2.3",`, field: "body", msg: "malformed JSON"},
 		{name: "syntax error", body: `{"client" "10.1.2.3"}`, field: "body", msg: "malformed JSON at byte"},
-		{name: "not an object", body: `["10.1.2.3"]`, field: "body", msg: "must be a JSON object, not array"},
+		{name: "not an object", body: `"10.1.2.3"`, field: "body", msg: "must be a JSON object, not string"},
 		{name: "empty body", body: ``, field: "body", msg: "empty"},
 		{name: "trailing data", body: `{"client":"10.1.2.3","type":"x"} {}`, field: "body", msg: "unexpected data after"},
 		{name: "body too large", body: `{"client":"10.1.2.3","type":"x","ref":"` + strings.Repeat(" ", 200) + `"}`, maxBody: 128, status: http.StatusRequestEntityTooLarge, field: "body", msg: "larger than the limit of 128 bytes"},

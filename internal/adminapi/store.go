@@ -187,6 +187,24 @@ func recordSize(rec *Record) int64 {
 			n += alloc(len(name))
 		}
 	}
+	return n + labelsSize(rec.Event.Labels)
+}
+
+// labelsSize estimates a map of labels: its header, its slots (two string
+// headers each, in groups of 8 with a control word, filled to at most 7/8)
+// and its strings.
+func labelsSize(labels map[string]string) int64 {
+	if len(labels) == 0 {
+		return 0
+	}
+	slots := 8
+	for slots*7/8 < len(labels) {
+		slots *= 2
+	}
+	n := alloc(48) + alloc(slots/8*8+slots*2*int(headerSize))
+	for k, v := range labels {
+		n += alloc(len(k)) + alloc(len(v))
+	}
 	return n
 }
 

@@ -43,6 +43,7 @@ const (
 	KindFailClosed   Kind = "fail_closed"   // a DNS answer refused because its IP could not be validated
 	KindHookOK       Kind = "hook_ok"       // a hook took a change
 	KindHookFailed   Kind = "hook_failed"   // a hook gave up on a change
+	KindEvent        Kind = "event"         // a security event posted to this node
 )
 
 // Entry is one decision. Empty fields are left out of the line.
@@ -63,6 +64,9 @@ type Entry struct {
 	Actor string `json:"actor,omitempty"`
 	// Detail is free text: a sink's name and error, the action taken.
 	Detail string `json:"detail,omitempty"`
+	// Labels are an event's fields beyond its own (a SIEM's rule, host,
+	// severity score), already bounded and sanitised by the admin API.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Log is an open audit log. It is safe for concurrent use. A nil *Log

@@ -330,7 +330,8 @@ func TestPagesEscapeWhatTheyShow(t *testing.T) {
 	d.Timeline = append(d.Timeline, TimeRecord{At: stubNow, Kind: `"><b>`, Detail: xss[0]})
 	d.Events = []string{xss[2]}
 	api.events = []EventSummary{{ID: "ev-1", Client: "10.1.2.3", Type: "edr.malware", Ref: xss[0], At: stubNow}}
-	detail, _ := json.Marshal(map[string]any{"id": "ev-1", "event": map[string]any{"client": "10.1.2.3", "type": "edr.malware", "ref": xss[1]},
+	detail, _ := json.Marshal(map[string]any{"id": "ev-1", "event": map[string]any{"client": "10.1.2.3", "type": "edr.malware", "ref": xss[1],
+		"severity": xss[1], "labels": map[string]string{xss[0]: xss[1], "host": "ws-042"}},
 		"found": []map[string]any{{"ip": "45.83.0.1", "names": []string{xss[0]}, "verdict": map[string]any{"outcome": "suspicious", "reasons": []any{map[string]string{"factor": "score", "detail": xss[1]}}}}}})
 	api.details["ev-1"] = detail
 	b := newBrowser(t, serve(t, api, Config{}, false))
@@ -346,6 +347,9 @@ func TestPagesEscapeWhatTheyShow(t *testing.T) {
 		if !strings.Contains(body, "&lt;script&gt;") && !strings.Contains(body, "&lt;img") {
 			t.Errorf("%s does not show the payload as text", path)
 		}
+	}
+	if _, body := b.get("/ui/events/ev-1"); !strings.Contains(body, "host: ws-042") {
+		t.Error("the event page does not show the event's labels")
 	}
 	_, body := b.get("/ui/decisions/cip-000000000000")
 	if !strings.Contains(body, `\u202eelpmaxe.live`) {

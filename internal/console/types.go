@@ -203,6 +203,9 @@ type EventDetail struct {
 		Window string    `json:"window"`
 		Watch  string    `json:"watch"`
 		Ref    string    `json:"ref"`
+		// Severity and Labels are what the sender said beyond the event.
+		Severity string            `json:"severity"`
+		Labels   map[string]string `json:"labels"`
 	} `json:"event"`
 	Received time.Time `json:"received"`
 	Accepted struct {

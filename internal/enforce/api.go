@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
+	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
@@ -117,12 +118,25 @@ func (e *Engine) submitEvent(ev adminapi.Event, id string, origin bool, tagVersi
 		acc.Backtracked++
 		found = append(found, f)
 	}
-	e.log.Infof("event %s client=%s type=%s ref=%q at=%s window=%s backtracked=%d queued=%d cached=%d dropped=%d",
-		id, ev.Client, ev.Type, ev.Ref, ev.At.UTC().Format(time.RFC3339), ev.Window, acc.Backtracked, acc.Queued, acc.Cached, acc.Dropped)
+	e.log.Infof("event %s client=%s type=%s ref=%q severity=%s labels=%d at=%s window=%s backtracked=%d queued=%d cached=%d dropped=%d",
+		id, ev.Client, ev.Type, ev.Ref, ev.Severity, len(ev.Labels), ev.At.UTC().Format(time.RFC3339), ev.Window, acc.Backtracked, acc.Queued, acc.Cached, acc.Dropped)
+	if origin {
+		// The labels go to the audit log, not the log line: they are JSON there.
+		e.Audit(audit.Entry{Kind: audit.KindEvent, Client: AddrString(ev.Client), Event: id, Ref: ev.Ref,
+			Detail: eventDetail(ev), Labels: ev.Labels})
+	}
 	if unfollowed > 0 {
 		e.log.Warningf("event %s: %d IPs will not be retried if their validation fails: %d IPs are followed already", id, unfollowed, retryTracked)
 	}
 	return acc, found
+}
+
+// eventDetail is an event's audit detail: its type and severity.
+func eventDetail(ev adminapi.Event) string {
+	if ev.Severity == "" {
+		return "type " + ev.Type
+	}
+	return "type " + ev.Type + " severity " + ev.Severity
 }
 
 // skipSighting reports whether a window entry is not worth an API call
