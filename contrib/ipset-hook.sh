@@ -26,7 +26,6 @@ usage() {
 [ $# -ge 4 ] && [ $# -le 6 ] || usage "want 4 to 6 arguments, got $#"
 action=$1 target=$2 ttl=$3 scope=$4 client=${5-} port=${6-}
 prefix=${CIP_IPSET_PREFIX:-cip}
-IPSET=${IPSET:-ipset}
 
 # An address: v4 dotted quad or v6 hex and colons, optionally /LEN. ipset
 # checks the value itself; this only keeps anything else (options, spaces,
@@ -78,8 +77,8 @@ fi
 
 for e in $elems; do
 	if [ "$action" = block ]; then
-		"$IPSET" add -exist "$set_name" "$e" timeout "$ttl"
+		ipset add -exist "$set_name" "$e" timeout "$ttl"
 	else
-		"$IPSET" del -exist "$set_name" "$e"
+		ipset del -exist "$set_name" "$e"
 	fi
 done
