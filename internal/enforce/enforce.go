@@ -111,6 +111,9 @@ type FleetConfig struct {
 type ConnlogSpec struct {
 	Path   string
 	Format connlog.Format
+	// Alerts is the least severe IDS alert that tags its internal
+	// endpoint (connlog.ParseAlerts); 0: alert records are connections only.
+	Alerts int
 }
 
 // Logger is the engine's log; CoreDNS's plugin logger is one.
@@ -162,6 +165,7 @@ type Engine struct {
 	running    atomic.Bool
 
 	retries retryTracker // the IPs of events until they have a verdict
+	alerts  alertsSeen   // the clients of recent IDS alert events (alerts.go)
 
 	stopSweep chan struct{}
 	sweepDone sync.WaitGroup

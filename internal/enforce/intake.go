@@ -141,7 +141,8 @@ type connlogRunner struct {
 }
 
 // startConnlogs follows every configured connection log from its current
-// end: each record goes through Connection, like a POSTed one.
+// end: each record goes through Connection, like a POSTed one, and an
+// IDS alert of a connlog with alerts on through Alert, like a POSTed event.
 func (e *Engine) startConnlogs() error {
 	if len(e.cfg.Connlogs) == 0 {
 		return nil
@@ -184,7 +185,12 @@ func (e *Engine) connlogLine(spec ConnlogSpec, p *connlog.Parser) func([]byte) {
 		if t.IsZero() {
 			t = e.Now()
 		}
+		// The connection first: the alert's own destination is then in
+		// the window its event backtracks.
 		e.Connection(rec.Src, rec.Dst, rec.DPort, t)
+		if rec.Alert.Acts(spec.Alerts) {
+			e.Alert(rec, t)
+		}
 	}
 }
 

@@ -113,10 +113,11 @@ type config struct {
 	connlogs      []connlogSpec
 }
 
-// connlogSpec is a `connlog PATH FORMAT` line.
+// connlogSpec is a `connlog PATH FORMAT [alerts [SEVERITY]]` line.
 type connlogSpec struct {
 	path   string
 	format connlog.Format
+	alerts int // connlog.ParseAlerts: 0 off
 }
 
 func defaultConfig() config {

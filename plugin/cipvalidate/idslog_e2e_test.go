@@ -2,12 +2,16 @@ package cipvalidate
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // `connlog` follows Suricata's eve.json and Zeek's conn.log (TSV and JSON):
@@ -74,5 +78,86 @@ func TestE2EConnlogSuricataZeek(t *testing.T) {
 	}
 	if got := seen("10.9.9.1"); len(got) != 1 {
 		t.Errorf("10.9.9.1's window holds %v: an EVE dns record was taken for a connection", got)
+	}
+}
+
+// `connlog PATH suricata alerts`: an EVE alert record tags its internal
+// endpoint as an event does, with the signature in the tag's ref, and
+// backtracks its window: the suspicious IP the client resolved through
+// the server is validated and blocked for it. A flow record tags nothing,
+// and neither does an alert in a connlog without `alerts`.
+func TestE2EConnlogSuricataAlerts(t *testing.T) {
+	dir := t.TempDir()
+	eve, quiet := filepath.Join(dir, "eve.json"), filepath.Join(dir, "quiet.json")
+	e := startE2E(t, fmt.Sprintf("connlog %s suricata alerts 2\n        connlog %s suricata", eve, quiet))
+	e.query("127.0.0.2", "bad.example.org", dns.TypeA) // 45.83.0.21 in its window
+	if r := e.query("127.0.0.2", "bad.example.org", dns.TypeA); !slices.Equal(answerIPs(r), []string{"45.83.0.21"}) {
+		t.Fatalf("untagged client's answer changed before any alert: %v", r)
+	}
+	e.clock.Set(e.clock.Now().Add(time.Second)) // the alert comes after the answer, in EVE's microseconds
+	ts := e.clock.Now().Format("2006-01-02T15:04:05.000000-0700")
+	alert := func(src string, sev int) string {
+		return `{"timestamp":"` + ts + `","flow_id":21,"event_type":"alert","src_ip":"` + src + `","src_port":50096,"dest_ip":"45.83.0.10","dest_port":80,"proto":"TCP","alert":{"action":"allowed","gid":1,"signature_id":2018358,"rev":10,"signature":"ET HUNTING GENERIC SUSPICIOUS POST\u001b[2J","category":"Potentially Bad Traffic","severity":` + fmt.Sprint(sev) + `}}` + "\n"
+	}
+	appends := [][2]string{
+		{quiet, alert("127.0.0.4", 1)},
+		{eve, `{"timestamp":"` + ts + `","flow_id":20,"event_type":"flow","src_ip":"127.0.0.3","src_port":51234,"dest_ip":"45.83.0.10","dest_port":443,"proto":"TCP"}` + "\n" +
+			alert("127.0.0.5", 3) + // less severe than the connlog's bound
+			alert("127.0.0.2", 1)},
+	}
+	type client struct {
+		Client string `json:"client"`
+		Ref    string `json:"ref"`
+	}
+	tagged := func() map[string]string {
+		var body struct {
+			Clients []client `json:"clients"`
+		}
+		if code := e.api("GET", "/v1/clients", nil, &body); code != http.StatusOK {
+			t.Fatalf("GET /v1/clients: %d", code)
+		}
+		out := map[string]string{}
+		for _, c := range body.Clients {
+			out[c.Client] = c.Ref
+		}
+		return out
+	}
+	// The followers read what is appended once they have the files open.
+	deadline := time.Now().Add(15 * time.Second)
+	quietRead := func() bool {
+		return len(e.owner().eng.State().Window().Sightings(netip.MustParseAddr("127.0.0.4"), time.Time{}, e.clock.Now().Add(time.Minute))) > 0
+	}
+	for len(tagged()) == 0 || !quietRead() {
+		for _, a := range appends {
+			path, text := a[0], a[1]
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(text)
+			f.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("15s after the EVE alerts: tagged %v, quiet log read %v", tagged(), quietRead())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The flow and the less severe alert precede the tagging alert in its
+	// file, and the quiet file's alert is in its client's window: all read.
+	got := tagged()
+	if ref := got["127.0.0.2"]; ref != `sid:2018358 ET HUNTING GENERIC SUSPICIOUS POST?[2J` {
+		t.Errorf("127.0.0.2's tag ref = %q, want the sid and the signature, its escape made harmless", ref)
+	}
+	for _, c := range []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+		if _, ok := got[c]; ok {
+			t.Errorf("%s tagged: by a flow record, an alert in a connlog without alerts, or one less severe than the bound", c)
+		}
+	}
+	if v := e.waitVerdict("45.83.0.21"); v.Outcome != "suspicious" {
+		t.Fatalf("verdict for 45.83.0.21 = %+v, want suspicious", v)
+	}
+	e.waitBlock("45.83.0.21", "127.0.0.2")
+	if r := e.query("127.0.0.2", "bad.example.org", dns.TypeA); !slices.Equal(answerIPs(r), []string{"0.0.0.0"}) {
+		t.Errorf("tagged client's answer for bad.example.org: %v, want sinkholed", r)
 	}
 }

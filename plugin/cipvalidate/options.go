@@ -84,7 +84,7 @@ func (cfg *config) options() []option {
 		{name: "state", usage: []string{"DIR [strict]"}, min: 1, max: 2, parse: func(args []string) error { return state.ParseOption(args, &cfg.stateDir, &cfg.stateStrict) }},
 		durationOpt("history", &cfg.history, enforce.MaxHistory),
 		{name: "audit", usage: []string{"PATH|stdout"}, min: 1, max: 1, parse: func(args []string) error { cfg.auditPath = args[0]; return nil }},
-		{name: "connlog", usage: []string{"PATH FORMAT"}, min: 2, max: 2, repeatable: true, parse: cfg.parseConnlog},
+		{name: "connlog", usage: []string{"PATH FORMAT [alerts [SEVERITY]]"}, min: 2, max: 4, repeatable: true, parse: cfg.parseConnlog},
 		{name: "ports", usage: []string{"not PORT..."}, min: 2, max: -1, parse: cfg.parsePortsNot},
 		{name: "critical_ports", usage: []string{"PORT..."}, min: 1, max: -1, parse: portsInto(&cfg.criticalPorts)},
 		{name: "redis", usage: []string{"URL [prefix P] [node NAME]"}, min: 1, max: 5, parse: cfg.parseRedis},
@@ -391,7 +391,11 @@ func (cfg *config) parseConnlog(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.connlogs = append(cfg.connlogs, connlogSpec{path: path, format: f})
+	alerts, err := connlog.ParseAlerts(f, args[2:])
+	if err != nil {
+		return err
+	}
+	cfg.connlogs = append(cfg.connlogs, connlogSpec{path: path, format: f, alerts: alerts})
 	return nil
 }
 
