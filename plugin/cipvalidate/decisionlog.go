@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/logfmt"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
 
@@ -84,9 +85,8 @@ func (d *decisionLog) flush(now time.Time, every time.Duration) {
 	}
 	d.mu.Unlock()
 	for _, l := range lines {
-		log.Infof("decision %s client=%s qname=%s qtype=%s ip=%s action=%s via=%s repeated=%d since=%s",
-			l.s.decision, l.k.client, l.k.qname, typeName(l.k.qtype), l.k.ip, l.k.action, l.s.via, l.s.repeats,
-			l.s.first.UTC().Format(time.RFC3339))
+		logfmt.Decision{Decision: l.s.decision, Client: l.k.client.String(), Qname: l.k.qname, Qtype: typeName(l.k.qtype),
+			IP: l.k.ip.String(), Action: l.k.action, Via: l.s.via, Repeated: l.s.repeats, Since: l.s.first}.Log(log, pluginName)
 	}
 }
 

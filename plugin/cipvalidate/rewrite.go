@@ -10,6 +10,7 @@ import (
 
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
+	"github.com/coredns-cip/coredns-cip/internal/logfmt"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
@@ -142,8 +143,8 @@ func (c *CIPValidate) decision(ctx context.Context, client netip.Addr, req *dns.
 	q := req.Question[0]
 	k := decisionKey{client: client, ip: ip, qname: q.Name, qtype: q.Qtype, action: action}
 	if c.decisions == nil || c.decisions.first(k, v.Decision, via, now) {
-		log.Infof("decision %s client=%s qname=%s qtype=%s ip=%s action=%s via=%s scope=%s reasons=%q",
-			v.Decision, client, q.Name, typeName(q.Qtype), ip, action, via, v.Scope, v.ReasonText())
+		logfmt.Decision{Decision: v.Decision, Client: client.String(), Qname: q.Name, Qtype: typeName(q.Qtype), IP: ip.String(),
+			Action: action, Via: via, Scope: string(v.Scope), Reasons: v.ReasonList()}.Log(log, pluginName)
 	}
 	if !c.eng.State().Auditing() {
 		return // skip building the entry
