@@ -67,6 +67,7 @@ type serverOptions struct {
 	stateDir string
 	command  []string // a command (and arguments) that runs the binary and its arguments
 	root     string
+	flags    []string // more flags of the binary, before -conf
 }
 
 // cipServer is a coredns-cip process serving the test zone with cipvalidate,
@@ -84,6 +85,7 @@ type cipServer struct {
 
 	metricsURL string
 	command    []string
+	flags      []string
 	root       string
 
 	cmd  *exec.Cmd
@@ -104,6 +106,7 @@ func startCIPServer(t *testing.T, opts serverOptions) *cipServer {
 		token:    opts.token,
 		command:  opts.command,
 		root:     opts.root,
+		flags:    opts.flags,
 		// No keep-alive: a connection must not outlive the process it went to.
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
 	}
@@ -163,7 +166,7 @@ func (s *cipServer) start() {
 	t := s.t
 	t.Helper()
 	s.out = &syncBuffer{}
-	args := append(slices.Clone(s.command), binPath, "-conf", s.conf)
+	args := append(append(slices.Clone(s.command), binPath), append(slices.Clone(s.flags), "-conf", s.conf)...)
 	s.cmd = exec.Command(args[0], args[1:]...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
