@@ -261,14 +261,19 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*authToke
 }
 
 // bearer is r's token: the Authorization header's, else, for the EDL
-// only, ?token= (firewalls that poll it, Palo Alto EDL and FortiGate
-// threat feeds, cannot send a header).
+// only, HTTP basic auth's password or ?token= (firewalls that poll it,
+// Palo Alto EDL and FortiGate threat feeds, cannot send a bearer header;
+// both can send a username and password, which stay out of URLs and
+// proxy logs). The basic auth username is not checked.
 func bearer(r *http.Request) (secret string, inQuery bool) {
 	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if tok = strings.TrimSpace(tok); strings.EqualFold(scheme, "Bearer") && tok != "" {
 		return tok, false
 	}
 	if r.URL.Path == edlPath {
+		if _, pw, ok := r.BasicAuth(); ok && pw != "" {
+			return pw, false
+		}
 		if tok := r.URL.Query().Get("token"); tok != "" {
 			return tok, true
 		}

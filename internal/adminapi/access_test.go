@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -139,6 +140,15 @@ func TestEDLQueryTokenIsReadOnly(t *testing.T) {
 			}
 		}
 	}
+	// Basic auth (the firewalls' username and password): the token is the
+	// password, whatever the username; on the EDL only.
+	basic := func(user, pw string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
+	}
+	wantStatus(t, f.do("GET", "/v1/blocklist.txt", "", "Authorization", basic("paloalto", readToken)), 200)
+	wantStatus(t, f.do("GET", "/v1/blocklist.txt", "", "Authorization", basic("", readToken)), 200)
+	wantStatus(t, f.do("GET", "/v1/blocklist.txt", "", "Authorization", basic("fortigate", "wrong")), http.StatusUnauthorized)
+	wantStatus(t, f.do("GET", "/v1/blocks", "", "Authorization", basic("x", readToken)), http.StatusUnauthorized)
 	// The operator token still reads the EDL with a header.
 	wantStatus(t, f.do("GET", "/v1/blocklist.txt", ""), 200)
 	logs := f.logs.all()
