@@ -2,12 +2,16 @@ package enforce_test
 
 import (
 	"fmt"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
+	"github.com/coredns-cip/coredns-cip/internal/validate"
 )
 
 func TestParseWebhookHook(t *testing.T) {
@@ -74,6 +78,10 @@ func TestParseWebhookHookErrors(t *testing.T) {
 		{[]string{"webhook", u, "template", filepath.Join(dir, "none.tmpl")}, "webhook template: open " + filepath.Join(dir, "none.tmpl")},
 		{[]string{"webhook", u, "template", badTmpl}, badTmpl + ":2:"},
 		{[]string{"webhook", u, "template", badTmpl, "template", badTmpl}, "template given twice"},
+		{[]string{"webhook", u, "on"}, "webhook: on needs block, unblock or allow"},
+		{[]string{"webhook", u, "on", "blocks"}, "webhook: on needs block, unblock or allow"},
+		{[]string{"webhook", u, "on", "block", "on", "allow"}, "webhook: on given twice"},
+		{[]string{"webhook", u, "scope", "all"}, `scope "all": everyone or tagged`},
 	} {
 		_, err := enforce.ParseWebhookHook(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -83,5 +91,51 @@ func TestParseWebhookHookErrors(t *testing.T) {
 		if strings.Contains(err.Error(), "tok3n") {
 			t.Errorf("%q: error %q shows a header value", tc.args, err)
 		}
+	}
+}
+
+// A webhook with an on filter notifies as a chat hook does: told of the
+// block once, nothing of what the filter drops, and nothing again at a
+// restart, while the enforcing webhook gets the block again.
+func TestFilteredWebhookIsNotToldAgainAtARestart(t *testing.T) {
+	f := newFixture(t)
+	rcv := &chatReceiver{}
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	tmpl := filepath.Join(t.TempDir(), "t.tmpl")
+	if err := os.WriteFile(tmpl, []byte(`{{range .Changes}}{"action": {{json .Action}}, "ip": {{json .IP}}}{{end}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"webhook", srv.URL + "/soar", "template", tmpl, "on", "block", "header", "X-Key", "k"}
+	notify, err := enforce.ParseWebhookHook(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !notify.Notifies() {
+		t.Fatal("a webhook with on does not notify")
+	}
+	hooks := []enforce.HookSpec{f.webhook(f.url, "webhook test"), notify}
+	client := netip.MustParseAddr("10.1.2.3")
+
+	e := f.startHooked(t.Name(), hooks...)
+	e.Decide(f.suspicious("45.83.0.30"), validate.Job{IP: netip.MustParseAddr("45.83.0.30"), Client: client})
+	f.hook.waitFor(t, "block 45.83.0.30")
+	waitUntil(t, "the notification", func() bool { return len(rcv.posted()) == 1 })
+	if got := rcv.posted()[0]; got != `{"action": "block", "ip": "45.83.0.30"}` {
+		t.Errorf("notification %s", got)
+	}
+	e.Stop()
+
+	e = f.startHooked(t.Name(), hooks...)
+	defer e.Stop()
+	f.hook.waitFor(t, "block 45.83.0.30", "block 45.83.0.30 cipvalidate")
+	e.Reconcile()
+	if _, err := e.API().Allow(adminapi.AllowRequest{Value: "45.83.0.30", Reason: "vendor", Actor: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	f.hook.waitFor(t, "unblock 45.83.0.30 bob")
+	flush(t, e)
+	if got := rcv.posted(); len(got) != 1 {
+		t.Fatalf("filtered webhook got %d posts, want only the first block:\n%s", len(got), strings.Join(got, "\n"))
 	}
 }

@@ -301,7 +301,7 @@ func keyValues(args []string, what string, keywords ...keyword) error {
 //
 //	hook nftables FAMILY TABLE SET4 SET6 [create] [scoped]
 //	hook exec PATH ARGS...
-//	hook webhook URL [header NAME VALUE]... [header_file NAME PATH]... [template FILE] [secret_file PATH]
+//	hook webhook URL [header NAME VALUE]... [header_file NAME PATH]... [template FILE] [secret_file PATH] [on ACTION...] [scope S]
 //	hook slack|teams URL|url_file PATH [on ACTION...] [scope S] [digest D] [console_url URL]
 func parseHook(args []string) (enforce.HookSpec, error) {
 	if len(args) == 0 {
