@@ -39,7 +39,7 @@ func (e *Engine) startControlPlane() {
 		if h.Webhook != nil {
 			hosts = append(hosts, [2]string{hostOnly(h.Webhook.Host()), "webhook " + hostOnly(h.Webhook.Host())})
 		}
-		if u, err := url.Parse(h.Chat.URL); err == nil && h.Notifies() {
+		if u, err := url.Parse(h.Chat.URL); err == nil && h.Chat.URL != "" {
 			hosts = append(hosts, [2]string{u.Hostname(), string(h.Kind) + " " + u.Hostname()})
 		}
 	}

@@ -28,8 +28,11 @@ const (
 	HookTeams HookKind = "teams"
 )
 
-// Notifies reports whether h tells people rather than enforcing.
-func (h HookSpec) Notifies() bool { return h.Kind == HookSlack || h.Kind == HookTeams }
+// Notifies reports whether h tells people rather than enforcing: a chat
+// hook, or a webhook with on/scope filters.
+func (h HookSpec) Notifies() bool {
+	return h.Kind == HookSlack || h.Kind == HookTeams || h.WebhookNotify != nil
+}
 
 // HookSpec is a parsed `hook` line; its sink is built when the engine
 // starts (an nftables hook connects to the kernel then).
@@ -41,6 +44,10 @@ type HookSpec struct {
 	Webhook *sink.Webhook   // webhook
 	Chat    sink.ChatConfig // slack, teams: a Chat is built per engine
 	Line    string          // the line's arguments, for messages
+
+	// WebhookNotify is Webhook with on/scope filters (a notification
+	// hook), or nil.
+	WebhookNotify *sink.NotifyingWebhook
 }
 
 // ParseNFTablesHook reads the arguments of a line
@@ -185,6 +192,9 @@ func (h HookSpec) build() (sink.Sink, func(), error) {
 	case HookExec:
 		return h.Exec, nil, nil
 	case HookWebhook:
+		if h.WebhookNotify != nil {
+			return h.WebhookNotify, nil, nil
+		}
 		return h.Webhook, nil, nil
 	case HookSlack, HookTeams:
 		c, err := sink.NewChat(h.Chat)

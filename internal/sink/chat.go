@@ -80,10 +80,10 @@ func LoadChatURL(path string) (string, error) {
 // the Dispatcher; a failed summary is kept (its list bounded) for the next
 // one. Close sends what a summary still holds.
 type Chat struct {
-	cfg  ChatConfig
-	host string
-	on   map[Action]bool
-	post *Webhook // the POST, its errors and its redaction
+	cfg    ChatConfig
+	host   string
+	filter changeFilter
+	post   *Webhook // the POST, its errors and its redaction
 
 	mu         sync.Mutex
 	quietUntil time.Time // the end of the Digest opened by the last message
@@ -114,17 +114,8 @@ func NewChat(cfg ChatConfig) (*Chat, error) {
 		cfg.ConsoleURL = strings.TrimRight(cfg.ConsoleURL, "/")
 	}
 	c := &Chat{cfg: cfg, host: post.Host(), post: post, closing: make(chan struct{})}
-	if len(cfg.On) > 0 {
-		c.on = make(map[Action]bool)
-		for _, a := range cfg.On {
-			if a != Block && a != Unblock && a != Allow {
-				return nil, fmt.Errorf("on %q: block, unblock or allow", a)
-			}
-			c.on[a] = true
-		}
-	}
-	if cfg.Scope != "" && cfg.Scope != ScopeEveryone && cfg.Scope != ScopeTagged {
-		return nil, fmt.Errorf("scope %q: everyone or tagged", cfg.Scope)
+	if c.filter, err = newChangeFilter(cfg.On, cfg.Scope); err != nil {
+		return nil, err
 	}
 	if c.cfg.Digest <= 0 {
 		c.cfg.Digest = DefaultDigest
@@ -163,10 +154,7 @@ func notice(ch Change) Action {
 
 // Wants reports whether ch passes the on and scope filters.
 func (c *Chat) Wants(ch Change) bool {
-	if c.on != nil && !c.on[notice(ch)] {
-		return false
-	}
-	return c.cfg.Scope == "" || ch.EffectiveScope() == c.cfg.Scope
+	return c.filter.wants(ch)
 }
 
 // Apply posts the first wanted change at once if no message went in the

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,11 @@ var ErrRejected = errors.New("rejected by the receiver")
 type WebhookOptions struct {
 	Timeout time.Duration // per POST; default 10s
 	Client  *http.Client  // default: a client of its own on http.DefaultTransport
+	// Headers are added to every request, after Content-Type (which one
+	// may override); see CheckWebhookHeader.
+	Headers []WebhookHeader
+	// Template renders the body instead of {"changes": [...]}.
+	Template *WebhookTemplate
 }
 
 // Webhook is a Sink that POSTs each batch as one JSON document:
@@ -69,13 +75,19 @@ type WebhookOptions struct {
 // 408, 429, 5xx and transport errors are worth retrying; other 4xx wrap
 // ErrRejected. The Dispatcher retries both, so the receiver must tolerate
 // repeats (the decision id identifies a change). Errors never contain the
-// secret, nor the URL's path or query, which often carry a token.
+// secret, a header's value, nor the URL's path or query, which often carry
+// a token.
+//
+// With a Template the body is what it renders (WebhookData), and Headers
+// are added to each request (Splunk HEC's Authorization: Splunk TOKEN).
 type Webhook struct {
-	url     string
-	host    string
-	secret  []byte
-	timeout time.Duration
-	client  *http.Client
+	url      string
+	host     string
+	secret   []byte
+	timeout  time.Duration
+	client   *http.Client
+	headers  []WebhookHeader
+	template *WebhookTemplate
 }
 
 // NewWebhook returns a Webhook posting to rawURL, an http or https URL
@@ -96,11 +108,18 @@ func NewWebhook(rawURL string, secret []byte, opts WebhookOptions) (*Webhook, er
 		return nil, fmt.Errorf("sink webhook: %q: no host", redact(u))
 	}
 	w := &Webhook{
-		url:     u.String(),
-		host:    u.Host,
-		secret:  bytes.Clone(secret),
-		timeout: opts.Timeout,
-		client:  opts.Client,
+		url:      u.String(),
+		host:     u.Host,
+		secret:   bytes.Clone(secret),
+		timeout:  opts.Timeout,
+		client:   opts.Client,
+		headers:  slices.Clone(opts.Headers),
+		template: opts.Template,
+	}
+	for _, h := range w.headers {
+		if err := CheckWebhookHeader(h); err != nil {
+			return nil, fmt.Errorf("sink webhook: %w", err)
+		}
 	}
 	if w.timeout <= 0 {
 		w.timeout = DefaultWebhookTimeout
@@ -164,7 +183,13 @@ func (w *Webhook) Apply(ctx context.Context, batch []Change) error {
 		return nil
 	}
 	now := time.Now()
-	body, err := webhookBody(batch, now)
+	var body []byte
+	var err error
+	if w.template != nil {
+		body, err = w.template.render(batch, now)
+	} else {
+		body, err = webhookBody(batch, now)
+	}
 	if err != nil {
 		return fmt.Errorf("sink %s: %w", w.Name(), err)
 	}
@@ -182,6 +207,9 @@ func (w *Webhook) postBody(ctx context.Context, name string, body []byte, now ti
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "coredns-cip")
+	for _, h := range w.headers {
+		req.Header.Set(h.Name, h.Value)
+	}
 	if len(w.secret) > 0 {
 		ts := strconv.FormatInt(now.Unix(), 10)
 		req.Header.Set("X-CIP-Timestamp", ts)

@@ -301,7 +301,7 @@ func keyValues(args []string, what string, keywords ...keyword) error {
 //
 //	hook nftables FAMILY TABLE SET4 SET6 [create] [scoped]
 //	hook exec PATH ARGS...
-//	hook webhook URL [secret_file PATH]
+//	hook webhook URL [header NAME VALUE]... [header_file NAME PATH]... [template FILE] [secret_file PATH] [on ACTION...] [scope S]
 //	hook slack|teams URL|url_file PATH [on ACTION...] [scope S] [digest D] [console_url URL]
 func parseHook(args []string) (enforce.HookSpec, error) {
 	if len(args) == 0 {
@@ -323,27 +323,7 @@ func parseHook(args []string) (enforce.HookSpec, error) {
 		}
 		h.Exec = e
 	case "webhook":
-		const syntax = "syntax is hook webhook URL [secret_file PATH]"
-		if len(args) < 2 {
-			return h, errors.New(syntax)
-		}
-		var secret []byte
-		err := keyValues(args[2:], "argument", keyword{key: "secret_file", values: 1, set: func(v []string) (err error) {
-			secret, err = sink.LoadSecret(v[0])
-			return err
-		}})
-		var shape syntaxError
-		if errors.As(err, &shape) {
-			return h, fmt.Errorf("webhook: %v; %s", err, syntax)
-		}
-		if err != nil {
-			return h, err
-		}
-		wh, err := sink.NewWebhook(args[1], secret, sink.WebhookOptions{})
-		if err != nil {
-			return h, err
-		}
-		h.Webhook = wh
+		return enforce.ParseWebhookHook(args)
 	default:
 		return h, fmt.Errorf("unknown kind %q: nftables, exec, webhook, slack or teams", args[0])
 	}

@@ -77,7 +77,7 @@ func (cfg *config) options() []option {
 		{name: "hook", usage: []string{
 			"nftables FAMILY TABLE SET4 SET6 [create] [scoped] [netns NAME]",
 			"exec PATH ARGS...",
-			"webhook URL [secret_file PATH]",
+			"webhook URL [header NAME VALUE]... [header_file NAME PATH]... [template FILE] [secret_file PATH] [on block|unblock|allow...] [scope everyone|tagged]",
 			"slack|teams URL|url_file PATH [on block|unblock|allow...] [scope everyone|tagged] [digest DURATION] [console_url URL]",
 		}, min: 0, max: -1, repeatable: true, parse: cfg.parseHookLine}, // parseHook says what a bare hook lacks
 		{name: "reconcile", usage: []string{"DURATION"}, min: 1, max: 1, parse: func(a []string) (err error) { cfg.reconcile, err = enforce.ParseReconcile(a[0]); return err }},
@@ -377,7 +377,9 @@ func (cfg *config) parseHookLine(args []string) error {
 	if err != nil {
 		return err
 	}
-	h.Line = strings.Join(args, " ")
+	if h.Line == "" { // a webhook's line hides its header values
+		h.Line = strings.Join(args, " ")
+	}
 	cfg.hooks = append(cfg.hooks, h)
 	return nil
 }
