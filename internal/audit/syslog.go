@@ -37,6 +37,10 @@ const (
 	writeTimeout   = 5 * time.Second
 )
 
+// syslogBackoff bounds the wait between reconnection attempts: doubling
+// from the first to the second. Tests shorten it.
+var syslogBackoff = [2]time.Duration{100 * time.Millisecond, 30 * time.Second}
+
 // SyslogSpec is one syslog destination.
 type SyslogSpec struct {
 	URL    string // udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT
@@ -62,7 +66,6 @@ type syslogDest struct {
 	taken     atomic.Uint64 // dropped, when Dropped last looked
 	sent      atomic.Uint64
 
-	// backoff bounds between reconnection attempts; tests shorten them.
 	minBackoff, maxBackoff time.Duration
 }
 
@@ -91,7 +94,7 @@ func newSyslogDest(spec SyslogSpec, meta Meta) (*syslogDest, error) {
 	}
 	d := &syslogDest{spec: spec, network: network, addr: addr, meta: meta, procID: strconv.Itoa(os.Getpid()),
 		frames: make(chan []byte, SyslogBuffer), done: make(chan struct{}),
-		minBackoff: 100 * time.Millisecond, maxBackoff: 30 * time.Second}
+		minBackoff: syslogBackoff[0], maxBackoff: syslogBackoff[1]}
 	if d.spec.Format == "" {
 		d.spec.Format = FormatJSON
 	}
