@@ -162,7 +162,7 @@ var (
 var collectors = []prometheus.Collector{
 	answersInspected, ipsRecorded, ipsSubmitted, windowEvicted, windowEvictedProtected, windowEntries, apiCalls, apiLatency,
 	cacheLookups, verdictsTotal, rewrittenTotal, queueDepth, taggedClients, blocksTotal, blocksActive,
-	hookChanges, hookPending, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, eventsTotal,
+	hookChanges, hookPending, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, auditDropped, eventsTotal,
 	stateWritable, stateWriteErrors,
 }
 
