@@ -258,17 +258,15 @@ func CEF(e Entry, m Meta) string {
 		b.WriteString(cefHeader(h))
 		b.WriteByte('|')
 	}
-	ext := [][2]string{{"rt", strconv.FormatInt(e.Time.UnixMilli(), 10)}, {"act", string(e.Kind)}, {"outcome", outcome(e.Kind)}}
 	addr, other := target(e.IP)
-	for _, kv := range [][2]string{
+	ext := [][2]string{
+		{"rt", strconv.FormatInt(e.Time.UnixMilli(), 10)}, {"act", string(e.Kind)}, {"outcome", outcome(e.Kind)},
 		{"src", e.Client}, {"dst", addr}, {"dhost", e.Qname}, {"suser", e.Actor}, {"msg", e.Detail}, {"dvchost", m.Host},
 		{"reason", reason(e)}, {"externalId", e.Event},
 		{"cs1Label", "decision"}, {"cs1", e.Decision},
 		{"cs2Label", "target"}, {"cs2", other},
 		{"cs3Label", "ref"}, {"cs3", e.Ref},
 		{"cs4Label", "labels"}, {"cs4", cefLabels(e.Labels)},
-	} {
-		ext = append(ext, kv)
 	}
 	if e.TTL > 0 {
 		ext = append(ext, [2]string{"cn1Label", "ttl"}, [2]string{"cn1", strconv.FormatInt(e.TTL, 10)})

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -60,6 +61,8 @@ type syslogDest struct {
 
 	frames    chan []byte
 	done      chan struct{}
+	ctx       context.Context // cancelled by close, so a dial in progress ends
+	cancel    context.CancelFunc
 	stopped   sync.WaitGroup
 	closeOnce sync.Once
 	dropped   atomic.Uint64
@@ -115,6 +118,7 @@ func newSyslogDest(spec SyslogSpec, meta Meta) (*syslogDest, error) {
 			}
 		}
 	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.stopped.Add(1)
 	go d.run()
 	return d, nil
@@ -231,9 +235,9 @@ func (d *syslogDest) run() {
 func (d *syslogDest) dial() (net.Conn, error) {
 	dl := &net.Dialer{Timeout: dialTimeout}
 	if d.tls != nil {
-		return tls.DialWithDialer(dl, "tcp", d.addr, d.tls)
+		return (&tls.Dialer{NetDialer: dl, Config: d.tls}).DialContext(d.ctx, "tcp", d.addr)
 	}
-	return dl.Dial(d.network, d.addr)
+	return dl.DialContext(d.ctx, d.network, d.addr)
 }
 
 // write frames f for the transport: one datagram over UDP, RFC 6587 /
@@ -275,6 +279,6 @@ func (d *syslogDest) sleep(t time.Duration) bool {
 
 // close stops the sender; frames still buffered are not sent.
 func (d *syslogDest) close() {
-	d.closeOnce.Do(func() { close(d.done) })
+	d.closeOnce.Do(func() { d.cancel(); close(d.done) })
 	d.stopped.Wait()
 }
