@@ -1,6 +1,9 @@
-// Package audit writes one JSON line per decision coredns-cip takes — a
+// Package audit writes one line per decision coredns-cip takes — a
 // verdict, a block, an allowlist entry, a rewrite, a hook's outcome — to a
-// file or to standard output, for operators and log shippers.
+// file or to standard output, and to syslog receivers, for operators, log
+// shippers and SIEMs. Lines are the plugin's own JSON (the default), Elastic
+// Common Schema JSON or ArcSight CEF (format.go); syslog destinations are
+// asynchronous and never make a caller wait (syslog.go).
 //
 // Each line goes out in a single write(2) on a file opened with O_APPEND,
 // so lines from concurrent writers, even other processes, never interleave,
@@ -85,19 +88,45 @@ type Log struct {
 	enc    *json.Encoder
 
 	errors atomic.Uint64
+
+	format Format // of the file
+	meta   Meta
+	dests  []*syslogDest
+	noFile bool // syslog destinations only
 }
 
 // Open opens the audit log at path, appending to it and creating it with
 // mode 0600 (entries name clients). The path "-" or "stdout" means
 // standard output, which is never rotated nor closed.
 func Open(path string) (*Log, error) {
-	if path == "-" || path == "stdout" {
-		return newLog(os.Stdout), nil
+	return OpenSpec(Spec{Path: path})
+}
+
+// OpenSpec opens the file s names, if any, in its format, and starts a
+// sender for each syslog destination.
+func OpenSpec(s Spec) (*Log, error) {
+	var l *Log
+	switch s.Path {
+	case "-", "stdout":
+		l = newLog(os.Stdout)
+	case "":
+		l = newLog(nil)
+		l.noFile = true
+	default:
+		l = newLog(nil)
+		l.path = s.Path
+		if err := l.open(); err != nil {
+			return nil, err
+		}
 	}
-	l := newLog(nil)
-	l.path = path
-	if err := l.open(); err != nil {
-		return nil, err
+	l.format, l.meta = s.format(), DefaultMeta()
+	for _, ds := range s.Syslog {
+		d, err := newSyslogDest(ds, l.meta)
+		if err != nil {
+			_ = l.Close()
+			return nil, err
+		}
+		l.dests = append(l.dests, d)
 	}
 	return l, nil
 }
@@ -152,6 +181,16 @@ func (l *Log) Write(e Entry) {
 	if l == nil {
 		return
 	}
+	if e.Time.IsZero() {
+		e.Time = l.now()
+	}
+	e.Time = e.Time.UTC()
+	for _, d := range l.dests {
+		d.send(e)
+	}
+	if l.noFile {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.write(e); err != nil {
@@ -168,12 +207,15 @@ func (l *Log) write(e Entry) error {
 			return err
 		}
 	}
-	if e.Time.IsZero() {
-		e.Time = l.now()
-	}
-	e.Time = e.Time.UTC()
 	l.buf.Reset()
-	if err := l.enc.Encode(e); err != nil { // Encode ends the line with '\n'
+	if l.format != FormatJSON {
+		line, err := Encode(l.format, e, l.meta)
+		if err != nil {
+			return err
+		}
+		l.buf.Write(line)
+		l.buf.WriteByte('\n')
+	} else if err := l.enc.Encode(e); err != nil { // Encode ends the line with '\n'
 		return err
 	}
 	if _, err := l.w.Write(l.buf.Bytes()); err != nil {
@@ -183,6 +225,21 @@ func (l *Log) write(e Entry) error {
 		return err
 	}
 	return nil
+}
+
+// Dropped returns, for each syslog destination, how many entries were
+// dropped since the previous call: the buffer was full or the receiver
+// could not be reached. It is empty without syslog destinations.
+func (l *Log) Dropped() map[string]uint64 {
+	if l == nil || len(l.dests) == 0 {
+		return nil
+	}
+	out := make(map[string]uint64, len(l.dests))
+	for _, d := range l.dests {
+		total := d.dropped.Load()
+		out[d.spec.URL] = total - d.taken.Swap(total)
+	}
+	return out
 }
 
 // Errors returns how many entries could not be written.
@@ -213,6 +270,9 @@ func (l *Log) Reopen() error {
 func (l *Log) Close() error {
 	if l == nil {
 		return nil
+	}
+	for _, d := range l.dests {
+		d.close()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
@@ -72,6 +73,9 @@ type Config struct {
 	StateDir    string // "" keeps state in memory only
 	StateStrict bool   // refuse to start on an empty or corrupt state file
 	AuditPath   string // "" none, "stdout", or a file
+	// Audit is the audit file's format and the syslog destinations; its
+	// Path is ignored for AuditPath.
+	Audit audit.Spec
 	// Reconcile is how often the hooks are checked against the live
 	// blocks; 0: DefaultReconcile.
 	Reconcile time.Duration
@@ -434,6 +438,7 @@ func (e *Engine) Sweep(now time.Time) {
 	s.EventsBytes = st.events.Bytes()
 	if st.audit != nil {
 		s.Auditing, s.AuditErrors = true, grew(&r.auditErrors, st.audit.Errors())
+		s.AuditDropped = st.audit.Dropped()
 	}
 	if w := st.writer; w != nil {
 		s.Stateful, s.StateWritable = true, w.Err() == nil

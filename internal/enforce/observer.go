@@ -79,16 +79,19 @@ type Stats struct {
 	EventsBytes            int64  // the event store's estimated size
 	Auditing               bool   // an audit log is open: AuditErrors means something
 	AuditErrors            uint64 // audit entries that could not be written, since the previous sweep
-	Tagged                 int
-	BlocksActive           int
-	QueueHigh              int
-	QueueLow               int
-	Stateful               bool   // a state directory is open: StateWritable and StateWriteErrors mean something
-	StateWritable          bool   // the last commit to the state directory succeeded
-	StateWriteErrors       uint64 // failed commits since the previous sweep
-	Fleet                  bool   // a fleet is configured: FleetUp and FleetErrors mean something
-	FleetUp                bool
-	FleetErrors            uint64 // since the previous sweep
+	// AuditDropped is, per syslog destination URL, the audit entries
+	// dropped since the previous sweep (buffer full or receiver down).
+	AuditDropped     map[string]uint64
+	Tagged           int
+	BlocksActive     int
+	QueueHigh        int
+	QueueLow         int
+	Stateful         bool   // a state directory is open: StateWritable and StateWriteErrors mean something
+	StateWritable    bool   // the last commit to the state directory succeeded
+	StateWriteErrors uint64 // failed commits since the previous sweep
+	Fleet            bool   // a fleet is configured: FleetUp and FleetErrors mean something
+	FleetUp          bool
+	FleetErrors      uint64 // since the previous sweep
 	// HookPending is the changes queued per hook (by sink name): waiting,
 	// being applied or retried; nil without hooks.
 	HookPending map[string]int

@@ -53,7 +53,7 @@ type State struct {
 	store     *state.Store  // nil without a state directory
 	writer    *state.Writer // batches the store's writes off the DNS path
 	recordMu  sync.Mutex    // see record
-	auditPath string
+	auditSpec audit.Spec
 	audit     *audit.Log // nil without an audit log
 
 	fleetURL string
@@ -124,7 +124,9 @@ func Acquire(key string, cfg Config, log Logger) (*State, error) {
 	if err := st.openStore(cfg.StateDir, cfg.StateStrict, log); err != nil {
 		return nil, err
 	}
-	if err := st.openAudit(cfg.AuditPath); err != nil {
+	spec := cfg.Audit
+	spec.Path = cfg.AuditPath
+	if err := st.openAudit(spec); err != nil {
 		return nil, err
 	}
 	if err := st.openFleet(cfg.Redis, log); err != nil {
@@ -218,22 +220,22 @@ func (st *State) closeStore(log Logger) {
 	st.store, st.writer, st.stateDir = nil, nil, ""
 }
 
-func (st *State) openAudit(path string) error {
-	if path == st.auditPath {
+func (st *State) openAudit(spec audit.Spec) error {
+	if spec.Equal(st.auditSpec) {
 		return nil
 	}
 	if st.audit != nil {
 		st.audit.Close()
-		st.audit, st.auditPath = nil, ""
+		st.audit, st.auditSpec = nil, audit.Spec{}
 	}
-	if path == "" {
+	if spec.Empty() {
 		return nil
 	}
-	l, err := audit.Open(path)
+	l, err := audit.OpenSpec(spec)
 	if err != nil {
 		return err
 	}
-	st.audit, st.auditPath = l, path
+	st.audit, st.auditSpec = l, spec
 	return nil
 }
 

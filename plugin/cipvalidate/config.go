@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
+	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
@@ -103,6 +104,7 @@ type config struct {
 	history     time.Duration // 0: enforce.DefaultHistory
 	stateStrict bool          // refuse to start on an empty or corrupt state file
 	auditPath   string        // "" none, "stdout", or a file
+	audit       audit.Spec    // the file's format, syslog destinations
 
 	redisURL    string // "" = a single node
 	redisPrefix string

@@ -17,7 +17,7 @@ func (cfg *config) engineConfig() enforce.Config {
 		TagNets: cfg.tagNets, AfterHours: cfg.afterHours,
 		CacheSize: cfg.cacheSize, TTLs: cfg.ttls,
 		Exclude: cfg.exclude, AllowNets: cfg.allowNets, AllowDomains: cfg.allowDomains, StaticAllow: cfg.staticAllow,
-		Shared: cfg.shared, BlockPolicy: cfg.blockPolicy, Hooks: cfg.hooks, Reconcile: cfg.reconcile, StateDir: cfg.stateDir, StateStrict: cfg.stateStrict, AuditPath: cfg.auditPath, History: cfg.history,
+		Shared: cfg.shared, BlockPolicy: cfg.blockPolicy, Hooks: cfg.hooks, Reconcile: cfg.reconcile, StateDir: cfg.stateDir, StateStrict: cfg.stateStrict, AuditPath: cfg.auditPath, Audit: cfg.audit, History: cfg.history,
 		Redis:    enforce.FleetConfig{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Node: cfg.redisNode},
 		PortsNot: cfg.portsNot, CriticalPorts: cfg.criticalPorts, Connlogs: connlogs,
 		Log:      log,

@@ -138,6 +138,10 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "audit_errors_total",
 		Help: "Audit log entries that could not be written; only with an audit log.",
 	}, nil)
+	auditDropped = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "audit_dropped_total",
+		Help: "Audit entries dropped for a syslog destination (buffer full or receiver down).",
+	}, []string{"dest"})
 	// stateWritable and stateWriteErrors: vectors without labels, exported only with state.
 	stateWritable = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "state_writable",
@@ -158,7 +162,7 @@ var (
 var collectors = []prometheus.Collector{
 	answersInspected, ipsRecorded, ipsSubmitted, windowEvicted, windowEvictedProtected, windowEntries, apiCalls, apiLatency,
 	cacheLookups, verdictsTotal, rewrittenTotal, queueDepth, taggedClients, blocksTotal, blocksActive,
-	hookChanges, hookPending, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, eventsTotal,
+	hookChanges, hookPending, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, auditDropped, eventsTotal,
 	stateWritable, stateWriteErrors,
 }
 
@@ -252,6 +256,9 @@ func (o observer) Swept(s enforce.Stats) {
 	}
 	if s.Auditing {
 		auditErrors.WithLabelValues().Add(float64(s.AuditErrors))
+		for dest, n := range s.AuditDropped {
+			auditDropped.WithLabelValues(dest).Add(float64(n))
+		}
 	}
 	if s.Stateful {
 		stateWritable.WithLabelValues().Set(b2f(s.StateWritable))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
+	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
@@ -83,7 +84,11 @@ func (cfg *config) options() []option {
 		{name: "reconcile", usage: []string{"DURATION"}, min: 1, max: 1, parse: func(a []string) (err error) { cfg.reconcile, err = enforce.ParseReconcile(a[0]); return err }},
 		{name: "state", usage: []string{"DIR [strict]"}, min: 1, max: 2, parse: func(args []string) error { return state.ParseOption(args, &cfg.stateDir, &cfg.stateStrict) }},
 		durationOpt("history", &cfg.history, enforce.MaxHistory),
-		{name: "audit", usage: []string{"PATH|stdout"}, min: 1, max: 1, parse: func(args []string) error { cfg.auditPath = args[0]; return nil }},
+		{name: "audit", usage: []string{"PATH|stdout [format json|ecs|cef]", "syslog udp|tcp|tls://HOST:PORT [format json|ecs|cef] [ca FILE] [app NAME]"}, min: 1, max: 8, repeatable: true, parse: func(a []string) error {
+			err := audit.ParseOption(a, &cfg.audit)
+			cfg.auditPath = cfg.audit.Path
+			return err
+		}},
 		{name: "connlog", usage: []string{"PATH FORMAT [alerts [SEVERITY]]"}, min: 2, max: 4, repeatable: true, parse: cfg.parseConnlog},
 		{name: "ports", usage: []string{"not PORT..."}, min: 2, max: -1, parse: cfg.parsePortsNot},
 		{name: "critical_ports", usage: []string{"PORT..."}, min: 1, max: -1, parse: portsInto(&cfg.criticalPorts)},
