@@ -177,7 +177,7 @@ func parseBacktrackFlags(args []string, stderr io.Writer, getenv func(string) st
 	formatFlag := fs.String("format", "", "log `FORMAT`: json, netfilter, fortigate, paloalto, suricata, zeek")
 	clientFlag := fs.String("client", "", "the `IP` of the host the event is about")
 	atFlag := fs.String("at", "", "event `TIME` (RFC 3339, or 2006-01-02 15:04:05 in --tz); default now")
-	window := fs.Duration("window", 5*time.Minute, "how far before --at to look")
+	window := durationFlag(fs, "window", 5*time.Minute, "how far before --at to look: a `duration` such as 5m or 1d")
 	portsNot := fs.String("ports-not", "", "comma-separated `ports` whose connections are ignored (e.g. 80,443)")
 	critical := fs.String("critical-ports", "", "comma-separated `ports` validated first and marked")
 	afterHours := fs.String("after-hours", "", "only connections in `HH:MM-HH:MM[,TZ]`")
@@ -192,8 +192,8 @@ func parseBacktrackFlags(args []string, stderr io.Writer, getenv func(string) st
 	rateFlag := fs.Float64("rate", 0, "API calls per second (default: the Corefile's rate, else 2; -1 for no limit)")
 	server := fs.String("api", "", "admin API base `URL` of a running server that decides instead")
 	files := addAPIFlags(fs, "with --api: ")
-	watch := fs.Duration("watch", 0, "with --api: how long the event keeps the client tagged (0: backtrack only)")
-	deadline := fs.Duration("deadline", 2*time.Minute, "with --api: how long to wait for the server's findings")
+	watch := durationFlag(fs, "watch", 0, "with --api: how long the event keeps the client tagged, a `duration` such as 30m or 7d (0: backtrack only)")
+	deadline := durationFlag(fs, "deadline", 2*time.Minute, "with --api: how long (a `duration`) to wait for the server's findings")
 	if err := parseFlags(fs, args); err != nil {
 		return backtrackOpts{}, err
 	}

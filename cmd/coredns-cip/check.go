@@ -116,7 +116,7 @@ func parseCheckFlags(args []string, stderr io.Writer, getenv func(string) string
 	dumpJSON := fs.Bool("dump-json", false, "also print the full API report (debug)")
 	keyFile := fs.String("keyfile", "", "API key `file`, JSON {\"api_key\": \"...\"}")
 	apiURL := fs.String("api-url", criminalip.DefaultBaseURL, "Criminal IP API base `URL`")
-	timeout := fs.Duration("timeout", criminalip.DefaultTimeout, "timeout per API call")
+	timeout := durationFlag(fs, "timeout", criminalip.DefaultTimeout, "timeout per API call (a `duration`)")
 	attempts := fs.Int("attempts", criminalip.DefaultMaxAttempts, "API calls at most, retries of transient errors and 429 included")
 	factors := fs.String("factors", "", "comma-separated factors that count (score,ssl,vuln,mining,anonymity,ssh or codes); default all")
 	levels := fs.String("score-levels", "", "comma-separated score levels that count; default dangerous,critical")

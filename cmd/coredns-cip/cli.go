@@ -295,3 +295,31 @@ func allowUntil(v string) (string, error) {
 
 // pathID escapes a decision's or event's id as one path segment.
 func pathID(id string) string { return url.PathEscape(id) }
+
+// dayDuration is a duration flag that also counts days (7d, 1d12h), read
+// by optval.Duration as the Corefile's options are, so that every duration
+// the CLI takes is written the same way.
+type dayDuration struct{ d *time.Duration }
+
+func (f dayDuration) String() string {
+	if f.d == nil || *f.d == 0 {
+		return "" // flag's help leaves a zero default out
+	}
+	return optval.Short(*f.d)
+}
+
+func (f dayDuration) Set(s string) error {
+	d, err := optval.Duration(s)
+	if err != nil {
+		return err
+	}
+	*f.d = d
+	return nil
+}
+
+// durationFlag is fs.Duration with days: a flag such as --watch 7d.
+func durationFlag(fs *flag.FlagSet, name string, value time.Duration, usage string) *time.Duration {
+	d := value
+	fs.Var(dayDuration{&d}, name, usage)
+	return &d
+}

@@ -79,7 +79,7 @@ func parseFakeAPIFlags(args []string, stderr io.Writer) (fakeAPIOpts, error) {
 	listen := fs.String("listen", "127.0.0.1:0", "`ADDR` to listen on; port 0 picks a free port")
 	key := fs.String("key", "", "the only x-api-key `KEY` to accept (default: any non-empty key)")
 	unknown := fs.String("unknown", "clean", "answer for IPs without a fixture: `clean|notfound`")
-	delay := fs.Duration("delay", 0, "delay every answer by `D`, such as 200ms")
+	delay := durationFlag(fs, "delay", 0, "delay every answer by `D`, such as 200ms")
 	if err := parseFlags(fs, args); err != nil {
 		return fakeAPIOpts{}, err
 	}

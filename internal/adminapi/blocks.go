@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/optval"
 	"github.com/coredns-cip/coredns-cip/internal/textsafe"
 )
 
@@ -269,13 +270,13 @@ func decodeAllow(body []byte, now time.Time) (AllowRequest, error) {
 				return req, errField("until", "%s is not in the future", s)
 			}
 			req.Until = t
-		} else if d, err := time.ParseDuration(s); err == nil {
+		} else if d, err := optval.Duration(s); err == nil {
 			if d <= 0 || d > MaxAllowFor {
 				return req, errField("until", "duration %s must be positive and at most %s", s, MaxAllowFor)
 			}
 			req.Until = now.Add(d).Round(0) // no monotonic reading: it is stored and shown
 		} else {
-			return req, errField("until", "%q is neither an RFC 3339 time nor a duration such as 24h", s)
+			return req, errField("until", "%q is neither an RFC 3339 time nor a duration such as 24h or 30d", s)
 		}
 	}
 	if !absent(raw.Reason) {

@@ -150,6 +150,11 @@ func TestAllowRoute(t *testing.T) {
 	if !bb.allowed[1].Until.Equal(testNow.Add(time.Hour)) {
 		t.Errorf("RFC 3339 until: %+v", bb.allowed[1])
 	}
+	rec = f.do("POST", "/v1/allow", `{"value":"cdn.example","until":"30d"}`) // days, as the CLI and the Corefile count
+	wantStatus(t, rec, 201)
+	if !bb.allowed[2].Until.Equal(testNow.Add(30 * 24 * time.Hour)) {
+		t.Errorf("until 30d: %+v", bb.allowed[2])
+	}
 
 	for _, tc := range []struct{ body, field string }{
 		{`{}`, "value"},

@@ -382,7 +382,7 @@ func parseWatch(raw json.RawMessage, d Defaults) (time.Duration, error) {
 	return w, nil
 }
 
-// parseDuration takes a Go duration string ("5m", "1h30m") or a JSON integer
+// parseDuration takes a duration string ("5m", "1h30m", "7d") or a JSON integer
 // of seconds, which is what most SIEM templates can produce.
 func parseDuration(field string, raw json.RawMessage) (time.Duration, error) {
 	if raw[0] == '"' {
@@ -390,9 +390,9 @@ func parseDuration(field string, raw json.RawMessage) (time.Duration, error) {
 		if err != nil {
 			return 0, err
 		}
-		d, err := time.ParseDuration(s)
+		d, err := optval.Duration(s)
 		if err != nil {
-			return 0, errField(field, "%q is not a duration such as \"5m\" or a whole number of seconds", s)
+			return 0, errField(field, "%q is not a duration such as \"5m\" or \"7d\" or a whole number of seconds", s)
 		}
 		return d, nil
 	}

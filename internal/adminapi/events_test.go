@@ -60,6 +60,11 @@ func TestDecodeEventValid(t *testing.T) {
 			want: Event{Client: client, Type: "x", At: testNow.Add(-MaxEventAge), Window: 5 * time.Minute, Watch: MaxWatch},
 		},
 		{
+			name: "watch in days",
+			body: `{"client":"10.1.2.3","type":"x","watch":"7d"}`,
+			want: Event{Client: client, Type: "x", At: testNow, Window: 5 * time.Minute, Watch: MaxWatch},
+		},
+		{
 			name: "clock skew within bounds",
 			body: `{"client":"10.1.2.3","type":"x","at":"2026-03-14T12:05:00Z"}`,
 			want: Event{Client: client, Type: "x", At: testNow.Add(MaxClockSkew), Window: 5 * time.Minute, Watch: 30 * time.Minute},

@@ -145,16 +145,14 @@ func (d *demo) startServer(corefilePath string) error {
 	cf := string(raw)
 	for old, new := range map[string]string{
 		"http://127.0.0.1:8082/soar":                        d.soar.srv.URL + "/soar",
-		"state /var/lib/coredns-cip":                        "state " + filepath.Join(d.dir, "state"),
-		"connlog /var/log/coredns-cip/fw.log":               "connlog " + filepath.Join(d.dir, "fw.log"),
+		"state coredns-cip-state":                           "state " + filepath.Join(d.dir, "state"),
+		"connlog fw.log":                                    "connlog " + filepath.Join(d.dir, "fw.log"),
 		"# hook nftables inet cip blocked4 blocked6 create": nftLine,
 		".:1053":                    fmt.Sprintf(".:%d", dnsPort),
 		"http://127.0.0.1:8081":     d.fakeURL,
 		"events 127.0.0.1:8053":     fmt.Sprintf("events 127.0.0.1:%d", eventsPort),
 		"prometheus 127.0.0.1:9153": fmt.Sprintf("prometheus 127.0.0.1:%d", metricsPort),
 		"ready 127.0.0.1:8181":      fmt.Sprintf("ready 127.0.0.1:%d", readyPort),
-		// Keep the demo's clients untagged until the event, whatever the hour.
-		"after_hours 23:00-05:00 UTC": "# after_hours 23:00-05:00 UTC",
 	} {
 		if !strings.Contains(cf, old) {
 			return fmt.Errorf("%s no longer contains %q; update the demo", corefilePath, old)
