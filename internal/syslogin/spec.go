@@ -53,7 +53,7 @@ func ParseSpec(args []string) (spec Spec, format string, rest []string, err erro
 		rest = rest[i:]
 	}
 	if len(spec.Allow) == 0 && !isLoopback(host) {
-		return Spec{}, "", nil, fmt.Errorf("connlog syslog: %s listens beyond loopback: name the senders with allow CIDR...", spec)
+		return Spec{}, "", nil, fmt.Errorf("connlog syslog: %s listens beyond loopback: name the senders with allow CIDR", spec)
 	}
 	return spec, args[1], rest, nil
 }
