@@ -1,9 +1,11 @@
 package syslogin
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -179,5 +181,33 @@ func TestParseSpec(t *testing.T) {
 		if _, _, _, err := ParseSpec(strings.Fields(bad)); err == nil {
 			t.Errorf("ParseSpec(%q) accepted", bad)
 		}
+	}
+}
+
+// Past MaxConns, a new TCP connection is closed at once; the ones open
+// keep being served.
+func TestListenMaxConns(t *testing.T) {
+	var c collector
+	tl := listen(t, Spec{Network: "tcp", Addr: "127.0.0.1:0"}, &c)
+	var want []string
+	for i := range MaxConns {
+		conn, err := net.Dial("tcp", tl.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		msg := fmt.Sprintf("<1>conn %d", i)
+		conn.Write([]byte(msg + "\n"))
+		want = append(want, msg)
+		c.wait(t, want...) // served, so counted against MaxConns
+	}
+	extra, err := net.Dial("tcp", tl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := extra.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("connection %d: read %d, %v; want it closed by the server", MaxConns+1, n, err)
 	}
 }
