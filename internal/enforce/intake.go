@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
@@ -177,7 +178,8 @@ func (e *Engine) startConnlogs() error {
 }
 
 // SyslogAddrs are the addresses the `connlog syslog` listeners listen on,
-// in configuration order, with the ports picked for port 0.
+// in configuration order, with the ports picked for port 0; call it
+// between Start and Stop.
 func (e *Engine) SyslogAddrs() []net.Addr {
 	if e.connlogs == nil {
 		return nil
@@ -210,7 +212,7 @@ func (e *Engine) syslogMessage(spec ConnlogSpec, p *connlog.Parser) func([]byte)
 
 // connlogLine handles one line of a connection log.
 func (e *Engine) connlogLine(spec ConnlogSpec, p *connlog.Parser) func([]byte) {
-	var bad int
+	var bad atomic.Int64 // TCP syslog connections call this concurrently
 	return func(line []byte) {
 		rec, err := p.Parse(line)
 		if err != nil {
@@ -219,8 +221,8 @@ func (e *Engine) connlogLine(spec ConnlogSpec, p *connlog.Parser) func([]byte) {
 			}
 			e.obs.ConnlogLine(spec.Format, false)
 			// A sample of what is wrong, not a flood.
-			if bad++; bad == 1 || bad%10_000 == 0 {
-				e.log.Warningf("connlog %s: %d broken line(s); latest: %v", spec.Path, bad, err)
+			if n := bad.Add(1); n == 1 || n%10_000 == 0 {
+				e.log.Warningf("connlog %s: %d broken line(s); latest: %v", spec.Path, n, err)
 			}
 			return
 		}

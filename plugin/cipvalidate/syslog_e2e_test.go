@@ -53,7 +53,9 @@ func TestE2EConnlogSyslog(t *testing.T) {
 		{addrs[2], "<189>" + fg("10.9.6.2")},                                           // FortiGate itself: no header
 		{addrs[3], octets("<189>1 " + iso + " fw1 - - - - " + fg("10.9.6.3"))},         // RFC 5424, octet counting
 		{addrs[3], "<189>" + bsd + " fw1 " + fg("10.9.6.4") + "\n"},                    // through a relay, newlines
-		{addrs[4], "<14>" + bsd + " ids suricata[42]: " + alert},                       // EVE alert
+		{addrs[4], "<14>" + bsd + " ids suricata[42]: " + alert},
+		{addrs[3], "<189>" + bsd + " fw1 not a record\n"}, // broken, counted and skipped
+		{addrs[3], "<189>" + bsd + " fw1 not a record\n"}, // EVE alert
 	}
 	for _, s := range sends {
 		c, err := net.Dial(s.addr.Network(), s.addr.String())
