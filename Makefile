@@ -27,6 +27,7 @@ fuzz:
 	for f in FuzzJSON FuzzNetfilter FuzzFortiGate FuzzPaloAlto FuzzSuricata FuzzZeek; do \
 	  $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./internal/connlog || exit 1; \
 	done
+	$(GO) test -run '^$$' -fuzz '^FuzzSyslog$$' -fuzztime $(FUZZTIME) ./internal/syslogin
 
 demo: build
 	$(GO) run ./scripts/demo -bin $(BIN) -corefile corefile.example

@@ -26,6 +26,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
+	"github.com/coredns-cip/coredns-cip/internal/syslogin"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
@@ -118,6 +119,9 @@ type ConnlogSpec struct {
 	// Alerts is the least severe IDS alert that tags its internal
 	// endpoint (connlog.ParseAlerts); 0: alert records are connections only.
 	Alerts int
+	// Syslog, if set, receives the log as syslog instead of following
+	// Path (`connlog syslog`).
+	Syslog *syslogin.Spec
 }
 
 // Logger is the engine's log; CoreDNS's plugin logger is one.

@@ -3,14 +3,17 @@ package enforce
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/follow"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
+	"github.com/coredns-cip/coredns-cip/internal/syslogin"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
@@ -138,11 +141,13 @@ func (e *Engine) Connection(src, dst netip.Addr, dport uint16, t time.Time) bool
 type connlogRunner struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	syslog []*syslogin.Listener
 }
 
 // startConnlogs follows every configured connection log from its current
-// end: each record goes through Connection, like a POSTed one, and an
-// IDS alert of a connlog with alerts on through Alert, like a POSTed event.
+// end, and opens the syslog listeners: each record goes through
+// Connection, like a POSTed one, and an IDS alert of a connlog with
+// alerts on through Alert, like a POSTed event.
 func (e *Engine) startConnlogs() error {
 	if len(e.cfg.Connlogs) == 0 {
 		return nil
@@ -151,9 +156,17 @@ func (e *Engine) startConnlogs() error {
 	r := &connlogRunner{cancel: cancel}
 	for _, spec := range e.cfg.Connlogs {
 		p, err := connlog.NewParser(spec.Format, connlog.Options{Now: e.Now})
+		if err == nil && spec.Syslog != nil {
+			var l *syslogin.Listener
+			if l, err = syslogin.Listen(*spec.Syslog, e.syslogMessage(spec, p), e.log.Warningf); err == nil {
+				r.syslog = append(r.syslog, l)
+				e.log.Infof("receiving %s syslog on %s://%s", spec.Format, spec.Syslog.Network, l.Addr())
+				continue
+			}
+		}
 		if err != nil {
-			cancel()
-			r.wg.Wait()
+			e.connlogs = r
+			e.stopConnlogs()
 			return err
 		}
 		f := follow.New(spec.Path, follow.Options{Logf: e.log.Infof})
@@ -164,9 +177,42 @@ func (e *Engine) startConnlogs() error {
 	return nil
 }
 
+// SyslogAddrs are the addresses the `connlog syslog` listeners listen on,
+// in configuration order, with the ports picked for port 0; call it
+// between Start and Stop.
+func (e *Engine) SyslogAddrs() []net.Addr {
+	if e.connlogs == nil {
+		return nil
+	}
+	out := make([]net.Addr, len(e.connlogs.syslog))
+	for i, l := range e.connlogs.syslog {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+// syslogMessage handles one syslog message as connlogLine a line, the
+// header stripped: the parser gets the message body, and the whole
+// message if the body alone is not a record (a header the parsers know,
+// such as a netfilter prefix, is theirs to read); a record without a time
+// of its own takes the header's.
+func (e *Engine) syslogMessage(spec ConnlogSpec, p *connlog.Parser) func([]byte) {
+	handle := e.connlogLine(spec, p)
+	return func(msg []byte) {
+		body := syslogin.Body(msg)
+		rec, err := p.Parse(body)
+		if (err != nil && !errors.Is(err, connlog.ErrSkip)) || (err == nil && rec.Time.IsZero()) {
+			if _, err := p.Parse(msg); err == nil {
+				body = msg
+			}
+		}
+		handle(body)
+	}
+}
+
 // connlogLine handles one line of a connection log.
 func (e *Engine) connlogLine(spec ConnlogSpec, p *connlog.Parser) func([]byte) {
-	var bad int
+	var bad atomic.Int64 // TCP syslog connections call this concurrently
 	return func(line []byte) {
 		rec, err := p.Parse(line)
 		if err != nil {
@@ -175,8 +221,8 @@ func (e *Engine) connlogLine(spec ConnlogSpec, p *connlog.Parser) func([]byte) {
 			}
 			e.obs.ConnlogLine(spec.Format, false)
 			// A sample of what is wrong, not a flood.
-			if bad++; bad == 1 || bad%10_000 == 0 {
-				e.log.Warningf("connlog %s: %d broken line(s); latest: %v", spec.Path, bad, err)
+			if n := bad.Add(1); n == 1 || n%10_000 == 0 {
+				e.log.Warningf("connlog %s: %d broken line(s); latest: %v", spec.Path, n, err)
 			}
 			return
 		}
@@ -200,6 +246,9 @@ func (e *Engine) stopConnlogs() {
 		return
 	}
 	e.connlogs.cancel()
+	for _, l := range e.connlogs.syslog {
+		l.Close()
+	}
 	e.connlogs.wg.Wait()
 	e.connlogs = nil
 }

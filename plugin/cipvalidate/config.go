@@ -17,6 +17,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
+	"github.com/coredns-cip/coredns-cip/internal/syslogin"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 
@@ -115,11 +116,12 @@ type config struct {
 	connlogs      []connlogSpec
 }
 
-// connlogSpec is a `connlog PATH FORMAT [alerts [SEVERITY]]` line.
+// connlogSpec is a `connlog PATH|syslog URL FORMAT ...` line.
 type connlogSpec struct {
 	path   string
 	format connlog.Format
-	alerts int // connlog.ParseAlerts: 0 off
+	alerts int            // connlog.ParseAlerts: 0 off
+	syslog *syslogin.Spec // nil: follow path
 }
 
 func defaultConfig() config {

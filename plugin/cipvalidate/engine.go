@@ -8,7 +8,7 @@ import (
 func (cfg *config) engineConfig() enforce.Config {
 	connlogs := make([]enforce.ConnlogSpec, len(cfg.connlogs))
 	for i, l := range cfg.connlogs {
-		connlogs[i] = enforce.ConnlogSpec{Path: l.path, Format: l.format, Alerts: l.alerts}
+		connlogs[i] = enforce.ConnlogSpec{Path: l.path, Format: l.format, Alerts: l.alerts, Syslog: l.syslog}
 	}
 	return enforce.Config{
 		APIKey: cfg.apiKey, APIURL: cfg.apiURL, Rate: cfg.rate, Burst: cfg.burst, Timeout: cfg.timeout,

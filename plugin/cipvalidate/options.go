@@ -19,6 +19,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/optval"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/state"
+	"github.com/coredns-cip/coredns-cip/internal/syslogin"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
 
 	"github.com/miekg/dns"
@@ -89,7 +90,7 @@ func (cfg *config) options() []option {
 			cfg.auditPath = cfg.audit.Path
 			return err
 		}},
-		{name: "connlog", usage: []string{"PATH FORMAT [alerts [SEVERITY]]"}, min: 2, max: 4, repeatable: true, parse: cfg.parseConnlog},
+		{name: "connlog", usage: []string{"PATH FORMAT [alerts [SEVERITY]]", "syslog udp://ADDR|tcp://ADDR FORMAT [allow CIDR...] [alerts [SEVERITY]]"}, min: 2, max: -1, repeatable: true, parse: cfg.parseConnlog},
 		{name: "ports", usage: []string{"not PORT..."}, min: 2, max: -1, parse: cfg.parsePortsNot},
 		{name: "critical_ports", usage: []string{"PORT..."}, min: 1, max: -1, parse: portsInto(&cfg.criticalPorts)},
 		{name: "redis", usage: []string{"URL [prefix P] [node NAME]"}, min: 1, max: 5, parse: cfg.parseRedis},
@@ -389,20 +390,25 @@ func (cfg *config) parseHookLine(args []string) error {
 	return nil
 }
 
-func (cfg *config) parseConnlog(args []string) error {
-	f, err := connlog.ParseFormat(args[1])
-	if err != nil {
+func (cfg *config) parseConnlog(args []string) (err error) {
+	l := connlogSpec{}
+	format, rest := args[1], args[2:]
+	if args[0] == "syslog" {
+		l.syslog = new(syslogin.Spec)
+		if *l.syslog, format, rest, err = syslogin.ParseSpec(args[1:]); err != nil {
+			return err
+		}
+		l.path = "syslog " + l.syslog.String()
+	} else if l.path, err = filepath.Abs(args[0]); err != nil {
 		return err
 	}
-	path, err := filepath.Abs(args[0])
-	if err != nil {
+	if l.format, err = connlog.ParseFormat(format); err != nil {
 		return err
 	}
-	alerts, err := connlog.ParseAlerts(f, args[2:])
-	if err != nil {
+	if l.alerts, err = connlog.ParseAlerts(l.format, rest); err != nil {
 		return err
 	}
-	cfg.connlogs = append(cfg.connlogs, connlogSpec{path: path, format: f, alerts: alerts})
+	cfg.connlogs = append(cfg.connlogs, l)
 	return nil
 }
 
