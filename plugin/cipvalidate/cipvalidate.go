@@ -309,6 +309,8 @@ func clientAddr(a net.Addr) netip.Addr {
 		ip = a.IP
 	case *net.TCPAddr:
 		ip = a.IP
+	case interface{ Unwrap() net.Addr }: // proxyproto's UDP client, without String's allocation
+		return clientAddr(a.Unwrap())
 	default:
 		if a == nil {
 			return netip.Addr{}
