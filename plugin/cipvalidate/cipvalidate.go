@@ -78,7 +78,7 @@ func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 	if !c.inZones(qname) {
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	}
-	client := clientAddr(w.RemoteAddr())
+	client := c.cfg.clientFrom.From(r, clientAddr(w.RemoteAddr()))
 
 	// A name that led to suspicious infrastructure is answered for every
 	// record type without asking the next plugin. The clock is read only
@@ -309,6 +309,8 @@ func clientAddr(a net.Addr) netip.Addr {
 		ip = a.IP
 	case *net.TCPAddr:
 		ip = a.IP
+	case interface{ Unwrap() net.Addr }: // proxyproto's UDP client, without String's allocation
+		return clientAddr(a.Unwrap())
 	default:
 		if a == nil {
 			return netip.Addr{}

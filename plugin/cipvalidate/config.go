@@ -12,6 +12,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/clientid"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
@@ -73,6 +74,7 @@ type config struct {
 	watch     time.Duration
 
 	tagNets    []netip.Prefix
+	clientFrom *clientid.Trusted // client_from: the forwarders whose ECS names the client
 	afterHours *tags.Schedule
 
 	exclude      []netip.Prefix

@@ -73,6 +73,12 @@ func startE2E(t *testing.T, extra string) *e2e {
 // startE2EZone is startE2E with zone as the example.org zone.
 func startE2EZone(t *testing.T, zone, extra string) *e2e {
 	t.Helper()
+	return startE2EServer(t, zone, "", extra)
+}
+
+// startE2EServer is startE2EZone with server added to the server block.
+func startE2EServer(t *testing.T, zone, server, extra string) *e2e {
+	t.Helper()
 	RegisterDirective()
 	fake, apiURL := fakeapitest.Start(t, fakeapitest.WithKey("e2e-key"))
 	clock := testclock.New(time.Now())
@@ -88,6 +94,7 @@ func startE2EZone(t *testing.T, zone, extra string) *e2e {
 	}
 	t.Setenv("CIP_E2E_KEY", "e2e-key")
 	corefile := fmt.Sprintf(`.:0 {
+%s
     cipvalidate {
         api_key {$CIP_E2E_KEY}
         api_url %s
@@ -99,7 +106,7 @@ func startE2EZone(t *testing.T, zone, extra string) *e2e {
     cache
     file %s example.org
 }
-`, apiURL, tokenFile, extra, db)
+`, server, apiURL, tokenFile, extra, db)
 	inst, udp, _ := coretest.Start(t, corefile)
 	e := &e2e{t: t, fake: fake, inst: inst, dnsAddr: udp, token: "e2e-token", corefile: corefile, clock: clock}
 	e.owner().eng.SetClock(clock.Now)

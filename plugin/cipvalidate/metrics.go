@@ -3,6 +3,7 @@ package cipvalidate
 import (
 	"sync"
 
+	"github.com/coredns-cip/coredns-cip/internal/clientid"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
@@ -163,7 +164,7 @@ var collectors = []prometheus.Collector{
 	answersInspected, ipsRecorded, ipsSubmitted, windowEvicted, windowEvictedProtected, windowEntries, apiCalls, apiLatency,
 	cacheLookups, verdictsTotal, rewrittenTotal, queueDepth, taggedClients, blocksTotal, blocksActive,
 	hookChanges, hookPending, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, auditDropped, eventsTotal,
-	stateWritable, stateWriteErrors,
+	stateWritable, stateWriteErrors, clientid.Collector(),
 }
 
 // serverCounters are the per-answer counters of one server, resolved once

@@ -55,6 +55,7 @@ func TestParseEveryOption(t *testing.T) {
     watch 1h
     tag 10.9.0.0/16 10.8.0.1
     tag 192.168.7.0/24
+    client_from ecs 10.0.0.53
     after_hours 20:00-07:00 Europe/Paris
     exclude 45.83.1.0/24
     allow 45.83.0.22 partner.example.COM 45.83.2.0/24
@@ -94,6 +95,7 @@ func TestParseEveryOption(t *testing.T) {
 		"enforce":     !cfg.enforceAll,
 		"action":      cfg.action == ActionSinkhole && cfg.sink4 == netip.MustParseAddr("10.0.0.53") && cfg.sink6 == netip.MustParseAddr("fd00::53"),
 		"mode":        cfg.monitor,
+		"client_from": cfg.clientFrom != nil,
 		"pending":     cfg.pendingWait == 250*time.Millisecond,
 		"fail":        cfg.failClosed,
 		"events":      cfg.eventsAddr == "127.0.0.1:0" && slices.Equal(cfg.eventsAccess.Tokens, []adminapi.Token{adminapi.NewToken("token_file", adminapi.RoleOperator, "tok")}),
@@ -146,6 +148,8 @@ func TestParseErrors(t *testing.T) {
 		{"api_key k\nretain 10m per_host 5", `unknown limit "per_host"`},
 		{"api_key k\nretain 10m per_client", "syntax is retain"},
 		{"api_key k\ntag 10.0.0.0/33", "tag:"},
+		{"api_key k\nclient_from ecs 10.0.0.0/33", "client_from: ecs:"},
+		{"api_key k\nclient_from 10.0.0.1", "client_from:"},
 		{"api_key k\nconnlog /tmp/conn.log zeek alerts", "connlog: alerts: format zeek has no alert records"},
 		{"api_key k\nconnlog /tmp/eve.json suricata alerts 0", "connlog: alerts: severity"},
 		{"api_key k\nconnlog /tmp/eve.json suricata alarms", `connlog: "alarms" after the format`},
