@@ -36,15 +36,15 @@ func (s Spec) format() Format {
 // The line may be repeated: one file (or stdout), plus syslog destinations.
 func ParseOption(args []string, s *Spec) error {
 	if len(args) == 0 {
-		return fmt.Errorf("audit: want PATH|stdout or syslog URL")
+		return fmt.Errorf("want PATH|stdout or syslog URL")
 	}
 	if args[0] == "syslog" {
 		return parseSyslog(args[1:], s)
 	}
 	if s.Path != "" {
-		return fmt.Errorf("audit %s: a second file; give one file or stdout, plus any syslog destinations", args[0])
+		return fmt.Errorf("%s: a second file; give one file or stdout, plus any syslog destinations", args[0])
 	}
-	opts, err := pairs("audit "+args[0], args[1:], "format")
+	opts, err := pairs(args[0], args[1:], "format")
 	if err != nil {
 		return err
 	}
@@ -59,14 +59,14 @@ func ParseOption(args []string, s *Spec) error {
 
 func parseSyslog(args []string, s *Spec) error {
 	if len(args) == 0 {
-		return fmt.Errorf("audit syslog: want udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT")
+		return fmt.Errorf("syslog: want udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT")
 	}
 	d := SyslogSpec{URL: args[0], Format: FormatJSON}
 	network, _, err := parseSyslogURL(d.URL)
 	if err != nil {
 		return err
 	}
-	opts, err := pairs("audit syslog "+d.URL, args[1:], "format", "ca", "app")
+	opts, err := pairs("syslog "+d.URL, args[1:], "format", "ca", "app")
 	if err != nil {
 		return err
 	}
@@ -77,18 +77,18 @@ func parseSyslog(args []string, s *Spec) error {
 	}
 	if v, ok := opts["ca"]; ok {
 		if network != "tls" {
-			return fmt.Errorf("audit syslog %s: ca is for tls:// only", d.URL)
+			return fmt.Errorf("syslog %s: ca is for tls:// only", d.URL)
 		}
 		d.CA = v
 	}
 	if v, ok := opts["app"]; ok {
 		if !validAppName(v) {
-			return fmt.Errorf("audit syslog %s: app %q: want 1 to 48 printable ASCII characters", d.URL, v)
+			return fmt.Errorf("syslog %s: app %q: want 1 to 48 printable ASCII characters", d.URL, v)
 		}
 		d.App = v
 	}
 	if slices.ContainsFunc(s.Syslog, func(o SyslogSpec) bool { return o.URL == d.URL }) {
-		return fmt.Errorf("audit syslog %s: given twice", d.URL)
+		return fmt.Errorf("syslog %s: given twice", d.URL)
 	}
 	s.Syslog = append(s.Syslog, d)
 	return nil

@@ -206,7 +206,7 @@ func TestParseErrors(t *testing.T) {
 		{"api_key k\nhook webhook https://soar.example/h secret_file /nonexistent", "hook:"},
 		{"api_key k\nstate", "state: takes 1 to 2 arguments"},
 		{"api_key k\nstate /tmp/x lenient", `state: unknown argument "lenient" (strict)`},
-		{"api_key k\naudit", "audit: takes 1 argument"},
+		{"api_key k\naudit", "audit: takes 1 to 8 arguments, got 0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
@@ -332,7 +332,7 @@ func TestParseErrorsSayWhatIsValid(t *testing.T) {
 		line string
 		want string
 	}{
-		{"audit a b", "audit: takes 1 argument(s), got 2; syntax is audit PATH|stdout"},
+		{"audit a b", `audit: a: unknown argument "b"`},
 		{"rate", "rate: takes 1 to 2 arguments, got 0; syntax is rate N [BURST]"},
 		{"retain 10m per_client", "retain: per_client has no value; syntax is retain DURATION [per_client N] [total N]"},
 		{"retain 10m total 5 total 6", "retain: total given twice; syntax is retain"},
