@@ -52,7 +52,7 @@ func ParseFormat(s string) (Format, error) {
 	case FormatJSON, FormatECS, FormatCEF:
 		return f, nil
 	}
-	return "", fmt.Errorf("audit format %q: want json, ecs or cef", s)
+	return "", fmt.Errorf("format %q: want json, ecs or cef", s)
 }
 
 // Encode formats e as one line without its newline. e.Time should be set.

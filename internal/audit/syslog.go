@@ -76,15 +76,15 @@ type syslogDest struct {
 func parseSyslogURL(s string) (network, addr string, err error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.Path != "" || u.User != nil || u.RawQuery != "" {
-		return "", "", fmt.Errorf("audit syslog %q: want udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT", s)
+		return "", "", fmt.Errorf("syslog %q: want udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT", s)
 	}
 	switch u.Scheme {
 	case "udp", "tcp", "tls":
 	default:
-		return "", "", fmt.Errorf("audit syslog %q: scheme must be udp, tcp or tls", s)
+		return "", "", fmt.Errorf("syslog %q: scheme must be udp, tcp or tls", s)
 	}
 	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
-		return "", "", fmt.Errorf("audit syslog %q: needs HOST:PORT", s)
+		return "", "", fmt.Errorf("syslog %q: needs HOST:PORT", s)
 	}
 	return u.Scheme, u.Host, nil
 }
