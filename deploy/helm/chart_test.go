@@ -23,6 +23,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	k8sjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -101,7 +102,7 @@ func (r rendered) get(t *testing.T, kind, name string, out any) {
 	if !ok {
 		t.Fatalf("no %s/%s rendered; have %v", kind, name, r.names())
 	}
-	if err := yaml.UnmarshalStrict(doc, out); err != nil {
+	if err := strictDecode(doc, out); err != nil {
 		t.Fatalf("%s/%s: %v", kind, name, err)
 	}
 }
@@ -180,7 +181,22 @@ func checkSchema(t *testing.T, apiVersion, kind string, doc []byte) {
 	if !ok {
 		t.Fatalf("rendered %s %s: no schema to check it against", apiVersion, kind)
 	}
-	if err := yaml.UnmarshalStrict(doc, newObj()); err != nil {
+	if err := strictDecode(doc, newObj()); err != nil {
 		t.Errorf("%s %s does not match its API schema: %v\n%s", apiVersion, kind, err, doc)
 	}
+}
+
+// strictDecode decodes a YAML object as the API server reads JSON: field
+// names case-sensitive (encoding/json alone would take readonly for
+// readOnly), unknown and duplicate fields refused.
+func strictDecode(doc []byte, out any) error {
+	j, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return err
+	}
+	strict, err := k8sjson.UnmarshalStrict(j, out, k8sjson.DisallowUnknownFields, k8sjson.DisallowDuplicateFields)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }
