@@ -60,7 +60,7 @@ func TestDeploymentMode(t *testing.T) {
 
 	corefile := corefileOf(t, r)
 	for _, want := range []string{"reload", "cipvalidate {", "api_key {$CIP_API_KEY}", "kubernetes cluster.local in-addr.arpa ip6.arpa",
-		"health :8080", "ready :8181", "prometheus :9153", "state /var/lib/coredns-cip",
+		"health :8080", "ready :8181 {", "monitor continuously", "prometheus :9153", "state /var/lib/coredns-cip",
 		"events :8053 tokens /run/coredns-cip/tokens/tokens", "scope tagged", ".:53 {"} {
 		if !strings.Contains(corefile, want) {
 			t.Errorf("Corefile lacks %q:\n%s", want, corefile)
