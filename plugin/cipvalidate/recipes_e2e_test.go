@@ -288,8 +288,9 @@ func itemsLike(items string, ips ...string) string {
 	return items
 }
 
-// kubectlStub records each call's stdin (the manifest of an apply).
-const kubectlStub = `cat > "$stub/stdin.$n"`
+// kubectlStub keeps kubectl's stdin; the rename makes the file appear whole,
+// since the call is recorded before the body runs.
+const kubectlStub = `cat > "$stub/stdin.$n.part" && mv "$stub/stdin.$n.part" "$stub/stdin.$n"`
 
 // k8sManifest is the part of the rendered objects the test checks.
 type k8sManifest struct {
@@ -325,6 +326,9 @@ func lastKubectl(t *testing.T, s *stubTools) (call string, m k8sManifest, ok boo
 	call = calls[len(calls)-1]
 	stdin := s.file("stdin." + strconv.Itoa(len(calls)))
 	if strings.Contains(call, "[apply]") {
+		if stdin == "" { // the stub has not finished reading it
+			return "", m, false
+		}
 		if err := yaml.UnmarshalStrict([]byte(stdin), &m); err != nil {
 			t.Fatalf("kubectl apply got a manifest that is not the YAML expected: %v\n%s", err, stdin)
 		}
