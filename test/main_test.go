@@ -17,6 +17,10 @@ import (
 // taken from $COREDNS_CIP_BIN, to test a binary built elsewhere).
 var binPath string
 
+// workDir is TestMain's temporary directory, for the binaries built later
+// (fullbuild_test.go).
+var workDir string
+
 // runTimeout bounds one run of the binary.
 const runTimeout = time.Minute
 
@@ -30,16 +34,16 @@ func TestMain(m *testing.M) {
 }
 
 func buildAndRun(m *testing.M) (int, error) {
-	if bin := os.Getenv("COREDNS_CIP_BIN"); bin != "" {
-		binPath = bin
-		return m.Run(), nil
-	}
-
 	dir, err := os.MkdirTemp("", "coredns-cip-test-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
+	workDir = dir
+	if bin := os.Getenv("COREDNS_CIP_BIN"); bin != "" {
+		binPath = bin
+		return m.Run(), nil
+	}
 
 	binPath = filepath.Join(dir, "coredns-cip")
 	// The curated plugin set: the full one takes minutes to compile, and
