@@ -34,11 +34,13 @@ build:
 	$(GO) build -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/coredns-cip
 
 # The CI entry point: static checks, every test with the race detector, and a
-# short run of each fuzz target.
+# short run of each fuzz target. -timeout: test/fullbuild_test.go compiles
+# the standard plugin set twice (cmd/coredns-cip and the plugin.cfg route),
+# minutes each on a small machine, past go test's default 10 minutes.
 test: lint unit fuzz
 
 unit:
-	$(GO) test -race -count=1 -tags $(TAGS) ./...
+	$(GO) test -race -count=1 -timeout 30m -tags $(TAGS) ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/criminalip
