@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -95,6 +96,10 @@ func main() {
 func wantsVersion(args []string) bool {
 	if len(args) > 0 && args[0] == "version" {
 		return true
+	}
+	// A sub-command's flags are its own.
+	if len(args) > 0 && (args[0] == "help" || slices.ContainsFunc(commands, func(c command) bool { return c.name == args[0] })) {
+		return false
 	}
 	for _, a := range args {
 		switch a {
