@@ -49,9 +49,12 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./internal/connlog || exit 1; \
 	done
 
+# The demo runs the curated build, in a file of its own so that it does not
+# replace the drop-in bin/coredns-cip.
+DEMOBIN   ?= bin/coredns-cip-curated
 demo:
-	$(MAKE) build BUILDTAGS=$(TAGS)
-	$(GO) run ./scripts/demo -bin $(BIN) -corefile corefile.example
+	$(MAKE) build BUILDTAGS=$(TAGS) BIN=$(DEMOBIN)
+	$(GO) run ./scripts/demo -bin $(DEMOBIN) -corefile corefile.example
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
