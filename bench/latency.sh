@@ -77,7 +77,7 @@ trap 'exit 130' INT TERM
 
 if [[ $BUILD == 1 ]]; then
   log "building $BIN"
-  make -s build GO="$GO" BIN="$BIN"
+  make -s build GO="$GO" BIN="$BIN" BUILDTAGS=curated
 fi
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 "$GO" build -o "$WORK/loadtool" ./bench/loadtool

@@ -141,7 +141,7 @@ fi
 
 if [[ $BUILD == 1 ]]; then
   log "building $BIN and the load helper"
-  make -s build GO="$GO" BIN="$BIN"
+  make -s build GO="$GO" BIN="$BIN" BUILDTAGS=curated
   BUILT="built from the work tree by this run"
 else
   [[ -x $BIN ]] || die "BUILD=0 but $BIN is not an executable"

@@ -17,6 +17,10 @@ import (
 // taken from $COREDNS_CIP_BIN, to test a binary built elsewhere).
 var binPath string
 
+// workDir is TestMain's temporary directory, for the binaries built later
+// (fullbuild_test.go).
+var workDir string
+
 // runTimeout bounds one run of the binary.
 const runTimeout = time.Minute
 
@@ -30,24 +34,45 @@ func TestMain(m *testing.M) {
 }
 
 func buildAndRun(m *testing.M) (int, error) {
-	if bin := os.Getenv("COREDNS_CIP_BIN"); bin != "" {
-		binPath = bin
-		return m.Run(), nil
-	}
-
 	dir, err := os.MkdirTemp("", "coredns-cip-test-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
+	workDir = dir
+	if bin := os.Getenv("COREDNS_CIP_BIN"); bin != "" {
+		binPath = bin
+		return m.Run(), nil
+	}
 
 	binPath = filepath.Join(dir, "coredns-cip")
-	build := exec.Command("go", "build", "-o", binPath, "./cmd/coredns-cip")
-	build.Dir = ".." // the module root; go test runs in the package directory
-	if out, err := build.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build coredns-cip: %v\n%s", err, out)
+	// The curated plugin set: the full one takes minutes to compile, and
+	// only fullbuild_test.go needs it.
+	if err := buildBinary(binPath, "curated"); err != nil {
+		return 0, err
 	}
 	return m.Run(), nil
+}
+
+// The identity the test builds carry, as the Makefile's -ldflags set it.
+const (
+	testVersion   = "v0.0.0-test"
+	testCommit    = "0123456789abcdef0123456789abcdef01234567"
+	testBuildDate = "2026-12-07T05:00:00Z"
+)
+
+// buildBinary builds cmd/coredns-cip to out with the build tags tags and
+// the Makefile's -X variables set to the test values.
+func buildBinary(out, tags string) error {
+	const v = "github.com/coredns-cip/coredns-cip/internal/version"
+	ldflags := "-X " + v + ".Version=" + testVersion + " -X " + v + ".Commit=" + testCommit +
+		" -X " + v + ".BuildDate=" + testBuildDate + " -X github.com/coredns/coredns/coremain.GitCommit=" + testCommit
+	build := exec.Command("go", "build", "-tags", tags, "-ldflags", ldflags, "-o", out, "./cmd/coredns-cip")
+	build.Dir = ".." // the module root; go test runs in the package directory
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build coredns-cip (tags %q): %v\n%s", tags, err, out)
+	}
+	return nil
 }
 
 // run runs the binary with args and returns what it printed and its exit

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +85,7 @@ type cipServer struct {
 	http     *http.Client
 
 	metricsURL string
+	bin        string // the binary; empty: binPath
 	command    []string
 	flags      []string
 	root       string
@@ -166,7 +168,8 @@ func (s *cipServer) start() {
 	t := s.t
 	t.Helper()
 	s.out = &syncBuffer{}
-	args := append(append(slices.Clone(s.command), binPath), append(slices.Clone(s.flags), "-conf", s.conf)...)
+	bin := cmp.Or(s.bin, binPath)
+	args := append(append(slices.Clone(s.command), bin), append(slices.Clone(s.flags), "-conf", s.conf)...)
 	s.cmd = exec.Command(args[0], args[1:]...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {

@@ -1,5 +1,6 @@
-// Command coredns-cip is CoreDNS with a curated set of standard plugins and
-// the cipvalidate plugin, plus sub-commands that work without a server.
+// Command coredns-cip is CoreDNS with its standard plugins (plugins_full.go;
+// a curated few with -tags curated, plugins_curated.go) and the cipvalidate
+// plugin, plus sub-commands that work without a server.
 //
 //	coredns-cip [flags]            run the DNS server, like coredns
 //	coredns-cip check [flags]      validate one IP with the Criminal IP API
@@ -11,6 +12,7 @@
 //	coredns-cip blocks COMMAND     the older commands of the same API, kept as aliases
 //	coredns-cip backtrack [flags]  the original pipeline, offline, on an exported log
 //	coredns-cip token COMMAND      make a token for the event API's tokens file
+//	coredns-cip version            the versions of coredns-cip and CoreDNS (also -version)
 //	coredns-cip help [COMMAND]     the commands, or a sub-command's flags
 package main
 
@@ -22,39 +24,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
+	"github.com/coredns-cip/coredns-cip/internal/version"
 	"github.com/coredns-cip/coredns-cip/plugin/cipvalidate"
 	"github.com/coredns/coredns/coremain"
-
-	// The standard plugins of this build, one import each. Not
-	// github.com/coredns/coredns/core/plugin: that imports every plugin
-	// CoreDNS ships, and with them the AWS, Azure, Google Cloud, Kubernetes,
-	// etcd and Nomad clients, which a site resolver does not need and which
-	// would make the binary several times larger and slower to build. To add a
-	// plugin, add its import here; its place in the chain comes from
-	// dnsserver.Directives.
-	_ "github.com/coredns/coredns/plugin/acl"
-	_ "github.com/coredns/coredns/plugin/bind"
-	_ "github.com/coredns/coredns/plugin/cache"
-	_ "github.com/coredns/coredns/plugin/debug"
-	_ "github.com/coredns/coredns/plugin/errors"
-	_ "github.com/coredns/coredns/plugin/file"
-	_ "github.com/coredns/coredns/plugin/forward"
-	_ "github.com/coredns/coredns/plugin/health"
-	_ "github.com/coredns/coredns/plugin/hosts"
-	_ "github.com/coredns/coredns/plugin/loadbalance"
-	_ "github.com/coredns/coredns/plugin/log"
-	_ "github.com/coredns/coredns/plugin/loop"
-	_ "github.com/coredns/coredns/plugin/metadata"
-	_ "github.com/coredns/coredns/plugin/metrics" // the "prometheus" directive
-	_ "github.com/coredns/coredns/plugin/proxyproto"
-	_ "github.com/coredns/coredns/plugin/ready"
-	_ "github.com/coredns/coredns/plugin/reload"
-	_ "github.com/coredns/coredns/plugin/rewrite"
-	_ "github.com/coredns/coredns/plugin/template"
-	_ "github.com/coredns/coredns/plugin/whoami"
 )
 
 // Exit statuses shared by the sub-commands (fakeapi and blocks document
@@ -97,12 +73,41 @@ func main() {
 	// only changes what -h prints before them.
 	flag.Usage = func() { printUsage(flag.CommandLine.Output()) }
 
+	// coredns_build_info's revision label; the Makefile sets both, a plain
+	// go build leaves GitCommit empty and the VCS stamp fills it.
+	if coremain.GitCommit == "" {
+		coremain.GitCommit = version.Get().Commit
+	}
+	if wantsVersion(os.Args[1:]) {
+		fmt.Println(version.Get())
+		os.Exit(exitClean)
+	}
 	if len(os.Args) > 1 {
 		if code, ok := runSubcommand(os.Args[1], os.Args[2:]); ok {
 			os.Exit(code)
 		}
 	}
 	coremain.Run()
+}
+
+// wantsVersion reports whether args ask for the version: "version", or
+// -version among the server's flags. It replaces CoreDNS's -version, which
+// prints CoreDNS's version only.
+func wantsVersion(args []string) bool {
+	if len(args) > 0 && args[0] == "version" {
+		return true
+	}
+	// A sub-command's flags are its own.
+	if len(args) > 0 && (args[0] == "help" || slices.ContainsFunc(commands, func(c command) bool { return c.name == args[0] })) {
+		return false
+	}
+	for _, a := range args {
+		switch a {
+		case "-version", "--version", "-version=true", "--version=true":
+			return true
+		}
+	}
+	return false
 }
 
 // runSubcommand runs the sub-command name, if there is one of that name,
@@ -152,6 +157,7 @@ func printUsage(w io.Writer) {
 	for _, c := range commands {
 		line(c.name+" "+c.args, c.summary)
 	}
+	line("version", "the version of coredns-cip and of CoreDNS (also -version)")
 	line("help [COMMAND]", "this text, or a sub-command's flags")
 	fmt.Fprint(w, `
 Run "coredns-cip SUBCOMMAND -h" for a sub-command's flags.

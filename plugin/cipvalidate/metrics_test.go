@@ -20,7 +20,7 @@ func TestReadmeListsMetrics(t *testing.T) {
 	section := string(readme)
 	section = section[strings.Index(section, "## Metrics"):strings.Index(section, "## Ready")]
 	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile("(?m)^\\* `(coredns_cipvalidate_[a-z_]+(?:\\{[a-z, ]+\\})?)`").FindAllStringSubmatch(section, -1) {
+	for _, m := range regexp.MustCompile("(?m)^\\* `(coredns_cipvalidate_[a-z_]+(?:\\{[a-z_, ]+\\})?)`").FindAllStringSubmatch(section, -1) {
 		documented[m[1]] = true
 	}
 
@@ -31,7 +31,7 @@ func TestReadmeListsMetrics(t *testing.T) {
 		desc := (<-ch).String()
 		name := regexp.MustCompile(`fqName: "([a-z_]+)"`).FindStringSubmatch(desc)[1]
 		entry := name
-		if labels := regexp.MustCompile(`variableLabels: \{([a-z,]*)\}`).FindStringSubmatch(desc); labels != nil && labels[1] != "" {
+		if labels := regexp.MustCompile(`variableLabels: \{([a-z_,]*)\}`).FindStringSubmatch(desc); labels != nil && labels[1] != "" {
 			entry += "{" + strings.ReplaceAll(labels[1], ",", ", ") + "}"
 		}
 		registered[entry] = true
