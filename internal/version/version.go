@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/coredns/coredns/coremain"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Set by -ldflags "-X github.com/coredns-cip/coredns-cip/internal/version.Version=..."
@@ -98,3 +100,20 @@ func short(commit string) string {
 	}
 	return commit
 }
+
+// buildInfo is coredns_cipvalidate_build_info: always 1, its labels say
+// which build is running. promauto registers it with the default registry,
+// which CoreDNS's prometheus plugin serves.
+var buildInfo = func() *prometheus.GaugeVec {
+	g := promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "coredns", Subsystem: "cipvalidate", Name: "build_info",
+		Help: "Always 1; the labels identify the build: coredns-cip version, commit, build date, CoreDNS and Go versions.",
+	}, []string{"version", "commit", "build_date", "coredns_version", "goversion"})
+	v := Get()
+	g.WithLabelValues(v.Version, v.Commit, v.BuildDate, v.CoreDNS, v.GoVersion).Set(1)
+	return g
+}()
+
+// Collector is coredns_cipvalidate_build_info, for the plugin's list of its
+// metrics.
+func Collector() prometheus.Collector { return buildInfo }

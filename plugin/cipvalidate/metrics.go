@@ -158,24 +158,14 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "events_total",
 		Help: "Events accepted through the event API.",
 	})
-	// buildInfo identifies the binary (internal/version); set in init.
-	buildInfo = promauto.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: plugin.Namespace, Subsystem: "cipvalidate", Name: "build_info",
-		Help: "Always 1; the labels identify the build: coredns-cip version, commit, build date, CoreDNS and Go versions.",
-	}, []string{"version", "commit", "build_date", "coredns_version", "goversion"})
 )
-
-func init() {
-	v := version.Get()
-	buildInfo.WithLabelValues(v.Version, v.Commit, v.BuildDate, v.CoreDNS, v.GoVersion).Set(1)
-}
 
 // collectors lists every metric above, for the README test.
 var collectors = []prometheus.Collector{
 	answersInspected, ipsRecorded, ipsSubmitted, windowEvicted, windowEvictedProtected, windowEntries, apiCalls, apiLatency,
 	cacheLookups, verdictsTotal, rewrittenTotal, queueDepth, taggedClients, blocksTotal, blocksActive,
 	hookChanges, hookPending, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, auditDropped, eventsTotal,
-	stateWritable, stateWriteErrors, clientid.Collector(), buildInfo,
+	stateWritable, stateWriteErrors, clientid.Collector(), version.Collector(),
 }
 
 // serverCounters are the per-answer counters of one server, resolved once
