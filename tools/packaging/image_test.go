@@ -81,14 +81,17 @@ func TestImage(t *testing.T) {
 		}
 	})
 
-	t.Run("run", func(t *testing.T) { runImage(t, bin) })
+	t.Run("run", func(t *testing.T) { runImage(t, bin, false) })
+	t.Run("nftables", func(t *testing.T) { runImage(t, bin, true) })
 }
 
 // runImage starts the image in a network namespace holding a fake Criminal
 // IP API and an upstream resolver (both the test binary), with the shipped
-// Corefile pointed at the fake API.
-func runImage(t *testing.T, bin string) {
-	ns := fmt.Sprintf("pkgtest%d", os.Getpid())
+// Corefile pointed at the fake API. With nftables, as docs/packaging.md runs
+// "hook nftables": root with NET_BIND_SERVICE and NET_ADMIN only, its state
+// on a root-owned volume.
+func runImage(t *testing.T, bin string, nftables bool) {
+	ns := fmt.Sprintf("pkgtest%d%v", os.Getpid(), nftables)
 	run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
@@ -109,9 +112,14 @@ func runImage(t *testing.T, bin string) {
 	}
 	// The shipped Corefile, on 127.0.0.1 (the upstream has 127.0.0.2:53) and
 	// pointed at the fake API.
+	extra, caps, hook := []string{"--cap-add", "NET_BIND_SERVICE"}, "NET_BIND_SERVICE", ""
+	if nftables {
+		extra = append(extra, "--user", "0:0", "--cap-add", "NET_ADMIN", "-e", "STATE_DIRECTORY=/state", "-v", t.TempDir()+":/state")
+		caps, hook = "NET_ADMIN,NET_BIND_SERVICE", "        hook nftables inet cip blocked4 blocked6 create\n"
+	}
 	corefile := write("Corefile", strings.NewReplacer(
 		"    # bind 192.0.2.53", "    bind 127.0.0.1 #",
-		"    cipvalidate {\n", "    cipvalidate {\n        api_url http://127.0.0.1:18081\n").Replace(string(shipped)))
+		"    cipvalidate {\n", "    cipvalidate {\n        api_url http://127.0.0.1:18081\n"+hook).Replace(string(shipped)))
 	resolv := write("resolv.conf", "nameserver 127.0.0.2\n")
 	for _, args := range [][]string{{bin, "fakeapi", "--listen", "127.0.0.1:18081"}, {bin, "-conf", upstream}} {
 		c := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
@@ -124,10 +132,11 @@ func runImage(t *testing.T, bin string) {
 	name := ns
 	// runc and cgroupfs: crun refuses hybrid cgroup hosts; the ulimits are
 	// under this machine's hard limits (podman's defaults are above them).
-	containers(t, "podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "run", "-d", "--name", name,
-		"--network", "ns:/run/netns/"+ns, "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096",
-		"--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE", "-e", "CIP_API_KEY=demo-key",
-		"-v", corefile+":/etc/coredns-cip/Corefile:ro", "-v", resolv+":/etc/resolv.conf:ro", image)
+	args := []string{"--runtime", "runc", "--cgroup-manager", "cgroupfs", "run", "-d", "--name", name,
+		"--network", "ns:/run/netns/" + ns, "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096",
+		"--cap-drop", "ALL", "-e", "CIP_API_KEY=demo-key",
+		"-v", corefile + ":/etc/coredns-cip/Corefile:ro", "-v", resolv + ":/etc/resolv.conf:ro"}
+	containers(t, "podman", append(append(args, extra...), image)...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := exec.Command("podman", "--storage-driver", "vfs", "logs", name).CombinedOutput()
@@ -142,9 +151,13 @@ func runImage(t *testing.T, bin string) {
 	}
 	waitFor(t, "the container answers c2.demo.test on port 53", func() bool { return dig() == "45.83.0.21" })
 
-	procStatus := run(t, "podman", "--storage-driver", "vfs", "top", name, "user", "capeff")
-	if !strings.Contains(procStatus, "65532") || !strings.Contains(strings.ToUpper(procStatus), "NET_BIND_SERVICE") {
-		t.Errorf("container process: %s, want user 65532 with NET_BIND_SERVICE only", procStatus)
+	user := "65532"
+	if nftables {
+		user = "0"
+	}
+	top := strings.Fields(containers(t, "podman", "top", name, "user", "capeff"))
+	if got, want := strings.Join(top, " "), "USER EFFECTIVE CAPS "+user+" "+caps; got != want {
+		t.Errorf("container process: %q, want %q", got, want)
 	}
 
 	event := run(t, "ip", "netns", "exec", ns, "curl", "-sf", "-XPOST", "-H", "Content-Type: application/json",
@@ -153,6 +166,12 @@ func runImage(t *testing.T, bin string) {
 		t.Fatalf("event not taken: %s", event)
 	}
 	waitFor(t, "c2.demo.test sinkholed after the event", func() bool { return dig() == "0.0.0.0" })
+	if nftables {
+		waitFor(t, "45.83.0.21 in the kernel set", func() bool {
+			out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "list", "set", "inet", "cip", "blocked4").Output()
+			return strings.Contains(string(out), "45.83.0.21")
+		})
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
