@@ -90,3 +90,31 @@ lint:
 
 clean:
 	rm -rf bin
+
+# Releases and packaging (docs/packaging.md). STATIC is a static binary, the
+# one packaged and put in the image (with build16's LDFLAGS and BUILDTAGS).
+STATIC  ?= bin/static/coredns-cip
+IMAGE   ?= localhost/coredns-cip:dev
+GORELEASER ?= github.com/goreleaser/goreleaser/v2@v2.17.0
+
+.PHONY: static image package-test release-check
+
+static:
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(BUILDTAGS)' -ldflags '$(LDFLAGS)' -o $(STATIC) ./cmd/coredns-cip
+
+# The container image, with buildah (no daemon; as root for setcap).
+image: static
+	rm -rf bin/image && sh contrib/packaging/stage-image.sh $(STATIC) bin/image
+	buildah --storage-driver vfs bud --isolation chroot -f bin/image/Containerfile -t $(IMAGE) bin/image
+
+# The .deb and .rpm from .goreleaser.yaml's file list, and the image, built
+# and inspected (tools/packaging; root, buildah, podman, runc, rpm, dig).
+# The curated binary: the packages' contents do not depend on the plugins.
+package-test:
+	$(MAKE) static BUILDTAGS=curated STATIC=bin/static-test/coredns-cip
+	cd tools && COREDNS_CIP_BIN=$(CURDIR)/bin/static-test/coredns-cip $(GO) test -count=1 ./packaging/
+
+# goreleaser's own check of .goreleaser.yaml. Not in CI: compiling goreleaser
+# takes longer than the rest of CI on 2 cores (docs/packaging.md).
+release-check:
+	$(GO) run $(GORELEASER) check
