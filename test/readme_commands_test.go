@@ -23,6 +23,7 @@ var readmeNotRun = map[string]string{
 	// after them run the binary TestMain built the same way.
 	"make build": "TestMain builds the binary with its go build; make demo in .ci/run runs make build",
 	"go build -o coredns-cip ./cmd/coredns-cip": "TestMain builds the binary with this go build",
+	"scripts/build-with-coredns.sh":             "TestBuildWithCoreDNS (test/fullbuild_test.go) runs it and starts what it builds",
 	// Their examples name the ids of the API contract's fake.
 	"coredns-cip decisions ":                              "cmd/coredns-cip/readme_test.go runs it against the API contract's fake",
 	"coredns-cip events ":                                 "cmd/coredns-cip/readme_test.go runs it against the API contract's fake",
@@ -35,10 +36,16 @@ var readmeNotRun = map[string]string{
 // README.md and plugin/cipvalidate/README.md that readmeNotRun does not
 // list: as written, but for the ports (free ones), /etc/coredns/ and ~/ (a
 // temporary directory), pidof (this test's server) and check, which asks
-// the fake API instead of the real one.
+// the fake API instead of the real one. Run as root (CI), every command runs
+// as nobody, as a new user following the README would: nothing in them may
+// need root.
 func TestReadmeCommands(t *testing.T) {
 	cmds := append(readmeCommands(t, "../README.md"), readmeCommands(t, "../plugin/cipvalidate/README.md")...)
 	w := t.TempDir()
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		cred = &syscall.Credential{Uid: nobody, Gid: nobody}
+	}
 	for _, d := range []string{"etc", "home/.cip", "path", "bin"} {
 		if err := os.MkdirAll(filepath.Join(w, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -46,8 +53,17 @@ func TestReadmeCommands(t *testing.T) {
 	}
 	// bin/coredns-cip (make build), ./coredns-cip (go build) and
 	// coredns-cip on the PATH are the binary under test.
+	// A copy: binPath's directory is root's alone.
+	bin, err := os.ReadFile(binPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(w, "path", "coredns-cip.bin"), string(bin))
+	if err := os.Chmod(filepath.Join(w, "path", "coredns-cip.bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, link := range []string{"path/coredns-cip", "bin/coredns-cip", "coredns-cip"} {
-		if err := os.Symlink(binPath, filepath.Join(w, link)); err != nil {
+		if err := os.Symlink(filepath.Join(w, "path", "coredns-cip.bin"), filepath.Join(w, link)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -71,6 +87,9 @@ func TestReadmeCommands(t *testing.T) {
 	writeFile(t, filepath.Join(w, "corefile.example"), sub(string(corefile)))
 	writeReadmeFiles(t, w, fake)
 	env := append(cliEnv(), "PATH="+w+"/path:"+os.Getenv("PATH"), "HOME="+w+"/home", "CIP_API=http://"+events)
+	if cred != nil {
+		chownTree(t, w, nobody)
+	}
 	hc := &http.Client{Timeout: 5 * time.Second}
 
 	ran := 0
@@ -88,6 +107,7 @@ func TestReadmeCommands(t *testing.T) {
 		}
 		cmd := exec.Command("sh", "-c", line)
 		cmd.Dir, cmd.Env = w, env
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		ran++
 		if strings.HasSuffix(line, "&") || strings.Contains(line, " -conf ") {
 			startBackground(t, cmd)
@@ -195,7 +215,10 @@ func writeReadmeFiles(t *testing.T, w, fake string) {
 // cleanup.
 func startBackground(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -233,5 +256,26 @@ func postJSON(t *testing.T, hc *http.Client, url, body string) {
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("POST %s %s: %s", url, body, resp.Status)
+	}
+}
+
+// chownTree gives dir and everything under it to uid (and its group), and
+// lets others into dir: t.TempDir's parent is root's alone, so dir is
+// reached by its full path only.
+func chownTree(t *testing.T, dir string, uid int) {
+	t.Helper()
+	for d := filepath.Dir(dir); d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
