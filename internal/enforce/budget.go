@@ -15,7 +15,7 @@ import (
 // at the reset), so that a restart does not grant a fresh budget.
 const (
 	kindBudget state.Kind = "budget"
-	budgetKey             = "period"
+	budgetKey  string     = "period"
 )
 
 // startBudget returns the API budget of `budget`, or nil. It resumes from
