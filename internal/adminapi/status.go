@@ -24,6 +24,20 @@ type Status struct {
 	Events24h     int            `json:"events_24h"`     // events posted to this node in the last 24 hours
 	State         StateStatus    `json:"state"`
 	Fleet         FleetStatus    `json:"fleet"`
+	// Budget is the API budget (`budget`); null without one.
+	Budget *BudgetStatus `json:"budget"`
+}
+
+// BudgetStatus is the API budget's current period: calls spent and left,
+// and when it resets. Exhausted is true once the budget is spent, or a
+// quota error from the API exhausted it, until ResetsAt.
+type BudgetStatus struct {
+	Limit     int64     `json:"limit"`
+	Period    string    `json:"period"` // day or month
+	Spent     int64     `json:"spent"`
+	Remaining int64     `json:"remaining"`
+	Exhausted bool      `json:"exhausted"`
+	ResetsAt  time.Time `json:"resets_at"`
 }
 
 // The states of APIStatus.State.

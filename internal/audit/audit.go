@@ -47,6 +47,7 @@ const (
 	KindHookOK       Kind = "hook_ok"       // a hook took a change
 	KindHookFailed   Kind = "hook_failed"   // a hook gave up on a change
 	KindEvent        Kind = "event"         // a security event posted to this node
+	KindBudget       Kind = "budget"        // the API budget 80% spent, or exhausted (Detail says which)
 )
 
 // Entry is one decision. Empty fields are left out of the line.

@@ -8,6 +8,7 @@ package clientid
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/coredns-cip/coredns-cip/internal/optval"
@@ -112,4 +113,29 @@ func ecsClient(msg *dns.Msg) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return addr, true
+}
+
+// Addr returns the IP of a DNS client's address (the ResponseWriter's
+// RemoteAddr) without allocating, unmapped from IPv4-in-IPv6.
+func Addr(a net.Addr) netip.Addr {
+	var ip net.IP
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip = a.IP
+	case *net.TCPAddr:
+		ip = a.IP
+	case interface{ Unwrap() net.Addr }: // proxyproto's UDP client, without String's allocation
+		return Addr(a.Unwrap())
+	default:
+		if a == nil {
+			return netip.Addr{}
+		}
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			return netip.Addr{}
+		}
+		return ap.Addr().Unmap()
+	}
+	addr, _ := netip.AddrFromSlice(ip)
+	return addr.Unmap()
 }

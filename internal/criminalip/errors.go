@@ -86,12 +86,15 @@ const (
 	KindRejected    ErrorKind = "rejected"
 	KindNotPublic   ErrorKind = "not_public"
 	KindOther       ErrorKind = "other"
+	// KindBudget is no error of the API: the API budget (`budget`) refused
+	// the call, which was not made.
+	KindBudget ErrorKind = "budget"
 )
 
 // Unavailable reports whether k says the API cannot answer for now (down,
 // out of quota, or refusing the key), as opposed to a problem with one IP.
 func (k ErrorKind) Unavailable() bool {
-	return k == KindTransient || k == KindQuota || k == KindBadKey
+	return k == KindTransient || k == KindQuota || k == KindBadKey || k == KindBudget
 }
 
 // Kind names err's class.

@@ -39,7 +39,9 @@ func (e *Engine) onVerdict(v verdicts.Verdict, job validate.Job) {
 	case v.Error.Unavailable():
 		e.apiFailure.Store(v.Error)
 	}
-	e.obs.Verdict(v)
+	if v.Error != criminalip.KindBudget { // no call was made: the budget's metrics count it
+		e.obs.Verdict(v)
+	}
 	if !v.Suspicious() {
 		if v.Outcome == verdicts.Clean && len(e.cfg.Policy.HintReasons(job.Hints)) > 0 {
 			e.Decide(withDecision(v), job) // the connection's hints alone make a finding
@@ -57,10 +59,14 @@ func (e *Engine) onVerdict(v verdicts.Verdict, job validate.Job) {
 }
 
 // APIFailure returns the kind of the last API failure if it said the API
-// is unavailable (down, out of quota, refusing the key) and no call has
-// succeeded since.
+// is unavailable (down, out of quota, refusing the key, or a call the
+// budget refused) and no call has succeeded since, or budget while the
+// API budget is exhausted.
 func (e *Engine) APIFailure() (criminalip.ErrorKind, bool) {
 	k, _ := e.apiFailure.Load().(criminalip.ErrorKind)
+	if k == "" && e.budgetExhausted() {
+		k = criminalip.KindBudget // nothing is validated until the reset
+	}
 	return k, k != ""
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/budget"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
@@ -52,6 +53,8 @@ type Config struct {
 	Total      int
 	TagNets    []netip.Prefix
 	AfterHours *tags.Schedule
+	// Budget is the API budget (`budget`); nil: calls are not counted.
+	Budget *budget.Config
 
 	// The verdict cache.
 	CacheSize int
@@ -169,7 +172,8 @@ type Engine struct {
 	// apiFailure is the kind of the last API failure while it says the
 	// API is unavailable ("" otherwise): `fail closed` then refuses tagged
 	// clients' unvalidated answers.
-	apiFailure atomic.Value // criminalip.ErrorKind
+	apiFailure atomic.Value   // criminalip.ErrorKind
+	budget     *budget.Budget // nil without `budget` (budget.go)
 	running    atomic.Bool
 
 	retries retryTracker // the IPs of events until they have a verdict
@@ -276,6 +280,7 @@ func (e *Engine) startValidation() error {
 		OnRemote:  e.onRemoteVerdict,
 		Remote:    e.remote(),
 		Now:       e.Now,
+		Budget:    e.startBudget(),
 	})
 	e.queue.Start()
 	return nil

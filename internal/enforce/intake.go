@@ -86,6 +86,9 @@ func equalFold(a, b string) bool {
 
 // SubmitAnswer queues ip of a tagged client's answer for validation.
 func (e *Engine) SubmitAnswer(job validate.Job, now time.Time) validate.Result {
+	if e.budget != nil {
+		job.Class = e.budgetClass(job.Client, false, now)
+	}
 	r := e.queue.SubmitAt(job, now)
 	e.obs.Submitted(FromAnswer, r)
 	return r
@@ -133,7 +136,11 @@ func (e *Engine) Connection(src, dst netip.Addr, dport uint16, t time.Time) bool
 	if _, ok := st.blocks.Allowed(dst, nil, t); ok {
 		return false
 	}
-	r := e.submit(FromConnection, validate.Job{IP: dst, Priority: prio, Hints: risk.Hints{Port: int(dport)}, Client: src})
+	job := validate.Job{IP: dst, Priority: prio, Hints: risk.Hints{Port: int(dport)}, Client: src}
+	if e.budget != nil {
+		job.Class = e.budgetClass(src, prio == validate.High, t)
+	}
+	r := e.submit(FromConnection, job)
 	return r == validate.Queued || r == validate.InFlight
 }
 

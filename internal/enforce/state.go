@@ -13,6 +13,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/budget"
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/state"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
@@ -78,6 +79,9 @@ type State struct {
 	// GET /v1/status (status.go).
 	api        apiHealth
 	hookHealth hookHealth
+	// budget is the API budget of the engine serving, carried over a
+	// reload so that it grants no fresh period (budget.go).
+	budget atomic.Pointer[budget.Budget]
 }
 
 var registry = struct {

@@ -164,6 +164,7 @@ func (a API) Status() adminapi.Status {
 		Hooks:         e.hooksStatus(),
 		Decisions:     st.hist.activeCounts(now),
 		TaggedClients: st.tags.Count(now),
+		Budget:        e.budgetStatus(now),
 	}
 	for _, b := range st.blocks.ActiveRanges(now) { // the history's active index holds IPs only
 		s.Decisions.Active++

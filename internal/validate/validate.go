@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/budget"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
@@ -65,6 +66,12 @@ type Config struct {
 	// OnRemote, if set, is called for a verdict another node reached,
 	// after it is cached here (OnVerdict is not: the deciding node acts).
 	OnRemote func(v verdicts.Verdict, job Job)
+	// Budget, if set, is asked before every API call (by the job's Class);
+	// a refused job ends with an error verdict of kind budget that is not
+	// cached (the IP is not validated, and is asked about again when next
+	// seen) but goes to OnVerdict like an API failure. A quota error
+	// exhausts the budget.
+	Budget *budget.Budget
 }
 
 // Remote is a verdict cache shared by several nodes.
@@ -91,6 +98,9 @@ type Job struct {
 	// retry after a failure): only a clean or suspicious verdict counts
 	// as cached for it.
 	Recheck bool
+	// Class is what the call is worth to the API budget (zero: an event's
+	// backtrack).
+	Class budget.Class
 }
 
 // Result is what Submit did with a job.
@@ -148,6 +158,7 @@ type Queue struct {
 	onVerdict func(verdicts.Verdict, Job)
 	onRemote  func(verdicts.Verdict, Job)
 	remote    Remote
+	budget    *budget.Budget
 	now       func() time.Time
 
 	// ctx ends when the queue stops, cancelling API calls in flight.
@@ -201,6 +212,7 @@ func New(cfg Config) *Queue {
 		onVerdict: cfg.OnVerdict,
 		onRemote:  cfg.OnRemote,
 		remote:    cfg.Remote,
+		budget:    cfg.Budget,
 		now:       cfg.Now,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -452,7 +464,18 @@ func (q *Queue) run(p *pending) {
 		}
 		defer release()
 	}
+	if q.budget != nil && !q.budget.Take(job.Class, q.now()) {
+		v := verdicts.Verdict{IP: job.IP, Outcome: verdicts.Error, Error: criminalip.KindBudget}
+		q.finish(p, v, true)
+		if q.onVerdict != nil {
+			q.onVerdict(v, job)
+		}
+		return
+	}
 	rep, err := q.client.Report(q.ctx, job.IP)
+	if q.budget != nil && errors.Is(err, criminalip.ErrQuota) {
+		q.budget.Exhaust(q.now())
+	}
 	var v verdicts.Verdict
 	switch {
 	case err == nil && rep != nil:

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/budget"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi"
 	"github.com/coredns-cip/coredns-cip/internal/fakeapi/fakeapitest"
@@ -658,4 +659,39 @@ func BenchmarkSubmitCached(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A job the budget refuses makes no call and leaves nothing cached: the IP
+// is asked about again when seen after the reset. A quota error from the
+// API exhausts the budget until the reset.
+func TestBudgetRefusesWithoutCaching(t *testing.T) {
+	fake, client := newFake(t)
+	clock := testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	b := budget.New(budget.Config{Limit: 1, Period: budget.Day, Loc: time.UTC}, budget.Saved{}, clock.Now())
+	cache := verdicts.New(0, verdicts.TTLs{})
+	q := newQueue(t, validate.Config{Client: client, Cache: cache, Now: clock.Now, Budget: b})
+
+	q.Submit(validate.Job{IP: unknownIP(1)})
+	if v := wait(t, q, unknownIP(1)); v.Outcome != verdicts.Clean {
+		t.Fatalf("first call: %+v, want clean", v)
+	}
+	q.Submit(validate.Job{IP: unknownIP(2)})
+	if v := wait(t, q, unknownIP(2)); v.Outcome != verdicts.Error || v.Error != criminalip.KindBudget {
+		t.Fatalf("past the budget: %+v, want a budget error", v)
+	}
+	if fake.Calls() != 1 || cache.Has(unknownIP(2), clock.Now()) {
+		t.Fatalf("past the budget: %d calls, cached %v; want 1 call, nothing cached", fake.Calls(), cache.Has(unknownIP(2), clock.Now()))
+	}
+
+	clock.Advance(24 * time.Hour)
+	fake.Fault(fakeapi.Mode429, 1)
+	q.Submit(validate.Job{IP: unknownIP(2)})
+	wait(t, q, unknownIP(2))
+	if st := b.Status(clock.Now()); !st.Exhausted || st.Remaining != 0 {
+		t.Errorf("after a quota error: %+v, want exhausted", st)
+	}
+	q.Submit(validate.Job{IP: unknownIP(3)})
+	if v := wait(t, q, unknownIP(3)); v.Error != criminalip.KindBudget || fake.Calls() != 2 {
+		t.Errorf("after a quota error: %+v and %d calls; want a budget error and no call", v, fake.Calls())
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
+	"github.com/coredns-cip/coredns-cip/internal/clientid"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
@@ -78,7 +79,7 @@ func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 	if !c.inZones(qname) {
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	}
-	client := c.cfg.clientFrom.From(r, clientAddr(w.RemoteAddr()))
+	client := c.cfg.clientFrom.From(r, clientid.Addr(w.RemoteAddr()))
 
 	// A name that led to suspicious infrastructure is answered for every
 	// record type without asking the next plugin. The clock is read only
@@ -299,30 +300,6 @@ func (c *CIPValidate) inZones(qname string) bool {
 		}
 	}
 	return false
-}
-
-// clientAddr returns the client's IP without allocating.
-func clientAddr(a net.Addr) netip.Addr {
-	var ip net.IP
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		ip = a.IP
-	case *net.TCPAddr:
-		ip = a.IP
-	case interface{ Unwrap() net.Addr }: // proxyproto's UDP client, without String's allocation
-		return clientAddr(a.Unwrap())
-	default:
-		if a == nil {
-			return netip.Addr{}
-		}
-		ap, err := netip.ParseAddrPort(a.String())
-		if err != nil {
-			return netip.Addr{}
-		}
-		return ap.Addr().Unmap()
-	}
-	addr, _ := netip.AddrFromSlice(ip)
-	return addr.Unmap()
 }
 
 // countersFor returns the per-server counters, resolved once per server

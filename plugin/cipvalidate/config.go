@@ -12,6 +12,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/budget"
 	"github.com/coredns-cip/coredns-cip/internal/clientid"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
@@ -76,6 +77,7 @@ type config struct {
 	tagNets    []netip.Prefix
 	clientFrom *clientid.Trusted // client_from: the forwarders whose ECS names the client
 	afterHours *tags.Schedule
+	budget     *budget.Config // budget: nil, calls are not counted
 
 	exclude      []netip.Prefix
 	allowNets    []netip.Prefix

@@ -14,7 +14,7 @@ func (cfg *config) engineConfig() enforce.Config {
 		APIKey: cfg.apiKey, APIURL: cfg.apiURL, Rate: cfg.rate, Burst: cfg.burst, Timeout: cfg.timeout,
 		Policy: cfg.policy, Workers: cfg.workers, QueueSize: cfg.queueSize,
 		Window: cfg.window, Watch: cfg.watch, Retain: cfg.retain, PerClient: cfg.perClient, Total: cfg.total,
-		TagNets: cfg.tagNets, AfterHours: cfg.afterHours,
+		TagNets: cfg.tagNets, AfterHours: cfg.afterHours, Budget: cfg.budget,
 		CacheSize: cfg.cacheSize, TTLs: cfg.ttls,
 		Exclude: cfg.exclude, AllowNets: cfg.allowNets, AllowDomains: cfg.allowDomains, StaticAllow: cfg.staticAllow,
 		Shared: cfg.shared, BlockPolicy: cfg.blockPolicy, Hooks: cfg.hooks, Reconcile: cfg.reconcile, StateDir: cfg.stateDir, StateStrict: cfg.stateStrict, AuditPath: cfg.auditPath, Audit: cfg.audit, History: cfg.history,

@@ -3,6 +3,7 @@ package cipvalidate
 import (
 	"sync"
 
+	"github.com/coredns-cip/coredns-cip/internal/budget"
 	"github.com/coredns-cip/coredns-cip/internal/clientid"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
@@ -161,12 +162,12 @@ var (
 )
 
 // collectors lists every metric above, for the README test.
-var collectors = []prometheus.Collector{
+var collectors = append([]prometheus.Collector{
 	answersInspected, ipsRecorded, ipsSubmitted, windowEvicted, windowEvictedProtected, windowEntries, apiCalls, apiLatency,
 	cacheLookups, verdictsTotal, rewrittenTotal, queueDepth, taggedClients, blocksTotal, blocksActive,
 	hookChanges, hookPending, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, auditDropped, eventsTotal,
 	stateWritable, stateWriteErrors, clientid.Collector(), version.Collector(),
-}
+}, budget.Collectors()...)
 
 // serverCounters are the per-answer counters of one server, resolved once
 // so that the hot path does no label lookup.

@@ -12,6 +12,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/budget"
 	"github.com/coredns-cip/coredns-cip/internal/clientid"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
@@ -62,6 +63,7 @@ func (cfg *config) options() []option {
 		{name: "tag", usage: []string{"CIDR..."}, min: 1, max: -1, repeatable: true, parse: prefixesInto(&cfg.tagNets)},
 		{name: "client_from", usage: []string{"ecs CIDR..."}, min: 2, max: -1, parse: func(a []string) (err error) { cfg.clientFrom, err = clientid.Parse(a); return err }},
 		{name: "after_hours", usage: []string{"HH:MM-HH:MM [TZ]"}, min: 1, max: 2, parse: cfg.parseAfterHours},
+		{name: "budget", usage: []string{"N per day|month [reset HH:MM [TZ]]"}, min: 3, max: 6, parse: func(a []string) (err error) { cfg.budget, err = budget.Parse(a); return err }},
 		{name: "exclude", usage: []string{"CIDR..."}, min: 1, max: -1, repeatable: true, parse: prefixesInto(&cfg.exclude)},
 		{name: "allow", usage: []string{"IP|CIDR|DOMAIN... [force]"}, min: 1, max: -1, repeatable: true, parse: cfg.parseAllow},
 		{name: "factors", usage: []string{"FACTOR..."}, min: 1, max: -1, parse: policyWith(&cfg.policy, risk.Policy.WithFactors)},

@@ -1,0 +1,89 @@
+package enforce
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/adminapi"
+	"github.com/coredns-cip/coredns-cip/internal/audit"
+	"github.com/coredns-cip/coredns-cip/internal/budget"
+	"github.com/coredns-cip/coredns-cip/internal/state"
+)
+
+// kindBudget holds the API budget's current period (one record, expiring
+// at the reset), so that a restart does not grant a fresh budget.
+const (
+	kindBudget state.Kind = "budget"
+	budgetKey  string     = "period"
+)
+
+// startBudget returns the API budget of `budget`, or nil. It resumes from
+// the budget of the engine this one replaces (a reload), else from the
+// state directory: what was spent in the current period stays spent.
+func (e *Engine) startBudget() *budget.Budget {
+	if e.cfg.Budget == nil {
+		e.st.budget.Store(nil)
+		return nil
+	}
+	var saved budget.Saved
+	if prev := e.st.budget.Load(); prev != nil {
+		saved = prev.Saved()
+	} else if e.st.store != nil {
+		if s := loadAll[budget.Saved](e.st, kindBudget, e.log); len(s) > 0 {
+			saved = s[0]
+		}
+	}
+	b := budget.New(*e.cfg.Budget, saved, e.Now())
+	b.OnChange = func(s budget.Saved, expires time.Time) { e.persist(kindBudget, budgetKey, expires, s) }
+	b.OnAlert = e.budgetAlert
+	e.st.budget.Store(b)
+	e.budget = b
+	return b
+}
+
+// budgetAlert logs and audits a budget threshold, once per period each.
+func (e *Engine) budgetAlert(a budget.Alert) {
+	s := a.Status
+	detail := fmt.Sprintf("%d%% spent: %d of %d calls per %s; resets at %s", s.Spent*100/s.Limit, s.Spent, s.Limit,
+		s.Period, s.ResetsAt.Format(time.RFC3339))
+	if a.Level == budget.AlertExhausted {
+		detail = fmt.Sprintf("exhausted: %d of %d calls per %s spent; no API call until %s", s.Spent, s.Limit,
+			s.Period, s.ResetsAt.Format(time.RFC3339))
+		if a.Quota {
+			detail = "exhausted by a quota error from the API; no API call until " + s.ResetsAt.Format(time.RFC3339)
+		}
+		e.log.Errorf("api budget %s", detail)
+	} else {
+		e.log.Warningf("api budget %s", detail)
+	}
+	e.Audit(audit.Entry{Kind: audit.KindBudget, Actor: actorEngine, Detail: a.Level + ": " + detail})
+}
+
+// budgetClass is what a call for client's IP is worth to the budget:
+// critical is a connection to a critical port; otherwise the client's tag
+// decides (an untagged client's connection counts as live).
+func (e *Engine) budgetClass(client netip.Addr, critical bool, now time.Time) budget.Class {
+	if critical {
+		return budget.Critical
+	}
+	if t, ok := e.st.tags.Lookup(client, now); ok {
+		return budget.ClassOfTag(t.Reason)
+	}
+	return budget.Live
+}
+
+// budgetStatus is the budget for GET /v1/status; nil without one.
+func (e *Engine) budgetStatus(now time.Time) *adminapi.BudgetStatus {
+	if e.budget == nil {
+		return nil
+	}
+	s := e.budget.Status(now)
+	return &adminapi.BudgetStatus{Limit: s.Limit, Period: s.Period, Spent: s.Spent, Remaining: s.Remaining,
+		Exhausted: s.Exhausted, ResetsAt: s.ResetsAt}
+}
+
+// budgetExhausted reports whether the budget lets no call through now.
+func (e *Engine) budgetExhausted() bool {
+	return e.budget != nil && e.budget.Status(e.Now()).Exhausted
+}
