@@ -67,7 +67,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # Paired load test, with and without cipvalidate, with dnsperf on loopback
-# (about 10 minutes; knobs and method in bench/loadtest.sh and BENCHMARKS.md).
+# (about 13 minutes; knobs and method in bench/loadtest.sh and BENCHMARKS.md).
 loadtest:
 	GO=$(GO) BIN=$(BIN) bash bench/loadtest.sh
 	$(MAKE) fleetlatency

@@ -9,11 +9,22 @@
 # dnsperf (and the fake Criminal IP API, standing in for a remote service) to
 # the other. Each scenario restarts the server, so its peak RSS is its own.
 #
-# Scenarios (SCENARIOS="n a b c d m" by default):
+# Scenarios (SCENARIOS="n a b c e f g d m l" by default):
 #   n  A/A control: both blocks without cipvalidate (the noise floor)
 #   a  no client tagged
 #   b  every client tagged (tag 127.0.0.0/8), every verdict cached (clean)
 #   c  every client tagged, 10% of the hosts suspicious (sinkholed), cached
+#   e  the Unbound respip comparison: `enforce all` and `scope everyone all`,
+#      the loaded client untagged, 10% of the hosts suspicious (sinkholed),
+#      every verdict warm: a pass from 127.0.0.2, the only tagged client
+#      (`tag 127.0.0.2/32`), validates the zone first, so the measured path
+#      is the policy work only, as respip's is
+#   f  `tagged` findings: every client tagged, `scope tagged all` (every
+#      finding applies to tagged clients only), 10% sinkholed, cached
+#   g  pair blocks: `scope tagged all` and no static tag; G_CLIENTS-1 primed
+#      clients and the loaded one are tagged by events, so each suspicious
+#      IP in a window becomes a block for one client -> IP pair; then a warm
+#      pass from the loaded client and the measured runs from it
 #   d  event storm: 1000 events for 1000 clients posted during the plugin run
 #      (the server restarts per pair so each storm meets a cold cache)
 #   m  memory: 100k clients with 10 answers each at the default caps
@@ -27,7 +38,10 @@
 #   CLIENTS [8]          dnsperf -c; OUTSTANDING [100] -q; THREADS [1] -T
 #   QPS []               dnsperf -Q; empty: no limit, i.e. saturation
 #   SCENARIOS [n a b c d m l], NAMES [5000] hosts in the zone
-#   STORM_EVENTS [1000]  events per storm (d)
+#   STORM_EVENTS [1000]  events per storm (d); d also reports the fake API's
+#                        calls per event and per unique public IP, checked
+#                        against "one call per unique IP per verdict TTL"
+#   G_CLIENTS [100]      event-tagged clients, the loaded one included (g)
 #   MEM_CLIENTS [100000], MEM_PER [10] answers per client, MEM_GOMEMLIMIT []
 #                        the server's GOMEMLIMIT in scenario m (empty: none),
 #                        MEM_TOTAL [] the window's total cap in scenario m
@@ -37,7 +51,8 @@
 #                        the machine to be idle (< 5% busy over a second),
 #                        when other work shares it
 #   PROFILE [0]          1: profile one more run of each block with perf
-#                        after the pairs of n, a, b, c, and one storm run of d
+#                        after the pairs of n, a, b, c, e, f, g, and one
+#                        storm run of d
 #                        (bench/results/profile-SCENARIO-BLOCK.txt)
 #   RESULTS [bench/results/latest.md], KEEP [0] 1 keeps the work directory
 #   BUILD [1]            0: use BIN [bin/coredns-cip] as it is instead of
@@ -62,7 +77,8 @@ MEM_GOMEMLIMIT=${MEM_GOMEMLIMIT:-}
 MEM_TOTAL=${MEM_TOTAL:-}
 PROFILE=${PROFILE:-0}
 QUIET=${QUIET:-0}
-SCENARIOS=${SCENARIOS:-n a b c d m l}
+SCENARIOS=${SCENARIOS:-n a b c e f g d m l}
+G_CLIENTS=${G_CLIENTS:-100}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 RESULTS=${RESULTS:-bench/results/latest.md}
@@ -73,7 +89,7 @@ BUILD=${BUILD:-1}
 log() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for v in PAIRS DURATION WARMUP CLIENTS OUTSTANDING THREADS NAMES STORM_EVENTS MEM_CLIENTS MEM_PER; do
+for v in PAIRS DURATION WARMUP CLIENTS OUTSTANDING THREADS NAMES STORM_EVENTS G_CLIENTS MEM_CLIENTS MEM_PER; do
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer, not '${!v}'"
 done
 [[ $QUIET =~ ^[0-9]+$ ]] || die "QUIET must be a number of seconds, not '$QUIET'"
@@ -183,7 +199,7 @@ write_corefile() {
   local plugin="    cipvalidate {
         api_key loadtest
         api_url $FAKE_URL
-        rate 1000000 1000000
+        rate 100000 100000
         events 127.0.0.1:$P_EVENTS
         $3
     }"
@@ -332,14 +348,16 @@ settle() {
   log "warning: validation did not settle (api calls $now, queued $q, verdicts $v)"
 }
 
-# warm_cache: one pass over every name from a tagged client, so that every IP
-# of the zone is validated, then a second pass that must cost no API call.
+# warm_cache [SOURCE]: one pass over every name from a tagged client (dnsperf
+# sends from SOURCE if given), so that every IP of the zone is validated,
+# then a second pass that must cost no API call.
 warm_cache() {
-  local c0 c1
-  "${PIN_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$P_WITH" -d "$WORK/warm.txt" -n 1 -c "$CLIENTS" >/dev/null 2>&1 || die "warm pass failed"
+  local c0 c1 src=()
+  [[ -n ${1:-} ]] && src=(-a "$1")
+  "${PIN_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$P_WITH" "${src[@]}" -d "$WORK/warm.txt" -n 1 -c "$CLIENTS" >/dev/null 2>&1 || die "warm pass failed"
   settle
   c0=$(fake_calls)
-  "${PIN_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$P_WITH" -d "$WORK/warm.txt" -n 1 -c "$CLIENTS" >/dev/null 2>&1 || die "warm pass failed"
+  "${PIN_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$P_WITH" "${src[@]}" -d "$WORK/warm.txt" -n 1 -c "$CLIENTS" >/dev/null 2>&1 || die "warm pass failed"
   settle
   c1=$(fake_calls)
   log "  cache warm: $(metric coredns_cipvalidate_verdicts_total 'outcome="clean"') clean and $(metric coredns_cipvalidate_verdicts_total 'outcome="suspicious"') suspicious verdicts, $(metric coredns_cipvalidate_verdicts_total 'outcome="error"') errors; second pass: $((c1 - c0)) API calls"
@@ -375,13 +393,25 @@ profile() {
 }
 
 declare -A NOTE RSS
-STORM_CHECK=""
-# scenario_plain ID ZONE TAGLINE WARM: scenarios a, b, c.
+STORM_CHECK="" STORM_API="" STORM_API_ROWS=()
+# scenario_plain ID ZONE TAGLINE WARM: scenarios n, a, b, c, e, f. WARM: 0
+# none, 1 warm_cache from the loaded client, else the address to warm from.
 scenario_plain() {
-  local s=$1 zone=$2 tagline=$3 warm=$4 calls0 rw0 pair inspected0
+  local s=$1 zone=$2 tagline=$3 warm=$4
   log "scenario $s: start"
   start_server "$s" "$zone" "$tagline"
-  [[ $warm == 1 ]] && warm_cache
+  case $warm in
+  0) ;;
+  1) warm_cache ;;
+  *) warm_cache "$warm" ;;
+  esac
+  measure_pairs "$s"
+}
+
+# measure_pairs SCENARIO: warm-up and the measured pairs on the running
+# server, their notes and peak RSS; stops the server.
+measure_pairs() {
+  local s=$1 calls0 rw0 pair inspected0
   warmup
   calls0=$(fake_calls) rw0=$(metric coredns_cipvalidate_answers_rewritten_total) inspected0=$(metric coredns_cipvalidate_answers_inspected_total)
   for pair in $(seq "$PAIRS"); do
@@ -397,6 +427,32 @@ scenario_plain() {
   RSS[$s]=$(vm_kib "$SERVER_PID" VmHWM)
   log "  $s: ${NOTE[$s]}; peak RSS $((RSS[$s] / 1024)) MiB"
   stop_pid "$SERVER_PID"
+}
+
+# scenario_pairs: g. Every finding is `tagged` and no client is tagged but by
+# an event: G_CLIENTS-1 primed clients and the loaded one (127.0.0.1) are,
+# so every suspicious IP in their windows becomes a block for one client ->
+# IP pair. A warm pass from the loaded client then validates the rest of the
+# zone (its own pairs for every suspicious IP) before the measured runs.
+scenario_pairs() {
+  local s=g ev
+  log "scenario $s: pair blocks for $G_CLIENTS event-tagged clients"
+  start_server "$s" "$WORK/zone.mixed.db" "scope tagged all"
+  if ((G_CLIENTS > 1)); then
+    "${LT[@]}" prime -server "127.0.0.1:$P_WITH" -clients $((G_CLIENTS - 1)) -first 127.1.0.1 -per 10 \
+      -names "$WORK/answered.txt" >"$WORK/prime.g.txt"
+  fi
+  "${LT[@]}" storm -api "$EVENTS_URL" -events "$G_CLIENTS" -loaded 127.0.0.1 -first 127.1.0.1 \
+    -found "$WORK/found.g.txt" >"$WORK/storm.g.txt" 2>&1 || { cat "$WORK/storm.g.txt" >&2; die "scenario g's events failed"; }
+  "${LT[@]}" verdicts -api "$EVENTS_URL" -ips "$WORK/found.g.txt" -timeout 60s >/dev/null 2>&1 ||
+    log "  warning: some of g's window IPs got no verdict"
+  warm_cache
+  # (The blocks and tags gauges are refreshed every 15 s: the counter is
+  # read instead.)
+  ev="events: $(cut -d' ' -f1-2,9- "$WORK/storm.g.txt"); block decisions $(metric coredns_cipvalidate_blocks_total 'kind="block"') (tagged scope: each for its clients' pairs only)"
+  log "  $s: $ev"
+  measure_pairs "$s"
+  NOTE[$s]="$ev; ${NOTE[$s]}"
 }
 
 # scenario_storm: d. Per pair: a fresh server, STORM_EVENTS-1 primed
@@ -424,6 +480,10 @@ storm_pair() {
     -names "$WORK/answered.txt" >"$WORK/prime.txt"
   warmup
   quiet_wait
+  # The API calls of this pair only: the cache is cold (a fresh server) and
+  # nothing was validated yet (the primed clients and the warm-up are
+  # untagged).
+  curl -fsS -X POST -o /dev/null "$FAKE_URL/_fake/reset"
   (
     sleep 1
     exec "${LT[@]}" storm -api "$EVENTS_URL" -events "$STORM_EVENTS" -loaded 127.0.0.1 -first 127.1.0.1 \
@@ -464,6 +524,7 @@ storm_pair() {
   if [[ $dropped != 0 ]]; then
     STORM_CHECK="FAILED: $dropped IPs dropped"
   fi
+  storm_api "$pair" "$mode"
   log "  storm $pair: prime $(cat "$WORK/prime.txt")"
   log "  storm $pair: $(cat "$WORK/storm.$pair.txt")"
   log "  storm $pair: verdicts $verdicts; dropped $dropped; submitted: queued $(metric coredns_cipvalidate_ips_submitted_total 'result="queued"') in_flight $(metric coredns_cipvalidate_ips_submitted_total 'result="in_flight"') cached $(metric coredns_cipvalidate_ips_submitted_total 'result="cached"'); API calls $(metric coredns_cipvalidate_api_calls_total)"
@@ -474,6 +535,27 @@ storm_pair() {
     NOTE[$s]+="pair $pair: $(cut -d' ' -f1-4,6- "$WORK/storm.$pair.txt" | tr '\n' ' ')| verdicts: $verdicts | dropped (metric): $dropped<br>"
   fi
   stop_pid "$SERVER_PID"
+}
+
+# storm_api PAIR MODE: the fake API's calls during one storm pair, per event
+# and per unique public IP, against the target: exactly one call per unique
+# public IP per verdict TTL (the TTL outlasts the run), every window IP
+# called. Recorded (MODE record) as a row of the API table and in STORM_API.
+storm_api() {
+  local pair=$1 mode=$2 line kv check
+  line=$("${LT[@]}" apicalls -fake "$FAKE_URL" -events "$STORM_EVENTS" -found "$WORK/found.$pair.txt") ||
+    die "counting the storm's API calls failed"
+  log "  storm $pair: API $line"
+  [[ $mode == record ]] || return 0
+  kv() { tr ' ' '\n' <<<"$line" | sed -n "s/^$1=//p"; }
+  check=$(kv check)
+  STORM_API_ROWS+=("| $pair | $(kv events) | $(kv api_calls) | $(kv unique_ips) | $(kv calls_per_event) | $(kv calls_per_unique_ip) | $(kv max_per_ip) | $(kv ips_called_more_than_once) | $(kv window_ips) | $(kv window_ips_not_called) | $check |")
+  if [[ $check != PASS ]]; then
+    STORM_API="FAIL (pair $pair: $(kv api_calls) calls for $(kv unique_ips) unique IPs, $(kv ips_called_more_than_once) called more than once, $(kv window_ips_not_called) window IPs not called)"
+  elif [[ -z $STORM_API ]]; then
+    STORM_API="PASS"
+  fi
+  return 0
 }
 
 # scenario_memory: m. MEM_CLIENTS clients resolve 10 names each through the
@@ -515,6 +597,9 @@ for s in $SCENARIOS; do
   a) scenario_plain a "$WORK/zone.mixed.db" "" 0 ;;
   b) scenario_plain b "$WORK/zone.clean.db" "tag 127.0.0.0/8" 1 ;;
   c) scenario_plain c "$WORK/zone.mixed.db" "tag 127.0.0.0/8" 1 ;;
+  e) scenario_plain e "$WORK/zone.mixed.db" $'enforce all\n        scope everyone all\n        tag 127.0.0.2/32' 127.0.0.2 ;;
+  f) scenario_plain f "$WORK/zone.mixed.db" $'tag 127.0.0.0/8\n        scope tagged all' 1 ;;
+  g) scenario_pairs ;;
   d) scenario_storm ;;
   m) scenario_memory ;;
   l) if [[ $(id -u) -eq 0 ]] && command -v ip >/dev/null; then
@@ -537,7 +622,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "nan" || b == 
 label() {
   case $1 in
   n) echo "n. A/A control" ;; a) echo "a. untagged" ;; b) echo "b. tagged, cached" ;; c) echo "c. tagged, 10% sinkholed" ;;
-  d) echo "d. event storm" ;; m) echo "m. memory" ;; l) echo "l. enforcement latency (bench/results/latency.md)" ;;
+  e) echo "e. enforce all, untagged, 10% sinkholed (respip)" ;; f) echo "f. tagged, tagged-scope findings, 10% sinkholed" ;;
+  g) echo "g. pair blocks, event-tagged client" ;; d) echo "d. event storm" ;; m) echo "m. memory" ;; l) echo "l. enforcement latency (bench/results/latency.md)" ;;
   esac
 }
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'; }
@@ -573,6 +659,7 @@ EXTRA=$WORK/extra.md
       "lowest one-second qps during the storm runs (median) / a's = $(ratio "$(med d with 9)" "$(med a with 9)")"
   fi
   [[ -n $STORM_CHECK ]] && echo "- d checks: **$STORM_CHECK**"
+  [[ -n $STORM_API ]] && echo "- d API calls, target exactly one call per unique public IP per verdict TTL: **$STORM_API** (per pair below)"
   for s in $SCENARIOS; do
     [[ -n ${NOTE[$s]:-} ]] && echo "- $(label "$s"): ${NOTE[$s]}"
     [[ $s == m ]] && echo "  (peak RSS $(mib "${RSS[m]}"))"
@@ -600,6 +687,14 @@ mkdir -p "$(dirname "$RESULTS")"
   echo
   cat "$EXTRA"
   echo
+  if ((${#STORM_API_ROWS[@]} > 0)); then
+    echo "## API calls in the storm (d)"
+    echo
+    echo "| pair | events | API calls | unique IPs | calls per event | calls per unique IP | most calls for one IP | IPs called more than once | window IPs | window IPs not called | one call per unique IP |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    printf '%s\n' "${STORM_API_ROWS[@]}"
+    echo
+  fi
   echo "## Runs"
   echo
   cat "$RUNTABLE"
@@ -611,5 +706,6 @@ echo
 cat "$TABLE"
 echo
 cat "$EXTRA"
+[[ -n $STORM_API ]] && echo "storm API calls (one per unique public IP per verdict TTL): $STORM_API"
 echo
 echo "Per-run figures and the setup: $RESULTS"

@@ -1,6 +1,6 @@
 // Command loadtool is the helper of bench/loadtest.sh: it generates the zone
 // and the query files, finds free ports, primes clients' windows from many
-// loopback source addresses, posts an event storm, and checks verdicts.
+// loopback source addresses, posts an event storm, checks verdicts and counts the API calls.
 // dnsperf does the load itself; this tool does what dnsperf cannot.
 //
 //	loadtool gen      -dir DIR [-names N] [-queries N] [-suspicious F] [-seed N]
@@ -8,6 +8,7 @@
 //	loadtool prime    -server ADDR -clients N [-first IP] [-per N] -names FILE
 //	loadtool storm    -api URL -clients N [-first IP] [-loaded IP] -found FILE
 //	loadtool verdicts -api URL -ips FILE [-timeout D]
+//	loadtool apicalls -fake URL -events N [-found FILE]
 //	loadtool summary  FILE
 //	loadtool latfix   -dir DIR [-n N] [-first IP]
 //	loadtool latency  -server ADDR -events URL [-ips N] [-trials N] [-fresh]
@@ -20,7 +21,7 @@ import (
 	"os"
 )
 
-const usage = `Usage: loadtool gen|ports|prime|storm|verdicts|summary|latfix|latency [flags]
+const usage = `Usage: loadtool gen|ports|prime|storm|verdicts|apicalls|summary|latfix|latency [flags]
 Run "loadtool COMMAND -h" for a command's flags.
 `
 
@@ -35,6 +36,7 @@ func main() {
 		"prime":    runPrime,
 		"storm":    runStorm,
 		"verdicts": runVerdicts,
+		"apicalls": runAPICalls,
 		"summary":  runSummary,
 		"latfix":   runLatFix,
 		"latency":  runLatency,
