@@ -191,9 +191,14 @@ type Budget struct {
 	// with every alert. Set them before the first Take.
 	OnChange func(s Saved, expires time.Time)
 	OnAlert  func(a Alert)
+	// Shared, if set, is the fleet's count (fleet.go); set it before the
+	// first Take.
+	Shared Shared
 
 	mu    sync.Mutex
 	saved Saved
+	seen  int64 // the fleet's spent count when Shared last answered
+	down  int64 // calls taken since Shared last answered
 }
 
 // New returns the budget of cfg resuming from saved, which is ignored
@@ -224,6 +229,9 @@ func (b *Budget) Saved() Saved {
 // made: false once the class's share of the period is spent, or while a
 // quota error holds the budget exhausted.
 func (b *Budget) Take(c Class, now time.Time) bool {
+	if b.Shared != nil {
+		return b.takeShared(c, now)
+	}
 	b.mu.Lock()
 	b.rollLocked(now)
 	if b.saved.Exhausted || b.saved.Spent*100 >= b.cfg.Limit*Shares[c] {
@@ -238,8 +246,14 @@ func (b *Budget) Take(c Class, now time.Time) bool {
 }
 
 // Exhaust holds the budget exhausted until the reset: the API answered
-// that the plan's quota is spent.
-func (b *Budget) Exhaust(now time.Time) {
+// that the plan's quota is spent. With Shared, the whole fleet's is.
+func (b *Budget) Exhaust(now time.Time) { b.exhaust(now, true) }
+
+// FleetExhausted holds the budget exhausted until the reset: another node
+// of the fleet had a quota error (and told Shared already).
+func (b *Budget) FleetExhausted(now time.Time) { b.exhaust(now, false) }
+
+func (b *Budget) exhaust(now time.Time, fleet bool) {
 	b.mu.Lock()
 	b.rollLocked(now)
 	if b.saved.Exhausted {
@@ -249,7 +263,11 @@ func (b *Budget) Exhaust(now time.Time) {
 	b.saved.Exhausted = true
 	alert := b.alertLocked(true)
 	b.changedLocked()
+	start := b.saved.Start
 	b.unlockAlerting(alert)
+	if b.Shared != nil && fleet {
+		b.Shared.Exhaust(start, b.cfg.next(start))
+	}
 }
 
 // Status returns the budget at now.
@@ -306,8 +324,10 @@ func (b *Budget) changedLocked() {
 // unlockAlerting unlocks, then calls OnAlert: it logs and audits, which
 // must not hold up other workers' Takes.
 func (b *Budget) unlockAlerting(a *Alert) bool {
+	start := b.saved.Start
 	b.mu.Unlock()
-	if a != nil && b.OnAlert != nil {
+	// In a fleet, the node that claims a threshold first announces it.
+	if a != nil && b.OnAlert != nil && (b.Shared == nil || b.Shared.First(start, b.cfg.next(start), a.Level)) {
 		b.OnAlert(*a)
 	}
 	return true

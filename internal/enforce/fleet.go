@@ -280,6 +280,8 @@ func (e *Engine) onFleetMessage(m fleet.Message) {
 		if c, ok := decodeAllowChange(m.Data); ok {
 			e.applyAllowChange(c)
 		}
+	case msgBudget:
+		e.onFleetBudget(m.Data)
 	}
 }
 

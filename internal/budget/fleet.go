@@ -1,0 +1,95 @@
+package budget
+
+import "time"
+
+// Shared is the budget of a fleet, counted on Redis (internal/fleet), so
+// that the whole fleet spends at most the limit. Its methods are bounded
+// by short timeouts: the budget is asked by validation workers, never on
+// the DNS path.
+type Shared interface {
+	// Take spends one call of the period [start, end) if spent*100 <
+	// threshold, first adding pending calls taken while it was
+	// unreachable; it returns the fleet's count, whether the call may be
+	// made, and whether a quota error exhausted the period. An error
+	// means it is unreachable.
+	Take(start, end time.Time, threshold, pending int64) (spent int64, allowed, exhausted bool, err error)
+	// Exhaust marks the period exhausted for the fleet, and tells the
+	// other nodes.
+	Exhaust(start, end time.Time)
+	// First reports whether this node is the first to announce level in
+	// the period (true when it cannot tell: better twice than never).
+	First(start, end time.Time, level string) bool
+	// Read returns the fleet's count of the period starting at start,
+	// and whether a quota error exhausted it.
+	Read(start time.Time) (spent int64, exhausted bool, err error)
+	// Nodes is the number of nodes the fleet last counted (at least 1).
+	Nodes() int64
+}
+
+// takeShared is Take with a fleet. While Shared is unreachable, the node
+// spends on its own view: the fleet's count when Shared last answered
+// plus its own calls since, each counted Nodes times, so that each of n
+// nodes spends at most 1/n of what was left and the fleet as a whole
+// stays within the limit (unless nodes join during the outage). The
+// calls are added to the fleet's count when Shared answers again.
+func (b *Budget) takeShared(c Class, now time.Time) bool {
+	b.mu.Lock()
+	b.rollLocked(now)
+	start, threshold := b.saved.Start, b.cfg.Limit*Shares[c]
+	if b.saved.Exhausted {
+		b.mu.Unlock()
+		refused[c].Inc()
+		return false
+	}
+	pending := b.down
+	b.mu.Unlock()
+	spent, ok, exhausted, err := b.Shared.Take(start, b.cfg.next(start), threshold, pending)
+	b.mu.Lock()
+	switch {
+	case !b.saved.Start.Equal(start): // the period ended meanwhile: count the call in the new one
+		ok = err == nil && ok
+	case err != nil:
+		ok = (b.seen+(b.down+1)*b.Shared.Nodes())*100 < threshold
+		if ok {
+			b.down++
+			b.saved.Spent++
+		}
+	default:
+		b.down -= pending // those the script added; others may have come since
+		b.seen, b.saved.Spent = spent, spent+b.down
+		b.saved.Exhausted = b.saved.Exhausted || exhausted
+	}
+	if !ok {
+		if err == nil {
+			b.changedLocked() // the fleet's count or exhaustion, seen here
+		}
+		b.mu.Unlock()
+		refused[c].Inc()
+		return false
+	}
+	alert := b.alertLocked(false)
+	b.changedLocked()
+	return b.unlockAlerting(alert)
+}
+
+// Refresh brings the budget up to the fleet's count, for a status: other
+// nodes' calls are otherwise seen at this node's next Take. It does not
+// alert (the node that crossed a threshold did).
+func (b *Budget) Refresh(now time.Time) {
+	if b.Shared == nil {
+		return
+	}
+	b.mu.Lock()
+	b.rollLocked(now)
+	start := b.saved.Start
+	b.mu.Unlock()
+	spent, exhausted, err := b.Shared.Read(start)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil || !b.saved.Start.Equal(start) || spent < b.seen {
+		return // unreachable, a new period, or an older answer than a Take's
+	}
+	b.seen, b.saved.Spent = spent, spent+b.down
+	b.saved.Exhausted = b.saved.Exhausted || exhausted
+	b.changedLocked()
+}
