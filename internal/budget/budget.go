@@ -294,6 +294,7 @@ func (b *Budget) rollLocked(now time.Time) {
 		return
 	}
 	b.saved = Saved{Start: b.cfg.PeriodStart(now)}
+	b.seen, b.down = 0, 0 // calls made while Redis was down are lost with their period
 	b.changedLocked()
 }
 

@@ -19,9 +19,6 @@ type Shared interface {
 	// First reports whether this node is the first to announce level in
 	// the period (true when it cannot tell: better twice than never).
 	First(start, end time.Time, level string) bool
-	// Read returns the fleet's count of the period starting at start,
-	// and whether a quota error exhausted it.
-	Read(start time.Time) (spent int64, exhausted bool, err error)
 	// Nodes is the number of nodes the fleet last counted (at least 1).
 	Nodes() int64
 }
@@ -49,14 +46,15 @@ func (b *Budget) takeShared(c Class, now time.Time) bool {
 	case !b.saved.Start.Equal(start): // the period ended meanwhile: count the call in the new one
 		ok = err == nil && ok
 	case err != nil:
-		ok = (b.seen+(b.down+1)*b.Shared.Nodes())*100 < threshold
+		ok = (b.seen+(b.down+1)*b.Shared.Nodes())*100 <= threshold
 		if ok {
 			b.down++
 			b.saved.Spent++
 		}
 	default:
 		b.down -= pending // those the script added; others may have come since
-		b.seen, b.saved.Spent = spent, spent+b.down
+		b.seen = max(b.seen, spent) // answers may come back out of order
+		b.saved.Spent = b.seen + b.down
 		b.saved.Exhausted = b.saved.Exhausted || exhausted
 	}
 	if !ok {
@@ -72,24 +70,30 @@ func (b *Budget) takeShared(c Class, now time.Time) bool {
 	return b.unlockAlerting(alert)
 }
 
-// Refresh brings the budget up to the fleet's count, for a status: other
-// nodes' calls are otherwise seen at this node's next Take. It does not
-// alert (the node that crossed a threshold did).
+// Refresh brings the budget up to the fleet's count, adding the calls
+// this node made while the count was unreachable: for a status (other
+// nodes' calls are otherwise seen at this node's next Take) and when Redis
+// comes back. A threshold it finds crossed is announced unless another
+// node did (Shared.First).
 func (b *Budget) Refresh(now time.Time) {
 	if b.Shared == nil {
 		return
 	}
 	b.mu.Lock()
 	b.rollLocked(now)
-	start := b.saved.Start
+	start, pending := b.saved.Start, b.down
 	b.mu.Unlock()
-	spent, exhausted, err := b.Shared.Read(start)
+	spent, _, exhausted, err := b.Shared.Take(start, b.cfg.next(start), 0, pending) // a threshold of 0 takes nothing
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err != nil || !b.saved.Start.Equal(start) || spent < b.seen {
-		return // unreachable, a new period, or an older answer than a Take's
+	if err != nil || !b.saved.Start.Equal(start) {
+		b.mu.Unlock()
+		return
 	}
-	b.seen, b.saved.Spent = spent, spent+b.down
+	b.down -= pending
+	b.seen = max(b.seen, spent) // answers may come back out of order
+	b.saved.Spent = b.seen + b.down
 	b.saved.Exhausted = b.saved.Exhausted || exhausted
+	alert := b.alertLocked(false)
 	b.changedLocked()
+	b.unlockAlerting(alert)
 }

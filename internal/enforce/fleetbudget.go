@@ -60,13 +60,6 @@ func (b *fleetBudget) count(ctx context.Context) {
 	}
 }
 
-// Read implements budget.Shared.
-func (b *fleetBudget) Read(start time.Time) (int64, bool, error) {
-	ctx, cancel := b.ctx()
-	defer cancel()
-	return b.f.BudgetRead(ctx, start)
-}
-
 // Nodes implements budget.Shared.
 func (b *fleetBudget) Nodes() int64 {
 	b.mu.Lock()

@@ -85,20 +85,3 @@ func (f *Fleet) budgetKey(start time.Time) string {
 // budgetExpiry keeps a period's hash an hour past its end, for nodes
 // whose clocks run late.
 func budgetExpiry(end time.Time) int64 { return end.Add(time.Hour).UnixMilli() }
-
-// BudgetRead returns the fleet's spent count of the period starting at
-// start, and whether a quota error exhausted it.
-func (f *Fleet) BudgetRead(ctx context.Context, start time.Time) (spent int64, exhausted bool, err error) {
-	err = f.do(ctx, "budget", func(ctx context.Context) error {
-		v, err := f.rdb.HMGet(ctx, f.budgetKey(start), "spent", "exhausted").Result()
-		if err != nil {
-			return err
-		}
-		if s, ok := v[0].(string); ok {
-			spent, _ = strconv.ParseInt(s, 10, 64)
-		}
-		exhausted = v[1] == "1"
-		return nil
-	})
-	return spent, exhausted, err
-}
