@@ -52,7 +52,7 @@ func (b *Budget) takeShared(c Class, now time.Time) bool {
 			b.saved.Spent++
 		}
 	default:
-		b.down -= pending // those the script added; others may have come since
+		b.down -= pending           // those the script added; others may have come since
 		b.seen = max(b.seen, spent) // answers may come back out of order
 		b.saved.Spent = b.seen + b.down
 		b.saved.Exhausted = b.saved.Exhausted || exhausted
