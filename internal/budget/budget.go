@@ -157,6 +157,9 @@ type Saved struct {
 	Exhausted bool      `json:"exhausted,omitempty"` // by a quota error
 	Warned    bool      `json:"warned,omitempty"`    // the 80% alert fired
 	Announced bool      `json:"announced,omitempty"` // the exhaustion alert fired
+	// Pending are calls made (and counted in Spent) while the fleet's
+	// count was unreachable, not added to it yet (fleet.go).
+	Pending int64 `json:"pending,omitempty"`
 }
 
 // Alert levels.
@@ -198,7 +201,6 @@ type Budget struct {
 	mu    sync.Mutex
 	saved Saved
 	seen  int64 // the fleet's spent count when Shared last answered
-	down  int64 // calls taken since Shared last answered
 }
 
 // New returns the budget of cfg resuming from saved, which is ignored
@@ -208,6 +210,7 @@ func New(cfg Config, saved Saved, now time.Time) *Budget {
 	b := &Budget{cfg: cfg}
 	if start := cfg.PeriodStart(now); saved.Start.Equal(start) {
 		b.saved = saved
+		b.seen = saved.Spent - saved.Pending
 	} else {
 		b.saved = Saved{Start: start}
 	}
@@ -294,7 +297,7 @@ func (b *Budget) rollLocked(now time.Time) {
 		return
 	}
 	b.saved = Saved{Start: b.cfg.PeriodStart(now)}
-	b.seen, b.down = 0, 0 // calls made while Redis was down are lost with their period
+	b.seen = 0 // calls made while Redis was down are lost with their period
 	b.changedLocked()
 }
 

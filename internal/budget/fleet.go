@@ -38,7 +38,7 @@ func (b *Budget) takeShared(c Class, now time.Time) bool {
 		refused[c].Inc()
 		return false
 	}
-	pending := b.down
+	pending := b.saved.Pending
 	b.mu.Unlock()
 	spent, ok, exhausted, err := b.Shared.Take(start, b.cfg.next(start), threshold, pending)
 	b.mu.Lock()
@@ -46,15 +46,15 @@ func (b *Budget) takeShared(c Class, now time.Time) bool {
 	case !b.saved.Start.Equal(start): // the period ended meanwhile: count the call in the new one
 		ok = err == nil && ok
 	case err != nil:
-		ok = (b.seen+(b.down+1)*b.Shared.Nodes())*100 <= threshold
+		ok = (b.seen+(b.saved.Pending+1)*b.Shared.Nodes())*100 <= threshold
 		if ok {
-			b.down++
+			b.saved.Pending++
 			b.saved.Spent++
 		}
 	default:
-		b.down -= pending           // those the script added; others may have come since
+		b.saved.Pending -= pending  // those the script added; others may have come since
 		b.seen = max(b.seen, spent) // answers may come back out of order
-		b.saved.Spent = b.seen + b.down
+		b.saved.Spent = b.seen + b.saved.Pending
 		b.saved.Exhausted = b.saved.Exhausted || exhausted
 	}
 	if !ok {
@@ -81,7 +81,7 @@ func (b *Budget) Refresh(now time.Time) {
 	}
 	b.mu.Lock()
 	b.rollLocked(now)
-	start, pending := b.saved.Start, b.down
+	start, pending := b.saved.Start, b.saved.Pending
 	b.mu.Unlock()
 	spent, _, exhausted, err := b.Shared.Take(start, b.cfg.next(start), 0, pending) // a threshold of 0 takes nothing
 	b.mu.Lock()
@@ -89,9 +89,9 @@ func (b *Budget) Refresh(now time.Time) {
 		b.mu.Unlock()
 		return
 	}
-	b.down -= pending
+	b.saved.Pending -= pending
 	b.seen = max(b.seen, spent) // answers may come back out of order
-	b.saved.Spent = b.seen + b.down
+	b.saved.Spent = b.seen + b.saved.Pending
 	b.saved.Exhausted = b.saved.Exhausted || exhausted
 	alert := b.alertLocked(false)
 	b.changedLocked()

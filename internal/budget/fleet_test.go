@@ -50,7 +50,7 @@ func (f *fakeShared) setDown(down bool) { f.mu.Lock(); f.down = down; f.mu.Unloc
 // Two nodes share 20 calls: together they spend 20, each alert is
 // announced once; while the fleet's count is unreachable each spends at
 // most half of what was left, and its calls count on the fleet's when it
-// comes back.
+// comes back, even across a restart.
 func TestSharedBudget(t *testing.T) {
 	now := time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
 	cfg := Config{Limit: 20, Period: Day, Loc: time.UTC}
@@ -86,6 +86,13 @@ func TestSharedBudget(t *testing.T) {
 	}
 	if spentA != 5 || spentB != 5 {
 		t.Errorf("while down: A spent %d, B %d; want 5 each (half of the 10 left)", spentA, spentB)
+	}
+	// A reload or restart of A during the outage keeps what it owes.
+	saved := a.Saved()
+	a = New(cfg, saved, now)
+	a.Shared, a.OnAlert = shared, b.OnAlert
+	if saved.Pending != 5 || a.Take(Event, now) {
+		t.Errorf("A restarted with %+v took a call, or lost its 5 pending calls", saved)
 	}
 	shared.setDown(false)
 	a.Refresh(now) // Redis is back: each node adds its outage's calls
