@@ -198,9 +198,10 @@ type Budget struct {
 	// first Take.
 	Shared Shared
 
-	mu    sync.Mutex
-	saved Saved
-	seen  int64 // the fleet's spent count when Shared last answered
+	mu       sync.Mutex
+	saved    Saved
+	seen     int64 // the fleet's spent count when Shared last answered
+	inFlight int64 // Pending calls being added to the fleet's count
 }
 
 // New returns the budget of cfg resuming from saved, which is ignored

@@ -38,23 +38,24 @@ func (b *Budget) takeShared(c Class, now time.Time) bool {
 		refused[c].Inc()
 		return false
 	}
-	pending := b.saved.Pending
+	pending := b.claimPendingLocked()
 	b.mu.Unlock()
 	spent, ok, exhausted, err := b.Shared.Take(start, b.cfg.next(start), threshold, pending)
 	b.mu.Lock()
+	b.inFlight -= pending
 	switch {
-	case !b.saved.Start.Equal(start): // the period ended meanwhile: count the call in the new one
+	case !b.saved.Start.Equal(start): // the period ended meanwhile: the call counted in the last one
 		ok = err == nil && ok
 	case err != nil:
-		ok = (b.seen+(b.saved.Pending+1)*b.Shared.Nodes())*100 <= threshold
+		b.saved.Pending += pending // still owed
+		ok = (b.seen+(b.saved.Pending+b.inFlight+1)*b.Shared.Nodes())*100 <= threshold
 		if ok {
 			b.saved.Pending++
 			b.saved.Spent++
 		}
 	default:
-		b.saved.Pending -= pending  // those the script added; others may have come since
 		b.seen = max(b.seen, spent) // answers may come back out of order
-		b.saved.Spent = b.seen + b.saved.Pending
+		b.saved.Spent = b.seen + b.saved.Pending + b.inFlight
 		b.saved.Exhausted = b.saved.Exhausted || exhausted
 	}
 	if !ok {
@@ -81,19 +82,31 @@ func (b *Budget) Refresh(now time.Time) {
 	}
 	b.mu.Lock()
 	b.rollLocked(now)
-	start, pending := b.saved.Start, b.saved.Pending
+	start, pending := b.saved.Start, b.claimPendingLocked()
 	b.mu.Unlock()
 	spent, _, exhausted, err := b.Shared.Take(start, b.cfg.next(start), 0, pending) // a threshold of 0 takes nothing
 	b.mu.Lock()
+	b.inFlight -= pending
 	if err != nil || !b.saved.Start.Equal(start) {
+		if err != nil && b.saved.Start.Equal(start) {
+			b.saved.Pending += pending // still owed
+		}
 		b.mu.Unlock()
 		return
 	}
-	b.saved.Pending -= pending
 	b.seen = max(b.seen, spent) // answers may come back out of order
-	b.saved.Spent = b.seen + b.saved.Pending
+	b.saved.Spent = b.seen + b.saved.Pending + b.inFlight
 	b.saved.Exhausted = b.saved.Exhausted || exhausted
 	alert := b.alertLocked(false)
 	b.changedLocked()
 	b.unlockAlerting(alert)
+}
+
+// claimPendingLocked takes the calls owed to the fleet's count for one
+// request, so that two requests at once do not both add them; a failed
+// request gives them back.
+func (b *Budget) claimPendingLocked() int64 {
+	p := b.saved.Pending
+	b.saved.Pending, b.inFlight = 0, b.inFlight+p
+	return p
 }
