@@ -9,10 +9,11 @@ import "time"
 type Shared interface {
 	// Take spends one call of the period [start, end) if spent*100 <
 	// threshold, first adding pending calls taken while it was
-	// unreachable; it returns the fleet's count, whether the call may be
+	// unreachable and raising the count to floor (this node's view, so
+	// that a Redis that lost its data grants no fresh budget); it returns the fleet's count, whether the call may be
 	// made, and whether a quota error exhausted the period. An error
 	// means it is unreachable.
-	Take(start, end time.Time, threshold, pending int64) (spent int64, allowed, exhausted bool, err error)
+	Take(start, end time.Time, threshold, pending, floor int64) (spent int64, allowed, exhausted bool, err error)
 	// Exhaust marks the period exhausted for the fleet, and tells the
 	// other nodes.
 	Exhaust(start, end time.Time)
@@ -39,8 +40,9 @@ func (b *Budget) takeShared(c Class, now time.Time) bool {
 		return false
 	}
 	pending := b.claimPendingLocked()
+	floor := b.seen + pending
 	b.mu.Unlock()
-	spent, ok, exhausted, err := b.Shared.Take(start, b.cfg.next(start), threshold, pending)
+	spent, ok, exhausted, err := b.Shared.Take(start, b.cfg.next(start), threshold, pending, floor)
 	b.mu.Lock()
 	b.inFlight -= pending
 	switch {
@@ -83,8 +85,9 @@ func (b *Budget) Refresh(now time.Time) {
 	b.mu.Lock()
 	b.rollLocked(now)
 	start, pending := b.saved.Start, b.claimPendingLocked()
+	floor := b.seen + pending
 	b.mu.Unlock()
-	spent, _, exhausted, err := b.Shared.Take(start, b.cfg.next(start), 0, pending) // a threshold of 0 takes nothing
+	spent, _, exhausted, err := b.Shared.Take(start, b.cfg.next(start), 0, pending, floor) // a threshold of 0 takes nothing
 	b.mu.Lock()
 	b.inFlight -= pending
 	if err != nil || !b.saved.Start.Equal(start) {

@@ -19,13 +19,13 @@ type fakeShared struct {
 
 var errDown = errors.New("down")
 
-func (f *fakeShared) Take(_, _ time.Time, threshold, pending int64) (int64, bool, bool, error) {
+func (f *fakeShared) Take(_, _ time.Time, threshold, pending, floor int64) (int64, bool, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
 		return 0, false, false, errDown
 	}
-	f.spent += pending
+	f.spent = max(f.spent+pending, floor)
 	if f.exhausted || f.spent*100 >= threshold {
 		return f.spent, false, f.exhausted, nil
 	}

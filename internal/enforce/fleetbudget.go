@@ -32,20 +32,21 @@ func (b *fleetBudget) ctx() (context.Context, context.CancelFunc) {
 }
 
 // Take implements budget.Shared.
-func (b *fleetBudget) Take(start, end time.Time, threshold, pending int64) (int64, bool, bool, error) {
+func (b *fleetBudget) Take(start, end time.Time, threshold, pending, floor int64) (int64, bool, bool, error) {
 	ctx, cancel := b.ctx()
 	defer cancel()
-	spent, ok, exhausted, err := b.f.BudgetTake(ctx, start, end, threshold, pending)
+	spent, ok, exhausted, err := b.f.BudgetTake(ctx, start, end, threshold, pending, floor)
 	if err == nil {
-		b.count(ctx)
+		b.count(ctx, threshold == 0) // a Refresh (a status, Redis back): rare, and worth an exact count
 	}
 	return spent, ok, exhausted, err
 }
 
-// count refreshes the node count, at most every fleetBudgetNodes.
-func (b *fleetBudget) count(ctx context.Context) {
+// count refreshes the node count, at most every fleetBudgetNodes unless
+// now.
+func (b *fleetBudget) count(ctx context.Context, now bool) {
 	b.mu.Lock()
-	due := time.Since(b.counted) >= fleetBudgetNodes
+	due := now || time.Since(b.counted) >= fleetBudgetNodes
 	if due {
 		b.counted = time.Now()
 	}

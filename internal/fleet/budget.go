@@ -21,12 +21,18 @@ import (
 
 // budgetTakeScript spends one call on budget KEYS[1] if its spent count
 // times 100 is under ARGV[1] (the limit times the class's share), after
-// adding ARGV[2] calls spent while Redis was down; ARGV[3] is the key's
-// expiry, Unix ms. It returns {spent, allowed, exhausted}.
+// adding ARGV[2] calls spent while Redis was down, and raising the count
+// to at least ARGV[4], the node's own view (a Redis that lost its data
+// does not grant a fresh budget); ARGV[3] is the key's expiry, Unix ms.
+// It returns {spent, allowed, exhausted}.
 var budgetTakeScript = redis.NewScript(`
 local pending = tonumber(ARGV[2])
 if pending > 0 then redis.call('HINCRBY', KEYS[1], 'spent', pending) end
 local spent = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
+if spent < tonumber(ARGV[4]) then
+	spent = tonumber(ARGV[4])
+	redis.call('HSET', KEYS[1], 'spent', spent)
+end
 local exhausted = redis.call('HGET', KEYS[1], 'exhausted') == '1'
 local allowed = 0
 if not exhausted and spent * 100 < tonumber(ARGV[1]) then
@@ -39,11 +45,12 @@ return {spent, allowed, exhausted and 1 or 0}
 
 // BudgetTake spends one call of the budget period starting at start
 // (ending at end) if spent*100 < threshold, first counting pending calls
-// spent while Redis was down. It returns the fleet's spent count, whether
-// the call may be made, and whether a quota error exhausted the period.
-func (f *Fleet) BudgetTake(ctx context.Context, start, end time.Time, threshold, pending int64) (spent int64, allowed, exhausted bool, err error) {
+// spent while Redis was down and raising the count to floor (what the
+// node knows was spent). It returns the fleet's spent count, whether the
+// call may be made, and whether a quota error exhausted the period.
+func (f *Fleet) BudgetTake(ctx context.Context, start, end time.Time, threshold, pending, floor int64) (spent int64, allowed, exhausted bool, err error) {
 	err = f.do(ctx, "budget", func(ctx context.Context) error {
-		r, err := budgetTakeScript.Run(ctx, f.rdb, []string{f.budgetKey(start)}, threshold, pending, budgetExpiry(end)).Int64Slice()
+		r, err := budgetTakeScript.Run(ctx, f.rdb, []string{f.budgetKey(start)}, threshold, pending, budgetExpiry(end), floor).Int64Slice()
 		if err == nil && len(r) == 3 {
 			spent, allowed, exhausted = r[0], r[1] == 1, r[2] == 1
 		}

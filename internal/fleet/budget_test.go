@@ -25,7 +25,7 @@ func TestBudget(t *testing.T) {
 		for range 16 {
 			wg.Go(func() {
 				for range 4 {
-					if _, ok, _, err := f.BudgetTake(ctx, start, end, 80*20, 0); err != nil {
+					if _, ok, _, err := f.BudgetTake(ctx, start, end, 80*20, 0, 0); err != nil {
 						t.Error(err)
 					} else if ok {
 						granted.Add(1)
@@ -38,11 +38,11 @@ func TestBudget(t *testing.T) {
 	if granted.Load() != 16 {
 		t.Errorf("an 80%% share of 20 granted %d calls, want 16", granted.Load())
 	}
-	spent, ok, _, err := b.BudgetTake(ctx, start, end, 100*20, 3) // 3 calls made while Redis was down
+	spent, ok, _, err := b.BudgetTake(ctx, start, end, 100*20, 3, 0) // 3 calls made while Redis was down
 	if err != nil || !ok || spent != 20 {
 		t.Errorf("with 3 pending: spent %d, allowed %v (%v); want the 20th call", spent, ok, err)
 	}
-	if spent, ok, _, _ := a.BudgetTake(ctx, start, end, 100*20, 0); ok || spent != 20 {
+	if spent, ok, _, _ := a.BudgetTake(ctx, start, end, 100*20, 0, 0); ok || spent != 20 {
 		t.Errorf("past the budget: spent %d, allowed %v; want 20, refused", spent, ok)
 	}
 
@@ -51,8 +51,13 @@ func TestBudget(t *testing.T) {
 	if err := a.BudgetExhaust(ctx, start, end); err != nil {
 		t.Fatal(err)
 	}
-	if spent, ok, exhausted, err := b.BudgetTake(ctx, start, end, 100*20, 0); ok || !exhausted || spent != 0 || err != nil {
+	if spent, ok, exhausted, err := b.BudgetTake(ctx, start, end, 100*20, 0, 0); ok || !exhausted || spent != 0 || err != nil {
 		t.Errorf("after A's quota error B got spent %d, allowed %v, exhausted %v (%v)", spent, ok, exhausted, err)
+	}
+	// A Redis that lost the count takes the node's view as its floor.
+	day3, end3 := end, end.Add(24*time.Hour)
+	if spent, ok, _, _ := a.BudgetTake(ctx, day3, end3, 100*20, 2, 15); !ok || spent != 16 {
+		t.Errorf("a lost count with a node's view of 15 (2 of them pending): spent %d, allowed %v; want 16", spent, ok)
 	}
 	firstA, _ := a.BudgetOnce(ctx, start, end, "exhausted")
 	firstB, _ := b.BudgetOnce(ctx, start, end, "exhausted")

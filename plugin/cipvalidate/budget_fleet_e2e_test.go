@@ -112,3 +112,67 @@ func TestFleetBudget(t *testing.T) {
 func (n *node) refused() float64 {
 	return gaugeValue(n.t, "coredns_cipvalidate_api_budget_refused_total", "event")
 }
+
+// TestFleetBudgetRedisDown: with Redis down, each of two nodes spends at
+// most half of what the fleet had left, so the fleet stays within its
+// budget; when Redis comes back (empty: it lost the count), the nodes'
+// views and their outage calls restore the count, and nothing more is
+// spent.
+func TestFleetBudgetRedisDown(t *testing.T) {
+	dir := t.TempDir()
+	r := startRedis(t, dir)
+	nodes := startFleetZone(t, r, budgetZone(), []string{"A", "B"}, map[string]string{"A": "budget 20 per day", "B": "budget 20 per day"})
+	a, b := nodes[0], nodes[1]
+	idle := func() bool {
+		for _, n := range nodes {
+			if high, low := n.plugin().eng.Queue().Depth(); high+low > 0 {
+				return false
+			}
+		}
+		return true
+	}
+	spent := func(n *node) int64 {
+		var st budgetStatus
+		n.api("GET", "/v1/status", nil, &st)
+		if st.Budget == nil {
+			t.Fatalf("%s: no budget in GET /v1/status", n.name)
+		}
+		return st.Budget.Spent
+	}
+	for i := 1; i <= 5; i++ {
+		a.query("127.0.0.2", fmt.Sprintf("e%d.example.org", i), dns.TypeA)
+		b.query("127.0.0.2", fmt.Sprintf("e%d.example.org", i+5), dns.TypeA)
+	}
+	a.postEvent("127.0.0.2", a.clock.Now(), "5m")
+	eventually(t, "10 calls, and both nodes seeing them", func() bool {
+		return a.fake.Calls() == 10 && idle() && spent(a) == 10 && spent(b) == 10
+	})
+
+	r.stop()
+	for i := 11; i <= 17; i++ {
+		a.query("127.0.0.3", fmt.Sprintf("e%d.example.org", i), dns.TypeA)
+		b.query("127.0.0.3", fmt.Sprintf("e%d.example.org", i+7), dns.TypeA)
+	}
+	a.postEvent("127.0.0.3", a.clock.Now(), "5m") // the fan-out is down: each node is told
+	b.postEvent("127.0.0.3", a.clock.Now(), "5m")
+	eventually(t, "both nodes' backtracks done", func() bool { return idle() && spent(a) >= 15 && spent(b) >= 15 })
+	var ofA, ofB int
+	for i := 11; i <= 17; i++ {
+		ofA += a.fake.CallsFor(fmt.Sprintf("45.83.1.%d", i))
+		ofB += a.fake.CallsFor(fmt.Sprintf("45.83.1.%d", i+7))
+	}
+	if ofA != 5 || ofB != 5 || a.fake.Calls() != 20 {
+		t.Errorf("with Redis down A spent %d, B %d, %d in all; want 5 each (half of the 10 left), 20 in all", ofA, ofB, a.fake.Calls())
+	}
+
+	startRedis(t, dir) // empty
+	eventually(t, "the fleet's count restored to 20", func() bool {
+		return a.plugin().eng.State().Fleet().Up() && b.plugin().eng.State().Fleet().Up() && spent(a) == 20 && spent(b) == 20
+	})
+	a.query("127.0.0.4", "l1.example.org", dns.TypeA)
+	a.postEvent("127.0.0.4", a.clock.Now(), "5m")
+	eventually(t, "A's last backtrack done", func() bool { return idle() })
+	if n := a.fake.Calls(); n != 20 {
+		t.Errorf("%d calls after Redis came back empty; want 20", n)
+	}
+}
