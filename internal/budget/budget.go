@@ -157,6 +157,9 @@ type Saved struct {
 	Exhausted bool      `json:"exhausted,omitempty"` // by a quota error
 	Warned    bool      `json:"warned,omitempty"`    // the 80% alert fired
 	Announced bool      `json:"announced,omitempty"` // the exhaustion alert fired
+	// Pending are calls made (and counted in Spent) while the fleet's
+	// count was unreachable, not added to it yet (fleet.go).
+	Pending int64 `json:"pending,omitempty"`
 }
 
 // Alert levels.
@@ -191,9 +194,14 @@ type Budget struct {
 	// with every alert. Set them before the first Take.
 	OnChange func(s Saved, expires time.Time)
 	OnAlert  func(a Alert)
+	// Shared, if set, is the fleet's count (fleet.go); set it before the
+	// first Take.
+	Shared Shared
 
-	mu    sync.Mutex
-	saved Saved
+	mu       sync.Mutex
+	saved    Saved
+	seen     int64 // the fleet's spent count when Shared last answered
+	inFlight int64 // Pending calls being added to the fleet's count
 }
 
 // New returns the budget of cfg resuming from saved, which is ignored
@@ -203,6 +211,7 @@ func New(cfg Config, saved Saved, now time.Time) *Budget {
 	b := &Budget{cfg: cfg}
 	if start := cfg.PeriodStart(now); saved.Start.Equal(start) {
 		b.saved = saved
+		b.seen = saved.Spent - saved.Pending
 	} else {
 		b.saved = Saved{Start: start}
 	}
@@ -224,6 +233,9 @@ func (b *Budget) Saved() Saved {
 // made: false once the class's share of the period is spent, or while a
 // quota error holds the budget exhausted.
 func (b *Budget) Take(c Class, now time.Time) bool {
+	if b.Shared != nil {
+		return b.takeShared(c, now)
+	}
 	b.mu.Lock()
 	b.rollLocked(now)
 	if b.saved.Exhausted || b.saved.Spent*100 >= b.cfg.Limit*Shares[c] {
@@ -238,8 +250,14 @@ func (b *Budget) Take(c Class, now time.Time) bool {
 }
 
 // Exhaust holds the budget exhausted until the reset: the API answered
-// that the plan's quota is spent.
-func (b *Budget) Exhaust(now time.Time) {
+// that the plan's quota is spent. With Shared, the whole fleet's is.
+func (b *Budget) Exhaust(now time.Time) { b.exhaust(now, true) }
+
+// FleetExhausted holds the budget exhausted until the reset: another node
+// of the fleet had a quota error (and told Shared already).
+func (b *Budget) FleetExhausted(now time.Time) { b.exhaust(now, false) }
+
+func (b *Budget) exhaust(now time.Time, fleet bool) {
 	b.mu.Lock()
 	b.rollLocked(now)
 	if b.saved.Exhausted {
@@ -249,7 +267,11 @@ func (b *Budget) Exhaust(now time.Time) {
 	b.saved.Exhausted = true
 	alert := b.alertLocked(true)
 	b.changedLocked()
+	start := b.saved.Start
 	b.unlockAlerting(alert)
+	if b.Shared != nil && fleet {
+		b.Shared.Exhaust(start, b.cfg.next(start))
+	}
 }
 
 // Status returns the budget at now.
@@ -276,6 +298,7 @@ func (b *Budget) rollLocked(now time.Time) {
 		return
 	}
 	b.saved = Saved{Start: b.cfg.PeriodStart(now)}
+	b.seen = 0 // calls made while Redis was down are lost with their period
 	b.changedLocked()
 }
 
@@ -306,8 +329,10 @@ func (b *Budget) changedLocked() {
 // unlockAlerting unlocks, then calls OnAlert: it logs and audits, which
 // must not hold up other workers' Takes.
 func (b *Budget) unlockAlerting(a *Alert) bool {
+	start := b.saved.Start
 	b.mu.Unlock()
-	if a != nil && b.OnAlert != nil {
+	// In a fleet, the node that claims a threshold first announces it.
+	if a != nil && b.OnAlert != nil && (b.Shared == nil || b.Shared.First(start, b.cfg.next(start), a.Level)) {
 		b.OnAlert(*a)
 	}
 	return true

@@ -432,11 +432,14 @@ func TestOverviewStatus(t *testing.T) {
 		"tagged_clients": 12, "events_24h": 3400,
 		"state": map[string]any{"configured": true, "writable": false, "error": "state: commit: no space left on device"},
 		"fleet": map[string]any{"configured": true, "up": true},
+		"budget": map[string]any{"limit": 20, "period": "day", "spent": 20, "remaining": 0, "exhausted": true,
+			"resets_at": "2026-12-08T00:00:00Z"},
 	}
 	b := newBrowser(t, serve(t, api, Config{}, false))
 	b.login(readSecret)
 	_, body := b.get("/ui/")
-	for _, want := range []string{`id="active">2500<`, `id="everyone">2000<`, `id="tagged">480<`, `id="monitor">20<`,
+	for _, want := range []string{`<span class="bad">exhausted</span>: 20 of 20 calls per day spent`, "resets at 2026-12-08 00:00:00Z",
+		`id="active">2500<`, `id="everyone">2000<`, `id="tagged">480<`, `id="monitor">20<`,
 		`id="clients">12<`, `id="events24h">3400<`, "out of quota or rate limited", `id="api-quota">37 quota errors<`,
 		"1234 calls, 40 errors", "2026-12-07 11:58:00Z", "webhook:soar.example", ">17<", ">failing<",
 		`503 from soar\u202e`, "no space left on device", "Redis reachable", "cip-000000000001"} {
@@ -446,6 +449,10 @@ func TestOverviewStatus(t *testing.T) {
 	}
 	if strings.Contains(body, "+<") || strings.Contains(body, "not reported by this admin API") {
 		t.Errorf("exact counts shown as at-least counts, or the status said absent")
+	}
+	api.status["budget"] = nil
+	if _, body := b.get("/ui/"); strings.Contains(body, `id="budget"`) {
+		t.Errorf("the overview shows a budget where none is set")
 	}
 	if strings.Contains(body, "\u202e") {
 		t.Errorf("a hook's error reached the page with its bidirectional override")

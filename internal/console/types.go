@@ -158,6 +158,15 @@ type status struct {
 		Configured bool `json:"configured"`
 		Up         bool `json:"up"`
 	} `json:"fleet"`
+	// Budget is the API budget (`budget`); nil without one.
+	Budget *struct {
+		Limit     int64     `json:"limit"`
+		Period    string    `json:"period"`
+		Spent     int64     `json:"spent"`
+		Remaining int64     `json:"remaining"`
+		Exhausted bool      `json:"exhausted"`
+		ResetsAt  time.Time `json:"resets_at"`
+	} `json:"budget"`
 }
 
 // statusHook is one hook's health in GET /v1/status.

@@ -1,6 +1,7 @@
 package enforce
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"time"
@@ -37,6 +38,9 @@ func (e *Engine) startBudget() *budget.Budget {
 	b := budget.New(*e.cfg.Budget, saved, e.Now())
 	b.OnChange = func(s budget.Saved, expires time.Time) { e.persist(kindBudget, budgetKey, expires, s) }
 	b.OnAlert = e.budgetAlert
+	if f := e.st.fleet; f != nil {
+		b.Shared = &fleetBudget{e: e, f: f}
+	}
 	e.st.budget.Store(b)
 	e.budget = b
 	return b
@@ -58,6 +62,40 @@ func (e *Engine) budgetAlert(a budget.Alert) {
 		e.log.Warningf("api budget %s", detail)
 	}
 	e.Audit(audit.Entry{Kind: audit.KindBudget, Actor: actorEngine, Detail: a.Level + ": " + detail})
+	e.notifyBudget(a)
+}
+
+// notifier is a hook that posts notices: the chat hooks (sink.Chat).
+type notifier interface {
+	Name() string
+	Notify(ctx context.Context, title string, facts ...[2]string) error
+}
+
+// notifyBudget posts a budget alert to every chat hook, in the background:
+// the worker that crossed the threshold has calls to make.
+func (e *Engine) notifyBudget(a budget.Alert) {
+	ns := e.notifiers.Load()
+	if ns == nil || len(*ns) == 0 {
+		return
+	}
+	s := a.Status
+	title := fmt.Sprintf("API budget %d%% spent: %d of %d per %s", s.Spent*100/s.Limit, s.Spent, s.Limit, s.Period)
+	if a.Level == budget.AlertExhausted {
+		title = fmt.Sprintf("API budget exhausted: %d of %d per %s spent", s.Spent, s.Limit, s.Period)
+		if a.Quota {
+			title = "API budget exhausted by a quota error from the API"
+		}
+	}
+	facts := [][2]string{{"Resets at", s.ResetsAt.Format(time.RFC3339)}, {"Remaining", fmt.Sprint(s.Remaining)}}
+	for _, n := range *ns {
+		e.bg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := n.Notify(ctx, title, facts...); err != nil {
+				e.log.Warningf("api budget: hook %s: %v", n.Name(), err)
+			}
+		})
+	}
 }
 
 // budgetClass is what a call for client's IP is worth to the budget:
@@ -78,6 +116,7 @@ func (e *Engine) budgetStatus(now time.Time) *adminapi.BudgetStatus {
 	if e.budget == nil {
 		return nil
 	}
+	e.budget.Refresh(now) // the fleet's count, in a fleet
 	s := e.budget.Status(now)
 	return &adminapi.BudgetStatus{Limit: s.Limit, Period: s.Period, Spent: s.Spent, Remaining: s.Remaining,
 		Exhausted: s.Exhausted, ResetsAt: s.ResetsAt}

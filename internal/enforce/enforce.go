@@ -156,6 +156,7 @@ type Engine struct {
 	queue      *validate.Queue
 	dispatcher atomic.Pointer[sink.Dispatcher] // nil without hooks
 	hookNames  []string                        // the sinks' names, for the decision history
+	notifiers  atomic.Pointer[[]notifier]      // the chat hooks, for the budget's notices (budget.go)
 	closeSinks func()
 	connlogs   *connlogRunner // nil without connlogs
 	control    *controlPlane
@@ -296,9 +297,14 @@ func (e *Engine) startHooks() error {
 		return err
 	}
 	e.closeSinks = closeSinks
+	var notifiers []notifier
 	for _, s := range sinks {
 		e.hookNames = append(e.hookNames, s.Name())
+		if n, ok := s.(notifier); ok {
+			notifiers = append(notifiers, n)
+		}
 	}
+	e.notifiers.Store(&notifiers)
 	// Timeout covers one batch; an exec hook runs its program once per
 	// change of the batch.
 	d := sink.NewDispatcher(sink.Config{Sinks: sinks, Ledgers: e.st.hookLedgers.of(e.cfg.Hooks),

@@ -280,6 +280,8 @@ func (e *Engine) onFleetMessage(m fleet.Message) {
 		if c, ok := decodeAllowChange(m.Data); ok {
 			e.applyAllowChange(c)
 		}
+	case msgBudget:
+		e.onFleetBudget(m.Data)
 	}
 }
 
@@ -292,6 +294,9 @@ func (e *Engine) fleetSync() {
 		return
 	}
 	now := e.Now()
+	if e.budget != nil {
+		e.budget.Refresh(now) // what this node spent while Redis was down
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	e.syncBlocks(ctx, f, now)

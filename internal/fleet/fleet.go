@@ -26,6 +26,7 @@
 //	P+"event:"+ID     hash     NODE -> that node's report on event ID; PX = its TTL
 //	P+"nodes"         zset     NODE -> Unix ms when its heartbeat lapses
 //	P+"rate:"+NAME    string   the GCRA theoretical arrival time, Unix µs
+//	P+"budget:"+START hash     the API budget of the period starting at START (budget.go)
 //	P+"bus"           channel  the pub/sub bus: Message as JSON, Data in base64
 //
 // Every command and script touches a single key, so the layout works on a

@@ -282,3 +282,17 @@ func (c *Chat) send(ctx context.Context, msg any) error {
 	}
 	return c.post.postBody(ctx, c.Name(), body, c.cfg.Now())
 }
+
+// Notify posts a notice that is no decision (the API budget's thresholds,
+// twice a period at most) at once, outside the digest and the on and
+// scope filters, with facts as name and value pairs.
+func (c *Chat) Notify(ctx context.Context, title string, facts ...[2]string) error {
+	m := chatMessage{Title: bounded(clean(title)), Note: "notice"}
+	for _, f := range facts {
+		m.Facts = append(m.Facts, chatFact{Name: f[0], Value: bounded(clean(f[1]))})
+	}
+	if c.cfg.Kind == Teams {
+		return c.send(ctx, teamsMessage(m))
+	}
+	return c.send(ctx, slackMessage(m))
+}

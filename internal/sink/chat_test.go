@@ -409,3 +409,28 @@ func TestNewChatRejects(t *testing.T) {
 		}
 	}
 }
+
+// A notice (the API budget's) is posted at once, whatever the hook's
+// filters and digest, as a valid Slack or Teams message.
+func TestChatNotify(t *testing.T) {
+	facts := [][2]string{{"Resets at", "2026-12-08T00:00:00Z"}, {"Remaining", "4"}}
+	srv, reqs := hookServer(t, always(200))
+	c := newTestChat(t, ChatConfig{Kind: Slack, URL: srv.URL + "/hook/T0K3N", On: []Action{Allow}, Digest: time.Hour})
+	for range 2 {
+		if err := c.Notify(context.Background(), "API budget 80% spent: 16 of 20 per day", facts...); err != nil {
+			t.Fatal(err)
+		}
+		text := checkSlack(t, (<-reqs).body)
+		if !strings.Contains(text, "API budget 80% spent: 16 of 20 per day") || !strings.Contains(text, "*Resets at:* 2026-12-08T00:00:00Z") {
+			t.Errorf("Slack notice:\n%s", text)
+		}
+	}
+	srv2, reqs2 := hookServer(t, always(202))
+	c2 := newTestChat(t, ChatConfig{Kind: Teams, URL: srv2.URL + "/hook/T0K3N"})
+	if err := c2.Notify(context.Background(), "API budget exhausted", facts...); err != nil {
+		t.Fatal(err)
+	}
+	if text, _ := checkTeams(t, (<-reqs2).body); !strings.Contains(text, "API budget exhausted") || !strings.Contains(text, "Remaining: 4") {
+		t.Errorf("Teams notice:\n%s", text)
+	}
+}

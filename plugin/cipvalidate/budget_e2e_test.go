@@ -3,6 +3,9 @@ package cipvalidate
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +46,12 @@ type budgetStatus struct {
 // only up to their 80% share, shows the exhaustion in the metrics and
 // GET /v1/status, and spends again after the reset.
 func TestE2EBudget(t *testing.T) {
-	e := startE2EZone(t, budgetZone(), "budget 20 per day")
+	slack := &slackReceiver{}
+	srv := httptest.NewServer(slack)
+	t.Cleanup(srv.Close)
+	urlFile := filepath.Join(t.TempDir(), "slack-url")
+	os.WriteFile(urlFile, []byte(srv.URL+"/services/T0K3N\n"), 0o600)
+	e := startE2EZone(t, budgetZone(), "budget 20 per day\nhook slack url_file "+urlFile)
 	T := e.clock.Now()
 	// 127.0.0.2 and .4 resolve the names two events will find; .3 is tagged
 	// by an event of its own (nothing to backtrack), so its answers are live.
@@ -85,6 +93,12 @@ func TestE2EBudget(t *testing.T) {
 	waitFor(t, "an idle queue", func() bool { high, low := e.owner().eng.Queue().Depth(); return high+low == 0 })
 	if n := e.fake.Calls(); n != 20 {
 		t.Errorf("%d API calls past a budget of 20", n)
+	}
+
+	// One Slack message at 80%, one at exhaustion.
+	waitFor(t, "the two budget notices", func() bool { return slack.count("API budget") == 2 })
+	if warn, ex := slack.count("API budget 80% spent: 16 of 20 per day"), slack.count("API budget exhausted: 20 of 20"); warn != 1 || ex != 1 {
+		t.Errorf("Slack got %d warnings and %d exhaustion notices, want one each: %q", warn, ex, slack.texts)
 	}
 
 	var st budgetStatus

@@ -70,12 +70,18 @@ type node struct {
 // startFleet starts n in-process nodes sharing one fake API and one Redis.
 func startFleet(t *testing.T, r *redisServer, names []string, extra map[string]string) []*node {
 	t.Helper()
+	return startFleetZone(t, r, e2eZone, names, extra)
+}
+
+// startFleetZone is startFleet serving zone.
+func startFleetZone(t *testing.T, r *redisServer, zone string, names []string, extra map[string]string) []*node {
+	t.Helper()
 	RegisterDirective()
 	fake, apiURL := fakeapitest.Start(t, fakeapitest.WithKey("k"))
 	clock := testclock.New(time.Now())
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db.example.org")
-	os.WriteFile(db, []byte(e2eZone), 0o600)
+	os.WriteFile(db, []byte(zone), 0o600)
 	prefix := fmt.Sprintf("t%d:", time.Now().UnixNano())
 	var nodes []*node
 	for _, name := range names {
