@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/budget"
 )
 
 // The admin API's JSON, as the issue-14 contract writes it. Keys are
@@ -159,14 +161,7 @@ type status struct {
 		Up         bool `json:"up"`
 	} `json:"fleet"`
 	// Budget is the API budget (`budget`); nil without one.
-	Budget *struct {
-		Limit     int64     `json:"limit"`
-		Period    string    `json:"period"`
-		Spent     int64     `json:"spent"`
-		Remaining int64     `json:"remaining"`
-		Exhausted bool      `json:"exhausted"`
-		ResetsAt  time.Time `json:"resets_at"`
-	} `json:"budget"`
+	Budget *budget.Status `json:"budget"`
 }
 
 // statusHook is one hook's health in GET /v1/status.
