@@ -9,7 +9,7 @@
 //	loadtool storm    -api URL -clients N [-first IP] [-loaded IP] -found FILE
 //	loadtool verdicts -api URL -ips FILE [-timeout D]
 //	loadtool apicalls -fake URL -events N [-found FILE]
-//	loadtool summary  FILE
+//	loadtool summary  FILE [FILE...]
 //	loadtool latfix   -dir DIR [-n N] [-first IP]
 //	loadtool latency  -server ADDR -events URL [-ips N] [-trials N] [-fresh]
 //
