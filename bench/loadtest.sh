@@ -9,7 +9,7 @@
 # dnsperf (and the fake Criminal IP API, standing in for a remote service) to
 # the other. Each scenario restarts the server, so its peak RSS is its own.
 #
-# Scenarios (SCENARIOS="n a b c e f g d m l" by default):
+# Scenarios (SCENARIOS="n a b c e u f g d m l" by default):
 #   n  A/A control: both blocks without cipvalidate (the noise floor)
 #   a  no client tagged
 #   b  every client tagged (tag 127.0.0.0/8), every verdict cached (clean)
@@ -19,6 +19,17 @@
 #      every verdict warm: a pass from 127.0.0.2, the only tagged client
 #      (`tag 127.0.0.2/32`), validates the zone first, so the measured path
 #      is the policy work only, as respip's is
+#   u  the Unbound anchor for e, in the same run: Unbound (Debian's, installed
+#      if missing), one thread, pinned like the server, with and without
+#      respip: U_RULES `response-ip: IP/32 always_nxdomain` rules, the mixed
+#      zone's 14 suspicious IPs (10% of the hosts) and fillers no answer
+#      carries; both forward the zone to a bare CoreDNS `file` backend on
+#      the load CPU (long TTLs); caches warm (every query once, then a pass
+#      that must not reach the backend), so the runs are answered from
+#      Unbound's cache, where worker.c applies respip. Checked: every
+#      suspicious host's A is NXDOMAIN with respip and not without, and the
+#      runs' NXDOMAIN share rises by the share of A answers that carry a
+#      rule's IP. Pairs in ABBA order (U_ORDER)
 #   f  `tagged` findings: every client tagged, `scope tagged all` (every
 #      finding applies to tagged clients only), 10% sinkholed, cached
 #   g  pair blocks: `scope tagged all` and no static tag; G_CLIENTS-1 primed
@@ -37,11 +48,22 @@
 #   DURATION [10]        seconds per run; WARMUP [5] seconds per block first
 #   CLIENTS [8]          dnsperf -c; OUTSTANDING [100] -q; THREADS [1] -T
 #   QPS []               dnsperf -Q; empty: no limit, i.e. saturation
-#   SCENARIOS [n a b c d m l], NAMES [5000] hosts in the zone
+#   SCENARIOS [n a b c e u f g d m l], NAMES [5000] hosts in the zone
 #   STORM_EVENTS [1000]  events per storm (d); d also reports the fake API's
 #                        calls per event and per unique public IP, checked
 #                        against "one call per unique IP per verdict TTL"
 #   G_CLIENTS [100]      event-tagged clients, the loaded one included (g)
+#   U_RULES [200]        respip rules in u (at least the 14 suspicious IPs)
+#   U_ORDER [abba]       u's run order: abba (with, without; then without,
+#                        with; ..., as the issue's anchor), or abab (with
+#                        first in every pair, as the other scenarios)
+#   SCALE [0]            1: after the 1-CPU pairs of n, a, b, c, e, f and g,
+#                        the server's threads are re-pinned to both CPUs
+#                        (GOMAXPROCS follows: checked, it must read 2) and
+#                        PAIRS more pairs run with two dnsperf clients, one
+#                        pinned to each CPU, each with half of CLIENTS and
+#                        OUTSTANDING; a "scaling" table gives 2-CPU qps /
+#                        1-CPU qps for the plugin block and the bare chain
 #   MEM_CLIENTS [100000], MEM_PER [10] answers per client, MEM_GOMEMLIMIT []
 #                        the server's GOMEMLIMIT in scenario m (empty: none),
 #                        MEM_TOTAL [] the window's total cap in scenario m
@@ -77,8 +99,11 @@ MEM_GOMEMLIMIT=${MEM_GOMEMLIMIT:-}
 MEM_TOTAL=${MEM_TOTAL:-}
 PROFILE=${PROFILE:-0}
 QUIET=${QUIET:-0}
-SCENARIOS=${SCENARIOS:-n a b c e f g d m l}
+SCENARIOS=${SCENARIOS:-n a b c e u f g d m l}
 G_CLIENTS=${G_CLIENTS:-100}
+U_RULES=${U_RULES:-200}
+U_ORDER=${U_ORDER:-abba}
+SCALE=${SCALE:-0}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 RESULTS=${RESULTS:-bench/results/latest.md}
@@ -89,12 +114,15 @@ BUILD=${BUILD:-1}
 log() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for v in PAIRS DURATION WARMUP CLIENTS OUTSTANDING THREADS NAMES STORM_EVENTS G_CLIENTS MEM_CLIENTS MEM_PER; do
+for v in PAIRS DURATION WARMUP CLIENTS OUTSTANDING THREADS NAMES STORM_EVENTS G_CLIENTS MEM_CLIENTS MEM_PER U_RULES; do
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer, not '${!v}'"
 done
 [[ $QUIET =~ ^[0-9]+$ ]] || die "QUIET must be a number of seconds, not '$QUIET'"
 [[ -z $QPS || $QPS =~ ^[0-9]+$ ]] || die "QPS must be empty (no limit) or a number, not '$QPS'"
 [[ -z $MEM_TOTAL || $MEM_TOTAL =~ ^[0-9]+$ ]] || die "MEM_TOTAL must be empty (the default) or a number of entries, not '$MEM_TOTAL'"
+[[ $U_ORDER == abba || $U_ORDER == abab ]] || die "U_ORDER must be abba or abab, not '$U_ORDER'"
+[[ $SCALE == 0 || $SCALE == 1 ]] || die "SCALE must be 0 or 1, not '$SCALE'"
+[[ $SCALE == 0 ]] || ((CLIENTS >= 2 && OUTSTANDING >= 2)) || die "SCALE=1 splits CLIENTS and OUTSTANDING between two dnsperf clients: both must be at least 2"
 
 # --- tools -------------------------------------------------------------------
 
@@ -108,6 +136,18 @@ need_root_apt() {
 command -v dnsperf >/dev/null || need_root_apt dnsperf dnsperf
 command -v curl >/dev/null || need_root_apt curl curl
 dnsperf -h 2>&1 | grep -q 'Version 2\.' || log "warning: this is not dnsperf 2.x; the output parser expects 2.10"
+UNBOUND=$(command -v unbound || echo /usr/sbin/unbound)
+if [[ " $SCENARIOS " == *" u "* && ! -x $UNBOUND ]]; then
+  need_root_apt unbound unbound
+  # Debian's package starts its own resolver service where services start:
+  # the harness runs its own Unbound processes, so stop and disable it.
+  if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now unbound.service unbound-resolvconf.service >/dev/null 2>&1 || true
+  elif [[ -s /run/unbound.pid ]] && kill -0 "$(cat /run/unbound.pid)" 2>/dev/null; then
+    invoke-rc.d unbound stop >/dev/null 2>&1 || kill "$(cat /run/unbound.pid)" || true
+  fi
+  [[ -x $UNBOUND ]] || die "unbound is still missing after installing Debian's package"
+fi
 if [[ $PROFILE == 1 ]] && ! command -v perf >/dev/null; then
   log "warning: PROFILE=1 but perf is missing (apt-get install linux-perf): no profiles"
   PROFILE=0
@@ -154,6 +194,8 @@ else
   PINNING="not pinned (taskset missing or a single CPU)"
   log "warning: $PINNING; the figures mix the server's and dnsperf's CPU"
 fi
+[[ $SCALE == 0 || (${#PIN_SERVER[@]} -gt 0 && $SERVER_CPU != "$LOAD_CPU") ]] ||
+  die "SCALE=1 needs taskset, two CPUs and SERVER_CPU != LOAD_CPU (the 2-CPU layout pins one dnsperf client to each)"
 
 if [[ $BUILD == 1 ]]; then
   log "building $BIN and the load helper"
@@ -426,6 +468,7 @@ measure_pairs() {
   [[ $s == n ]] && NOTE[$s]="both blocks without cipvalidate: the ratio is the measurement's own error"
   RSS[$s]=$(vm_kib "$SERVER_PID" VmHWM)
   log "  $s: ${NOTE[$s]}; peak RSS $((RSS[$s] / 1024)) MiB"
+  [[ $SCALE == 1 ]] && scale_pairs "$s"
   stop_pid "$SERVER_PID"
 }
 
@@ -585,6 +628,303 @@ scenario_memory() {
   stop_pid "$SERVER_PID"
 }
 
+# --- u: Unbound's response-IP policy, the anchor ------------------------------
+
+# unbound_conf FILE PORT MODULES BACKEND_PORT [RULES]: one Unbound thread that
+# forwards the zone to the backend and answers from its cache; RULES, a file
+# of IP/32 lines, become `response-ip ... always_nxdomain` rules. No trust
+# anchor is configured, so the validator passes the zone as insecure.
+unbound_conf() {
+  local file=$1 port=$2 modules=$3 backend=$4 rules=${5:-}
+  {
+    cat <<EOF
+# Generated by bench/loadtest.sh (scenario u).
+server:
+    username: ""
+    chroot: ""
+    directory: "$WORK"
+    pidfile: "$file.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    interface: 127.0.0.1
+    port: $port
+    do-ip6: no
+    num-threads: 1
+    so-reuseport: no
+    num-queries-per-thread: 4096
+    msg-cache-size: 64m
+    rrset-cache-size: 128m
+    cache-max-negative-ttl: 86400
+    prefetch: no
+    serve-expired: no
+    do-not-query-localhost: no
+    domain-insecure: "loadtest.example"
+    module-config: "$modules"
+EOF
+    [[ -z $rules ]] || sed 's/.*/    response-ip: & always_nxdomain/' "$rules"
+    cat <<EOF
+remote-control:
+    control-enable: no
+forward-zone:
+    name: "loadtest.example"
+    forward-addr: 127.0.0.1@$backend
+EOF
+  } >"$file"
+  "$(dirname "$UNBOUND")/unbound-checkconf" "$file" >"$WORK/checkconf.out" 2>&1 ||
+    { cat "$WORK/checkconf.out" >&2; die "unbound-checkconf refused $file"; }
+}
+
+# start_unbound NAME CONF: an Unbound process pinned like the server; its pid
+# in U_STARTED.
+U_STARTED=
+start_unbound() {
+  local log=$WORK/unbound.$1.log
+  "${PIN_SERVER[@]}" "$UNBOUND" -d -c "$2" >"$log" 2>&1 &
+  U_STARTED=$!
+  PIDS+=("$U_STARTED")
+  for _ in $(seq 100); do
+    grep -q 'start of service' "$log" && return 0
+    kill -0 "$U_STARTED" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -20 "$log" >&2
+  die "unbound ($1) did not start"
+}
+
+# rcode_share FILE CODE: the share (%) of CODE in a dnsperf output's response
+# codes (0 when absent).
+rcode_share() {
+  awk -v c="$2" '/^  Response codes:/ { for (i = 3; i < NF; i += 3) if ($i == c) { gsub(/[(%),]/, "", $(i + 2)); v = $(i + 2) } }
+    END { print v + 0 }' "$1"
+}
+
+# u_expected_share ZONE QUERIES: the share (%) of the query file's A queries
+# whose answer carries a rule's IP (a suspicious host, directly or through
+# CNAMEs): the NXDOMAIN share respip must add.
+u_expected_share() {
+  awk 'FNR == NR { if ($3 == "A" && $4 ~ /^45\.83\.0\./) bad[$1] = 1; if ($3 == "CNAME") cn[$1] = $4; next }
+    { n++; if ($2 != "A") next; h = $1; sub(/\.loadtest\.example\.?$/, "", h)
+      for (i = 0; i < 4 && (h in cn); i++) h = cn[h]
+      if (h in bad) hit++ }
+    END { printf "%.2f\n", n ? 100 * hit / n : 0 }' "$1" "$2"
+}
+
+# u_backend_queries URL: the backend's DNS requests so far.
+u_backend_queries() {
+  curl -fsS "$1" | awk '$1 ~ /^coredns_dns_requests_total/ { s += $2 } END { printf "%.0f\n", s }'
+}
+
+# scenario_unbound: u. Unbound with respip (with) against Unbound without
+# (without), both warm, both answering from their caches during the runs.
+scenario_unbound() {
+  local s=u ports zone=$WORK/zone.unbound.db rules=$WORK/respip.rules nsusp pb pm pw po
+  local backend_pid pid_with pid_without metrics b0 b1 bq first second pair side port
+  log "scenario $s: Unbound $("$UNBOUND" -V | sed -n 's/^Version //p'), with and without $U_RULES respip rules"
+  mapfile -t ports < <("${LT[@]}" ports 4)
+  [[ ${#ports[@]} -eq 4 ]] || die "no free ports for scenario u"
+  pw=${ports[0]} po=${ports[1]} pb=${ports[2]} pm=${ports[3]}
+  metrics=http://127.0.0.1:$pm/metrics
+  # The mixed zone with a day's TTLs (negative ones too), so nothing Unbound
+  # caches expires during the runs.
+  sed -e 's/^\$TTL 300$/$TTL 86400/' -e '/ IN SOA /s/ 300$/ 86400/' "$WORK/zone.mixed.db" >"$zone"
+  awk '$3 == "A" && $4 ~ /^45\.83\.0\./ { print $4 "/32" }' "$zone" | sort -u >"$rules"
+  nsusp=$(wc -l <"$rules")
+  ((nsusp > 0)) || die "the mixed zone has no suspicious IP for the respip rules"
+  ((U_RULES >= nsusp)) || die "U_RULES ($U_RULES) must be at least the $nsusp suspicious IPs"
+  # Fillers from 198.18.0.0/15 (benchmarking), which no answer carries.
+  awk -v n=$((U_RULES - nsusp)) 'BEGIN { for (i = 0; i < n; i++) printf "198.18.%d.%d/32\n", int(i / 250), i % 250 + 1 }' >>"$rules"
+  cat >"$WORK/Corefile.u-backend" <<EOF
+# Generated by bench/loadtest.sh: scenario u's backend, the bare file chain.
+.:$pb {
+    bind 127.0.0.1
+    prometheus 127.0.0.1:$pm
+    file $zone loadtest.example
+}
+EOF
+  "${PIN_LOAD[@]}" "$BIN" -conf "$WORK/Corefile.u-backend" >"$WORK/server.u-backend.log" 2>&1 &
+  backend_pid=$!
+  PIDS+=("$backend_pid")
+  for _ in $(seq 100); do curl -fsS -o /dev/null "$metrics" 2>/dev/null && break; sleep 0.1; done
+  curl -fsS -o /dev/null "$metrics" || { tail -20 "$WORK/server.u-backend.log" >&2; die "scenario u's backend did not start"; }
+  unbound_conf "$WORK/unbound.with.conf" "$pw" "respip validator iterator" "$pb" "$rules"
+  unbound_conf "$WORK/unbound.without.conf" "$po" "validator iterator" "$pb"
+  start_unbound with "$WORK/unbound.with.conf"
+  pid_with=$U_STARTED
+  start_unbound without "$WORK/unbound.without.conf"
+  pid_without=$U_STARTED
+  u_warm "$pw" "$po" "$metrics"
+  u_spot_check "$pw" "$po" "$zone"
+  for port in "$pw" "$po"; do
+    "${PIN_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$WARMUP" \
+      -c "$CLIENTS" -q "$OUTSTANDING" -T "$THREADS" >/dev/null 2>&1 || die "warm-up dnsperf failed"
+  done
+  b0=$(u_backend_queries "$metrics")
+  for pair in $(seq "$PAIRS"); do
+    quiet_wait
+    first=with second=without
+    [[ $U_ORDER == abba ]] && ((pair % 2 == 0)) && first=without second=with
+    for side in $first $second; do
+      if [[ $side == with ]]; then SERVER_PID=$pid_with port=$pw; else SERVER_PID=$pid_without port=$po; fi
+      run_dnsperf "$s" "$pair" "$side" "$port"
+    done
+  done
+  SERVER_PID=
+  b1=$(u_backend_queries "$metrics")
+  bq=$((b1 - b0))
+  ((bq == 0)) || log "  warning: $bq queries reached the backend during u's runs: not every answer came from the cache"
+  u_check_rcodes "$zone" "$bq"
+  RSS[$s]=$(vm_kib "$pid_with" VmHWM)
+  NOTE[$s]+="; peak RSS with respip $((RSS[$s] / 1024)) MiB, without $(($(vm_kib "$pid_without" VmHWM) / 1024)) MiB"
+  [[ $SCALE == 1 ]] && NOTE[$s]+="; not in the scaling table (one Unbound thread)"
+  stop_pid "$pid_with"
+  stop_pid "$pid_without"
+  stop_pid "$backend_pid"
+  # Unbound's own count, printed as it stops: the recursions are the warm
+  # pass's, every other query was answered from the cache.
+  for side in with without; do
+    NOTE[$s]+="; Unbound $side respip: $(sed -n 's/.*server stats for thread 0: \([0-9]* queries, [0-9]* answers from cache, [0-9]* recursions\).*/\1/p' "$WORK/unbound.$side.log")"
+  done
+  log "  $s: ${NOTE[$s]}"
+}
+
+# u_warm PORT_WITH PORT_WITHOUT METRICS_URL: every distinct query once through
+# each Unbound, then a second pass that must not reach the backend.
+u_warm() {
+  local port b0 b1
+  sort -u "$WORK/queries.txt" >"$WORK/warm.u.txt"
+  for port in "$1" "$2"; do
+    "${PIN_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/warm.u.txt" -n 1 -c "$CLIENTS" -q 100 >/dev/null 2>&1 ||
+      die "scenario u's warm pass failed"
+  done
+  b0=$(u_backend_queries "$3")
+  for port in "$1" "$2"; do
+    "${PIN_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/warm.u.txt" -n 1 -c "$CLIENTS" -q 100 >/dev/null 2>&1 ||
+      die "scenario u's warm pass failed"
+  done
+  b1=$(u_backend_queries "$3")
+  log "  cache warm: $(wc -l <"$WORK/warm.u.txt") distinct queries through each Unbound ($b0 backend queries); second pass: $((b1 - b0)) backend queries"
+  ((b1 == b0)) || die "scenario u's caches are not warm: the second pass sent $((b1 - b0)) queries to the backend"
+}
+
+# u_spot_check PORT_WITH PORT_WITHOUT ZONE: the A of every suspicious host is
+# NXDOMAIN with respip and NOERROR without.
+u_spot_check() {
+  local out
+  awk '$3 == "A" && $4 ~ /^45\.83\.0\./ { print $1 ".loadtest.example A" }' "$3" | sort -u >"$WORK/suspicious.u.txt"
+  "${PIN_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/suspicious.u.txt" -n 1 -c 1 >"$WORK/spot.with.txt" 2>&1 || die "u's spot check failed"
+  "${PIN_LOAD[@]}" dnsperf -s 127.0.0.1 -p "$2" -d "$WORK/suspicious.u.txt" -n 1 -c 1 >"$WORK/spot.without.txt" 2>&1 || die "u's spot check failed"
+  out="the A of $(wc -l <"$WORK/suspicious.u.txt") suspicious hosts: NXDOMAIN $(rcode_share "$WORK/spot.with.txt" NXDOMAIN)% with respip, NOERROR $(rcode_share "$WORK/spot.without.txt" NOERROR)% without"
+  log "  respip spot check: $out"
+  [[ $(rcode_share "$WORK/spot.with.txt" NXDOMAIN) == 100 && $(rcode_share "$WORK/spot.without.txt" NOERROR) == 100 ]] ||
+    die "respip did not fire as configured: $out (dnsperf outputs in $WORK/spot.*.txt)"
+  NOTE[u]="spot check: $out"
+}
+
+# u_check_rcodes ZONE BACKEND_QUERIES: respip fired during the runs: the median
+# NXDOMAIN share with respip exceeds that without by at least half of the
+# expected share (about all of it in practice).
+u_check_rcodes() {
+  local exp pair with=() without=() mw mo delta
+  exp=$(u_expected_share "$1" "$WORK/queries.txt")
+  for pair in $(seq "$PAIRS"); do
+    with+=("$(rcode_share "$WORK/dnsperf.u.$pair.with.txt" NXDOMAIN)")
+    without+=("$(rcode_share "$WORK/dnsperf.u.$pair.without.txt" NXDOMAIN)")
+  done
+  mw=$(printf '%s\n' "${with[@]}" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+  mo=$(printf '%s\n' "${without[@]}" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+  delta=$(awk -v a="$mw" -v b="$mo" 'BEGIN { printf "%.2f", a - b }')
+  NOTE[u]+="; $U_RULES rules ($(awk '$1 ~ /^45\.83\./' "$WORK/respip.rules" | wc -l) matching answers); NXDOMAIN share of the runs (median) ${mw}% with respip, ${mo}% without: +${delta} points, expected +${exp} (the A queries whose answer carries a rule's IP); backend queries during the runs: $2"
+  awk -v d="$delta" -v e="$exp" 'BEGIN { exit !(d >= e / 2 && e > 0) }' ||
+    die "respip did not fire during the runs: NXDOMAIN +${delta} points with respip, expected +${exp}"
+}
+
+# --- scaling (SCALE=1) ----------------------------------------------------------
+
+# scale_pairs SCENARIO: on the running server, after its 1-CPU pairs, PAIRS
+# pairs in the 2-CPU layout, recorded as scenario "SCENARIO@2cpu". The
+# server's threads are re-pinned to both CPUs: GOMAXPROCS follows the CPU
+# mask (Go 1.25 on, as long as nothing set it: CoreDNS's automaxprocs leaves
+# it alone without a cgroup CPU quota), which is checked on the server's own
+# gauge; a GOMAXPROCS fixed at start would fail here rather than measure
+# one P on two CPUs.
+scale_pairs() {
+  local s=$1 pair procs=
+  taskset -a -p -c "$SERVER_CPU,$LOAD_CPU" "$SERVER_PID" >/dev/null || die "re-pinning the server to both CPUs failed"
+  for _ in $(seq 50); do
+    procs=$(metric go_sched_gomaxprocs_threads)
+    [[ $procs == 2 ]] && break
+    sleep 0.1
+  done
+  [[ $procs == 2 ]] || die "GOMAXPROCS is $procs, not 2, 5 s after re-pinning the server to CPUs $SERVER_CPU,$LOAD_CPU (set by GOMAXPROCS or a CPU quota?)"
+  log "  $s: 2-CPU layout: server on CPUs $SERVER_CPU,$LOAD_CPU (GOMAXPROCS $procs), one dnsperf client on each"
+  warmup
+  for pair in $(seq "$PAIRS"); do
+    quiet_wait
+    run_dnsperf2 "$s@2cpu" "$pair" with "$P_WITH"
+    run_dnsperf2 "$s@2cpu" "$pair" without "$P_WITHOUT"
+  done
+}
+
+# run_dnsperf2 SCENARIO PAIR SIDE PORT: one measured run of the 2-CPU layout,
+# recorded in $RUNS like run_dnsperf's. Two dnsperf clients, one pinned to
+# each CPU, each with half of CLIENTS and OUTSTANDING, send at once; the
+# figures are theirs together. The CPU columns are in % of one CPU (up to
+# 200): the server's, the rest of both CPUs' busy time (the clients
+# included), and the clients' own (from the shell's children times).
+run_dnsperf2() {
+  local s=$1 pair=$2 side=$3 port=$4 i pids=() outs=() cpu cn qn
+  local t0 b0 w0 k0 t1 b1 w1 k1 sum
+  local qlimit=()
+  [[ -n $QPS ]] && qlimit=(-Q "$(((QPS + 1) / 2))")
+  times >"$WORK/times.0"
+  t0=$(proc_ticks "$SERVER_PID") b0=$(($(cpu_busy "$SERVER_CPU") + $(cpu_busy "$LOAD_CPU"))) w0=$(date +%s.%N)
+  for i in 0 1; do
+    cpu=$SERVER_CPU cn=$(((CLIENTS + 1) / 2)) qn=$(((OUTSTANDING + 1) / 2))
+    ((i == 1)) && cpu=$LOAD_CPU cn=$((CLIENTS / 2)) qn=$((OUTSTANDING / 2))
+    outs+=("$WORK/dnsperf2.$i.out")
+    taskset -c "$cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$DURATION" \
+      -c "$cn" -q "$qn" -T 1 "${qlimit[@]}" -S 1 -v >"${outs[$i]}" 2>&1 &
+    pids+=($!)
+  done
+  for i in 0 1; do
+    wait "${pids[$i]}" || { tail -5 "${outs[$i]}" >&2; die "dnsperf failed (2-CPU layout)"; }
+  done
+  t1=$(proc_ticks "$SERVER_PID") b1=$(($(cpu_busy "$SERVER_CPU") + $(cpu_busy "$LOAD_CPU"))) w1=$(date +%s.%N)
+  times >"$WORK/times.1"
+  k0=$(awk 'NR == 2 { print $1, $2 }' "$WORK/times.0") k1=$(awk 'NR == 2 { print $1, $2 }' "$WORK/times.1")
+  sum=$("$WORK/loadtool" summary "${outs[@]}")
+  for i in 0 1; do grep -v '^> ' "${outs[$i]}" >"$WORK/dnsperf.$s.$pair.$side.$i.txt" || true; done
+  rm -f "${outs[@]}"
+  kv() { tr ' ' '\n' <<<"$sum" | sed -n "s/^$1=//p"; }
+  awk -v s="$s" -v pair="$pair" -v side="$side" -v qps="$(kv qps)" -v avg="$(kv avg_ms)" -v p50="$(kv p50_ms)" \
+    -v p99="$(kv p99_ms)" -v p999="$(kv p999_ms)" -v min1s="$(kv min1s_qps)" -v lost="$(kv lost)" -v completed="$(kv completed)" \
+    -v t0="$t0" -v t1="$t1" -v b0="$b0" -v b1="$b1" -v k0="$k0" -v k1="$k1" -v w0="$w0" -v w1="$w1" -v hz="$HZ" '
+    function secs(t,  a, m) { split(t, a, " "); return mins(a[1]) + mins(a[2]) }
+    function mins(x,  p) { split(x, p, "m"); sub(/s$/, "", p[2]); return p[1] * 60 + p[2] }
+    BEGIN {
+      dt = t1 - t0; wall = w1 - w0
+      srv = 100 * dt / (wall * hz); other = 100 * (b1 - b0 - dt) / (wall * hz); if (other < 0) other = 0
+      cpuus = completed > 0 ? dt / hz * 1e6 / completed : 0
+      load = 100 * (secs(k1) - secs(k0)) / wall
+      printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.2f\t%.0f\n", s, pair, side, qps, avg, p50, p99, p999, min1s, lost, srv, other, cpuus, load
+    }' >>"$RUNS"
+  log "  $s pair $pair $(printf '%-7s' "$side") $(tail -1 "$RUNS" | awk -F'\t' '{ printf "qps %s  avg %s ms  p99 %s ms  lost %s  server CPU %s%% of one (+%s%% other, clients included)  %s us/query  clients CPU %s%%", $4, $5, $7, $10, $11, $12, $13, $14 }')"
+}
+
+# scale_table: the scaling table, for the scenarios with 2-CPU runs.
+scale_table() {
+  local s w1 w2 o1 o2
+  echo "| scenario | plugin block 1 CPU qps | 2 CPU qps | **plugin 2cpu/1cpu** | bare chain 1 CPU qps | 2 CPU qps | **bare 2cpu/1cpu** | with/without at 2 CPU (per-pair median, range) | server CPU % at 2 CPU, with / without (of one CPU) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for s in $SCENARIOS; do
+    awk -F'\t' -v k="$s@2cpu" '$1 == k { f = 1 } END { exit !f }' "$RUNS" || continue
+    w1=$(med "$s" with 4) w2=$(med "$s@2cpu" with 4) o1=$(med "$s" without 4) o2=$(med "$s@2cpu" without 4)
+    printf '| %s | %.0f | %.0f | **%s** | %.0f | %.0f | **%s** | %s | %.0f / %.0f |\n' "$(label "$s")" "$w1" "$w2" "$(ratio "$w2" "$w1")" \
+      "$o1" "$o2" "$(ratio "$o2" "$o1")" "$(pair_ratios "$s@2cpu" 4)" "$(med "$s@2cpu" with 11)" "$(med "$s@2cpu" without 11)"
+  done
+}
+
 # --- main --------------------------------------------------------------------
 
 BUSY_BEFORE=$(machine_busy 2)
@@ -598,6 +938,7 @@ for s in $SCENARIOS; do
   b) scenario_plain b "$WORK/zone.clean.db" "tag 127.0.0.0/8" 1 ;;
   c) scenario_plain c "$WORK/zone.mixed.db" "tag 127.0.0.0/8" 1 ;;
   e) scenario_plain e "$WORK/zone.mixed.db" $'enforce all\n        scope everyone all\n        tag 127.0.0.2/32' 127.0.0.2 ;;
+  u) scenario_unbound ;;
   f) scenario_plain f "$WORK/zone.mixed.db" $'tag 127.0.0.0/8\n        scope tagged all' 1 ;;
   g) scenario_pairs ;;
   d) scenario_storm ;;
@@ -622,7 +963,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "nan" || b == 
 label() {
   case $1 in
   n) echo "n. A/A control" ;; a) echo "a. untagged" ;; b) echo "b. tagged, cached" ;; c) echo "c. tagged, 10% sinkholed" ;;
-  e) echo "e. enforce all, untagged, 10% sinkholed (respip)" ;; f) echo "f. tagged, tagged-scope findings, 10% sinkholed" ;;
+  e) echo "e. enforce all, untagged, 10% sinkholed (respip)" ;; u) echo "u. Unbound $("$UNBOUND" -V | sed -n 's/^Version //p'), $U_RULES respip rules vs none (the anchor)" ;; f) echo "f. tagged, tagged-scope findings, 10% sinkholed" ;;
   g) echo "g. pair blocks, event-tagged client" ;; d) echo "d. event storm" ;; m) echo "m. memory" ;; l) echo "l. enforcement latency (bench/results/latency.md)" ;;
   esac
 }
@@ -666,6 +1007,10 @@ EXTRA=$WORK/extra.md
   done
 } >"$EXTRA"
 
+SCALETABLE=$WORK/scale.md
+: >"$SCALETABLE"
+[[ $SCALE == 1 ]] && scale_table >"$SCALETABLE"
+
 RUNTABLE=$WORK/runs.md
 {
   echo "| scenario | pair | block | qps | avg ms | p50 ms | p99 ms | p99.9 ms | lowest 1 s qps | lost | server CPU % | other load on the server's CPU % | server CPU us/query | load generator's CPU busy % |"
@@ -679,7 +1024,7 @@ mkdir -p "$(dirname "$RESULTS")"
   echo
   echo "- machine: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs, kernel $(uname -r), $("$GO" version | cut -d' ' -f3), $("$BIN" -version 2>/dev/null | head -1)"
   echo "- binary: $BIN, $BUILT; work tree at $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- plugin internal cmd 2>/dev/null || echo ' (with uncommitted changes)')"
-  echo "- load: dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p') -c $CLIENTS -q $OUTSTANDING -T $THREADS ${QPS:+-Q $QPS }-l $DURATION; $PAIRS pairs per scenario, plugin block first; $PINNING; machine ${BUSY_BEFORE}% busy before the run$( ((QUIET > 0)) && echo "; QUIET=$QUIET")"
+  echo "- load: dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p') -c $CLIENTS -q $OUTSTANDING -T $THREADS ${QPS:+-Q $QPS }-l $DURATION; $PAIRS pairs per scenario, plugin block first$([[ " $SCENARIOS " == *" u "* ]] && echo " (u: $U_ORDER order)"); $PINNING; machine ${BUSY_BEFORE}% busy before the run$( ((QUIET > 0)) && echo "; QUIET=$QUIET")"
   echo "- data: $(cat "$WORK/gen.txt")"
   echo "- qps ratio and p99 ratio: median with / median without the plugin (the issue's figures); a latency ratio > 1 is slower. Per-pair ratios: each pair's with / without, then their median and range (less sensitive to drift between pairs). CPU/query: the server's CPU time per query (1 / qps when the server's CPU is saturated)"
   echo
@@ -687,6 +1032,14 @@ mkdir -p "$(dirname "$RESULTS")"
   echo
   cat "$EXTRA"
   echo
+  if [[ -s $SCALETABLE ]]; then
+    echo "## Scaling: 2 CPUs against 1 (SCALE=1)"
+    echo
+    echo "Each scenario's 1-CPU pairs, then $PAIRS pairs on the same server re-pinned to CPUs $SERVER_CPU,$LOAD_CPU (GOMAXPROCS 2) with two dnsperf clients, one pinned to each CPU, each with half the clients and outstanding queries (rows SCENARIO@2cpu below). Ratios of medians; the 2-CPU runs share both CPUs with the load generator, so the ceiling is below 2."
+    echo
+    cat "$SCALETABLE"
+    echo
+  fi
   if ((${#STORM_API_ROWS[@]} > 0)); then
     echo "## API calls in the storm (d)"
     echo
@@ -707,5 +1060,6 @@ cat "$TABLE"
 echo
 cat "$EXTRA"
 [[ -n $STORM_API ]] && echo "storm API calls (one per unique public IP per verdict TTL): $STORM_API"
+[[ -s $SCALETABLE ]] && { echo; echo "Scaling (2-CPU qps / 1-CPU qps, same server, same run):"; cat "$SCALETABLE"; }
 echo
 echo "Per-run figures and the setup: $RESULTS"
