@@ -29,7 +29,9 @@
 #      Unbound's cache, where worker.c applies respip. Checked: every
 #      suspicious host's A is NXDOMAIN with respip and not without, and the
 #      runs' NXDOMAIN share rises by the share of A answers that carry a
-#      rule's IP. Pairs in ABBA order (U_ORDER)
+#      rule's IP. Pairs in ABBA order (U_ORDER). Unbound's cache answers
+#      cost ~1/3 of CoreDNS's: where one dnsperf does not saturate it (the
+#      note says so), read the CPU/query ratio, not the qps ratio
 #   f  `tagged` findings: every client tagged, `scope tagged all` (every
 #      finding applies to tagged clients only), 10% sinkholed, cached
 #   g  pair blocks: `scope tagged all` and no static tag; G_CLIENTS-1 primed
@@ -64,6 +66,7 @@
 #                        pinned to each CPU, each with half of CLIENTS and
 #                        OUTSTANDING; a "scaling" table gives 2-CPU qps /
 #                        1-CPU qps for the plugin block and the bare chain
+#                        (u keeps one Unbound thread: not scaled)
 #   MEM_CLIENTS [100000], MEM_PER [10] answers per client, MEM_GOMEMLIMIT []
 #                        the server's GOMEMLIMIT in scenario m (empty: none),
 #                        MEM_TOTAL [] the window's total cap in scenario m
