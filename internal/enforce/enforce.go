@@ -156,7 +156,7 @@ type Engine struct {
 	queue      *validate.Queue
 	dispatcher atomic.Pointer[sink.Dispatcher] // nil without hooks
 	hookNames  []string                        // the sinks' names, for the decision history
-	notifiers  atomic.Pointer[[]notifier]      // the chat hooks, for the budget's notices (budget.go)
+	notifiers  atomic.Pointer[[]notifier]      // the hooks told of the budget's notices (budget.go)
 	closeSinks func()
 	connlogs   *connlogRunner // nil without connlogs
 	control    *controlPlane
@@ -300,7 +300,7 @@ func (e *Engine) startHooks() error {
 	var notifiers []notifier
 	for _, s := range sinks {
 		e.hookNames = append(e.hookNames, s.Name())
-		if n, ok := s.(notifier); ok {
+		if n, ok := s.(notifier); ok && n.WantsNotices() {
 			notifiers = append(notifiers, n)
 		}
 	}

@@ -144,6 +144,9 @@ func LoadSecret(path string) ([]byte, error) {
 	return b, nil
 }
 
+// contentType is the Content-Type of w's requests.
+func (w *Webhook) contentType() string { return ContentType(w.headers) }
+
 // Host returns the URL's host (and port), for the control plane that is
 // never blocked.
 func (w *Webhook) Host() string { return w.host }

@@ -198,7 +198,7 @@ func TestParseErrors(t *testing.T) {
 		{"api_key k\nhook exec relative/path {ip}", "hook:"},
 		{"api_key k\nhook exec /bin/echo {colour}", "colour"},
 		{"api_key k\nhook webhook ftp://x", "hook:"},
-		{"api_key k\nhook slack https://hooks.example/T0K3N on expire", `hook: on "expire": block, unblock or allow`},
+		{"api_key k\nhook slack https://hooks.example/T0K3N on expire", `hook: on "expire": block, unblock, allow or notice`},
 		{"api_key k\nhook teams url_file /nonexistent", "hook: url_file:"},
 		{"api_key k\nreconcile 10ms", `reconcile: "10ms" is shorter than 100ms`},
 		{"api_key k\nreconcile 2d", `reconcile: "2d" is not a positive duration up to 1d`},
