@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
@@ -80,6 +81,24 @@ type notifier interface {
 // never retried beyond it nor queued behind decisions.
 const noticeTimeout = 30 * time.Second
 
+// noticeHook is a notifier and the end of its chain of notices: each
+// waits for the one before it to the same hook, so that a receiver gets
+// the 80% notice before the exhaustion.
+type noticeHook struct {
+	notifier
+	mu   sync.Mutex
+	last chan struct{} // closed when the last notice queued is done
+}
+
+// next returns the chain's end to wait for, and the new end to close.
+func (h *noticeHook) next() (prev <-chan struct{}, done chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	prev, done = h.last, make(chan struct{})
+	h.last = done
+	return prev, done
+}
+
 // notifyBudget tells every hook that wants notices of a budget alert, in
 // the background: the worker that crossed the threshold has calls to
 // make. The budget calls it once per fleet (budget.Shared.First).
@@ -90,7 +109,12 @@ func (e *Engine) notifyBudget(a budget.Alert) {
 	}
 	n := budgetNotice(a)
 	for _, h := range *ns {
+		prev, done := h.next()
 		e.bg.Go(func() {
+			defer close(done)
+			if prev != nil {
+				<-prev // within noticeTimeout
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), noticeTimeout)
 			defer cancel()
 			if err := notify(ctx, h, n); err != nil {
