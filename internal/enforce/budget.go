@@ -77,8 +77,9 @@ type notifier interface {
 	Notify(ctx context.Context, n sink.Notice) error
 }
 
-// noticeTimeout bounds a notice to one hook, tries included: a notice is
-// never retried beyond it nor queued behind decisions.
+// noticeTimeout bounds a notice to one hook from the alert on, the wait
+// for the hook's previous notice and the tries included: a notice is never
+// retried beyond it nor queued behind decisions, and Stop waits no longer.
 const noticeTimeout = 30 * time.Second
 
 // noticeHook is a notifier and the end of its chain of notices: each
@@ -112,11 +113,16 @@ func (e *Engine) notifyBudget(a budget.Alert) {
 		prev, done := h.next()
 		e.bg.Go(func() {
 			defer close(done)
-			if prev != nil {
-				<-prev // within noticeTimeout
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), noticeTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), noticeTimeout) // the wait included
 			defer cancel()
+			if prev != nil {
+				select {
+				case <-prev:
+				case <-ctx.Done():
+					e.log.Warningf("api budget: hook %s: notice not sent: the one before it took %s", h.Name(), noticeTimeout)
+					return
+				}
+			}
 			if err := notify(ctx, h, n); err != nil {
 				e.log.Warningf("api budget: hook %s: notice not sent: %v", h.Name(), err)
 			}

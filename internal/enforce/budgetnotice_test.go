@@ -25,8 +25,7 @@ import (
 // request 503.
 type noticeReceiver struct {
 	mu    sync.Mutex
-	got   map[string][]*http.Request
-	body  map[*http.Request][]byte
+	got   map[string][]received
 	flaky int
 }
 
@@ -40,8 +39,13 @@ func (n *noticeReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	n.got[r.URL.Path] = append(n.got[r.URL.Path], r)
-	n.body[r] = b
+	n.got[r.URL.Path] = append(n.got[r.URL.Path], received{r.Header.Clone(), b})
+}
+
+// received is a request's headers and body.
+type received struct {
+	header http.Header
+	body   []byte
 }
 
 // bodies returns what path was sent, and the requests' headers.
@@ -51,7 +55,7 @@ func (n *noticeReceiver) bodies(path string) ([][]byte, []http.Header) {
 	var bs [][]byte
 	var hs []http.Header
 	for _, r := range n.got[path] {
-		bs, hs = append(bs, n.body[r]), append(hs, r.Header)
+		bs, hs = append(bs, r.body), append(hs, r.header)
 	}
 	return bs, hs
 }
@@ -59,11 +63,12 @@ func (n *noticeReceiver) bodies(path string) ([][]byte, []http.Header) {
 // The 80% and exhaustion notices reach, once each, a generic webhook on
 // notice (signed {"notice": ...} bodies), a templated one (the Splunk
 // template's notice event), a chat hook on block (as before), and a
-// webhook whose first answer is a 503 (tried again); a webhook on block
-// and an enforcing webhook get none.
+// webhook whose first answer is a 503 (tried again, the exhaustion held
+// until the 80% notice is through); a webhook on block and an enforcing
+// webhook get none.
 func TestBudgetNoticesReachWebhooks(t *testing.T) {
 	dir := t.TempDir()
-	rcv := &noticeReceiver{got: map[string][]*http.Request{}, body: map[*http.Request][]byte{}}
+	rcv := &noticeReceiver{got: map[string][]received{}}
 	srv := httptest.NewServer(rcv)
 	t.Cleanup(srv.Close)
 	secretFile := filepath.Join(dir, "secret")
@@ -147,6 +152,11 @@ func TestBudgetNoticesReachWebhooks(t *testing.T) {
 		if all := string(bodies[0]) + string(bodies[1]); len(bodies) != 2 || !strings.Contains(all, want[1]) {
 			t.Errorf("%s got %d posts, want 2 with %s:\n%s", want[0], len(bodies), want[1], all)
 		}
+	}
+	// The 80% notice to /flaky waited a second for its second try; the
+	// exhaustion waited for it.
+	if flaky, _ := rcv.bodies("/flaky"); !strings.Contains(string(flaky[0]), `"level":"warning"`) {
+		t.Errorf("/flaky got the exhaustion before the 80%% notice: %s", flaky[0])
 	}
 	for _, p := range []string{"/blocks", "/plain"} {
 		if b, _ := rcv.bodies(p); len(b) != 0 {
