@@ -80,6 +80,8 @@ type WebhookOptions struct {
 //
 // With a Template the body is what it renders (WebhookData), and Headers
 // are added to each request (Splunk HEC's Authorization: Splunk TOKEN).
+// A NotifyingWebhook whose on lists notice also POSTs notices (Notify):
+// {"notice": {...}} rather than {"changes": [...]}, signed alike.
 type Webhook struct {
 	url      string
 	host     string
