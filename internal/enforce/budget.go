@@ -2,13 +2,16 @@ package enforce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/budget"
+	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/state"
 )
 
@@ -65,19 +68,90 @@ func (e *Engine) budgetAlert(a budget.Alert) {
 	e.notifyBudget(a)
 }
 
-// notifier is a hook that posts notices: the chat hooks (sink.Chat).
+// notifier is a hook told of notices: a chat hook (sink.Chat), or a
+// webhook with on/scope filters (sink.NotifyingWebhook) whose on lists
+// notice.
 type notifier interface {
 	Name() string
-	Notify(ctx context.Context, title string, facts ...[2]string) error
+	WantsNotices() bool
+	Notify(ctx context.Context, n sink.Notice) error
 }
 
-// notifyBudget posts a budget alert to every chat hook, in the background:
-// the worker that crossed the threshold has calls to make.
+// noticeTimeout bounds a notice to one hook from the alert on, the wait
+// for the hook's previous notice and the tries included: a notice is never
+// retried beyond it nor queued behind decisions, and Stop waits no longer.
+const noticeTimeout = 30 * time.Second
+
+// noticeHook is a notifier and the end of its chain of notices: each
+// waits for the one before it to the same hook, so that a receiver gets
+// the 80% notice before the exhaustion.
+type noticeHook struct {
+	notifier
+	mu   sync.Mutex
+	last chan struct{} // closed when the last notice queued is done
+}
+
+// next returns the chain's end to wait for, and the new end to close.
+func (h *noticeHook) next() (prev <-chan struct{}, done chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	prev, done = h.last, make(chan struct{})
+	h.last = done
+	return prev, done
+}
+
+// notifyBudget tells every hook that wants notices of a budget alert, in
+// the background: the worker that crossed the threshold has calls to
+// make. The budget calls it once per fleet (budget.Shared.First).
 func (e *Engine) notifyBudget(a budget.Alert) {
 	ns := e.notifiers.Load()
 	if ns == nil || len(*ns) == 0 {
 		return
 	}
+	n := budgetNotice(a)
+	for _, h := range *ns {
+		prev, done := h.next()
+		e.bg.Go(func() {
+			defer close(done)
+			ctx, cancel := context.WithTimeout(context.Background(), noticeTimeout) // the wait included
+			defer cancel()
+			if prev != nil {
+				select {
+				case <-prev:
+				case <-ctx.Done():
+					e.log.Warningf("api budget: hook %s: notice not sent: the one before it took %s", h.Name(), noticeTimeout)
+					return
+				}
+			}
+			if err := notify(ctx, h, n); err != nil {
+				e.log.Warningf("api budget: hook %s: notice not sent: %v", h.Name(), err)
+			}
+		})
+	}
+}
+
+// noticeRetries are the waits before the second and third try of a
+// notice that failed in a way a retry may mend (not ErrRejected).
+var noticeRetries = []time.Duration{time.Second, 4 * time.Second}
+
+// notify tells h of n, trying again after a transient failure while ctx
+// lasts, at most len(noticeRetries) times.
+func notify(ctx context.Context, h notifier, n sink.Notice) error {
+	for i := 0; ; i++ {
+		err := h.Notify(ctx, n)
+		if err == nil || errors.Is(err, sink.ErrRejected) || i == len(noticeRetries) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(noticeRetries[i]):
+		}
+	}
+}
+
+// budgetNotice is the notice of a budget alert.
+func budgetNotice(a budget.Alert) sink.Notice {
 	s := a.Status
 	title := fmt.Sprintf("API budget %d%% spent: %d of %d per %s", s.Spent*100/s.Limit, s.Spent, s.Limit, s.Period)
 	if a.Level == budget.AlertExhausted {
@@ -86,16 +160,8 @@ func (e *Engine) notifyBudget(a budget.Alert) {
 			title = "API budget exhausted by a quota error from the API"
 		}
 	}
-	facts := [][2]string{{"Resets at", s.ResetsAt.Format(time.RFC3339)}, {"Remaining", fmt.Sprint(s.Remaining)}}
-	for _, n := range *ns {
-		e.bg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := n.Notify(ctx, title, facts...); err != nil {
-				e.log.Warningf("api budget: hook %s: %v", n.Name(), err)
-			}
-		})
-	}
+	return sink.Notice{Kind: sink.NoticeAPIBudget, Level: a.Level, Title: title, Spent: s.Spent, Limit: s.Limit,
+		Remaining: s.Remaining, Period: s.Period, ResetsAt: s.ResetsAt, Quota: a.Quota}
 }
 
 // budgetClass is what a call for client's IP is worth to the budget:

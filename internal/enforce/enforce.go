@@ -156,7 +156,7 @@ type Engine struct {
 	queue      *validate.Queue
 	dispatcher atomic.Pointer[sink.Dispatcher] // nil without hooks
 	hookNames  []string                        // the sinks' names, for the decision history
-	notifiers  atomic.Pointer[[]notifier]      // the chat hooks, for the budget's notices (budget.go)
+	notifiers  atomic.Pointer[[]*noticeHook]   // the hooks told of the budget's notices (budget.go)
 	closeSinks func()
 	connlogs   *connlogRunner // nil without connlogs
 	control    *controlPlane
@@ -297,11 +297,11 @@ func (e *Engine) startHooks() error {
 		return err
 	}
 	e.closeSinks = closeSinks
-	var notifiers []notifier
+	var notifiers []*noticeHook
 	for _, s := range sinks {
 		e.hookNames = append(e.hookNames, s.Name())
-		if n, ok := s.(notifier); ok {
-			notifiers = append(notifiers, n)
+		if n, ok := s.(notifier); ok && n.WantsNotices() {
+			notifiers = append(notifiers, &noticeHook{notifier: n})
 		}
 	}
 	e.notifiers.Store(&notifiers)

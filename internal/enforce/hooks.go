@@ -86,7 +86,7 @@ func ParseNFTablesHook(args []string, logf func(format string, args ...any)) (Ho
 }
 
 // ChatHookSyntax is the syntax of a slack or teams hook line.
-const ChatHookSyntax = "hook slack|teams URL|url_file PATH [on block|unblock|allow...] [scope everyone|tagged] [digest DURATION] [console_url URL]"
+const ChatHookSyntax = "hook slack|teams URL|url_file PATH [on block|unblock|allow|notice...] [scope everyone|tagged] [digest DURATION] [console_url URL]"
 
 // ParseChatHook reads the arguments of a `hook slack` or `hook teams` line
 // (args[0] is the kind; see ChatHookSyntax). logf is told of summaries
@@ -139,7 +139,7 @@ func chatOption(cfg *sink.ChatConfig, key string, vals []string) (int, error) {
 			n++
 		}
 		if n == 0 {
-			return 0, fmt.Errorf("on needs block, unblock or allow")
+			return 0, fmt.Errorf("on needs block, unblock, allow or notice")
 		}
 		return n, nil
 	case "scope", "digest", "console_url":

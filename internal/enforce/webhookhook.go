@@ -9,7 +9,7 @@ import (
 )
 
 // WebhookHookSyntax is the syntax of a webhook hook line.
-const WebhookHookSyntax = "hook webhook URL [header NAME VALUE]... [header_file NAME PATH]... [template FILE] [secret_file PATH] [on block|unblock|allow...] [scope everyone|tagged]"
+const WebhookHookSyntax = "hook webhook URL [header NAME VALUE]... [header_file NAME PATH]... [template FILE] [secret_file PATH] [on block|unblock|allow|notice...] [scope everyone|tagged]"
 
 // webhookLine is a webhook line being read.
 type webhookLine struct {
@@ -28,7 +28,8 @@ type webhookLine struct {
 // names and never their values, so that a token given inline stays out
 // of messages, the status and the journal's key. With on or scope the
 // webhook notifies, as a chat hook does: it is told of each decision it
-// wants once, never re-sent at a start nor reconciled.
+// wants once, never re-sent at a start nor reconciled; with notice in on,
+// of the API budget's notices too.
 func ParseWebhookHook(args []string) (HookSpec, error) {
 	h := HookSpec{Kind: HookWebhook}
 	if len(args) < 2 {
@@ -50,7 +51,7 @@ func ParseWebhookHook(args []string) (HookSpec, error) {
 		rest = rest[1+n:]
 	}
 	if p.tmplPath != "" {
-		t, err := sink.LoadWebhookTemplate(p.tmplPath, contentType(p.opts.Headers))
+		t, err := sink.LoadWebhookTemplate(p.tmplPath, sink.ContentType(p.opts.Headers))
 		if err != nil {
 			return h, err
 		}
@@ -75,12 +76,12 @@ func (p *webhookLine) option(key string, vals []string) (int, error) {
 	n := map[string]int{"header": 2, "header_file": 2, "template": 1, "secret_file": 1, "scope": 1}[key]
 	switch {
 	case key == "on":
-		for n < len(vals) && slices.Contains([]sink.Action{sink.Block, sink.Unblock, sink.Allow}, sink.Action(vals[n])) {
+		for n < len(vals) && slices.Contains([]sink.Action{sink.Block, sink.Unblock, sink.Allow, sink.Notices}, sink.Action(vals[n])) {
 			p.on = append(p.on, sink.Action(vals[n]))
 			n++
 		}
 		if n == 0 {
-			return 0, fmt.Errorf("on needs block, unblock or allow; syntax is %s", WebhookHookSyntax)
+			return 0, fmt.Errorf("on needs block, unblock, allow or notice; syntax is %s", WebhookHookSyntax)
 		}
 	case n == 0:
 		return 0, fmt.Errorf("unknown argument %q; syntax is %s", key, WebhookHookSyntax)
@@ -114,14 +115,4 @@ func (p *webhookLine) option(key string, vals []string) (int, error) {
 	}
 	p.line = append(append(p.line, key), shown...)
 	return n, err
-}
-
-// contentType is the Content-Type a webhook sends with headers.
-func contentType(headers []sink.WebhookHeader) string {
-	for _, h := range headers {
-		if strings.EqualFold(h.Name, "Content-Type") {
-			return h.Value
-		}
-	}
-	return "application/json"
 }

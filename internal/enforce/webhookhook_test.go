@@ -78,8 +78,8 @@ func TestParseWebhookHookErrors(t *testing.T) {
 		{[]string{"webhook", u, "template", filepath.Join(dir, "none.tmpl")}, "webhook template: open " + filepath.Join(dir, "none.tmpl")},
 		{[]string{"webhook", u, "template", badTmpl}, badTmpl + ":2:"},
 		{[]string{"webhook", u, "template", badTmpl, "template", badTmpl}, "template given twice"},
-		{[]string{"webhook", u, "on"}, "webhook: on needs block, unblock or allow"},
-		{[]string{"webhook", u, "on", "blocks"}, "webhook: on needs block, unblock or allow"},
+		{[]string{"webhook", u, "on"}, "webhook: on needs block, unblock, allow or notice"},
+		{[]string{"webhook", u, "on", "blocks"}, "webhook: on needs block, unblock, allow or notice"},
 		{[]string{"webhook", u, "on", "block", "on", "allow"}, "webhook: on given twice"},
 		{[]string{"webhook", u, "scope", "all"}, `scope "all": everyone or tagged`},
 	} {

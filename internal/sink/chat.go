@@ -39,7 +39,8 @@ const digestList = 20
 type ChatConfig struct {
 	Kind ChatKind
 	URL  string // the webhook URL, a secret: never logged
-	// On is the notices wanted, of Block, Unblock and Allow; empty: all.
+	// On is the changes wanted, of Block, Unblock and Allow; empty: all.
+	// Notices may be listed too, and go whatever On says.
 	On []Action
 	// Scope, if set, keeps only the changes of that scope.
 	Scope Scope
@@ -285,10 +286,10 @@ func (c *Chat) send(ctx context.Context, msg any) error {
 
 // Notify posts a notice that is no decision (the API budget's thresholds,
 // twice a period at most) at once, outside the digest and the on and
-// scope filters, with facts as name and value pairs.
-func (c *Chat) Notify(ctx context.Context, title string, facts ...[2]string) error {
-	m := chatMessage{Title: bounded(clean(title)), Note: "notice"}
-	for _, f := range facts {
+// scope filters: its title, the reset time and what is left.
+func (c *Chat) Notify(ctx context.Context, n Notice) error {
+	m := chatMessage{Title: bounded(clean(n.Title)), Note: "notice"}
+	for _, f := range n.facts() {
 		m.Facts = append(m.Facts, chatFact{Name: f[0], Value: bounded(clean(f[1]))})
 	}
 	if c.cfg.Kind == Teams {

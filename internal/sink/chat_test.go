@@ -413,11 +413,12 @@ func TestNewChatRejects(t *testing.T) {
 // A notice (the API budget's) is posted at once, whatever the hook's
 // filters and digest, as a valid Slack or Teams message.
 func TestChatNotify(t *testing.T) {
-	facts := [][2]string{{"Resets at", "2026-12-08T00:00:00Z"}, {"Remaining", "4"}}
+	n := Notice{Kind: NoticeAPIBudget, Level: "warning", Title: "API budget 80% spent: 16 of 20 per day",
+		Spent: 16, Limit: 20, Remaining: 4, Period: "day", ResetsAt: time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC)}
 	srv, reqs := hookServer(t, always(200))
 	c := newTestChat(t, ChatConfig{Kind: Slack, URL: srv.URL + "/hook/T0K3N", On: []Action{Allow}, Digest: time.Hour})
 	for range 2 {
-		if err := c.Notify(context.Background(), "API budget 80% spent: 16 of 20 per day", facts...); err != nil {
+		if err := c.Notify(context.Background(), n); err != nil {
 			t.Fatal(err)
 		}
 		text := checkSlack(t, (<-reqs).body)
@@ -427,7 +428,8 @@ func TestChatNotify(t *testing.T) {
 	}
 	srv2, reqs2 := hookServer(t, always(202))
 	c2 := newTestChat(t, ChatConfig{Kind: Teams, URL: srv2.URL + "/hook/T0K3N"})
-	if err := c2.Notify(context.Background(), "API budget exhausted", facts...); err != nil {
+	n.Level, n.Title = "exhausted", "API budget exhausted"
+	if err := c2.Notify(context.Background(), n); err != nil {
 		t.Fatal(err)
 	}
 	if text, _ := checkTeams(t, (<-reqs2).body); !strings.Contains(text, "API budget exhausted") || !strings.Contains(text, "Remaining: 4") {

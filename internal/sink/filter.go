@@ -4,19 +4,20 @@ import "fmt"
 
 // changeFilter keeps the changes a notification hook is told of.
 type changeFilter struct {
-	on    map[Action]bool // block, unblock, allow; nil: every change
+	on    map[Action]bool // block, unblock, allow, notice; nil: every change
 	scope Scope           // "": both scopes
 }
 
-// newChangeFilter checks on (block, unblock or allow) and scope (everyone
-// or tagged); empty ones keep everything.
+// newChangeFilter checks on (block, unblock, allow or notice) and scope
+// (everyone or tagged); empty ones keep every change. An on of notice
+// alone keeps no change: the hook is told of notices only.
 func newChangeFilter(on []Action, scope Scope) (changeFilter, error) {
 	f := changeFilter{scope: scope}
 	if len(on) > 0 {
 		f.on = make(map[Action]bool)
 		for _, a := range on {
-			if a != Block && a != Unblock && a != Allow {
-				return f, fmt.Errorf("on %q: block, unblock or allow", a)
+			if a != Block && a != Unblock && a != Allow && a != Notices {
+				return f, fmt.Errorf("on %q: block, unblock, allow or notice", a)
 			}
 			f.on[a] = true
 		}
@@ -45,11 +46,18 @@ type NotifyingWebhook struct {
 
 // Notifying returns w as a Notifier that wants only the changes whose
 // action (block, unblock, or allow: an unblock by an allowlist entry) is
-// in on, and whose scope is scope; empty ones keep everything.
+// in on, and whose scope is scope; empty ones keep every change. It is
+// told of notices (Notify) only if on lists notice; its template, if any,
+// must then render a sample notice (as JSON, if the body is JSON).
 func (w *Webhook) Notifying(on []Action, scope Scope) (*NotifyingWebhook, error) {
 	f, err := newChangeFilter(on, scope)
 	if err != nil {
 		return nil, fmt.Errorf("sink webhook: %w", err)
+	}
+	if f.on[Notices] && w.template != nil {
+		if err := w.template.tryNotice(w.contentType()); err != nil {
+			return nil, err
+		}
 	}
 	return &NotifyingWebhook{Webhook: w, filter: f}, nil
 }

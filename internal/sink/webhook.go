@@ -80,6 +80,8 @@ type WebhookOptions struct {
 //
 // With a Template the body is what it renders (WebhookData), and Headers
 // are added to each request (Splunk HEC's Authorization: Splunk TOKEN).
+// A NotifyingWebhook whose on lists notice also POSTs notices (Notify):
+// {"notice": {...}} rather than {"changes": [...]}, signed alike.
 type Webhook struct {
 	url      string
 	host     string
@@ -143,6 +145,9 @@ func LoadSecret(path string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// contentType is the Content-Type of w's requests.
+func (w *Webhook) contentType() string { return ContentType(w.headers) }
 
 // Host returns the URL's host (and port), for the control plane that is
 // never blocked.

@@ -91,9 +91,12 @@ func LoadHeaderValue(name, path string) (WebhookHeader, error) {
 }
 
 // WebhookData is what a webhook template is executed with: the batch, when
-// it is sent (UTC), and this server's host name.
+// it is sent (UTC), and this server's host name. For a notice (a webhook
+// whose on lists notice), Notice is set and Changes is empty; for a batch,
+// Notice is nil.
 type WebhookData struct {
 	Changes []WebhookChange
+	Notice  *Notice
 	Time    time.Time
 	Host    string
 }
@@ -176,6 +179,47 @@ func LoadWebhookTemplate(path, contentType string) (*WebhookTemplate, error) {
 		}
 	}
 	return wt, nil
+}
+
+// ContentType is the Content-Type a webhook with headers sends.
+func ContentType(headers []WebhookHeader) string {
+	for _, h := range headers {
+		if strings.EqualFold(h.Name, "Content-Type") {
+			return h.Value
+		}
+	}
+	return "application/json"
+}
+
+// tryNotice renders a sample notice, so that a template that cannot
+// fails setup: it must render something (a template made for changes only
+// renders nothing: leave notice out of on), and JSON if the body is JSON.
+func (wt *WebhookTemplate) tryNotice(contentType string) error {
+	out, err := wt.renderNotice(sampleNotice(), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	if err != nil {
+		return fmt.Errorf("webhook template: a sample notice: %w", err)
+	}
+	if len(bytes.TrimSpace(out)) == 0 {
+		return fmt.Errorf("webhook template: %s renders nothing for a notice; leave notice out of on, or render .Notice", wt.path)
+	}
+	if strings.Contains(strings.ToLower(contentType), "json") {
+		if err := jsonValues(out); err != nil {
+			return fmt.Errorf("webhook template: %s: the output for a sample notice is not JSON (%w); use {{json .Notice.Field}} for every value", wt.path, err)
+		}
+	}
+	return nil
+}
+
+// renderNotice executes the template for n sent at now: .Notice set,
+// .Changes empty.
+func (wt *WebhookTemplate) renderNotice(n Notice, now time.Time) ([]byte, error) {
+	n.Title = clean(n.Title)
+	data := WebhookData{Time: now.UTC(), Host: wt.host, Changes: []WebhookChange{}, Notice: &n}
+	var buf bytes.Buffer
+	if err := wt.t.Execute(&buf, data); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // jsonValues checks that b is one or more JSON values (Splunk HEC takes

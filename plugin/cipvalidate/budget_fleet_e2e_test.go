@@ -44,10 +44,11 @@ func (s *slackReceiver) count(text string) int {
 
 // TestFleetBudget: two nodes with `budget 20 per day` share one budget on
 // Redis. An event whose backtrack finds 12 IPs on each node (24 in all)
-// spends exactly 20 calls across the fleet, and the Slack hook both nodes
-// have gets one message at 80% and one at exhaustion, not one per node.
-// In the next period a quota error from the API on node A exhausts node B
-// too: B calls nothing more and says so in GET /v1/status.
+// spends exactly 20 calls across the fleet, and the Slack hook and the
+// webhook on notice both nodes have get one notice at 80% and one at
+// exhaustion, not one per node. In the next period a quota error from the
+// API on node A exhausts node B too: B calls nothing more and says so in
+// GET /v1/status, and the webhook gets one notice of it.
 func TestFleetBudget(t *testing.T) {
 	r := startRedis(t, t.TempDir())
 	slack := &slackReceiver{}
@@ -55,7 +56,10 @@ func TestFleetBudget(t *testing.T) {
 	t.Cleanup(srv.Close)
 	urlFile := filepath.Join(t.TempDir(), "slack-url")
 	os.WriteFile(urlFile, []byte(srv.URL+"/services/T0K3N\n"), 0o600)
-	opts := "budget 20 per day\nhook slack url_file " + urlFile
+	notices := &slackReceiver{}
+	nsrv := httptest.NewServer(notices)
+	t.Cleanup(nsrv.Close)
+	opts := "budget 20 per day\nhook slack url_file " + urlFile + "\nhook webhook " + nsrv.URL + "/budget on notice"
 	nodes := startFleetZone(t, r, budgetZone(), []string{"A", "B"}, map[string]string{"A": opts, "B": opts})
 	a, b := nodes[0], nodes[1]
 	idle := func() bool {
@@ -73,13 +77,17 @@ func TestFleetBudget(t *testing.T) {
 	}
 	a.postEvent("127.0.0.2", a.clock.Now(), "5m")
 	eventually(t, "20 API calls, idle queues and the two notices", func() bool {
-		return a.fake.Calls() == 20 && idle() && slack.count("API budget exhausted") == 1 && slack.count("% spent") == 1
+		return a.fake.Calls() == 20 && idle() && slack.count("API budget exhausted") == 1 && slack.count("% spent") == 1 &&
+			notices.count(`"level":"exhausted"`) == 1
 	})
 	if b.fake.CallsFor("45.83.1.13") == 0 && b.fake.CallsFor("45.83.1.24") == 0 {
 		t.Error("B spent nothing: the test means both nodes to spend")
 	}
 	if n, warn, ex := slack.count(""), slack.count("% spent"), slack.count("API budget exhausted"); n != 2 || warn != 1 || ex != 1 {
 		t.Errorf("Slack got %d messages (%d at 80%%, %d at exhaustion), want one of each", n, warn, ex)
+	}
+	if n, warn := notices.count(`{"notice":{"kind":"api_budget"`), notices.count(`"level":"warning","title":"API budget 80% spent: 16 of 20 per day"`); n != 2 || warn != 1 {
+		t.Errorf("the webhook on notice got %d notices (%d at 80%%), want 2: %q", n, warn, notices.texts)
 	}
 
 	// The next period: a quota error on A exhausts B.
@@ -104,6 +112,10 @@ func TestFleetBudget(t *testing.T) {
 	eventually(t, "B's backtrack done", func() bool { return b.refused() > refused && idle() })
 	if n := a.fake.CallsFor("45.83.2.2"); n != 0 {
 		t.Errorf("B called the API %d times about its event's IP after A's quota error", n)
+	}
+	eventually(t, "the webhook's notice of the quota error", func() bool { return notices.count(`"quota":true`) == 1 })
+	if n := notices.count(""); n != 3 {
+		t.Errorf("the webhook on notice got %d notices, want 3 (one per fleet each): %q", n, notices.texts)
 	}
 }
 

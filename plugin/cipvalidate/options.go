@@ -83,8 +83,8 @@ func (cfg *config) options() []option {
 		{name: "hook", usage: []string{
 			"nftables FAMILY TABLE SET4 SET6 [create] [scoped] [netns NAME]",
 			"exec PATH ARGS...",
-			"webhook URL [header NAME VALUE]... [header_file NAME PATH]... [template FILE] [secret_file PATH] [on block|unblock|allow...] [scope everyone|tagged]",
-			"slack|teams URL|url_file PATH [on block|unblock|allow...] [scope everyone|tagged] [digest DURATION] [console_url URL]",
+			"webhook URL [header NAME VALUE]... [header_file NAME PATH]... [template FILE] [secret_file PATH] [on block|unblock|allow|notice...] [scope everyone|tagged]",
+			"slack|teams URL|url_file PATH [on block|unblock|allow|notice...] [scope everyone|tagged] [digest DURATION] [console_url URL]",
 		}, min: 0, max: -1, repeatable: true, parse: cfg.parseHookLine}, // parseHook says what a bare hook lacks
 		{name: "reconcile", usage: []string{"DURATION"}, min: 1, max: 1, parse: func(a []string) (err error) { cfg.reconcile, err = enforce.ParseReconcile(a[0]); return err }},
 		{name: "state", usage: []string{"DIR [strict]"}, min: 1, max: 2, parse: func(args []string) error { return state.ParseOption(args, &cfg.stateDir, &cfg.stateStrict) }},

@@ -198,7 +198,7 @@ func TestParseErrors(t *testing.T) {
 		{"api_key k\nhook exec relative/path {ip}", "hook:"},
 		{"api_key k\nhook exec /bin/echo {colour}", "colour"},
 		{"api_key k\nhook webhook ftp://x", "hook:"},
-		{"api_key k\nhook slack https://hooks.example/T0K3N on expire", `hook: on "expire": block, unblock or allow`},
+		{"api_key k\nhook slack https://hooks.example/T0K3N on expire", `hook: on "expire": block, unblock, allow or notice`},
 		{"api_key k\nhook teams url_file /nonexistent", "hook: url_file:"},
 		{"api_key k\nreconcile 10ms", `reconcile: "10ms" is shorter than 100ms`},
 		{"api_key k\nreconcile 2d", `reconcile: "2d" is not a positive duration up to 1d`},
@@ -354,6 +354,11 @@ func TestParseErrorsSayWhatIsValid(t *testing.T) {
 		{"block_ttl 1h escalate 2 0s", `block_ttl: escalation maximum "0s" is not a positive duration`},
 		{"hook webhook https://soar.example/h secret /x", `hook: webhook: unknown argument "secret"; syntax is hook webhook URL [header NAME VALUE]`},
 		{"hook webhook https://soar.example/h secret_file", "hook: webhook: secret_file needs 1 value(s)"},
+		{"hook webhook https://soar.example/h on notices", "hook: webhook: on needs block, unblock, allow or notice; syntax is"},
+		{"hook webhook https://soar.example/h on block notices", `hook: webhook: unknown argument "notices"; syntax is hook webhook URL [header NAME VALUE]... [header_file NAME PATH]... [template FILE] [secret_file PATH] [on block|unblock|allow|notice...]`},
+		{"hook webhook https://soar.example/h template ../../contrib/templates/soar-ticket.tmpl on block notice",
+			"hook: webhook template: ../../contrib/templates/soar-ticket.tmpl renders nothing for a notice; leave notice out of on"},
+		{"hook slack https://hooks.example/T0K3N on block notices", `hook: on "notices": block, unblock, allow or notice`},
 		{"events 127.0.0.1:0 token_file /nonexistent", "events: token file"},
 		{"allow 0.0.0.0/0", "allow: too broad an allowlist entry: 0.0.0.0/0 covers more than a /8; end the line with force to allow it anyway"},
 		{"allow 2a00::/16", "allow: too broad an allowlist entry: 2a00::/16 covers more than a /32; end the line with force"},
@@ -386,6 +391,7 @@ func TestParseEnforcementOptions(t *testing.T) {
     hook exec /bin/echo {action} {ip} {ttl}
     hook webhook https://soar.example/hook secret_file `+secret+`
     hook slack url_file `+secret+` on block allow scope everyone digest 5m console_url https://cip.example.org
+    hook webhook https://ops.example/budget on notice
     state `+dir+`
     allow 45.83.0.22 partner.example
 }`)
@@ -395,7 +401,7 @@ func TestParseEnforcementOptions(t *testing.T) {
 	if p := cfg.blockPolicy; p.TTL != 2*time.Hour || p.Factor != 3 || p.Max != 12*time.Hour {
 		t.Errorf("block_ttl: %+v", p)
 	}
-	if len(cfg.hooks) != 5 || !cfg.hooks[4].Notifies() || cfg.hooks[4].Chat.Digest != 5*time.Minute || !cfg.hooks[0].NFT.Create || !cfg.hooks[0].NFT.Scoped || cfg.hooks[1].NFT.Set6 != "" ||
+	if len(cfg.hooks) != 6 || !cfg.hooks[5].Notifies() || !cfg.hooks[5].WebhookNotify.WantsNotices() || !cfg.hooks[4].Notifies() || cfg.hooks[4].Chat.Digest != 5*time.Minute || !cfg.hooks[0].NFT.Create || !cfg.hooks[0].NFT.Scoped || cfg.hooks[1].NFT.Set6 != "" ||
 		cfg.hooks[2].Exec == nil || cfg.hooks[3].Webhook == nil {
 		t.Errorf("hooks: %+v", cfg.hooks)
 	}
