@@ -1,0 +1,45 @@
+package adminapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/pace"
+)
+
+// intake is one POST /v1/events under the CPU budget (Config.Pace): the
+// request waits for the budget once its body is read, and is charged the
+// wall time from then to its answer, less the wait for the disk (the
+// commit of Durably), which is no processing. A nil *intake (no budget)
+// charges nothing.
+type intake struct {
+	s      *Server
+	start  time.Time
+	waited time.Duration
+}
+
+// beginIntake waits for the budget; false means the client went away
+// meanwhile, and nothing was taken.
+func (s *Server) beginIntake(r *http.Request) (*intake, bool) {
+	if s.cfg.Pace == nil {
+		return nil, true
+	}
+	if err := s.cfg.Pace.Wait(r.Context(), pace.Event); err != nil {
+		return nil, false
+	}
+	return &intake{s: s, start: s.cfg.Now()}, true
+}
+
+// notProcessing takes d, a wait inside the request, off its charge.
+func (in *intake) notProcessing(d time.Duration) {
+	if in != nil {
+		in.waited += d
+	}
+}
+
+// end charges the request's processing to the budget.
+func (in *intake) end() {
+	if in != nil {
+		in.s.cfg.Pace.Charge(in.s.cfg.Now().Sub(in.start) - in.waited)
+	}
+}
