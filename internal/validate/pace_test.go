@@ -117,10 +117,11 @@ func TestPacedQueueDropsWithoutBlocking(t *testing.T) {
 		OnVerdict: func(v verdicts.Verdict, _ validate.Job) { done <- v.IP }})
 	q.Submit(validate.Job{IP: unknownIP(0), Priority: validate.High})
 	received(t, done, unknownIP(0))
+	q.Submit(validate.Job{IP: unknownIP(1), Priority: validate.High}) // taken by the worker, which waits
 	waitFor(t, "the worker to wait on the budget", func() bool { return clk.Timers() == 1 })
 	var results []validate.Result
 	within(t, "Submit while the workers wait", func() {
-		for i := 1; i <= 3; i++ {
+		for i := 2; i <= 4; i++ {
 			results = append(results, q.Submit(validate.Job{IP: unknownIP(i), Priority: validate.High}))
 		}
 	})

@@ -414,12 +414,18 @@ func (q *Queue) Stats() Stats {
 }
 
 // work runs jobs until the queue stops, each once the CPU budget allows.
+// A job waiting for the budget is out of its queue but still pending, so
+// it is neither queued twice nor counted against the queue's size.
 func (q *Queue) work() {
 	for {
-		// An error means the queue stopped: next says so.
-		_ = q.pace.Wait(q.ctx, pace.Validation)
 		p := q.next()
 		if p == nil {
+			return
+		}
+		if q.pace.Wait(q.ctx, pace.Validation) != nil { // stopped
+			q.mu.Lock()
+			q.discardLocked(p)
+			q.mu.Unlock()
 			return
 		}
 		q.run(p)
