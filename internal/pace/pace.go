@@ -142,6 +142,14 @@ func (p *Pacer) burstLocked(rate float64) time.Duration {
 	return time.Duration(rate * float64(DefaultBurstFill))
 }
 
+// reserveLocked is what w leaves in the bucket for the work before it.
+func (p *Pacer) reserveLocked(w Work, rate float64) time.Duration {
+	if w == Event {
+		return 0
+	}
+	return p.burstLocked(rate) / 2
+}
+
 // refillLocked adds the budget earned since the last refill, up to the
 // burst, and returns the rate it used.
 func (p *Pacer) refillLocked(now time.Time) float64 {
@@ -158,6 +166,12 @@ func (p *Pacer) refillLocked(now time.Time) float64 {
 // ctx's error when ctx ends first. It takes nothing: the work w that
 // follows is paid for by Charge. The time it held the caller counts
 // towards Waited(w) and the wait metric.
+//
+// Events go first: a validation also waits for half the burst to be left,
+// so that while events and validations both wait, the events take what
+// the budget earns and the validations (most of them the events'
+// backtracks, useless before the events' tags) resume once the events
+// are through.
 func (p *Pacer) Wait(ctx context.Context, w Work) error {
 	if p == nil {
 		return nil
@@ -167,7 +181,7 @@ func (p *Pacer) Wait(ctx context.Context, w Work) error {
 		p.mu.Lock()
 		now := p.now()
 		rate := p.refillLocked(now)
-		debt := -p.tokens
+		debt := p.reserveLocked(w, rate) - p.tokens
 		if debt <= 0 {
 			if !start.IsZero() {
 				p.addWaitedLocked(w, now.Sub(start))

@@ -32,13 +32,14 @@ func waitTimers(t *testing.T, clk *testclock.Clock, n int) {
 
 func TestLoneUnitDoesNotWait(t *testing.T) {
 	p, clk := newPacer(0.05, 1)
-	// A full bucket holds 5 ms (100 ms at 5%): a 3 ms unit goes at once,
-	// and so does the next one, which finds the bucket not in debt.
+	// A full bucket holds 5 ms (100 ms at 5%): a 2 ms unit goes at once,
+	// and so does the next one, which finds the 2.5 ms a validation leaves
+	// for events still there.
 	for range 2 {
 		if err := p.Wait(context.Background(), Validation); err != nil {
 			t.Fatal(err)
 		}
-		p.Charge(3 * time.Millisecond)
+		p.Charge(2 * time.Millisecond)
 	}
 	if clk.Timers() != 0 || p.Waited(Validation) != 0 {
 		t.Fatalf("waited %v with %d timers; a unit after idle must not wait", p.Waited(Validation), clk.Timers())
@@ -132,6 +133,33 @@ func TestPacesWorkers(t *testing.T) {
 	}
 	if p.Waited(Validation) == 0 {
 		t.Error("no wait counted")
+	}
+}
+
+// TestEventsGoFirst: when an event and a validation both wait, the event
+// goes once the debt is paid, the validation once half the burst is back
+// as well.
+func TestEventsGoFirst(t *testing.T) {
+	p, clk := newPacer(0.1, 1) // a 10 ms bucket, 5 ms kept for events
+	p.Charge(10*time.Millisecond + time.Millisecond) // 1 ms in debt
+	event, validation := make(chan error, 1), make(chan error, 1)
+	go func() { event <- p.Wait(context.Background(), Event) }()
+	go func() { validation <- p.Wait(context.Background(), Validation) }()
+	waitTimers(t, clk, 2)
+	clk.Advance(11 * time.Millisecond) // 1.1 ms earned: out of debt
+	select {
+	case <-event:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event still waits once the debt is paid")
+	}
+	if clk.Timers() != 1 { // the validation's wait, for 60 ms in all
+		t.Fatal("the validation went with the event")
+	}
+	clk.Advance(50 * time.Millisecond)
+	select {
+	case <-validation:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the validation still waits once half the burst is back")
 	}
 }
 
