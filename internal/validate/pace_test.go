@@ -157,3 +157,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestPacedWorkerOverHTTP: over real HTTP to the fake API, which holds
+// each answer 500 ms, the worker is charged its processing only: had it
+// been charged the API's 500 ms at 10% of one CPU, the second validation
+// would wait about 5 s for the budget.
+func TestPacedWorkerOverHTTP(t *testing.T) {
+	fake, client := newFake(t)
+	fake.SetDelay(500 * time.Millisecond)
+	p := pace.New(pace.Config{Fraction: 0.1, Procs: func() int { return 1 }})
+	q := newQueue(t, validate.Config{Client: client, Workers: 1, Pace: p})
+	for i := range 2 {
+		q.Submit(validate.Job{IP: unknownIP(i), Priority: validate.High})
+	}
+	for i := range 2 {
+		if v := wait(t, q, unknownIP(i)); v.Outcome != verdicts.Clean {
+			t.Fatalf("%s: %s, want clean", unknownIP(i), v.Outcome)
+		}
+	}
+	if w := p.Waited(pace.Validation); w > 2*time.Second {
+		t.Fatalf("the worker waited %v for the budget: the API's delay was charged", w)
+	}
+}
