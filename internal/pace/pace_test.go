@@ -140,7 +140,7 @@ func TestPacesWorkers(t *testing.T) {
 // goes once the debt is paid, the validation once half the burst is back
 // as well.
 func TestEventsGoFirst(t *testing.T) {
-	p, clk := newPacer(0.1, 1) // a 10 ms bucket, 5 ms kept for events
+	p, clk := newPacer(0.1, 1)                       // a 10 ms bucket, 5 ms kept for events
 	p.Charge(10*time.Millisecond + time.Millisecond) // 1 ms in debt
 	event, validation := make(chan error, 1), make(chan error, 1)
 	go func() { event <- p.Wait(context.Background(), Event) }()
