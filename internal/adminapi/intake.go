@@ -10,8 +10,9 @@ import (
 // intake is one POST /v1/events under the CPU budget (Config.Pace): the
 // request waits for the budget once its body is read, and is charged the
 // wall time from then to its answer, less the wait for the disk (the
-// commit of Durably), which is no processing. A nil *intake (no budget)
-// charges nothing.
+// commit of Durably), which is no processing. Times are read on the
+// budget's clock, not Config.Now, which tests move. A nil *intake (no
+// budget) charges nothing.
 type intake struct {
 	s      *Server
 	start  time.Time
@@ -27,7 +28,15 @@ func (s *Server) beginIntake(r *http.Request) (*intake, bool) {
 	if err := s.cfg.Pace.Wait(r.Context(), pace.Event); err != nil {
 		return nil, false
 	}
-	return &intake{s: s, start: s.cfg.Now()}, true
+	return &intake{s: s, start: s.cfg.Pace.Now()}, true
+}
+
+// clock reads the budget's clock; the zero time without a budget.
+func (in *intake) clock() time.Time {
+	if in == nil {
+		return time.Time{}
+	}
+	return in.s.cfg.Pace.Now()
 }
 
 // notProcessing takes d, a wait inside the request, off its charge.
@@ -40,6 +49,6 @@ func (in *intake) notProcessing(d time.Duration) {
 // end charges the request's processing to the budget.
 func (in *intake) end() {
 	if in != nil {
-		in.s.cfg.Pace.Charge(in.s.cfg.Now().Sub(in.start) - in.waited)
+		in.s.cfg.Pace.Charge(in.s.cfg.Pace.Now().Sub(in.start) - in.waited)
 	}
 }

@@ -313,15 +313,15 @@ func (s *Server) submitEvents(r *http.Request, evs []Event, defaults Defaults, n
 		ids[i] = s.cfg.NewID()
 	}
 	var submitting time.Duration
-	start := s.cfg.Now()
+	start := in.clock()
 	err := s.durably(func() {
-		t := s.cfg.Now()
+		t := in.clock()
 		for i, ev := range evs {
 			answers[i].Accepted, answers[i].Found = s.cfg.Backend.Submit(ev, ids[i])
 		}
-		submitting = s.cfg.Now().Sub(t)
+		submitting = in.clock().Sub(t)
 	})
-	in.notProcessing(s.cfg.Now().Sub(start) - submitting)
+	in.notProcessing(in.clock().Sub(start) - submitting)
 	if err != nil {
 		return nil, err
 	}

@@ -127,6 +127,11 @@ func ParseFraction(s string) (float64, error) {
 	return f, nil
 }
 
+// Now reads the budget's clock: the one to measure the processing that
+// Charge is told, which a settable clock of the caller's (a test's, an
+// engine's) must not replace.
+func (p *Pacer) Now() time.Time { return p.now() }
+
 // Fraction returns the share of the CPUs the budget allows.
 func (p *Pacer) Fraction() float64 { return p.fraction }
 

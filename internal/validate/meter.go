@@ -36,6 +36,15 @@ type meter struct {
 
 func newMeter(now func() time.Time) *meter { return &meter{now: now, start: now()} }
 
+// clock reads the meter's clock; the zero time for a nil meter, which
+// measures nothing.
+func (m *meter) clock() time.Time {
+	if m == nil {
+		return time.Time{}
+	}
+	return m.now()
+}
+
 // trace returns the hooks that find the API's wait inside a call.
 func (m *meter) trace() *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{

@@ -179,3 +179,25 @@ func TestPacedWorkerOverHTTP(t *testing.T) {
 		t.Fatalf("the worker waited %v for the budget: the API's delay was charged", w)
 	}
 }
+
+// TestPacedWorkerMeasuresOnTheBudgetsClock: the queue's own clock (an
+// engine's, which tests set) moving an hour during a validation costs the
+// budget nothing; only the budget's clock measures processing.
+func TestPacedWorkerMeasuresOnTheBudgetsClock(t *testing.T) {
+	queueClock := testclock.New(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
+	budgetClock := testclock.New(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
+	rep := &clockReporter{clk: queueClock, work: time.Hour}
+	p := pace.New(pace.Config{Fraction: 0.1, Procs: func() int { return 1 }, Now: budgetClock.Now, After: budgetClock.After})
+	done := make(chan netip.Addr, 8)
+	q := newQueue(t, validate.Config{Client: rep, Workers: 1, Now: queueClock.Now, Pace: p,
+		OnVerdict: func(v verdicts.Verdict, _ validate.Job) { done <- v.IP }})
+	for i := range 3 {
+		q.Submit(validate.Job{IP: unknownIP(i), Priority: validate.High})
+	}
+	for i := range 3 {
+		received(t, done, unknownIP(i))
+	}
+	if budgetClock.Timers() != 0 {
+		t.Fatal("the worker waits on the budget for an hour of the queue's clock")
+	}
+}

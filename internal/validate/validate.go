@@ -469,7 +469,7 @@ func (q *Queue) run(p *pending) {
 		q.validate(q.ctx, p, nil)
 		return
 	}
-	m := newMeter(q.now)
+	m := newMeter(q.pace.Now)
 	q.validate(httptrace.WithClientTrace(q.ctx, m.trace()), p, m)
 	q.pace.Charge(m.busy())
 }
@@ -482,9 +482,9 @@ func (q *Queue) validate(ctx context.Context, p *pending, m *meter) {
 		return
 	}
 	if q.remote != nil {
-		m.waitFrom(q.now())
+		m.waitFrom(m.clock())
 		rv, found, release := q.remote.Acquire(q.ctx, job.IP)
-		m.waitTo(q.now())
+		m.waitTo(m.clock())
 		if found {
 			rv = q.cache.Put(rv, q.now())
 			q.finish(p, rv, true)
@@ -503,9 +503,9 @@ func (q *Queue) validate(ctx context.Context, p *pending, m *meter) {
 		}
 		return
 	}
-	m.reportFrom(q.now())
+	m.reportFrom(m.clock())
 	rep, err := q.client.Report(ctx, job.IP)
-	m.reportTo(q.now())
+	m.reportTo(m.clock())
 	if q.budget != nil && errors.Is(err, criminalip.ErrQuota) {
 		q.budget.Exhaust(q.now())
 	}
@@ -539,9 +539,9 @@ func (q *Queue) validate(ctx context.Context, p *pending, m *meter) {
 	}
 	v = q.cache.Put(v, q.now())
 	if q.remote != nil && v.Outcome != verdicts.Error {
-		m.waitFrom(q.now())
+		m.waitFrom(m.clock())
 		q.remote.Store(q.ctx, v)
-		m.waitTo(q.now())
+		m.waitTo(m.clock())
 	}
 	// Counted before the waiters are released, so that they see it in Stats.
 	for i, o := range outcomes {
