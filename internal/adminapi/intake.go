@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -19,13 +20,21 @@ type intake struct {
 	waited time.Duration
 }
 
-// beginIntake waits for the budget; false means the client went away
-// meanwhile, and nothing was taken.
+// intakeMaxWait bounds an event's wait for the budget, well inside the
+// server's writeTimeout: past it the event is taken anyway (tagging is
+// what events are for; a sender that sees a timeout may never retry), and
+// the validations, which wait for the events, pay the debt.
+var intakeMaxWait = 5 * time.Second
+
+// beginIntake waits for the budget, at most intakeMaxWait; false means the
+// client went away meanwhile, and nothing was taken.
 func (s *Server) beginIntake(r *http.Request) (*intake, bool) {
 	if s.cfg.Pace == nil {
 		return nil, true
 	}
-	if err := s.cfg.Pace.Wait(r.Context(), pace.Event); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), intakeMaxWait)
+	defer cancel()
+	if err := s.cfg.Pace.Wait(ctx, pace.Event); err != nil && r.Context().Err() != nil {
 		return nil, false
 	}
 	return &intake{s: s, start: s.cfg.Pace.Now()}, true

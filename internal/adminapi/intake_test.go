@@ -61,3 +61,19 @@ func TestEventIntakeIsPaced(t *testing.T) {
 		t.Fatalf("event wait %v, want about 90ms", got)
 	}
 }
+
+// TestEventIntakeWaitIsBounded: an event waits for a spent budget no
+// longer than intakeMaxWait, then is taken: a sender must never see the
+// server's write timeout for a storm.
+func TestEventIntakeWaitIsBounded(t *testing.T) {
+	defer func(d time.Duration) { intakeMaxWait = d }(intakeMaxWait)
+	intakeMaxWait = 20 * time.Millisecond
+	clk := testclock.New(testNow) // never moved: the budget stays spent
+	p := pace.New(pace.Config{Fraction: 0.1, Procs: func() int { return 1 }, Now: clk.Now, After: clk.After})
+	p.Charge(time.Hour)
+	f := newFixture(t, func(c *Config) { c.Now, c.Pace = clk.Now, p })
+	wantStatus(t, f.do("POST", "/v1/events", `{"client":"10.1.2.3","type":"edr.malware"}`), http.StatusAccepted)
+	if n := len(f.backend.submissions()); n != 1 {
+		t.Fatalf("%d events submitted, want 1", n)
+	}
+}
