@@ -438,7 +438,7 @@ profile() {
 }
 
 declare -A NOTE RSS
-STORM_CHECK="" STORM_API="" STORM_API_ROWS=()
+STORM_CHECK="" STORM_API="" STORM_API_ROWS=() STORM_BUCKET_ROWS=() STORM_WORST=()
 # scenario_plain ID ZONE TAGLINE WARM: scenarios n, a, b, c, e, f. WARM: 0
 # none, 1 warm_cache from the loaded client, else the address to warm from.
 scenario_plain() {
@@ -576,11 +576,27 @@ storm_pair() {
   log "  storm $pair: verdicts $verdicts; dropped $dropped; submitted: queued $(metric coredns_cipvalidate_ips_submitted_total 'result="queued"') in_flight $(metric coredns_cipvalidate_ips_submitted_total 'result="in_flight"') cached $(metric coredns_cipvalidate_ips_submitted_total 'result="cached"'); API calls $(metric coredns_cipvalidate_api_calls_total)"
   if [[ $mode == record ]]; then
     run_dnsperf "$s" "$pair" without "$P_WITHOUT"
+    storm_buckets "$pair"
     hwm=$(vm_kib "$SERVER_PID" VmHWM)
     ((hwm > RSS[$s])) && RSS[$s]=$hwm
     NOTE[$s]+="pair $pair: $(cut -d' ' -f1-4,6- "$WORK/storm.$pair.txt" | tr '\n' ' ')| verdicts: $verdicts | dropped (metric): $dropped<br>"
   fi
   stop_pid "$SERVER_PID"
+}
+
+# storm_buckets PAIR: the target of d, every one-second bucket of the storm
+# run at >= 0.90 of its pair's: the plugin run's lowest second over the
+# pair's lowest second, the lowest ratio of same-numbered seconds, and each
+# second's ratio (loadtool buckets). A row of the buckets table.
+storm_buckets() {
+  local pair=$1 line kv
+  line=$("${LT[@]}" buckets "$WORK/dnsperf.d.$pair.with.txt" "$WORK/dnsperf.d.$pair.without.txt") ||
+    { log "  storm $pair: no one-second buckets to compare"; return 0; }
+  log "  storm $pair: one-second buckets $line"
+  kv() { tr ' ' '\n' <<<"$line" | sed -n "s/^$1=//p"; }
+  STORM_WORST+=("$(kv worst_ratio)")
+  STORM_BUCKET_ROWS+=("| $pair | $(kv worst_ratio) | $(kv bucket_min) (second $(kv bucket_min_at)) | $(kv buckets_below_90) | $(kv buckets | sed 's/,/, /g') |")
+  return 0
 }
 
 # storm_api PAIR MODE: the fake API's calls during one storm pair, per event
@@ -1010,6 +1026,7 @@ EXTRA=$WORK/extra.md
       "lowest one-second qps during the storm runs (median) / a's = $(ratio "$(med d with 9)" "$(med a with 9)")"
   fi
   [[ -n $STORM_CHECK ]] && echo "- d checks: **$STORM_CHECK**"
+  ((${#STORM_WORST[@]} > 0)) && echo "- d worst second (lowest one-second qps with / without the plugin, per pair; target >= 0.90): **$(printf '%s\n' "${STORM_WORST[@]}" | sort -g | head -1)** lowest, $(printf '%s ' "${STORM_WORST[@]}")(buckets table below)"
   [[ -n $STORM_API ]] && echo "- d API calls, target exactly one call per unique public IP per verdict TTL: **$STORM_API** (per pair below)"
   for s in $SCENARIOS; do
     [[ -n ${NOTE[$s]:-} ]] && echo "- $(label "$s"): ${NOTE[$s]}"
@@ -1048,6 +1065,16 @@ mkdir -p "$(dirname "$RESULTS")"
     echo "Each scenario's 1-CPU pairs, then $PAIRS pairs on the same server re-pinned to CPUs $SERVER_CPU,$LOAD_CPU (GOMAXPROCS 2) with two dnsperf clients, one pinned to each CPU, each with half the clients and outstanding queries (rows SCENARIO@2cpu below). Ratios of medians; the 2-CPU runs share both CPUs with the load generator, so the ceiling is below 2."
     echo
     cat "$SCALETABLE"
+    echo
+  fi
+  if ((${#STORM_BUCKET_ROWS[@]} > 0)); then
+    echo "## One-second buckets in the storm (d)"
+    echo
+    echo "Target: every one-second bucket of the storm run >= 0.90 of its pair's. Ratios with / without the plugin; the first and last (partial) seconds left out."
+    echo
+    echo "| pair | lowest second / pair's lowest second | lowest same-second ratio | seconds below 0.90 | every second's ratio |"
+    echo "|---:|---:|---:|---:|---|"
+    printf '%s\n' "${STORM_BUCKET_ROWS[@]}"
     echo
   fi
   if ((${#STORM_API_ROWS[@]} > 0)); then

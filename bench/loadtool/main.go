@@ -10,6 +10,7 @@
 //	loadtool verdicts -api URL -ips FILE [-timeout D]
 //	loadtool apicalls -fake URL -events N [-found FILE]
 //	loadtool summary  FILE [FILE...]
+//	loadtool buckets  WITH_FILE WITHOUT_FILE
 //	loadtool latfix   -dir DIR [-n N] [-first IP]
 //	loadtool latency  -server ADDR -events URL [-ips N] [-trials N] [-fresh]
 //
@@ -21,7 +22,7 @@ import (
 	"os"
 )
 
-const usage = `Usage: loadtool gen|ports|prime|storm|verdicts|apicalls|summary|latfix|latency [flags]
+const usage = `Usage: loadtool gen|ports|prime|storm|verdicts|apicalls|summary|buckets|latfix|latency [flags]
 Run "loadtool COMMAND -h" for a command's flags.
 `
 
@@ -38,6 +39,7 @@ func main() {
 		"verdicts": runVerdicts,
 		"apicalls": runAPICalls,
 		"summary":  runSummary,
+		"buckets":  runBuckets,
 		"latfix":   runLatFix,
 		"latency":  runLatency,
 	}

@@ -44,7 +44,7 @@ type batchBody struct {
 // bad one does not refuse the others; the good ones go to the Backend in
 // one Durably. The answer is 202 if any was accepted, else 400, with one
 // result per event either way.
-func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, body []byte, defaults Defaults, now time.Time) {
+func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, body []byte, defaults Defaults, now time.Time, in *intake) {
 	var raws []json.RawMessage
 	if err := json.Unmarshal(body, &raws); err != nil {
 		writeFieldError(w, http.StatusBadRequest, decodeError(err))
@@ -77,7 +77,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, body []byte, 
 		writeJSON(w, http.StatusBadRequest, out)
 		return
 	}
-	answers, err := s.submitEvents(r, evs, defaults, now)
+	answers, err := s.submitEvents(r, evs, defaults, now, in)
 	if err != nil {
 		writeNotDurable(w, err)
 		return

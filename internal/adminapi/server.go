@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coredns-cip/coredns-cip/internal/pace"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
 
@@ -71,6 +72,11 @@ type Config struct {
 	// Logf, if set, receives one line per accepted event or untag and any
 	// serving error. It never receives a token.
 	Logf func(format string, args ...any)
+	// Pace, if set, is the CPU budget event intake shares with the
+	// validation workers: a POST /v1/events waits for it once its body is
+	// read (a burst of events is spread, the answers wait), and is charged
+	// its processing time.
+	Pace *pace.Pacer
 }
 
 // Server is the event and admin API. Use Handler to mount it elsewhere, or
@@ -242,9 +248,14 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now().Round(0) // no monotonic reading: times are stored, logged and compared across nodes
+	in, ok := s.beginIntake(r)
+	if !ok {
+		return // the client is gone
+	}
+	defer in.end()
 	defaults := s.cfg.Backend.Defaults()
 	if isBatch(body) {
-		s.postBatch(w, r, body, defaults, now)
+		s.postBatch(w, r, body, defaults, now, in)
 		return
 	}
 	if int64(len(body)) > s.cfg.MaxBody {
@@ -256,7 +267,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, http.StatusBadRequest, err)
 		return
 	}
-	answers, err := s.submitEvents(r, []Event{ev}, defaults, now)
+	answers, err := s.submitEvents(r, []Event{ev}, defaults, now, in)
 	if err != nil {
 		writeNotDurable(w, err)
 		return
@@ -293,18 +304,24 @@ func (s *Server) readEventBody(w http.ResponseWriter, r *http.Request) ([]byte, 
 
 // submitEvents hands evs to the Backend inside one Durably, so a batch is
 // one write to disk, then stores and logs each. An error means the events
-// were taken in memory but are not on disk.
-func (s *Server) submitEvents(r *http.Request, evs []Event, defaults Defaults, now time.Time) ([]acceptedBody, error) {
+// were taken in memory but are not on disk. The time Durably waits for
+// the disk is taken off in's charge.
+func (s *Server) submitEvents(r *http.Request, evs []Event, defaults Defaults, now time.Time, in *intake) ([]acceptedBody, error) {
 	answers := make([]acceptedBody, len(evs))
 	ids := make([]string, len(evs))
 	for i := range ids {
 		ids[i] = s.cfg.NewID()
 	}
+	var submitting time.Duration
+	start := in.clock()
 	err := s.durably(func() {
+		t := in.clock()
 		for i, ev := range evs {
 			answers[i].Accepted, answers[i].Found = s.cfg.Backend.Submit(ev, ids[i])
 		}
+		submitting = in.clock().Sub(t)
 	})
+	in.notProcessing(in.clock().Sub(start) - submitting)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/adminapi"
 	"github.com/coredns-cip/coredns-cip/internal/audit"
 	"github.com/coredns-cip/coredns-cip/internal/blocks"
+	"github.com/coredns-cip/coredns-cip/internal/pace"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/tags"
@@ -25,6 +26,11 @@ type API struct{ e *Engine }
 
 // API returns the admin API's backend.
 func (e *Engine) API() API { return API{e} }
+
+// Pacer returns the CPU budget that event intake shares with the
+// validation workers (adminapi.Config.Pace): nil before Start and with
+// `validate_cpu off`.
+func (e *Engine) Pacer() *pace.Pacer { return e.pacer }
 
 var (
 	_ adminapi.Backend       = API{}

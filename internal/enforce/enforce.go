@@ -25,6 +25,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/budget"
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/pace"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
 	"github.com/coredns-cip/coredns-cip/internal/syslogin"
@@ -44,6 +45,10 @@ type Config struct {
 	Policy    risk.Policy
 	Workers   int
 	QueueSize int
+	// CPU is the share of the CPUs (runtime.GOMAXPROCS) the validation
+	// workers and the event intake may take (`validate_cpu`); 0 means
+	// pace.DefaultFraction, < 0 no budget.
+	CPU float64
 
 	// The clients' windows and tags.
 	Window     time.Duration // default backtrack window of an event
@@ -154,6 +159,7 @@ type Engine struct {
 
 	client     *criminalip.Client
 	queue      *validate.Queue
+	pacer      *pace.Pacer                     // nil with `validate_cpu off`
 	dispatcher atomic.Pointer[sink.Dispatcher] // nil without hooks
 	hookNames  []string                        // the sinks' names, for the decision history
 	notifiers  atomic.Pointer[[]*noticeHook]   // the hooks told of the budget's notices (budget.go)
@@ -271,6 +277,9 @@ func (e *Engine) startValidation() error {
 		return err
 	}
 	e.client = client
+	if e.cfg.CPU >= 0 {
+		e.pacer = pace.New(pace.Config{Fraction: e.cfg.CPU})
+	}
 	e.queue = validate.New(validate.Config{
 		Client:    client,
 		Cache:     e.st.cache,
@@ -282,6 +291,7 @@ func (e *Engine) startValidation() error {
 		Remote:    e.remote(),
 		Now:       e.Now,
 		Budget:    e.startBudget(),
+		Pace:      e.pacer,
 	})
 	e.queue.Start()
 	return nil

@@ -12,6 +12,7 @@ package validate
 import (
 	"context"
 	"errors"
+	"net/http/httptrace"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/coredns-cip/coredns-cip/internal/budget"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
+	"github.com/coredns-cip/coredns-cip/internal/pace"
 	"github.com/coredns-cip/coredns-cip/internal/publicip"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
@@ -72,6 +74,11 @@ type Config struct {
 	// seen) but goes to OnVerdict like an API failure. A quota error
 	// exhausts the budget.
 	Budget *budget.Budget
+	// Pace, if set, is the CPU budget of the workers: each waits on it
+	// before taking a job and charges it the job's processing time (see
+	// run). Submit never waits on it; a queue that fills while the
+	// workers wait drops as it always does.
+	Pace *pace.Pacer
 }
 
 // Remote is a verdict cache shared by several nodes.
@@ -159,6 +166,7 @@ type Queue struct {
 	onRemote  func(verdicts.Verdict, Job)
 	remote    Remote
 	budget    *budget.Budget
+	pace      *pace.Pacer
 	now       func() time.Time
 
 	// ctx ends when the queue stops, cancelling API calls in flight.
@@ -213,6 +221,7 @@ func New(cfg Config) *Queue {
 		onRemote:  cfg.OnRemote,
 		remote:    cfg.Remote,
 		budget:    cfg.Budget,
+		pace:      cfg.Pace,
 		now:       cfg.Now,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -404,11 +413,19 @@ func (q *Queue) Stats() Stats {
 	return s
 }
 
-// work runs jobs until the queue stops.
+// work runs jobs until the queue stops, each once the CPU budget allows.
+// A job waiting for the budget is out of its queue but still pending, so
+// it is neither queued twice nor counted against the queue's size.
 func (q *Queue) work() {
 	for {
 		p := q.next()
 		if p == nil {
+			return
+		}
+		if q.pace.Wait(q.ctx, pace.Validation) != nil { // stopped
+			q.mu.Lock()
+			q.discardLocked(p)
+			q.mu.Unlock()
 			return
 		}
 		q.run(p)
@@ -445,15 +462,29 @@ func (q *Queue) next() *pending {
 }
 
 // run validates one job: the cache again (something else may have put a
-// verdict since Submit), then the API, the policy and the cache.
+// verdict since Submit), then the API, the policy and the cache. Its
+// processing time is charged to the CPU budget.
 func (q *Queue) run(p *pending) {
+	if q.pace == nil {
+		q.validate(q.ctx, p, nil)
+		return
+	}
+	m := newMeter(q.pace.Now)
+	q.validate(httptrace.WithClientTrace(q.ctx, m.trace()), p, m)
+	q.pace.Charge(m.busy())
+}
+
+// validate is run's work; m, if set, is told which parts of it wait.
+func (q *Queue) validate(ctx context.Context, p *pending, m *meter) {
 	job := p.job
 	if v, ok := q.cache.Get(job.IP, q.now()); ok && !(job.Recheck && v.Outcome == verdicts.Error) {
 		q.finish(p, v, true)
 		return
 	}
 	if q.remote != nil {
+		m.waitFrom(m.clock())
 		rv, found, release := q.remote.Acquire(q.ctx, job.IP)
+		m.waitTo(m.clock())
 		if found {
 			rv = q.cache.Put(rv, q.now())
 			q.finish(p, rv, true)
@@ -472,7 +503,9 @@ func (q *Queue) run(p *pending) {
 		}
 		return
 	}
-	rep, err := q.client.Report(q.ctx, job.IP)
+	m.reportFrom(m.clock())
+	rep, err := q.client.Report(ctx, job.IP)
+	m.reportTo(m.clock())
 	if q.budget != nil && errors.Is(err, criminalip.ErrQuota) {
 		q.budget.Exhaust(q.now())
 	}
@@ -506,7 +539,9 @@ func (q *Queue) run(p *pending) {
 	}
 	v = q.cache.Put(v, q.now())
 	if q.remote != nil && v.Outcome != verdicts.Error {
+		m.waitFrom(m.clock())
 		q.remote.Store(q.ctx, v)
+		m.waitTo(m.clock())
 	}
 	// Counted before the waiters are released, so that they see it in Stats.
 	for i, o := range outcomes {

@@ -88,7 +88,8 @@ type config struct {
 	ttls      verdicts.TTLs
 	workers   int
 	queueSize int
-	shared    int // domains that make an IP shared; 0: off
+	cpu       float64 // validate_cpu: 0 the default, < 0 off
+	shared    int     // domains that make an IP shared; 0: off
 
 	enforceAll  bool
 	action      Action

@@ -12,7 +12,7 @@ func (cfg *config) engineConfig() enforce.Config {
 	}
 	return enforce.Config{
 		APIKey: cfg.apiKey, APIURL: cfg.apiURL, Rate: cfg.rate, Burst: cfg.burst, Timeout: cfg.timeout,
-		Policy: cfg.policy, Workers: cfg.workers, QueueSize: cfg.queueSize,
+		Policy: cfg.policy, Workers: cfg.workers, QueueSize: cfg.queueSize, CPU: cfg.cpu,
 		Window: cfg.window, Watch: cfg.watch, Retain: cfg.retain, PerClient: cfg.perClient, Total: cfg.total,
 		TagNets: cfg.tagNets, AfterHours: cfg.afterHours, Budget: cfg.budget,
 		CacheSize: cfg.cacheSize, TTLs: cfg.ttls,

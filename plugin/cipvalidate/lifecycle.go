@@ -74,6 +74,7 @@ func (c *CIPValidate) startEvents() error {
 		Store:   c.eng.State().Events(),
 		Logf:    log.Infof,
 		Now:     c.eng.Now,
+		Pace:    c.eng.Pacer(),
 	})
 	if err == nil {
 		err = srv.Start()

@@ -8,6 +8,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/connlog"
 	"github.com/coredns-cip/coredns-cip/internal/criminalip"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
+	"github.com/coredns-cip/coredns-cip/internal/pace"
 	"github.com/coredns-cip/coredns-cip/internal/validate"
 	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 	"github.com/coredns-cip/coredns-cip/internal/version"
@@ -167,7 +168,7 @@ var collectors = append([]prometheus.Collector{
 	cacheLookups, verdictsTotal, rewrittenTotal, queueDepth, taggedClients, blocksTotal, blocksActive,
 	hookChanges, hookPending, connlogLines, fleetUp, fleetErrors, eventsEvicted, eventsStoreBytes, auditErrors, auditDropped, eventsTotal,
 	stateWritable, stateWriteErrors, clientid.Collector(), version.Collector(),
-}, budget.Collectors()...)
+}, append(budget.Collectors(), pace.Collectors()...)...)
 
 // serverCounters are the per-answer counters of one server, resolved once
 // so that the hot path does no label lookup.

@@ -19,6 +19,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/fleet"
 	"github.com/coredns-cip/coredns-cip/internal/optval"
+	"github.com/coredns-cip/coredns-cip/internal/pace"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/state"
 	"github.com/coredns-cip/coredns-cip/internal/syslogin"
@@ -73,6 +74,7 @@ func (cfg *config) options() []option {
 		{name: "cache", usage: []string{"SIZE [suspicious TTL] [clean TTL] [error TTL]"}, min: 1, max: 7, parse: cfg.parseCache},
 		intOpt("workers", &cfg.workers, maxWorkers),
 		intOpt("queue", &cfg.queueSize, maxQueue),
+		{name: "validate_cpu", usage: []string{"FRACTION|off"}, min: 1, max: 1, parse: cfg.parseValidateCPU},
 		choiceOpt("enforce", &cfg.enforceAll, "all|tagged", true, false),
 		{name: "action", usage: []string{"sinkhole [IPV4] [IPV6] | refuse | nxdomain | nodata"}, min: 1, max: 3, parse: cfg.parseAction},
 		choiceOpt("mode", &cfg.monitor, "enforce|monitor", false, true),
@@ -184,6 +186,16 @@ func (cfg *config) parseScope(args []string) error {
 		return err
 	}
 	cfg.policy, err = cfg.policy.WithScope(s, args[1:]...)
+	return err
+}
+
+// parseValidateCPU reads `validate_cpu FRACTION|off` (pace.ParseFraction).
+func (cfg *config) parseValidateCPU(args []string) (err error) {
+	if args[0] == "off" {
+		cfg.cpu = -1
+		return nil
+	}
+	cfg.cpu, err = pace.ParseFraction(args[0])
 	return err
 }
 

@@ -33,7 +33,7 @@ func TestParseDefaults(t *testing.T) {
 		!cfg.enforceAll || cfg.action != ActionSinkhole || cfg.sink4 != netip.IPv4Unspecified() || cfg.sink6 != netip.IPv6Unspecified() ||
 		cfg.monitor || cfg.pendingWait != 0 || cfg.failClosed || cfg.eventsAddr != "" ||
 		cfg.ttls.Suspicious != 24*time.Hour || cfg.ttls.Clean != time.Hour || cfg.ttls.Error != time.Minute ||
-		cfg.apiURL != "https://api.criminalip.io" || !slices.Equal(cfg.zones, []string{"."}) {
+		cfg.apiURL != "https://api.criminalip.io" || !slices.Equal(cfg.zones, []string{"."}) || cfg.cpu != 0 {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }
@@ -64,6 +64,7 @@ func TestParseEveryOption(t *testing.T) {
     cache 500 suspicious 2h clean 10m error 30s
     workers 8
     queue 100
+    validate_cpu 10%
     enforce tagged
     action sinkhole 10.0.0.53 fd00::53
     mode monitor
@@ -76,30 +77,31 @@ func TestParseEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := map[string]bool{
-		"zones":       slices.Equal(cfg.zones, []string{"example.org."}),
-		"api_key":     cfg.apiKey == "from-corefile",
-		"api_url":     cfg.apiURL == "http://127.0.0.1:8081",
-		"rate":        cfg.rate == 0.5 && cfg.burst == 3,
-		"timeout":     cfg.timeout == 3*time.Second,
-		"window":      cfg.window == 2*time.Minute,
-		"retain":      cfg.retain == 10*time.Minute && cfg.perClient == 64 && cfg.total == 5000,
-		"watch":       cfg.watch == time.Hour,
-		"tag":         len(cfg.tagNets) == 3 && cfg.tagNets[1] == netip.MustParsePrefix("10.8.0.1/32"),
-		"after_hours": cfg.afterHours != nil,
-		"exclude":     len(cfg.exclude) == 1,
-		"allow":       len(cfg.allowNets) == 2 && slices.Equal(cfg.allowDomains, []string{"partner.example.com."}),
-		"factors":     cfg.policy.Counts("SCORE") && cfg.policy.Counts("SSH_OPENSSH") && !cfg.policy.Counts("ANON_TOR"),
-		"cache":       cfg.cacheSize == 500 && cfg.ttls.Suspicious == 2*time.Hour && cfg.ttls.Clean == 10*time.Minute && cfg.ttls.Error == 30*time.Second,
-		"workers":     cfg.workers == 8,
-		"queue":       cfg.queueSize == 100,
-		"enforce":     !cfg.enforceAll,
-		"action":      cfg.action == ActionSinkhole && cfg.sink4 == netip.MustParseAddr("10.0.0.53") && cfg.sink6 == netip.MustParseAddr("fd00::53"),
-		"mode":        cfg.monitor,
-		"client_from": cfg.clientFrom != nil,
-		"pending":     cfg.pendingWait == 250*time.Millisecond,
-		"fail":        cfg.failClosed,
-		"events":      cfg.eventsAddr == "127.0.0.1:0" && slices.Equal(cfg.eventsAccess.Tokens, []adminapi.Token{adminapi.NewToken("token_file", adminapi.RoleOperator, "tok")}),
-		"reconcile":   cfg.reconcile == 90*time.Second && cfg.engineConfig().Reconcile == 90*time.Second,
+		"zones":        slices.Equal(cfg.zones, []string{"example.org."}),
+		"api_key":      cfg.apiKey == "from-corefile",
+		"api_url":      cfg.apiURL == "http://127.0.0.1:8081",
+		"rate":         cfg.rate == 0.5 && cfg.burst == 3,
+		"timeout":      cfg.timeout == 3*time.Second,
+		"window":       cfg.window == 2*time.Minute,
+		"retain":       cfg.retain == 10*time.Minute && cfg.perClient == 64 && cfg.total == 5000,
+		"watch":        cfg.watch == time.Hour,
+		"tag":          len(cfg.tagNets) == 3 && cfg.tagNets[1] == netip.MustParsePrefix("10.8.0.1/32"),
+		"after_hours":  cfg.afterHours != nil,
+		"exclude":      len(cfg.exclude) == 1,
+		"allow":        len(cfg.allowNets) == 2 && slices.Equal(cfg.allowDomains, []string{"partner.example.com."}),
+		"factors":      cfg.policy.Counts("SCORE") && cfg.policy.Counts("SSH_OPENSSH") && !cfg.policy.Counts("ANON_TOR"),
+		"cache":        cfg.cacheSize == 500 && cfg.ttls.Suspicious == 2*time.Hour && cfg.ttls.Clean == 10*time.Minute && cfg.ttls.Error == 30*time.Second,
+		"workers":      cfg.workers == 8,
+		"queue":        cfg.queueSize == 100,
+		"validate_cpu": cfg.cpu == 0.1 && cfg.engineConfig().CPU == 0.1,
+		"enforce":      !cfg.enforceAll,
+		"action":       cfg.action == ActionSinkhole && cfg.sink4 == netip.MustParseAddr("10.0.0.53") && cfg.sink6 == netip.MustParseAddr("fd00::53"),
+		"mode":         cfg.monitor,
+		"client_from":  cfg.clientFrom != nil,
+		"pending":      cfg.pendingWait == 250*time.Millisecond,
+		"fail":         cfg.failClosed,
+		"events":       cfg.eventsAddr == "127.0.0.1:0" && slices.Equal(cfg.eventsAccess.Tokens, []adminapi.Token{adminapi.NewToken("token_file", adminapi.RoleOperator, "tok")}),
+		"reconcile":    cfg.reconcile == 90*time.Second && cfg.engineConfig().Reconcile == 90*time.Second,
 	}
 	for opt, ok := range checks {
 		if !ok {
@@ -247,6 +249,11 @@ func TestParseRejectsNumbers(t *testing.T) {
 		{"queue -5", "queue"},
 		{"queue 1000001", "queue"},
 		{"queue 1e3", "queue"},
+		{"validate_cpu 0", "validate_cpu"},
+		{"validate_cpu 1.01", "validate_cpu"},
+		{"validate_cpu NaN", "validate_cpu"},
+		{"validate_cpu -5%", "validate_cpu"},
+		{"validate_cpu 0.0001", "validate_cpu"},
 		{"cache NaN", "cache"},
 		{"cache 0", "cache"},
 		{"cache 10000001", "cache"},
@@ -302,6 +309,7 @@ func TestParseAcceptsBounds(t *testing.T) {
     cache 10000000 suspicious 366d clean 1s error 1ns
     workers 1024
     queue 1000000
+    validate_cpu 100%
     block_ttl 1h escalate 100 366d
     reconcile 24h
 }`)
@@ -312,14 +320,14 @@ func TestParseAcceptsBounds(t *testing.T) {
 	if cfg.rate != 100000 || cfg.burst != 100000 || cfg.timeout != 5*time.Minute || cfg.retain != year ||
 		cfg.perClient != 1000000 || cfg.total != 100000000 || cfg.cacheSize != 10000000 || cfg.ttls.Error != 1 ||
 		cfg.workers != 1024 || cfg.queueSize != 1000000 || cfg.blockPolicy.Factor != 100 || cfg.blockPolicy.Max != year ||
-		cfg.reconcile != 24*time.Hour {
+		cfg.reconcile != 24*time.Hour || cfg.cpu != 1 {
 		t.Errorf("upper bounds: %+v", cfg)
 	}
-	cfg, err = parseString(t, "cipvalidate {\n api_key k\n rate 0.001\n workers 1\n queue 1\n cache 1\n block_ttl 2h escalate 1 2h\n reconcile 100ms\n}")
+	cfg, err = parseString(t, "cipvalidate {\n api_key k\n rate 0.001\n workers 1\n queue 1\n validate_cpu 0.001\n cache 1\n block_ttl 2h escalate 1 2h\n reconcile 100ms\n}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.rate != 0.001 || cfg.burst != 1 || cfg.workers != 1 || cfg.queueSize != 1 || cfg.cacheSize != 1 || cfg.blockPolicy.Factor != 1 ||
+	if cfg.rate != 0.001 || cfg.burst != 1 || cfg.workers != 1 || cfg.queueSize != 1 || cfg.cpu != 0.001 || cfg.cacheSize != 1 || cfg.blockPolicy.Factor != 1 ||
 		cfg.reconcile != 100*time.Millisecond {
 		t.Errorf("lower bounds: %+v", cfg)
 	}
@@ -347,6 +355,9 @@ func TestParseErrorsSayWhatIsValid(t *testing.T) {
 		{"rate NaN", `rate: "NaN" is not a number from 0.001 to 100000 requests per second`},
 		{"rate 2 0", `rate: burst "0" is not a whole number from 1 to 100000`},
 		{"workers 1000000", `workers: "1000000" is not a whole number from 1 to 1024`},
+		{"validate_cpu fast", `validate_cpu: "fast" is not a fraction of the CPUs (such as 0.05 or 5%)`},
+		{"validate_cpu 150%", `validate_cpu: "150%" is out of range: from 0.001 (0.1%) to 1 (100%) of the CPUs`},
+		{"validate_cpu 5% 10%", "validate_cpu: takes 1 argument(s), got 2; syntax is validate_cpu FRACTION|off"},
 		{"retain 10m total 0", `retain: total "0" is not a whole number from 1 to 100000000`},
 		{"cache 10 clean 0s", `cache: clean "0s" is not a positive duration up to 366d`},
 		{"timeout 6m", `timeout: "6m" is not a positive duration up to 5m`},
@@ -477,5 +488,17 @@ func TestParseStateStrict(t *testing.T) {
 	}
 	if cfg.stateDir != "/tmp/cip-state" || !cfg.stateStrict || !cfg.engineConfig().StateStrict {
 		t.Errorf("state %q strict %v, want /tmp/cip-state, strict", cfg.stateDir, cfg.stateStrict)
+	}
+}
+
+// TestParseValidateCPUOff: `validate_cpu off` reaches the engine as no
+// budget (a negative CPU share), the default as 0 (pace's default).
+func TestParseValidateCPUOff(t *testing.T) {
+	cfg, err := parseString(t, "cipvalidate {\n api_key k\n validate_cpu off\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.engineConfig().CPU; got >= 0 {
+		t.Fatalf("validate_cpu off: engine CPU %v, want < 0 (no budget)", got)
 	}
 }

@@ -1,0 +1,207 @@
+package pace
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/testclock"
+)
+
+var t0 = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+
+// newPacer returns a pacer on a test clock with procs CPUs.
+func newPacer(fraction float64, procs int) (*Pacer, *testclock.Clock) {
+	clk := testclock.New(t0)
+	return New(Config{Fraction: fraction, Procs: func() int { return procs }, Now: clk.Now, After: clk.After}), clk
+}
+
+// waitTimers waits (real time, bounded) until n goroutines wait on clk.
+func waitTimers(t *testing.T, clk *testclock.Clock, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for clk.Timers() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiters on the clock after 5s, want %d", clk.Timers(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestLoneUnitDoesNotWait(t *testing.T) {
+	p, clk := newPacer(0.05, 1)
+	// A full bucket holds 5 ms (100 ms at 5%): a 2 ms unit goes at once,
+	// and so does the next one, which finds the 2.5 ms a validation leaves
+	// for events still there.
+	for range 2 {
+		if err := p.Wait(context.Background(), Validation); err != nil {
+			t.Fatal(err)
+		}
+		p.Charge(2 * time.Millisecond)
+	}
+	if clk.Timers() != 0 || p.Waited(Validation) != 0 {
+		t.Fatalf("waited %v with %d timers; a unit after idle must not wait", p.Waited(Validation), clk.Timers())
+	}
+}
+
+// TestDebtHoldsTheNextUnit: a unit that overspends holds the next until the
+// debt is earned back at fraction × GOMAXPROCS.
+func TestDebtHoldsTheNextUnit(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		p, clk := newPacer(0.1, procs)
+		burst := time.Duration(0.1 * float64(procs) * float64(DefaultBurstFill))
+		p.Charge(burst + 10*time.Millisecond) // 10 ms in debt
+		done := make(chan error, 1)
+		go func() { done <- p.Wait(context.Background(), Event) }()
+		waitTimers(t, clk, 1)
+		// 10 ms of debt at 0.1 CPU per CPU: 100 ms on one CPU, 50 on two.
+		want := 100 * time.Millisecond / time.Duration(procs)
+		clk.Advance(want - time.Millisecond)
+		if clk.Timers() != 1 { // its timer fired: it would go 1 ms early
+			t.Fatalf("procs %d: the unit's wait ended before its debt was earned back", procs)
+		}
+		clk.Advance(2 * time.Millisecond)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("procs %d: the unit still waits once its debt is earned back", procs)
+		}
+		if got := p.Waited(Event); got < want-time.Millisecond || got > want+time.Millisecond {
+			t.Fatalf("procs %d: waited %v, want about %v", procs, got, want)
+		}
+		if p.Waited(Validation) != 0 {
+			t.Fatalf("the wait counted for validation too")
+		}
+	}
+}
+
+// TestPacesWorkers: four workers whose units each cost 1 ms of processing
+// run for 20 s of the test clock with a 5% budget on one CPU: in every
+// second (after the first burst) they spend no more than the budget, and
+// they do spend it.
+func TestPacesWorkers(t *testing.T) {
+	p, clk := newPacer(0.05, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	type unit struct{ at time.Time }
+	units := make(chan unit, 4096)
+	const workers = 4
+	for range workers {
+		go func() {
+			for p.Wait(ctx, Validation) == nil {
+				units <- unit{clk.Now()}
+				p.Charge(time.Millisecond)
+			}
+		}()
+	}
+	end := t0.Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for clk.Now().Before(end) {
+		if time.Now().After(deadline) {
+			t.Fatal("the workers did not get through 20 s of the test clock in 30 s")
+		}
+		// Move the clock only once every worker waits on it, so that no
+		// worker runs late and none is starved by the test.
+		if clk.Timers() >= workers {
+			clk.Advance(10 * time.Millisecond)
+		} else {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	cancel()
+	clk.Advance(time.Hour) // wake the waiters to see ctx end
+	perSecond := map[int]int{}
+	for len(units) > 0 {
+		u := <-units
+		perSecond[int(u.at.Sub(t0)/time.Second)]++
+	}
+	// 5% of a second is 50 units of 1 ms; the first second also has the
+	// 5 ms burst, and each second may start up to one unit per worker in
+	// debt (the cost is charged after the unit).
+	for s := 0; s < 20; s++ {
+		n := perSecond[s]
+		if n > 50+5+workers {
+			t.Errorf("second %d: %d units of 1 ms, more than the 5%% budget allows", s, n)
+		}
+		if s > 0 && n < 45 {
+			t.Errorf("second %d: only %d units of 1 ms; the budget allows 50", s, n)
+		}
+	}
+	if p.Waited(Validation) == 0 {
+		t.Error("no wait counted")
+	}
+}
+
+// TestEventsGoFirst: when an event and a validation both wait, the event
+// goes once the debt is paid, the validation once half the burst is back
+// as well.
+func TestEventsGoFirst(t *testing.T) {
+	p, clk := newPacer(0.1, 1)                       // a 10 ms bucket, 5 ms kept for events
+	p.Charge(10*time.Millisecond + time.Millisecond) // 1 ms in debt
+	event, validation := make(chan error, 1), make(chan error, 1)
+	go func() { event <- p.Wait(context.Background(), Event) }()
+	go func() { validation <- p.Wait(context.Background(), Validation) }()
+	waitTimers(t, clk, 2)
+	clk.Advance(11 * time.Millisecond) // 1.1 ms earned: out of debt
+	select {
+	case <-event:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event still waits once the debt is paid")
+	}
+	if clk.Timers() != 1 { // the validation's wait, for 60 ms in all
+		t.Fatal("the validation went with the event")
+	}
+	clk.Advance(50 * time.Millisecond)
+	select {
+	case <-validation:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the validation still waits once half the burst is back")
+	}
+}
+
+func TestWaitEndsWithContext(t *testing.T) {
+	p, clk := newPacer(0.01, 1)
+	p.Charge(time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Wait(ctx, Validation) }()
+	waitTimers(t, clk, 1)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return when its context ended")
+	}
+}
+
+func TestNilPacerPacesNothing(t *testing.T) {
+	var p *Pacer
+	p.Charge(time.Hour)
+	if err := p.Wait(context.Background(), Validation); err != nil || p.Waited(Validation) != 0 {
+		t.Fatalf("nil pacer: Wait = %v, Waited = %v", err, p.Waited(Validation))
+	}
+}
+
+func TestParseFraction(t *testing.T) {
+	for in, want := range map[string]float64{"0.05": 0.05, "5%": 0.05, "1": 1, "100%": 1, "0.001": 0.001, "0.5%": 0.005} {
+		got, err := ParseFraction(in)
+		if err != nil || got != want {
+			t.Errorf("ParseFraction(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for in, msg := range map[string]string{
+		"fast": "is not a fraction", "": "is not a fraction", "%": "is not a fraction", "NaN": "is not a fraction",
+		"0": "out of range", "1.5": "out of range", "150%": "out of range", "0.0001": "out of range", "-0.1": "out of range",
+	} {
+		if _, err := ParseFraction(in); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("ParseFraction(%q) = %v, want an error saying %q", in, err, msg)
+		}
+	}
+}
