@@ -36,12 +36,13 @@ func (nm *NameMemory) Put(qname string, v verdicts.Verdict) {
 	nm.mu.Unlock()
 }
 
-// Get returns the live verdict for qname.
+// Get returns the live verdict for qname. It is asked for every query
+// once a name is held: a miss of a lower-case name (most) is one lookup.
 func (nm *NameMemory) Get(qname string, now time.Time) (verdicts.Verdict, bool) {
 	nm.mu.RLock()
 	v, ok := nm.m[qname]
-	if !ok {
-		v, ok = nm.m[strings.ToLower(qname)]
+	if lower := strings.ToLower(qname); !ok && lower != qname {
+		v, ok = nm.m[lower]
 	}
 	nm.mu.RUnlock()
 	if !ok || !now.Before(v.Expires) {
