@@ -17,12 +17,17 @@ type reply struct {
 	msg      dns.Msg
 	question [1]dns.Question
 	answer   [1]dns.RR
-	extra    [1]dns.RR
-	options  [1]dns.EDNS0
 	a        dns.A
 	aaaa     dns.AAAA
-	opt      dns.OPT
-	ede      dns.EDNS0_EDE
+}
+
+// ednsReply is a reply with an OPT record carrying an EDE option.
+type ednsReply struct {
+	reply
+	extra   [1]dns.RR
+	options [1]dns.EDNS0
+	opt     dns.OPT
+	ede     dns.EDNS0_EDE
 }
 
 // Answer says what the reply's answer section holds: Rrtype 0 for nothing,
@@ -39,7 +44,17 @@ type Answer struct {
 // bit with an EDE option of code and text. It is what
 // new(dns.Msg).SetReply(req) with those fields and SetEdns0 builds.
 func Build(req *dns.Msg, rcode int, ans Answer, code uint16, text string) *dns.Msg {
-	r := new(reply)
+	opt := req.IsEdns0()
+	var (
+		r *reply
+		e *ednsReply
+	)
+	if opt == nil {
+		r = new(reply)
+	} else {
+		e = new(ednsReply)
+		r = &e.reply
+	}
 	m := &r.msg
 	m.Id, m.Response, m.Opcode = req.Id, true, req.Opcode
 	if m.Opcode == dns.OpcodeQuery {
@@ -59,19 +74,18 @@ func Build(req *dns.Msg, rcode int, ans Answer, code uint16, text string) *dns.M
 		r.answer[0] = &r.aaaa
 		m.Answer = r.answer[:]
 	}
-	opt := req.IsEdns0()
-	if opt == nil {
+	if e == nil {
 		return m
 	}
-	r.opt.Hdr.Name, r.opt.Hdr.Rrtype = ".", dns.TypeOPT
-	r.opt.SetUDPSize(opt.UDPSize())
+	e.opt.Hdr.Name, e.opt.Hdr.Rrtype = ".", dns.TypeOPT
+	e.opt.SetUDPSize(opt.UDPSize())
 	if opt.Do() {
-		r.opt.SetDo()
+		e.opt.SetDo()
 	}
-	r.ede = dns.EDNS0_EDE{InfoCode: code, ExtraText: text}
-	r.options[0] = &r.ede
-	r.opt.Option = r.options[:]
-	r.extra[0] = &r.opt
-	m.Extra = r.extra[:]
+	e.ede = dns.EDNS0_EDE{InfoCode: code, ExtraText: text}
+	e.options[0] = &e.ede
+	e.opt.Option = e.options[:]
+	e.extra[0] = &e.opt
+	m.Extra = e.extra[:]
 	return m
 }
