@@ -46,7 +46,7 @@ func TestNameMemoryForget(t *testing.T) {
 	bad, lifted := netip.MustParseAddr("45.83.0.11"), netip.MustParseAddr("45.83.0.12")
 	nm := enforce.NewNameMemory()
 	name := func(i int) string { return fmt.Sprintf("H%d.Example.org.", i) }
-	for i := range 300 {
+	for i := range 3000 {
 		ip := bad
 		if i%3 != 0 {
 			ip = lifted
@@ -54,10 +54,10 @@ func TestNameMemoryForget(t *testing.T) {
 		nm.Put(name(i), verdicts.Verdict{IP: ip, Outcome: verdicts.Suspicious, Expires: now.Add(time.Hour)})
 	}
 	nm.Put("Éclair.example.", verdicts.Verdict{IP: bad, Outcome: verdicts.Suspicious, Expires: now.Add(time.Hour)})
-	if n := nm.Forget(func(v verdicts.Verdict) bool { return v.IP == lifted }); n != 200 {
-		t.Fatalf("Forget dropped %d names, want 200", n)
+	if n := nm.Forget(func(v verdicts.Verdict) bool { return v.IP == lifted }); n != 2000 {
+		t.Fatalf("Forget dropped %d names, want 2000", n)
 	}
-	for i := range 300 {
+	for i := range 3000 {
 		_, ok := nm.Get(strings.ToLower(name(i)), now)
 		if want := i%3 == 0; ok != want {
 			t.Errorf("Get(%s) = %v after the lift of %s, want %v", name(i), ok, lifted, want)
