@@ -452,3 +452,61 @@ func BenchmarkPutSuspicious(b *testing.B) {
 		})
 	}
 }
+
+// TestLookupFollowsTheStore checks that a lookup answers what the LRU
+// holds, whatever the lock-free table in front of it holds: with more IPs
+// than the table has entries (so IPs share entries), every IP gets its own
+// verdict back, a replaced verdict is not served, and an evicted, deleted
+// or expired IP has none (an evicted IP must be validated again).
+func TestLookupFollowsTheStore(t *testing.T) {
+	const n = 3000 // the table of a 3000-verdict cache has 4096 entries: some are shared
+	c := verdicts.New(n, verdicts.TTLs{})
+	for i := range n {
+		c.Put(verdicts.Verdict{IP: addr(i), Outcome: verdicts.Clean, Score: fmt.Sprint(i)}, t0)
+	}
+	for i := range n {
+		if v, ok := c.Get(addr(i), t0); !ok || v.IP != addr(i) || v.Score != fmt.Sprint(i) {
+			t.Fatalf("Get(%s) = %+v, %v; want its own clean verdict", addr(i), v, ok)
+		}
+	}
+	// Replace: the new verdict is served, by Get and the index alike.
+	c.Put(suspicious(addr(7)), t0)
+	if v, ok := c.Get(addr(7), t0); !ok || !v.Suspicious() {
+		t.Fatalf("Get after a suspicious Put = %+v, %v", v, ok)
+	}
+	// Evict: one more IP pushes out the least recently used. Touch every
+	// IP but addr(0) past the recency grain so that addr(0) is the one.
+	later := t0.Add(2 * time.Second)
+	for i := 1; i < n; i++ {
+		c.Has(addr(i), later)
+	}
+	c.Put(verdicts.Verdict{IP: addr(n), Outcome: verdicts.Clean}, later)
+	if c.Has(addr(0), later) {
+		t.Fatalf("%s still has a verdict after its eviction", addr(0))
+	}
+	if !c.Has(addr(n), later) || !c.Has(addr(1), later) {
+		t.Fatal("the new IP or a recently used one lost its verdict")
+	}
+	// Delete and expiry.
+	c.Delete(addr(2))
+	if c.Has(addr(2), later) {
+		t.Fatalf("%s still has a verdict after Delete", addr(2))
+	}
+	if c.Has(addr(3), t0.Add(verdicts.DefaultCleanTTL)) {
+		t.Fatalf("%s still has a verdict at its expiry", addr(3))
+	}
+	if c.Has(addr(3), later) {
+		t.Fatalf("%s was not removed at its expiry", addr(3))
+	}
+	// Shrinking evicts too.
+	c.Resize(10, verdicts.TTLs{})
+	kept := 0
+	for i := range n + 1 {
+		if c.Has(addr(i), later) {
+			kept++
+		}
+	}
+	if kept != 10 {
+		t.Fatalf("%d IPs have a verdict after Resize(10)", kept)
+	}
+}

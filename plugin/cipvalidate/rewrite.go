@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coredns-cip/coredns-cip/internal/audit"
+	"github.com/coredns-cip/coredns-cip/internal/dnsreply"
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/logfmt"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
@@ -23,31 +24,20 @@ var log = clog.NewWithPlugin(pluginName)
 // rewrite builds the answer that replaces one pointing at suspicious
 // infrastructure: per `action`, with a short TTL, and with an Extended DNS
 // Error (RFC 8914, Blocked) saying which IP, why, and the decision id.
+// Other types of a sinkholed name get no data.
 func (c *CIPValidate) rewrite(req *dns.Msg, v verdicts.Verdict, ip netip.Addr) *dns.Msg {
-	m := new(dns.Msg)
-	m.SetReply(req)
-	m.RecursionAvailable = true
-	q := req.Question[0]
-	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: defaultRewriteTTL}
+	rcode, ans := dns.RcodeSuccess, dnsreply.Answer{TTL: defaultRewriteTTL}
 	switch c.cfg.action {
 	case ActionRefuse:
-		m.Rcode = dns.RcodeRefused
+		rcode = dns.RcodeRefused
 	case ActionNXDomain:
-		m.Rcode = dns.RcodeNameError
-	case ActionNoData:
+		rcode = dns.RcodeNameError
 	case ActionSinkhole:
-		switch q.Qtype {
-		case dns.TypeA:
-			hdr.Rrtype = dns.TypeA
-			m.Answer = []dns.RR{&dns.A{Hdr: hdr, A: c.sinkIP(false)}}
-		case dns.TypeAAAA:
-			hdr.Rrtype = dns.TypeAAAA
-			m.Answer = []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: c.sinkIP(true)}}
+		if t := req.Question[0].Qtype; t == dns.TypeA || t == dns.TypeAAAA {
+			ans.Rrtype, ans.IP = t, c.sinkIP(t == dns.TypeAAAA)
 		}
-		// Other types of a sinkholed name get no data.
 	}
-	addEDE(req, m, dns.ExtendedErrorCodeBlocked, c.ede.text(v, ip))
-	return m
+	return dnsreply.Build(req, rcode, ans, dns.ExtendedErrorCodeBlocked, c.ede.text(v, ip))
 }
 
 // sinkIP returns the sinkhole address for A (v6 false) or AAAA answers.
@@ -67,24 +57,8 @@ func (c *CIPValidate) sinkIP(v6 bool) net.IP {
 // refuseUnvalidated answers REFUSED for `fail closed`, with an EDE saying
 // the IP could not be validated.
 func (c *CIPValidate) refuseUnvalidated(req *dns.Msg, v verdicts.Verdict, ip netip.Addr) *dns.Msg {
-	m := new(dns.Msg)
-	m.SetRcode(req, dns.RcodeRefused)
-	m.RecursionAvailable = true
-	addEDE(req, m, dns.ExtendedErrorCodeProhibited,
+	return dnsreply.Build(req, dns.RcodeRefused, dnsreply.Answer{}, dns.ExtendedErrorCodeProhibited,
 		fmt.Sprintf("cipvalidate: %s could not be validated (%s), fail closed; decision %s", ip, v.Error, v.Decision))
-	return m
-}
-
-// addEDE adds an EDE option if, and only if, the query had EDNS0 (a
-// response must not carry OPT otherwise).
-func addEDE(req, m *dns.Msg, code uint16, text string) {
-	opt := req.IsEdns0()
-	if opt == nil {
-		return
-	}
-	m.SetEdns0(opt.UDPSize(), opt.Do())
-	o := m.IsEdns0()
-	o.Option = append(o.Option, &dns.EDNS0_EDE{InfoCode: code, ExtraText: text})
 }
 
 // edeText is the EDE extra text: "cipvalidate: 45.83.0.21 suspicious
