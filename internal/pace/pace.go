@@ -39,6 +39,13 @@ const MinFraction = 0.001
 // spell it holds this much time's worth of the budget.
 const DefaultBurstFill = 100 * time.Millisecond
 
+// MaxDebtFill bounds the debt: at most this much time's worth of the
+// budget is owed, so no wait after a burst lasts longer. Processing is
+// charged as wall time, which overlapping units on a busy machine
+// overstate many times over; an unbounded debt would hold validations
+// back for minutes after a storm of events.
+const MaxDebtFill = time.Second
+
 // Config configures a Pacer. Zero fields take defaults.
 type Config struct {
 	// Fraction is the share of the CPUs the paced work may take, in
@@ -217,8 +224,8 @@ func (p *Pacer) Charge(d time.Duration) {
 		return
 	}
 	p.mu.Lock()
-	p.refillLocked(p.now())
-	p.tokens -= d
+	rate := p.refillLocked(p.now())
+	p.tokens = max(p.tokens-d, -time.Duration(rate*float64(MaxDebtFill)))
 	p.mu.Unlock()
 }
 

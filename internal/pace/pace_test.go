@@ -80,6 +80,28 @@ func TestDebtHoldsTheNextUnit(t *testing.T) {
 	}
 }
 
+// TestDebtIsBounded: a burst of overcharged units (wall time on a busy
+// machine) owes at most MaxDebtFill's worth of the budget, so the next
+// unit waits about that long, not until the whole charge is earned back.
+func TestDebtIsBounded(t *testing.T) {
+	p, clk := newPacer(0.05, 1)
+	for range 500 {
+		p.Charge(100 * time.Millisecond) // 50 s in all: 1,000 s at 5%
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Wait(context.Background(), Event) }()
+	waitTimers(t, clk, 1)
+	clk.Advance(MaxDebtFill + time.Millisecond)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("a unit still waits %v after a burst; the debt must be bounded", MaxDebtFill)
+	}
+}
+
 // TestPacesWorkers: four workers whose units each cost 1 ms of processing
 // run for 20 s of the test clock with a 5% budget on one CPU: in every
 // second (after the first burst) they spend no more than the budget, and
