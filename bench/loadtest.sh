@@ -79,6 +79,9 @@
 #                        after the pairs of n, a, b, c, e, f, g, and one
 #                        storm run of d
 #                        (bench/results/profile-SCENARIO-BLOCK.txt)
+#   PLUGIN_EXTRA []      more lines for every cipvalidate block, e.g.
+#                        "validate_cpu 0.02" (an experiment; the results
+#                        file quotes it)
 #   RESULTS [bench/results/latest.md], KEEP [0] 1 keeps the work directory
 #   BUILD [1]            0: use BIN [bin/coredns-cip] as it is instead of
 #                        `make build` (e.g. one built from a clean checkout
@@ -96,6 +99,7 @@ THREADS=${THREADS:-1}
 QPS=${QPS:-}
 NAMES=${NAMES:-5000}
 STORM_EVENTS=${STORM_EVENTS:-1000}
+PLUGIN_EXTRA=${PLUGIN_EXTRA:-}
 MEM_CLIENTS=${MEM_CLIENTS:-100000}
 MEM_PER=${MEM_PER:-10}
 MEM_GOMEMLIMIT=${MEM_GOMEMLIMIT:-}
@@ -247,6 +251,7 @@ write_corefile() {
         rate 100000 100000
         events 127.0.0.1:$P_EVENTS
         $3
+        $PLUGIN_EXTRA
     }"
   [[ $3 == none ]] && plugin="    # (A/A control: no cipvalidate)"
   cat >"$1" <<EOF
@@ -1052,6 +1057,7 @@ mkdir -p "$(dirname "$RESULTS")"
   echo "- machine: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs, kernel $(uname -r), $("$GO" version | cut -d' ' -f3), $("$BIN" -version 2>/dev/null | head -1)"
   echo "- binary: $BIN, $BUILT; work tree at $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- plugin internal cmd 2>/dev/null || echo ' (with uncommitted changes)')"
   echo "- load: dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p') -c $CLIENTS -q $OUTSTANDING -T $THREADS ${QPS:+-Q $QPS }-l $DURATION; $PAIRS pairs per scenario, plugin block first$([[ " $SCENARIOS " == *" u "* ]] && echo " (u: $U_ORDER order)"); $PINNING; machine ${BUSY_BEFORE}% busy before the run$( ((QUIET > 0)) && echo "; QUIET=$QUIET")"
+  [[ -n $PLUGIN_EXTRA ]] && echo "- cipvalidate blocks also carry: \`$PLUGIN_EXTRA\`"
   echo "- data: $(cat "$WORK/gen.txt")"
   echo "- qps ratio and p99 ratio: median with / median without the plugin (the issue's figures); a latency ratio > 1 is slower. Per-pair ratios: each pair's with / without, then their median and range (less sensitive to drift between pairs). CPU/query: the server's CPU time per query (1 / qps when the server's CPU is saturated)"
   echo
