@@ -8,14 +8,22 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/pace"
 )
 
-// intake is one POST /v1/events under the CPU budget (Config.Pace): the
-// request waits for the budget once its body is read, and is charged the
-// wall time from then to its answer, less the wait for the disk (the
-// commit of Durably), which is no processing. Times are read on the
-// budget's clock, not Config.Now, which tests move. A nil *intake (no
-// budget) charges nothing.
+// intake is one POST /v1/events under the CPU budget (Config.Pace). It is
+// measured on the CPU clock of the handler's thread (pace.Unit) from the
+// handler's start to its answer written to the connection: reading the
+// body, the wait for the budget (which costs no CPU), decoding, tagging
+// and backtracking, the log lines and the answer, flushed before the
+// charge so that the write to the socket, which net/http would otherwise
+// make after the handler returns, is paid for too. The wait for the disk
+// (the commit of Durably) is no processing and costs no CPU either. Where
+// the system has no thread clock, the charge falls back to the wall time
+// from the budget's admission to the answer, less the wait for the disk.
+// Wall times are read on the budget's clock, not Config.Now, which tests
+// move. A nil *intake (no budget) charges nothing.
 type intake struct {
 	s      *Server
+	w      http.ResponseWriter
+	unit   pace.Unit
 	start  time.Time
 	waited time.Duration
 }
@@ -26,18 +34,28 @@ type intake struct {
 // the validations, which wait for the events, pay the debt.
 var intakeMaxWait = 5 * time.Second
 
-// beginIntake waits for the budget, at most intakeMaxWait; false means the
-// client went away meanwhile, and nothing was taken.
-func (s *Server) beginIntake(r *http.Request) (*intake, bool) {
+// measureIntake starts measuring the request answered on w, at the start
+// of its handler, which must call end (or drop, if it never waits).
+func (s *Server) measureIntake(w http.ResponseWriter) *intake {
 	if s.cfg.Pace == nil {
-		return nil, true
+		return nil
+	}
+	return &intake{s: s, w: w, unit: s.cfg.Pace.Begin()}
+}
+
+// wait waits for the budget, at most intakeMaxWait, once the body is read;
+// false means the client went away meanwhile, and nothing was taken.
+func (in *intake) wait(r *http.Request) bool {
+	if in == nil {
+		return true
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), intakeMaxWait)
 	defer cancel()
-	if err := s.cfg.Pace.Wait(ctx, pace.Event); err != nil && r.Context().Err() != nil {
-		return nil, false
+	if err := in.s.cfg.Pace.Wait(ctx, pace.Event); err != nil && r.Context().Err() != nil {
+		return false
 	}
-	return &intake{s: s, start: s.cfg.Pace.Now()}, true
+	in.start = in.s.cfg.Pace.Now()
+	return true
 }
 
 // clock reads the budget's clock; the zero time without a budget.
@@ -55,9 +73,17 @@ func (in *intake) notProcessing(d time.Duration) {
 	}
 }
 
-// end charges the request's processing to the budget.
+// end sends the answer and charges the request's processing to the
+// budget. A request answered before its wait (a bad body) is charged too:
+// its reading was work.
 func (in *intake) end() {
-	if in != nil {
-		in.s.cfg.Pace.Charge(in.s.cfg.Pace.Now().Sub(in.start) - in.waited)
+	if in == nil {
+		return
 	}
+	_ = http.NewResponseController(in.w).Flush()
+	var wall time.Duration
+	if !in.start.IsZero() {
+		wall = in.s.cfg.Pace.Now().Sub(in.start) - in.waited
+	}
+	in.s.cfg.Pace.Charge(in.unit.End(wall))
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -243,16 +244,16 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, http.StatusUnsupportedMediaType, err)
 		return
 	}
+	in := s.measureIntake(w)
+	defer in.end()
 	body, ok := s.readEventBody(w, r)
 	if !ok {
 		return
 	}
 	now := s.cfg.Now().Round(0) // no monotonic reading: times are stored, logged and compared across nodes
-	in, ok := s.beginIntake(r)
-	if !ok {
+	if !in.wait(r) {
 		return // the client is gone
 	}
-	defer in.end()
 	defaults := s.cfg.Backend.Defaults()
 	if isBatch(body) {
 		s.postBatch(w, r, body, defaults, now, in)
@@ -507,6 +508,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(data)+1)) // an answer flushed by its handler is not chunked
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

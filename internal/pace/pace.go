@@ -60,6 +60,10 @@ type Config struct {
 	Burst time.Duration
 	Now   func() time.Time                     // time.Now if nil
 	After func(time.Duration) <-chan time.Time // time.After if nil
+	// CPU reads the processing clock of the calling goroutine's OS thread
+	// for Unit, and whether it could; the thread's CPU clock if nil (a
+	// test's clock stands in for it).
+	CPU func() (time.Duration, bool)
 }
 
 // Pacer is a CPU budget shared by the workers it paces. It is safe for
@@ -70,6 +74,7 @@ type Pacer struct {
 	burst    time.Duration
 	now      func() time.Time
 	after    func(time.Duration) <-chan time.Time
+	cpu      func() (time.Duration, bool)
 
 	mu     sync.Mutex
 	tokens time.Duration // negative: debt
@@ -109,7 +114,10 @@ func New(cfg Config) *Pacer {
 	if cfg.After == nil {
 		cfg.After = time.After
 	}
-	p := &Pacer{fraction: cfg.Fraction, procs: cfg.Procs, burst: cfg.Burst, now: cfg.Now, after: cfg.After}
+	if cfg.CPU == nil {
+		cfg.CPU = threadCPU
+	}
+	p := &Pacer{fraction: cfg.Fraction, procs: cfg.Procs, burst: cfg.Burst, now: cfg.Now, after: cfg.After, cpu: cfg.CPU}
 	resolveMetrics()
 	p.last = p.now()
 	p.tokens = p.burstLocked(p.rateLocked())

@@ -3,7 +3,9 @@ package pace
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,5 +227,74 @@ func TestParseFraction(t *testing.T) {
 		if _, err := ParseFraction(in); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("ParseFraction(%q) = %v, want an error saying %q", in, err, msg)
 		}
+	}
+}
+
+// burn spins for about d of the calling thread's CPU time (as far as the
+// thread clock can tell; on a system without one, d of wall time).
+func burn(d time.Duration) {
+	start, ok := threadCPU()
+	t0 := time.Now()
+	x := uint64(1)
+	for {
+		for range 10000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		if now, _ := threadCPU(); ok && now-start >= d || !ok && time.Since(t0) >= d {
+			break
+		}
+	}
+	sink.Add(x)
+}
+
+var sink atomic.Uint64 // keeps burn's loop
+
+// TestUnitIsChargedItsOwnWork: a unit that waits while other goroutines
+// keep the CPU busy (DNS, on a loaded server) is charged what it computed,
+// not the wall time it spanned, which wall-clock charging would be.
+func TestUnitIsChargedItsOwnWork(t *testing.T) {
+	if _, ok := threadCPU(); !ok {
+		t.Skip("no thread CPU clock on this system: units fall back to the caller's wall time")
+	}
+	p := New(Config{})
+	release := make(chan struct{})
+	result := make(chan [2]time.Duration, 1)
+	go func() {
+		start := time.Now()
+		u := p.Begin()
+		burn(5 * time.Millisecond) // its own work
+		<-release                  // meanwhile another goroutine burns 100 ms
+		result <- [2]time.Duration{u.End(time.Hour), time.Since(start)}
+	}()
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		burn(100 * time.Millisecond)
+		close(done)
+	}()
+	<-done
+	close(release)
+	r := <-result
+	charged, wall := r[0], r[1]
+	if charged < 5*time.Millisecond || charged > 50*time.Millisecond {
+		t.Fatalf("unit charged %v over %v of wall time; want its own 5 ms of work, not the other goroutine's 100 ms", charged, wall)
+	}
+	if wall < 100*time.Millisecond {
+		t.Fatalf("the unit spanned only %v; the test did not make it wait", wall)
+	}
+}
+
+// TestUnitFallsBack: without a thread clock, a unit is charged what the
+// caller measured itself.
+func TestUnitFallsBack(t *testing.T) {
+	p := New(Config{CPU: func() (time.Duration, bool) { return 0, false }})
+	u := p.Begin()
+	if got := u.End(42 * time.Millisecond); got != 42*time.Millisecond {
+		t.Fatalf("End = %v without a clock, want the fallback 42ms", got)
+	}
+	var nilPacer *Pacer
+	if got := nilPacer.Begin().End(time.Second); got != time.Second {
+		t.Fatalf("a nil Pacer's unit = %v, want the fallback", got)
 	}
 }
