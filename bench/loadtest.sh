@@ -563,6 +563,10 @@ storm_pair() {
       perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol -g none --percent-limit 0.5 2>/dev/null | perf_clean
       echo "## inclusive time (children)"
       perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none --percent-limit 0.8 2>/dev/null | perf_clean
+      echo "## the server's CPU samples per second of the run, by work (loadtool perfsplit: events = net/http's"
+      echo "## connections, validation = the workers, the API client and its transport, dns: submit = a tagged"
+      echo "## client's answers queued or found in flight, other = the scheduler and the kernel on no Go stack)"
+      perf script -i "$WORK/perf.data" -F time,ip,sym 2>/dev/null | "${LT[@]}" perfsplit || echo "(perfsplit failed)"
     } >"$(dirname "$RESULTS")/profile-d-with.txt"
     log "  profile: $(dirname "$RESULTS")/profile-d-with.txt"
   fi

@@ -13,6 +13,7 @@
 //	loadtool buckets  WITH_FILE WITHOUT_FILE
 //	loadtool latfix   -dir DIR [-n N] [-first IP]
 //	loadtool latency  -server ADDR -events URL [-ips N] [-trials N] [-fresh]
+//	loadtool perfsplit [FILE]   (perf script -F time,ip,sym output: the storm's share per second)
 //
 // Every target is on loopback: the tool refuses any other address.
 package main
@@ -22,7 +23,7 @@ import (
 	"os"
 )
 
-const usage = `Usage: loadtool gen|ports|prime|storm|verdicts|apicalls|summary|buckets|latfix|latency [flags]
+const usage = `Usage: loadtool gen|ports|prime|storm|verdicts|apicalls|summary|buckets|latfix|latency|perfsplit [flags]
 Run "loadtool COMMAND -h" for a command's flags.
 `
 
@@ -32,16 +33,17 @@ func main() {
 		os.Exit(2)
 	}
 	cmds := map[string]func([]string) error{
-		"gen":      runGen,
-		"ports":    runPorts,
-		"prime":    runPrime,
-		"storm":    runStorm,
-		"verdicts": runVerdicts,
-		"apicalls": runAPICalls,
-		"summary":  runSummary,
-		"buckets":  runBuckets,
-		"latfix":   runLatFix,
-		"latency":  runLatency,
+		"gen":       runGen,
+		"ports":     runPorts,
+		"prime":     runPrime,
+		"storm":     runStorm,
+		"verdicts":  runVerdicts,
+		"apicalls":  runAPICalls,
+		"summary":   runSummary,
+		"buckets":   runBuckets,
+		"latfix":    runLatFix,
+		"latency":   runLatency,
+		"perfsplit": runPerfSplit,
 	}
 	run, ok := cmds[os.Args[1]]
 	if !ok {
