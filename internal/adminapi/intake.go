@@ -85,5 +85,5 @@ func (in *intake) end() {
 	if !in.start.IsZero() {
 		wall = in.s.cfg.Pace.Now().Sub(in.start) - in.waited
 	}
-	in.s.cfg.Pace.Charge(in.unit.End(wall))
+	in.s.cfg.Pace.Charge(pace.Event, in.unit.End(wall))
 }

@@ -71,7 +71,7 @@ func TestEventIntakeWaitIsBounded(t *testing.T) {
 	intakeMaxWait = 20 * time.Millisecond
 	clk := testclock.New(testNow) // never moved: the budget stays spent
 	p := pace.New(pace.Config{Fraction: 0.1, Procs: func() int { return 1 }, Now: clk.Now, After: clk.After})
-	p.Charge(time.Hour)
+	p.Charge(pace.Event, time.Hour)
 	f := newFixture(t, func(c *Config) { c.Now, c.Pace = clk.Now, p })
 	wantStatus(t, f.do("POST", "/v1/events", `{"client":"10.1.2.3","type":"edr.malware"}`), http.StatusAccepted)
 	if n := len(f.backend.submissions()); n != 1 {

@@ -77,6 +77,9 @@ type Config struct {
 	// Limiter, if set, replaces the Rate/Burst limiter: a fleet of nodes
 	// shares one (see internal/fleet).
 	Limiter Limiter
+	// WrapConn, if set, wraps each connection the default client dials
+	// (HTTPClient nil): the CPU budget meters the transport's writes.
+	WrapConn func(net.Conn) net.Conn
 }
 
 // Limiter paces API calls.
@@ -141,7 +144,7 @@ func New(cfg Config) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:         dialer(cfg.WrapConn),
 			TLSHandshakeTimeout: 10 * time.Second,
 			MaxIdleConnsPerHost: max(8, cfg.Concurrency),
 			IdleConnTimeout:     90 * time.Second,
@@ -167,6 +170,22 @@ func (c *Client) Close() {
 	c.close()
 }
 
+// dialer is the default client's DialContext, its connections wrapped by
+// wrap if set.
+func dialer(wrap func(net.Conn) net.Conn) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	dial := (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	if wrap == nil {
+		return dial
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(c), nil
+	}
+}
+
 func setDefault[T comparable](v *T, def T) {
 	var zero T
 	if *v == zero {
@@ -182,15 +201,7 @@ func (c *Client) Report(ctx context.Context, ip netip.Addr) (*Report, error) {
 		return nil, &Error{Class: ErrNotPublic, IP: ip.String(), Message: why}
 	}
 	key := ip.Unmap().String()
-	// The shared call must not die with the first caller's context: the
-	// others still want the answer. It keeps ctx's values, and is bounded
-	// by the per-attempt timeout, the attempt limit and Close instead.
-	ch := c.group.DoChan(key, func() (any, error) {
-		callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		defer cancel()
-		defer context.AfterFunc(c.closed, cancel)()
-		return c.fetch(callCtx, key)
-	})
+	ch := c.group.DoChan(key, func() (any, error) { return c.shared(ctx, key) })
 	select {
 	case res := <-ch:
 		if res.Err != nil {
@@ -200,6 +211,36 @@ func (c *Client) Report(ctx context.Context, ip netip.Addr) (*Report, error) {
 	case <-ctx.Done():
 		return nil, &Error{Class: ErrTransient, IP: key, Message: "gave up waiting", Err: ctx.Err()}
 	}
+}
+
+// ReportHere is Report with the call made on the calling goroutine rather
+// than a goroutine of its own, so that its processing (building the
+// request, reading and decoding the answer) runs on the caller's thread: a
+// validation worker under the CPU budget is charged its thread's CPU time.
+// A call for the same IP already under way is shared as with Report, but
+// waiting for it does not end with ctx (the call's own timeouts and Close
+// bound it).
+func (c *Client) ReportHere(ctx context.Context, ip netip.Addr) (*Report, error) {
+	if why := publicip.Why(ip); why != "" {
+		return nil, &Error{Class: ErrNotPublic, IP: ip.String(), Message: why}
+	}
+	key := ip.Unmap().String()
+	v, err, _ := c.group.Do(key, func() (any, error) { return c.shared(ctx, key) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Report), nil
+}
+
+// shared is the call that concurrent callers for one IP share. It must
+// not die with the first caller's context: the others still want the
+// answer. It keeps ctx's values, and is bounded by the per-attempt
+// timeout, the attempt limit and Close instead.
+func (c *Client) shared(ctx context.Context, key string) (*Report, error) {
+	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(c.closed, cancel)()
+	return c.fetch(callCtx, key)
 }
 
 // fetch runs the attempts for one IP.

@@ -15,6 +15,7 @@ package enforce
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -262,6 +263,9 @@ func (e *Engine) startValidation() error {
 	if e.st.fleet != nil {
 		limiter = e.apiLimiter()
 	}
+	if e.cfg.CPU >= 0 {
+		e.pacer = pace.New(pace.Config{Fraction: e.cfg.CPU})
+	}
 	client, err := criminalip.New(criminalip.Config{
 		Limiter: limiter,
 		APIKey:  e.cfg.APIKey,
@@ -272,14 +276,12 @@ func (e *Engine) startValidation() error {
 		Observe: e.observeAPI,
 		// The workers' calls at once, each keeping its connection.
 		Concurrency: e.cfg.Workers,
+		WrapConn:    e.meterWrites(),
 	})
 	if err != nil {
 		return err
 	}
 	e.client = client
-	if e.cfg.CPU >= 0 {
-		e.pacer = pace.New(pace.Config{Fraction: e.cfg.CPU})
-	}
 	e.queue = validate.New(validate.Config{
 		Client:    client,
 		Cache:     e.st.cache,
@@ -295,6 +297,15 @@ func (e *Engine) startValidation() error {
 	})
 	e.queue.Start()
 	return nil
+}
+
+// meterWrites is the API connections' wrapper under the CPU budget: the
+// transport's writes are the validations' work too.
+func (e *Engine) meterWrites() func(net.Conn) net.Conn {
+	if e.pacer == nil {
+		return nil
+	}
+	return e.pacer.MeterWrites
 }
 
 func (e *Engine) startHooks() error {

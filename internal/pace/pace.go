@@ -40,10 +40,11 @@ const MinFraction = 0.001
 const DefaultBurstFill = 100 * time.Millisecond
 
 // MaxDebtFill bounds the debt: at most this much time's worth of the
-// budget is owed, so no wait after a burst lasts longer. Processing is
-// charged as wall time, which overlapping units on a busy machine
-// overstate many times over; an unbounded debt would hold validations
-// back for minutes after a storm of events.
+// budget is owed, so no wait after a burst lasts longer. Where no thread
+// CPU clock measures a unit, it is charged its wall time, which
+// overlapping units on a busy machine overstate many times over; an
+// unbounded debt would then hold validations back for minutes after a
+// storm of events.
 const MaxDebtFill = time.Second
 
 // Config configures a Pacer. Zero fields take defaults.
@@ -76,10 +77,11 @@ type Pacer struct {
 	after    func(time.Duration) <-chan time.Time
 	cpu      func() (time.Duration, bool)
 
-	mu     sync.Mutex
-	tokens time.Duration // negative: debt
-	last   time.Time
-	waited [len(works)]time.Duration
+	mu      sync.Mutex
+	tokens  time.Duration // negative: debt
+	last    time.Time
+	waited  [len(works)]time.Duration
+	charged [len(works)]time.Duration
 }
 
 // Work is what waits on the budget, for Waited and the metric.
@@ -226,15 +228,27 @@ func (p *Pacer) Wait(ctx context.Context, w Work) error {
 	}
 }
 
-// Charge pays for d of processing.
-func (p *Pacer) Charge(d time.Duration) {
+// Charge pays for d of w's processing.
+func (p *Pacer) Charge(w Work, d time.Duration) {
 	if p == nil || d <= 0 {
 		return
 	}
 	p.mu.Lock()
 	rate := p.refillLocked(p.now())
 	p.tokens = max(p.tokens-d, -time.Duration(rate*float64(MaxDebtFill)))
+	p.charged[w] += d
 	p.mu.Unlock()
+	chargedSeconds[w].Add(d.Seconds())
+}
+
+// Charged returns the processing charged for w so far.
+func (p *Pacer) Charged(w Work) time.Duration {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.charged[w]
 }
 
 func (p *Pacer) addWaitedLocked(w Work, d time.Duration) {

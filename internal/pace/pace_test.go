@@ -3,6 +3,8 @@ package pace
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -41,7 +43,7 @@ func TestLoneUnitDoesNotWait(t *testing.T) {
 		if err := p.Wait(context.Background(), Validation); err != nil {
 			t.Fatal(err)
 		}
-		p.Charge(2 * time.Millisecond)
+		p.Charge(Validation, 2*time.Millisecond)
 	}
 	if clk.Timers() != 0 || p.Waited(Validation) != 0 {
 		t.Fatalf("waited %v with %d timers; a unit after idle must not wait", p.Waited(Validation), clk.Timers())
@@ -54,7 +56,7 @@ func TestDebtHoldsTheNextUnit(t *testing.T) {
 	for _, procs := range []int{1, 2} {
 		p, clk := newPacer(0.1, procs)
 		burst := time.Duration(0.1 * float64(procs) * float64(DefaultBurstFill))
-		p.Charge(burst + 10*time.Millisecond) // 10 ms in debt
+		p.Charge(Validation, burst+10*time.Millisecond) // 10 ms in debt
 		done := make(chan error, 1)
 		go func() { done <- p.Wait(context.Background(), Event) }()
 		waitTimers(t, clk, 1)
@@ -88,7 +90,7 @@ func TestDebtHoldsTheNextUnit(t *testing.T) {
 func TestDebtIsBounded(t *testing.T) {
 	p, clk := newPacer(0.05, 1)
 	for range 500 {
-		p.Charge(100 * time.Millisecond) // 50 s in all: 1,000 s at 5%
+		p.Charge(Validation, 100*time.Millisecond) // 50 s in all: 1,000 s at 5%
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.Wait(context.Background(), Event) }()
@@ -118,7 +120,7 @@ func TestPacesWorkers(t *testing.T) {
 		go func() {
 			for p.Wait(ctx, Validation) == nil {
 				units <- unit{clk.Now()}
-				p.Charge(time.Millisecond)
+				p.Charge(Validation, time.Millisecond)
 			}
 		}()
 	}
@@ -164,8 +166,8 @@ func TestPacesWorkers(t *testing.T) {
 // goes once the debt is paid, the validation once half the burst is back
 // as well.
 func TestEventsGoFirst(t *testing.T) {
-	p, clk := newPacer(0.1, 1)                       // a 10 ms bucket, 5 ms kept for events
-	p.Charge(10*time.Millisecond + time.Millisecond) // 1 ms in debt
+	p, clk := newPacer(0.1, 1)                                 // a 10 ms bucket, 5 ms kept for events
+	p.Charge(Validation, 10*time.Millisecond+time.Millisecond) // 1 ms in debt
 	event, validation := make(chan error, 1), make(chan error, 1)
 	go func() { event <- p.Wait(context.Background(), Event) }()
 	go func() { validation <- p.Wait(context.Background(), Validation) }()
@@ -189,7 +191,7 @@ func TestEventsGoFirst(t *testing.T) {
 
 func TestWaitEndsWithContext(t *testing.T) {
 	p, clk := newPacer(0.01, 1)
-	p.Charge(time.Second)
+	p.Charge(Validation, time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Wait(ctx, Validation) }()
@@ -207,7 +209,7 @@ func TestWaitEndsWithContext(t *testing.T) {
 
 func TestNilPacerPacesNothing(t *testing.T) {
 	var p *Pacer
-	p.Charge(time.Hour)
+	p.Charge(Validation, time.Hour)
 	if err := p.Wait(context.Background(), Validation); err != nil || p.Waited(Validation) != 0 {
 		t.Fatalf("nil pacer: Wait = %v, Waited = %v", err, p.Waited(Validation))
 	}
@@ -296,5 +298,51 @@ func TestUnitFallsBack(t *testing.T) {
 	var nilPacer *Pacer
 	if got := nilPacer.Begin().End(time.Second); got != time.Second {
 		t.Fatalf("a nil Pacer's unit = %v, want the fallback", got)
+	}
+}
+
+// TestMeterWrites: a metered connection's writes are charged to the budget
+// as validation work; its reads are not.
+func TestMeterWrites(t *testing.T) {
+	if _, ok := threadCPU(); !ok {
+		t.Skip("no thread CPU clock on this system")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Config{})
+	c := p.MeterWrites(raw)
+	buf := make([]byte, 64<<10)
+	for range 256 { // 16 MiB
+		if _, err := c.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	if n := <-got; n != 256*int64(len(buf)) {
+		t.Fatalf("the other end read %d bytes", n)
+	}
+	if p.Charged(Validation) <= 0 || p.Charged(Event) != 0 {
+		t.Fatalf("charged validation %v, event %v for 16 MiB written; want validation > 0", p.Charged(Validation), p.Charged(Event))
+	}
+	if New(Config{}).MeterWrites(raw) == raw || (*Pacer)(nil).MeterWrites(raw) != raw {
+		t.Fatal("a nil Pacer must leave the connection as it is, and only it")
 	}
 }

@@ -1,6 +1,7 @@
 package pace
 
 import (
+	"net"
 	"runtime"
 	"time"
 )
@@ -51,4 +52,30 @@ func (u Unit) End(fallback time.Duration) time.Duration {
 		return fallback
 	}
 	return end - u.start
+}
+
+// MeterWrites returns c with its writes charged to the budget as
+// validation work: the CPU time of each write on the thread that makes
+// it. It is for the API client's connections, which the HTTP transport
+// writes from goroutines of its own, off the worker's clock: over TCP the
+// system call is most of that work. Reads are not charged (a read waits
+// for the answer, and a locked thread would sleep through every idle
+// connection's wait).
+func (p *Pacer) MeterWrites(c net.Conn) net.Conn {
+	if p == nil {
+		return c
+	}
+	return meteredConn{Conn: c, p: p}
+}
+
+type meteredConn struct {
+	net.Conn
+	p *Pacer
+}
+
+func (c meteredConn) Write(b []byte) (int, error) {
+	u := c.p.Begin()
+	n, err := c.Conn.Write(b)
+	c.p.Charge(Validation, u.End(0))
+	return n, err
 }

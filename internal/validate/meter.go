@@ -6,17 +6,19 @@ import (
 	"time"
 )
 
-// meter measures a job's processing time for the CPU budget: the wall
-// time of the job less its waits on the network. Go has no CPU clock per
-// goroutine, so the wall time of the parts that compute stands in for it:
-// building and writing the request, reading and decoding the answer,
-// evaluating it, caching the verdict and deciding. Not charged: the shared
-// cache's round trips (Redis), and inside the API call the rate limit,
-// retry pauses and the time from the request written to the answer's
-// first byte (the server's think time and the network), told apart by an
-// httptrace.ClientTrace in the call's context. On a busy CPU the parts
-// that compute also include the time the worker waited its turn to run,
-// so the meter overcharges exactly when DNS needs the CPU most.
+// meter measures a job's processing time for the CPU budget where the
+// system has no thread CPU clock (pace.Unit falls back to it): the wall
+// time of the job less its waits on the network. The wall time of the
+// parts that compute stands in for their CPU time: building and writing
+// the request, reading and decoding the answer, evaluating it, caching the
+// verdict and deciding. Not charged: the shared cache's round trips
+// (Redis), and inside the API call the rate limit, retry pauses and the
+// time from the request written to the answer's first byte (the server's
+// think time and the network), told apart by an httptrace.ClientTrace in
+// the call's context. On a busy CPU the parts that compute also include
+// the time the worker waited its turn to run, so the meter overcharges
+// exactly when DNS needs the CPU most, and overlapping jobs each count the
+// others' work.
 //
 // A nil *meter measures nothing. The trace's hooks run on the HTTP
 // transport's goroutines, hence the lock.

@@ -41,10 +41,15 @@ func (r *clockReporter) Report(ctx context.Context, ip netip.Addr) (*criminalip.
 	return &criminalip.Report{IP: ip.String()}, nil
 }
 
-// pacedQueue is a queue of one worker paced at fraction of one CPU on clk.
+// noThreadClock makes a Pacer charge what the worker's meter measures on
+// the test clock: the fallback where the system has no thread CPU clock.
+func noThreadClock() (time.Duration, bool) { return 0, false }
+
+// pacedQueue is a queue of one worker paced at fraction of one CPU on clk,
+// charged by the worker's meter (noThreadClock).
 func pacedQueue(t *testing.T, clk *testclock.Clock, rep validate.Reporter, fraction float64, done chan<- netip.Addr) *validate.Queue {
 	t.Helper()
-	p := pace.New(pace.Config{Fraction: fraction, Procs: func() int { return 1 }, Now: clk.Now, After: clk.After})
+	p := pace.New(pace.Config{Fraction: fraction, Procs: func() int { return 1 }, Now: clk.Now, After: clk.After, CPU: noThreadClock})
 	return newQueue(t, validate.Config{Client: rep, Workers: 1, Now: clk.Now, Pace: p,
 		OnVerdict: func(v verdicts.Verdict, _ validate.Job) { done <- v.IP }})
 }
@@ -110,7 +115,7 @@ func TestPacedWorkerIsNotChargedForTheAPI(t *testing.T) {
 func TestPacedQueueDropsWithoutBlocking(t *testing.T) {
 	clk := testclock.New(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
 	rep := &clockReporter{clk: clk, work: time.Second} // 10 s of budget at 10%
-	p := pace.New(pace.Config{Fraction: 0.1, Procs: func() int { return 1 }, Now: clk.Now, After: clk.After})
+	p := pace.New(pace.Config{Fraction: 0.1, Procs: func() int { return 1 }, Now: clk.Now, After: clk.After, CPU: noThreadClock})
 	done := make(chan netip.Addr, 8)
 	q := newQueue(t, validate.Config{Client: rep, Workers: 1, QueueSize: 2, Now: clk.Now, Pace: p,
 		OnVerdict: func(v verdicts.Verdict, _ validate.Job) { done <- v.IP }})
@@ -199,5 +204,67 @@ func TestPacedWorkerMeasuresOnTheBudgetsClock(t *testing.T) {
 	}
 	if budgetClock.Timers() != 0 {
 		t.Fatal("the worker waits on the budget for an hour of the queue's clock")
+	}
+}
+
+// cpuReporter computes for each report on the goroutine that calls it, as
+// criminalip.Client.ReportHere decodes the answer on the worker's
+// goroutine; Report (a goroutine of its own) must not be used under a
+// budget.
+type cpuReporter struct {
+	work, wait time.Duration // computing, then waiting (an answer's think time, without an HTTP trace)
+	here, away atomic.Int32
+}
+
+func (r *cpuReporter) Report(ctx context.Context, ip netip.Addr) (*criminalip.Report, error) {
+	r.away.Add(1)
+	return &criminalip.Report{IP: ip.String()}, nil
+}
+
+func (r *cpuReporter) ReportHere(ctx context.Context, ip netip.Addr) (*criminalip.Report, error) {
+	r.here.Add(1)
+	spin(r.work)
+	time.Sleep(r.wait)
+	return &criminalip.Report{IP: ip.String()}, nil
+}
+
+// spin computes for about d of wall time.
+func spin(d time.Duration) {
+	x := uint64(1)
+	for start := time.Now(); time.Since(start) < d; {
+		for range 1000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	spun.Add(x)
+}
+
+var spun atomic.Uint64
+
+// TestPacedWorkerIsChargedTheCallsCPU: under a budget, the API call runs
+// on the worker's goroutine and is charged as the worker's CPU time: 8
+// calls that compute 10 ms and then wait 50 ms for an answer (with no HTTP
+// trace to tell the wait apart, the wall-time meter would charge it) are
+// charged at most their 80 ms of work, whatever else the CPUs run.
+func TestPacedWorkerIsChargedTheCallsCPU(t *testing.T) {
+	rep := &cpuReporter{work: 10 * time.Millisecond, wait: 50 * time.Millisecond}
+	p := pace.New(pace.Config{Fraction: 1, Procs: func() int { return 1 }})
+	if u := p.Begin(); u.End(-1) < 0 {
+		t.Skip("no thread CPU clock on this system: validations are charged the meter's wall time")
+	}
+	q := newQueue(t, validate.Config{Client: rep, Workers: 4, Pace: p})
+	for i := range 8 {
+		q.Submit(validate.Job{IP: unknownIP(i), Priority: validate.High})
+	}
+	for i := range 8 {
+		wait(t, q, unknownIP(i))
+	}
+	if rep.here.Load() != 8 || rep.away.Load() != 0 {
+		t.Fatalf("%d calls on the worker's goroutine and %d on their own; want all 8 on the worker's", rep.here.Load(), rep.away.Load())
+	}
+	// The spin is 10 ms of wall time: on a busy machine the thread gets
+	// less CPU than that, never more; a few ms for the rest of each job.
+	if charged := p.Charged(pace.Validation); charged <= 0 || charged > 8*(10+5)*time.Millisecond {
+		t.Fatalf("charged %v for 8 calls of 10 ms of work and 50 ms of waiting; want at most the work", charged)
 	}
 }

@@ -463,15 +463,34 @@ func (q *Queue) next() *pending {
 
 // run validates one job: the cache again (something else may have put a
 // verdict since Submit), then the API, the policy and the cache. Its
-// processing time is charged to the CPU budget.
+// processing is charged to the CPU budget: the CPU time of the worker's
+// thread (pace.Unit; the API call runs on it, see report), or where the
+// system has no thread clock the meter's wall time less the waits.
 func (q *Queue) run(p *pending) {
 	if q.pace == nil {
 		q.validate(q.ctx, p, nil)
 		return
 	}
+	u := q.pace.Begin()
 	m := newMeter(q.pace.Now)
 	q.validate(httptrace.WithClientTrace(q.ctx, m.trace()), p, m)
-	q.pace.Charge(m.busy())
+	q.pace.Charge(pace.Validation, u.End(m.busy()))
+}
+
+// hereReporter is a Reporter that can make a call on the calling
+// goroutine (criminalip.Client.ReportHere).
+type hereReporter interface {
+	ReportHere(ctx context.Context, ip netip.Addr) (*criminalip.Report, error)
+}
+
+// report calls the API for ip: on the worker's own goroutine under a CPU
+// budget, so that the answer's reading and decoding are on the thread
+// whose CPU time is charged.
+func (q *Queue) report(ctx context.Context, ip netip.Addr) (*criminalip.Report, error) {
+	if h, ok := q.client.(hereReporter); ok && q.pace != nil {
+		return h.ReportHere(ctx, ip)
+	}
+	return q.client.Report(ctx, ip)
 }
 
 // validate is run's work; m, if set, is told which parts of it wait.
@@ -504,7 +523,7 @@ func (q *Queue) validate(ctx context.Context, p *pending, m *meter) {
 		return
 	}
 	m.reportFrom(m.clock())
-	rep, err := q.client.Report(ctx, job.IP)
+	rep, err := q.report(ctx, job.IP)
 	m.reportTo(m.clock())
 	if q.budget != nil && errors.Is(err, criminalip.ErrQuota) {
 		q.budget.Exhaust(q.now())
