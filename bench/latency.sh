@@ -22,6 +22,11 @@
 #                      disk before they are pushed, as in production); 0: none
 #   WORKERS [128]      the server's validation workers (the API calls of one
 #                      event run at most this many at once)
+#   GAP [0.5s]         pause between trials, so that each event comes alone,
+#                      as an alert does; 0s makes the trials a sustained
+#                      stream of events, which the CPU budget paces (a storm)
+#   VALIDATE_CPU []    the server's validate_cpu (empty: its default, 5%;
+#                      off: no CPU budget)
 #   PROFILE [0]        1: record the server with perf during each measurement
 #                      (bench/results/profile-latency-MODE-IPS.txt)
 #   RESULTS [bench/results/latency.md], BUILD [1], BIN [bin/coredns-cip]
@@ -34,6 +39,8 @@ TRIALS=${TRIALS:-30}
 MODES=${MODES:-cached fresh api300}
 API_DELAY=${API_DELAY:-300ms}
 WORKERS=${WORKERS:-128}
+GAP=${GAP:-0.5s}
+VALIDATE_CPU=${VALIDATE_CPU:-}
 STATE=${STATE:-1}
 RESULTS=${RESULTS:-bench/results/latency.md}
 GO=${GO:-go}
@@ -114,6 +121,7 @@ write_corefile() {
         api_url $FAKE_URL
         rate 100000 100000
         workers $WORKERS
+        ${VALIDATE_CPU:+validate_cpu $VALIDATE_CPU}
         events 127.0.0.1:$P_EVENTS
         scope tagged all
         hook nftables ip ciplat bad4 - create
@@ -160,7 +168,7 @@ for mode in $MODES; do
       PERF=$!
     fi
     line=$("${IN[@]}" "$WORK/loadtool" latency -server "127.0.0.1:$P_DNS" -events "http://127.0.0.1:$P_EVENTS" \
-      -ips "$n" -trials "$TRIALS" -names "$NAMES" "${fresh[@]}") || { tail -20 "$WORK/server.log" >&2; "${IN[@]}" nft list table ip ciplat >&2; die "loadtool latency failed"; }
+      -ips "$n" -trials "$TRIALS" -gap "$GAP" -names "$NAMES" "${fresh[@]}") || { tail -20 "$WORK/server.log" >&2; "${IN[@]}" nft list table ip ciplat >&2; die "loadtool latency failed"; }
     log "  $line"
     if [[ -n $PERF ]]; then
       kill -INT "$PERF" 2>/dev/null || true
@@ -185,7 +193,7 @@ mkdir -p "$(dirname "$RESULTS")"
   echo "# Enforcement latency: event POST to the last nftables element"
   echo
   echo "- $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, $("$GO" version | cut -d' ' -f3)"
-  echo "- workers $WORKERS, API delay in api300: $API_DELAY, state directory: $([[ $STATE == 1 ]] && echo "yes ($(df -T "$WORK" | awk 'NR == 2 { print $2 }'))" || echo no); milliseconds"
+  echo "- workers $WORKERS, validate_cpu ${VALIDATE_CPU:-default (5%)}, trials $GAP apart, API delay in api300: $API_DELAY, state directory: $([[ $STATE == 1 ]] && echo "yes ($(df -T "$WORK" | awk 'NR == 2 { print $2 }'))" || echo no); milliseconds"
   echo
   echo "| mode | IPs | trials | p50 | p99 | max |"
   echo "|---|---:|---:|---:|---:|---:|"

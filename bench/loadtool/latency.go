@@ -80,6 +80,7 @@ type latConfig struct {
 	events  string // admin API base URL, loopback
 	ips     int    // suspicious IPs in each client's window
 	trials  int
+	gap     time.Duration
 	fresh   bool // every trial resolves IPs nobody validated yet
 	names   int  // names in lat.db
 	client  netip.Addr
@@ -101,6 +102,7 @@ func runLatency(args []string) error {
 	fs.StringVar(&c.events, "events", "", "admin API base `URL` (loopback)")
 	fs.IntVar(&c.ips, "ips", 10, "suspicious IPs in the window of each event's client")
 	fs.IntVar(&c.trials, "trials", 30, "measured events")
+	fs.DurationVar(&c.gap, "gap", 0, "pause between trials: events apart rather than a sustained stream, which the CPU budget (validate_cpu) paces")
 	fs.BoolVar(&c.fresh, "fresh", false, "resolve IPs nobody validated yet in every trial (default: cached verdicts)")
 	fs.IntVar(&c.names, "names", 2000, "names l0 … in the zone (latfix -n)")
 	first := fs.String("first-client", "127.3.0.1", "first client address (loopback; the others follow)")
@@ -152,6 +154,7 @@ func (c latConfig) run(mon *elemMonitor) error {
 			lat = append(lat, d)
 		}
 		client = client.Next()
+		time.Sleep(c.gap)
 	}
 	slices.Sort(lat)
 	q := func(p float64) float64 { return ms(lat[min(len(lat)-1, int(p*float64(len(lat))))]) }
