@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/coredns-cip/coredns-cip/internal/pace"
 )
 
 // With the CPU budget spent (charged an hour every 10 ms at `validate_cpu 0.1%`), the
@@ -22,14 +24,14 @@ func TestE2ESpentCPUBudgetDoesNotHoldDNS(t *testing.T) {
 	// the whole test, as a storm of events would.
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
-	p.Charge(time.Hour)
+	p.Charge(pace.Validation, time.Hour)
 	go func() {
 		for {
 			select {
 			case <-stop:
 				return
 			case <-time.After(10 * time.Millisecond):
-				p.Charge(time.Hour)
+				p.Charge(pace.Validation, time.Hour)
 			}
 		}
 	}()
