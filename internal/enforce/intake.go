@@ -90,14 +90,56 @@ func (e *Engine) SubmitAnswer(job validate.Job, now time.Time) validate.Result {
 		job.Class = e.budgetClass(job.Client, false, now)
 	}
 	r := e.queue.SubmitAt(job, now)
-	e.obs.Submitted(FromAnswer, r)
+	e.obs.Submitted(FromAnswer, r, 1)
 	return r
+}
+
+// Probe reads the verdict cache's entry of each of ips, the IPs of a
+// tagged client's answer, at now, into into (appended): one read per IP
+// answers both SuspiciousEntry and SubmitCached.
+func (e *Engine) Probe(ips []netip.Addr, into []verdicts.Entry, now time.Time) []verdicts.Entry {
+	cache := e.st.cache
+	for _, ip := range ips {
+		into = append(into, cache.Probe(ip, now))
+	}
+	return into
+}
+
+// SuspiciousEntry is Suspicious for an IP whose cache entry en was read
+// by Probe at now.
+func (e *Engine) SuspiciousEntry(ip netip.Addr, en verdicts.Entry, now time.Time) (verdicts.Verdict, bool) {
+	if v, ok := en.Suspicious(now); ok {
+		return v, true
+	}
+	if h, ok := e.st.blocks.InRange(ip, now); ok {
+		return rangeVerdict(ip.Unmap(), h, now), true
+	}
+	return verdicts.Verdict{}, false
+}
+
+// SubmitCached does for the IPs of a tagged client's answer whose entries
+// (Probe at now) hold a verdict what SubmitAnswer does for each of them,
+// and counts them at once: each is used (the LRU's recency), and counted
+// as submitted and answered from the cache. The others, whose entries
+// are not Cached, are SubmitAnswer's.
+func (e *Engine) SubmitCached(entries []verdicts.Entry, now time.Time) {
+	cache, n := e.st.cache, 0
+	for _, en := range entries {
+		if en.Cached() {
+			cache.Use(en, now)
+			n++
+		}
+	}
+	if n > 0 {
+		e.queue.CountCached(n)
+		e.obs.Submitted(FromAnswer, validate.Cached, n)
+	}
 }
 
 // submit queues job now and counts it under src.
 func (e *Engine) submit(src Source, job validate.Job) validate.Result {
 	r := e.queue.Submit(job)
-	e.obs.Submitted(src, r)
+	e.obs.Submitted(src, r, 1)
 	return r
 }
 

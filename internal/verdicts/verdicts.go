@@ -220,12 +220,16 @@ func (c *Cache) evicted(ip netip.Addr, s *slot) {
 }
 
 // slot is what the LRU holds for one IP: the verdict, and when a lookup
-// last moved it to the front of the LRU.
+// last moved it to the front of the LRU. What a lookup reads is in the
+// slot, so that it reads one cache line (the padding makes a slot one:
+// 64-byte objects are 64-byte aligned) and not the verdict.
 type slot struct {
-	v        *Verdict
-	ip       netip.Addr   // v.IP: a lookup through recent compares it without reading v
-	expires  int64        // v.Expires in unix ns, so a lookup reads one small struct
-	promoted atomic.Int64 // unix ns
+	v          *Verdict
+	ip         netip.Addr   // v.IP: a lookup through recent compares it without reading v
+	expires    int64        // v.Expires in unix ns
+	promoted   atomic.Int64 // unix ns
+	suspicious bool         // v.Suspicious()
+	_          [7]byte
 }
 
 // recencyGrain is how stale an entry's place in the LRU may be. A lookup
@@ -239,24 +243,78 @@ const recencyGrain = int64(time.Second)
 // lookup returns ip's slot if its verdict has not expired at now, and
 // removes an expired one.
 func (c *Cache) lookup(ip netip.Addr, now time.Time) (*slot, bool) {
-	l := c.lru.Load()
-	s := c.recent.entry(ip).Load()
-	if s == nil || s.ip != ip {
-		var ok bool
-		if s, ok = l.Peek(ip); !ok {
-			return nil, false
-		}
+	s := c.find(ip)
+	if s == nil {
+		return nil, false
 	}
 	at := now.UnixNano()
 	if at >= s.expires {
 		c.removeIfCurrent(ip, s)
 		return nil, false
 	}
+	c.use(s, at)
+	return s, true
+}
+
+// find returns ip's slot, expired or not: through recent, else the LRU's
+// Peek.
+func (c *Cache) find(ip netip.Addr) *slot {
+	if s := c.recent.entry(ip).Load(); s != nil && s.ip == ip {
+		return s
+	}
+	s, _ := c.lru.Load().Peek(ip)
+	return s
+}
+
+// use counts a lookup of s at at (unix ns) as a use: it moves s to the
+// front of the LRU unless it was moved within the recency grain.
+func (c *Cache) use(s *slot, at int64) {
 	if at-s.promoted.Load() >= recencyGrain {
 		s.promoted.Store(at)
-		l.Get(ip)
+		c.lru.Load().Get(s.ip)
 	}
-	return s, true
+}
+
+// Entry is what Probe found for one IP: one read of the cache that
+// answers both questions the DNS path asks of a tagged client's answer IP,
+// whether a suspicious verdict stands (Suspicious, the index's answer) and
+// whether a verdict is cached (Has's answer), where asking Suspicious and
+// then Has reads two structures. The zero Entry is an IP without a
+// verdict.
+type Entry struct {
+	s    *slot
+	live bool // the verdict has not expired at the probe's time
+}
+
+// Probe returns ip's entry at now. Unlike Has it neither counts as a use
+// nor removes an expired verdict: Use does the first, and Has, Get or the
+// sweep the second.
+func (c *Cache) Probe(ip netip.Addr, now time.Time) Entry {
+	s := c.find(ip.Unmap())
+	if s == nil {
+		return Entry{}
+	}
+	return Entry{s: s, live: now.UnixNano() < s.expires}
+}
+
+// Cached reports whether e holds a verdict that had not expired at the
+// probe's time: Has's answer, without its use (see Use).
+func (e Entry) Cached() bool { return e.live }
+
+// Suspicious returns e's suspicious verdict if it stands at now, as
+// Suspicious does: it reads the verdict only for a suspicious entry.
+func (e Entry) Suspicious(now time.Time) (Verdict, bool) {
+	if e.s == nil || !e.s.suspicious || !now.Before(e.s.v.Expires) {
+		return Verdict{}, false
+	}
+	return *e.s.v, true
+}
+
+// Use counts a lookup of the cached entry e at now, as Has does.
+func (c *Cache) Use(e Entry, now time.Time) {
+	if e.live {
+		c.use(e.s, now.UnixNano())
+	}
 }
 
 // Get returns ip's verdict if it has not expired at now. An expired verdict
@@ -317,7 +375,7 @@ func (c *Cache) put(v Verdict, until, now time.Time) Verdict {
 	stored := &v
 	// promoted starts at zero, so the first lookup moves the entry to the
 	// front as a plain LRU would.
-	s := &slot{v: stored, ip: v.IP, expires: stored.Expires.UnixNano()}
+	s := &slot{v: stored, ip: v.IP, expires: stored.Expires.UnixNano(), suspicious: stored.Suspicious()}
 	c.lru.Load().Add(v.IP, s)
 	c.recent.entry(v.IP).Store(s)
 	if stored.Suspicious() {
