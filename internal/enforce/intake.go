@@ -105,9 +105,34 @@ func (e *Engine) Probe(ips []netip.Addr, into []verdicts.Entry, now time.Time) [
 	return into
 }
 
-// SuspiciousEntry is Suspicious for an IP whose cache entry en was read
-// by Probe at now.
-func (e *Engine) SuspiciousEntry(ip netip.Addr, en verdicts.Entry, now time.Time) (verdicts.Verdict, bool) {
+// FirstSuspicious returns the first of ips with a live suspicious verdict
+// (Suspicious) that rewrites an answer by its IP for a client that is
+// tagged (or not): its scope reaches the client, and the IP is not shared
+// (a CDN front is rewritten by name only). entries, if set, are the IPs'
+// cache entries (Probe at now), read instead of the suspicious index.
+func (e *Engine) FirstSuspicious(ips []netip.Addr, entries []verdicts.Entry, tagged bool, now time.Time) (verdicts.Verdict, int, bool) {
+	ranges := e.st.blocks.HasRanges()
+	for i, ip := range ips {
+		if entries != nil && !entries[i].MaySuspicious() && !ranges {
+			continue // what the calls below would conclude, without their copies
+		}
+		var v verdicts.Verdict
+		var ok bool
+		if entries != nil {
+			v, ok = e.suspiciousEntry(ip, entries[i], now)
+		} else {
+			v, ok = e.Suspicious(ip, now)
+		}
+		if ok && v.Scope.Reaches(tagged) && !e.Shared(v) {
+			return v, i, true
+		}
+	}
+	return verdicts.Verdict{}, 0, false
+}
+
+// suspiciousEntry is Suspicious for an IP whose cache entry en was read by
+// Probe at now.
+func (e *Engine) suspiciousEntry(ip netip.Addr, en verdicts.Entry, now time.Time) (verdicts.Verdict, bool) {
 	if v, ok := en.Suspicious(now); ok {
 		return v, true
 	}

@@ -301,6 +301,10 @@ func (c *Cache) Probe(ip netip.Addr, now time.Time) Entry {
 // probe's time: Has's answer, without its use (see Use).
 func (e Entry) Cached() bool { return e.live }
 
+// MaySuspicious reports whether e holds a suspicious verdict, expired or
+// not: when false, Suspicious is false at any time.
+func (e Entry) MaySuspicious() bool { return e.s != nil && e.s.suspicious }
+
 // Suspicious returns e's suspicious verdict if it stands at now, as
 // Suspicious does: it reads the verdict only for a suspicious entry.
 func (e Entry) Suspicious(now time.Time) (Verdict, bool) {

@@ -170,7 +170,7 @@ func (cw *writer) WriteMsg(res *dns.Msg) error {
 	if tagged {
 		entries = c.eng.Probe(f.ips, cw.entryBuf[:0], cw.now)
 	}
-	if v, i, ok := c.firstSuspicious(f.ips, entries, tagged, cw.now); ok && !c.allowed(f.ips[i], qname, f.name(i), cw.now) {
+	if v, i, ok := c.eng.FirstSuspicious(f.ips, entries, tagged, cw.now); ok && !c.allowed(f.ips[i], qname, f.name(i), cw.now) {
 		return cw.enforce(res, v, f.ips[i], f.name(i))
 	}
 	if !tagged {
@@ -292,25 +292,6 @@ func (c *CIPValidate) reaches(v verdicts.Verdict, client netip.Addr, now time.Ti
 
 // Write is not used by plugins that build messages; pass it through.
 func (cw *writer) Write(b []byte) (int, error) { return cw.ResponseWriter.Write(b) }
-
-// firstSuspicious returns the first of ips with a live suspicious verdict
-// enforceable for a client that is tagged (or not), and its index; entries,
-// if set, are the IPs' verdict cache entries.
-func (c *CIPValidate) firstSuspicious(ips []netip.Addr, entries []verdicts.Entry, tagged bool, now time.Time) (verdicts.Verdict, int, bool) {
-	for i, ip := range ips {
-		var v verdicts.Verdict
-		var ok bool
-		if entries != nil {
-			v, ok = c.eng.SuspiciousEntry(ip, entries[i], now)
-		} else {
-			v, ok = c.eng.Suspicious(ip, now)
-		}
-		if ok && c.enforceable(v, tagged) {
-			return v, i, true
-		}
-	}
-	return verdicts.Verdict{}, 0, false
-}
 
 // inZones reports whether qname is at or under one of the zones, without
 // allocating (plugin.Zones.Matches splits names into labels).
