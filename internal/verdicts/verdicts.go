@@ -15,7 +15,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"maps"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -126,38 +125,6 @@ func ipHash(ip netip.Addr) uint64 {
 	return (binary.LittleEndian.Uint64(b[8:]) ^ binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
 }
 
-// recent is a direct-mapped table of the slots most recently put, indexed
-// by a hash of the IP, which a lookup reads before the LRU: one atomic
-// load and the slot, no lock, where the LRU's Peek takes its read lock and
-// reads the map's group, the list entry and then the slot. On a busy
-// server those reads are cache misses, and tagged clients pay them for
-// every answer IP (is it validated already?): 4% of the server's CPU.
-// Only writers, under writeMu, change it: put stores the slot it adds,
-// and the eviction callback clears the entry of the slot it evicts, so
-// every slot it holds is one the LRU holds for the same IP. A miss (an
-// IP whose entry another IP's put took) falls back to the LRU.
-type recent struct {
-	shift uint
-	slots []atomic.Pointer[slot]
-}
-
-// Bounds of the recent table's length: a power of two at least the cache
-// size, within these (8 bytes an entry: 512 KiB at most).
-const (
-	recentMin = 1 << 6
-	recentMax = 1 << 16
-)
-
-func newRecent(size int) recent {
-	n := recentMin
-	for n < size && n < recentMax {
-		n <<= 1
-	}
-	return recent{shift: uint(64 - bits.TrailingZeros(uint(n))), slots: make([]atomic.Pointer[slot], n)}
-}
-
-func (r recent) entry(ip netip.Addr) *atomic.Pointer[slot] { return &r.slots[ipHash(ip)>>r.shift] }
-
 // Cache is the verdict cache. It is safe for concurrent use.
 //
 // Every stored verdict is a *Verdict that is never modified after it is
@@ -213,7 +180,7 @@ func New(size int, ttls TTLs) *Cache {
 // released, for size evictions and removals. A verdict put for the same IP
 // in between has replaced the index entry, which dropSuspicious leaves.
 func (c *Cache) evicted(ip netip.Addr, s *slot) {
-	c.recent.entry(ip).CompareAndSwap(s, nil)
+	c.recent.entry(ip).clear(s)
 	if s.v.Suspicious() {
 		c.dropSuspicious(ip, s.v)
 	}
@@ -221,15 +188,13 @@ func (c *Cache) evicted(ip netip.Addr, s *slot) {
 
 // slot is what the LRU holds for one IP: the verdict, and when a lookup
 // last moved it to the front of the LRU. What a lookup reads is in the
-// slot, so that it reads one cache line (the padding makes a slot one:
-// 64-byte objects are 64-byte aligned) and not the verdict.
+// slot (and for an IPv4 address in recent too), not in the verdict.
 type slot struct {
 	v          *Verdict
-	ip         netip.Addr   // v.IP: a lookup through recent compares it without reading v
+	ip         netip.Addr   // v.IP
 	expires    int64        // v.Expires in unix ns
 	promoted   atomic.Int64 // unix ns
 	suspicious bool         // v.Suspicious()
-	_          [7]byte
 }
 
 // recencyGrain is how stale an entry's place in the LRU may be. A lookup
@@ -243,35 +208,49 @@ const recencyGrain = int64(time.Second)
 // lookup returns ip's slot if its verdict has not expired at now, and
 // removes an expired one.
 func (c *Cache) lookup(ip netip.Addr, now time.Time) (*slot, bool) {
-	s := c.find(ip)
-	if s == nil {
+	e := c.probe(ip, now)
+	if e.s == nil {
 		return nil, false
 	}
-	at := now.UnixNano()
-	if at >= s.expires {
-		c.removeIfCurrent(ip, s)
+	if !e.live {
+		c.removeIfCurrent(ip, e.s)
 		return nil, false
 	}
-	c.use(s, at)
-	return s, true
+	c.use(e, now.UnixNano())
+	return e.s, true
 }
 
-// find returns ip's slot, expired or not: through recent, else the LRU's
-// Peek.
-func (c *Cache) find(ip netip.Addr) *slot {
-	if s := c.recent.entry(ip).Load(); s != nil && s.ip == ip {
-		return s
+// probe returns ip's entry at now: through recent, else the LRU's Peek.
+func (c *Cache) probe(ip netip.Addr, now time.Time) Entry {
+	re := c.recent.entry(ip)
+	s, expires, suspicious, ok := re.read(ip)
+	if !ok {
+		if s, ok = c.lru.Load().Peek(ip); !ok {
+			return Entry{}
+		}
+		re, expires, suspicious = nil, s.expires, s.suspicious
 	}
-	s, _ := c.lru.Load().Peek(ip)
-	return s
+	return Entry{s: s, re: re, live: now.UnixNano() < expires, suspicious: suspicious}
 }
 
-// use counts a lookup of s at at (unix ns) as a use: it moves s to the
-// front of the LRU unless it was moved within the recency grain.
-func (c *Cache) use(s *slot, at int64) {
-	if at-s.promoted.Load() >= recencyGrain {
-		s.promoted.Store(at)
-		c.lru.Load().Get(s.ip)
+// use counts a lookup of e at at (unix ns) as a use: it moves e's slot to
+// the front of the LRU unless it was moved within the recency grain.
+func (c *Cache) use(e Entry, at int64) {
+	if re := e.re; re != nil && re.slot.Load() == e.s {
+		// Through recent: its promoted, in the line the lookup read.
+		p := re.promoted.Load()
+		if at-p < recencyGrain {
+			return
+		}
+		if re.promoted.CompareAndSwap(p, at) {
+			e.s.promoted.Store(at)
+			c.lru.Load().Get(e.s.ip)
+			return
+		}
+	}
+	if at-e.s.promoted.Load() >= recencyGrain {
+		e.s.promoted.Store(at)
+		c.lru.Load().Get(e.s.ip)
 	}
 }
 
@@ -282,20 +261,16 @@ func (c *Cache) use(s *slot, at int64) {
 // then Has reads two structures. The zero Entry is an IP without a
 // verdict.
 type Entry struct {
-	s    *slot
-	live bool // the verdict has not expired at the probe's time
+	s          *slot
+	re         *recentEntry // the record s was read from; nil: from the LRU
+	live       bool         // the verdict has not expired at the probe's time
+	suspicious bool         // the verdict is suspicious (expired or not)
 }
 
 // Probe returns ip's entry at now. Unlike Has it neither counts as a use
 // nor removes an expired verdict: Use does the first, and Has, Get or the
 // sweep the second.
-func (c *Cache) Probe(ip netip.Addr, now time.Time) Entry {
-	s := c.find(ip.Unmap())
-	if s == nil {
-		return Entry{}
-	}
-	return Entry{s: s, live: now.UnixNano() < s.expires}
-}
+func (c *Cache) Probe(ip netip.Addr, now time.Time) Entry { return c.probe(ip.Unmap(), now) }
 
 // Cached reports whether e holds a verdict that had not expired at the
 // probe's time: Has's answer, without its use (see Use).
@@ -303,12 +278,12 @@ func (e Entry) Cached() bool { return e.live }
 
 // MaySuspicious reports whether e holds a suspicious verdict, expired or
 // not: when false, Suspicious is false at any time.
-func (e Entry) MaySuspicious() bool { return e.s != nil && e.s.suspicious }
+func (e Entry) MaySuspicious() bool { return e.suspicious }
 
 // Suspicious returns e's suspicious verdict if it stands at now, as
 // Suspicious does: it reads the verdict only for a suspicious entry.
 func (e Entry) Suspicious(now time.Time) (Verdict, bool) {
-	if e.s == nil || !e.s.suspicious || !now.Before(e.s.v.Expires) {
+	if !e.suspicious || !now.Before(e.s.v.Expires) {
 		return Verdict{}, false
 	}
 	return *e.s.v, true
@@ -317,7 +292,7 @@ func (e Entry) Suspicious(now time.Time) (Verdict, bool) {
 // Use counts a lookup of the cached entry e at now, as Has does.
 func (c *Cache) Use(e Entry, now time.Time) {
 	if e.live {
-		c.use(e.s, now.UnixNano())
+		c.use(e, now.UnixNano())
 	}
 }
 
@@ -381,7 +356,7 @@ func (c *Cache) put(v Verdict, until, now time.Time) Verdict {
 	// front as a plain LRU would.
 	s := &slot{v: stored, ip: v.IP, expires: stored.Expires.UnixNano(), suspicious: stored.Suspicious()}
 	c.lru.Load().Add(v.IP, s)
-	c.recent.entry(v.IP).Store(s)
+	c.recent.entry(v.IP).set(s)
 	if stored.Suspicious() {
 		c.addSuspicious(stored)
 	} else {
