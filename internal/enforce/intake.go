@@ -111,17 +111,17 @@ func (e *Engine) Probe(ips []netip.Addr, into []verdicts.Entry, now time.Time) [
 // (a CDN front is rewritten by name only). entries, if set, are the IPs'
 // cache entries (Probe at now), read instead of the suspicious index.
 func (e *Engine) FirstSuspicious(ips []netip.Addr, entries []verdicts.Entry, tagged bool, now time.Time) (verdicts.Verdict, int, bool) {
-	ranges := e.st.blocks.HasRanges()
+	ranges := entries != nil && e.st.blocks.HasRanges()
 	for i, ip := range ips {
-		if entries != nil && !entries[i].MaySuspicious() && !ranges {
-			continue // what the calls below would conclude, without their copies
-		}
 		var v verdicts.Verdict
 		var ok bool
-		if entries != nil {
-			v, ok = e.suspiciousEntry(ip, entries[i], now)
-		} else {
+		switch {
+		case entries == nil:
 			v, ok = e.Suspicious(ip, now)
+		case entries[i].MaySuspicious() || ranges:
+			v, ok = e.suspiciousEntry(ip, entries[i], now)
+		default:
+			continue // what suspiciousEntry would conclude, without its copies
 		}
 		if ok && v.Scope.Reaches(tagged) && !e.Shared(v) {
 			return v, i, true
