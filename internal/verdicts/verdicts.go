@@ -222,21 +222,23 @@ func (c *Cache) lookup(ip netip.Addr, now time.Time) (*slot, bool) {
 
 // probe returns ip's entry at now: through recent, else the LRU's Peek.
 func (c *Cache) probe(ip netip.Addr, now time.Time) Entry {
-	s, expires, suspicious, ok := c.recent.entry(ip).read(ip)
+	re := c.recent.entry(ip)
+	s, expires, suspicious, ok := re.read(ip)
 	if !ok {
 		if s, ok = c.lru.Load().Peek(ip); !ok {
 			return Entry{}
 		}
-		expires, suspicious = s.expires, s.suspicious
+		re, expires, suspicious = nil, s.expires, s.suspicious
 	}
-	return Entry{s: s, live: now.UnixNano() < expires, suspicious: suspicious}
+	return Entry{s: s, re: re, live: now.UnixNano() < expires, suspicious: suspicious}
 }
 
 // use counts a lookup of e at at (unix ns) as a use: it moves e's slot to
 // the front of the LRU unless it was moved within the recency grain.
 func (c *Cache) use(e Entry, at int64) {
-	if re := c.recent.entry(e.s.ip); re.slot.Load() == e.s {
-		// Through recent: its promoted, in the line the probe read.
+	if re := e.re; re != nil && re.slot.Load() == e.s {
+		// Through recent: its promoted, in the line the probe read (the
+		// slot is read only to move it).
 		p := re.promoted.Load()
 		if at-p < recencyGrain {
 			return
@@ -261,8 +263,9 @@ func (c *Cache) use(e Entry, at int64) {
 // verdict.
 type Entry struct {
 	s          *slot
-	live       bool // the verdict has not expired at the probe's time
-	suspicious bool // the verdict is suspicious (expired or not)
+	re         *recentEntry // the record s was read from; nil: the LRU's Peek
+	live       bool         // the verdict has not expired at the probe's time
+	suspicious bool         // the verdict is suspicious (expired or not)
 }
 
 // Probe returns ip's entry at now. Unlike Has it neither counts as a use
