@@ -111,19 +111,23 @@ func (e *Engine) Probe(ips []netip.Addr, into []verdicts.Entry, now time.Time) [
 // (a CDN front is rewritten by name only). entries, if set, are the IPs'
 // cache entries (Probe at now), read instead of the suspicious index.
 func (e *Engine) FirstSuspicious(ips []netip.Addr, entries []verdicts.Entry, tagged bool, now time.Time) (verdicts.Verdict, int, bool) {
-	ranges := entries != nil && e.st.blocks.HasRanges()
+	ranges := e.st.blocks.HasRanges()
+	if entries == nil {
+		for i, ip := range ips {
+			if !ranges && !e.st.cache.IsSuspicious(ip, now) {
+				continue // what Suspicious would conclude, without its copies
+			}
+			if v, ok := e.Suspicious(ip, now); ok && v.Scope.Reaches(tagged) && !e.Shared(v) {
+				return v, i, true
+			}
+		}
+		return verdicts.Verdict{}, 0, false
+	}
 	for i, ip := range ips {
-		var v verdicts.Verdict
-		var ok bool
-		switch {
-		case entries == nil:
-			v, ok = e.Suspicious(ip, now)
-		case entries[i].MaySuspicious() || ranges:
-			v, ok = e.suspiciousEntry(ip, entries[i], now)
-		default:
+		if !entries[i].MaySuspicious() && !ranges {
 			continue // what suspiciousEntry would conclude, without its copies
 		}
-		if ok && v.Scope.Reaches(tagged) && !e.Shared(v) {
+		if v, ok := e.suspiciousEntry(ip, entries[i], now); ok && v.Scope.Reaches(tagged) && !e.Shared(v) {
 			return v, i, true
 		}
 	}

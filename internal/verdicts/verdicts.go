@@ -385,6 +385,17 @@ func (c *Cache) Suspicious(ip netip.Addr, now time.Time) (Verdict, bool) {
 	return *v, true
 }
 
+// IsSuspicious reports what Suspicious would, without copying the
+// verdict.
+func (c *Cache) IsSuspicious(ip netip.Addr, now time.Time) bool {
+	if c.nSuspicious.Load() == 0 {
+		return false
+	}
+	ip = ip.Unmap()
+	v, ok := (*c.suspicious[indexShard(ip)].Load())[ip]
+	return ok && now.Before(v.Expires)
+}
+
 // addSuspicious publishes v in the suspicious index.
 func (c *Cache) addSuspicious(v *Verdict) {
 	c.indexMu.Lock()

@@ -114,13 +114,21 @@ func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 		// the writer that the plugin before us wrapped for the same purpose.
 		rc, err = c.Next.ServeDNS(ctx, cw, r)
 	}
-	*cw = writer{}
+	cw.writerState = writerState{}
 	writerPool.Put(cw)
 	return rc, err
 }
 
 // writer sees the answer on its way to the client.
 type writer struct {
+	writerState
+	// entryBuf holds a tagged client's IPs' verdict cache entries. It is
+	// not cleared with the rest: Probe overwrites what an answer uses.
+	entryBuf [inlineIPs]verdicts.Entry
+}
+
+// writerState is what ServeDNS clears between two answers.
+type writerState struct {
 	dns.ResponseWriter
 	c      *CIPValidate
 	ctx    context.Context
@@ -130,8 +138,6 @@ type writer struct {
 	found  found // the answer's public IPs, in ipBuf and runBuf unless many
 	ipBuf  [inlineIPs]netip.Addr
 	runBuf [inlineRuns]nameRun
-	// entryBuf holds a tagged client's IPs' verdict cache entries.
-	entryBuf [inlineIPs]verdicts.Entry
 }
 
 // WriteMsg records the answer's public IPs, queues them if the client is
