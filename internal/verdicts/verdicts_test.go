@@ -511,8 +511,8 @@ func TestLookupFollowsTheStore(t *testing.T) {
 	}
 }
 
-// TestProbeAnswersAsHasAndSuspicious checks Probe against the two lookups
-// it stands for, for IPv4 and IPv6 addresses (recent keeps different
+// TestProbeAnswersAsHasAndSuspicious checks Probe (and IsSuspicious)
+// against the two lookups it stands for, for IPv4 and IPv6 addresses (recent keeps different
 // records for them) and an IPv4-mapped one: Cached is Has, Suspicious is
 // Suspicious, and Use moves the entry in the LRU as Has does.
 func TestProbeAnswersAsHasAndSuspicious(t *testing.T) {
@@ -539,6 +539,9 @@ func TestProbeAnswersAsHasAndSuspicious(t *testing.T) {
 		wantV, wantS := c.Suspicious(ip, t0)
 		if sok != wantS || sv.IP != wantV.IP || sv.Decision != wantV.Decision || (wantS && !e.MaySuspicious()) {
 			t.Errorf("%s: Probe's Suspicious = %v %s, Suspicious = %v %s", ip, sok, sv.Decision, wantS, wantV.Decision)
+		}
+		if c.IsSuspicious(ip, t0) != wantS {
+			t.Errorf("%s: IsSuspicious = %v, Suspicious the opposite", ip, !wantS)
 		}
 		if e.Cached() != c.Has(ip, t0) {
 			t.Errorf("%s: Probe's Cached = %v, Has the opposite", ip, e.Cached())
