@@ -112,11 +112,21 @@ func (e *Engine) Probe(ips []netip.Addr, into []verdicts.Entry, now time.Time) [
 // cache entries (Probe at now), read instead of the suspicious index.
 func (e *Engine) FirstSuspicious(ips []netip.Addr, entries []verdicts.Entry, tagged bool, now time.Time) (verdicts.Verdict, int, bool) {
 	ranges := e.st.blocks.HasRanges()
+	if entries == nil && !ranges {
+		// The suspicious index alone, copying only the verdicts it holds.
+		for i := 0; i < len(ips); i++ {
+			v, j, ok := e.st.cache.FirstSuspicious(ips[i:], now)
+			if !ok {
+				break
+			}
+			if i += j; v.Scope.Reaches(tagged) && !e.Shared(v) {
+				return v, i, true
+			}
+		}
+		return verdicts.Verdict{}, 0, false
+	}
 	if entries == nil {
 		for i, ip := range ips {
-			if !ranges && !e.st.cache.IsSuspicious(ip, now) {
-				continue // what Suspicious would conclude, without its copies
-			}
 			if v, ok := e.Suspicious(ip, now); ok && v.Scope.Reaches(tagged) && !e.Shared(v) {
 				return v, i, true
 			}

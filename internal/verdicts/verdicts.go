@@ -385,15 +385,19 @@ func (c *Cache) Suspicious(ip netip.Addr, now time.Time) (Verdict, bool) {
 	return *v, true
 }
 
-// IsSuspicious reports what Suspicious would, without copying the
-// verdict.
-func (c *Cache) IsSuspicious(ip netip.Addr, now time.Time) bool {
+// FirstSuspicious returns the first of ips that Suspicious finds a
+// verdict for, and its index, copying no other verdict.
+func (c *Cache) FirstSuspicious(ips []netip.Addr, now time.Time) (Verdict, int, bool) {
 	if c.nSuspicious.Load() == 0 {
-		return false
+		return Verdict{}, 0, false
 	}
-	ip = ip.Unmap()
-	v, ok := (*c.suspicious[indexShard(ip)].Load())[ip]
-	return ok && now.Before(v.Expires)
+	for i, ip := range ips {
+		ip = ip.Unmap()
+		if v, ok := (*c.suspicious[indexShard(ip)].Load())[ip]; ok && now.Before(v.Expires) {
+			return *v, i, true
+		}
+	}
+	return Verdict{}, 0, false
 }
 
 // addSuspicious publishes v in the suspicious index.

@@ -511,7 +511,7 @@ func TestLookupFollowsTheStore(t *testing.T) {
 	}
 }
 
-// TestProbeAnswersAsHasAndSuspicious checks Probe (and IsSuspicious)
+// TestProbeAnswersAsHasAndSuspicious checks Probe (and FirstSuspicious)
 // against the two lookups it stands for, for IPv4 and IPv6 addresses (recent keeps different
 // records for them) and an IPv4-mapped one: Cached is Has, Suspicious is
 // Suspicious, and Use moves the entry in the LRU as Has does.
@@ -540,8 +540,8 @@ func TestProbeAnswersAsHasAndSuspicious(t *testing.T) {
 		if sok != wantS || sv.IP != wantV.IP || sv.Decision != wantV.Decision || (wantS && !e.MaySuspicious()) {
 			t.Errorf("%s: Probe's Suspicious = %v %s, Suspicious = %v %s", ip, sok, sv.Decision, wantS, wantV.Decision)
 		}
-		if c.IsSuspicious(ip, t0) != wantS {
-			t.Errorf("%s: IsSuspicious = %v, Suspicious the opposite", ip, !wantS)
+		if fv, _, fok := c.FirstSuspicious([]netip.Addr{ip}, t0); fok != wantS || fv.Decision != wantV.Decision {
+			t.Errorf("%s: FirstSuspicious = %v %s, Suspicious = %v %s", ip, fok, fv.Decision, wantS, wantV.Decision)
 		}
 		if e.Cached() != c.Has(ip, t0) {
 			t.Errorf("%s: Probe's Cached = %v, Has the opposite", ip, e.Cached())
