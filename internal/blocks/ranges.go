@@ -105,6 +105,10 @@ func (m *Manager) snapshotRangesLocked() {
 	m.rangeSnap.Store(rs)
 }
 
+// HasRanges reports whether any range block is held (live or not): when
+// false, InRange finds none.
+func (m *Manager) HasRanges() bool { return m.rangeSnap.Load() != nil }
+
 // InRange returns the live range block ip falls in. Without range blocks
 // it costs one atomic load.
 func (m *Manager) InRange(ip netip.Addr, now time.Time) (RangeHit, bool) {

@@ -90,14 +90,95 @@ func (e *Engine) SubmitAnswer(job validate.Job, now time.Time) validate.Result {
 		job.Class = e.budgetClass(job.Client, false, now)
 	}
 	r := e.queue.SubmitAt(job, now)
-	e.obs.Submitted(FromAnswer, r)
+	e.obs.Submitted(FromAnswer, r, 1)
 	return r
+}
+
+// Probe reads the verdict cache's entry of each of ips, the IPs of a
+// tagged client's answer, at now, into into (appended): one read per IP
+// answers both SuspiciousEntry and SubmitCached.
+func (e *Engine) Probe(ips []netip.Addr, into []verdicts.Entry, now time.Time) []verdicts.Entry {
+	cache := e.st.cache
+	for _, ip := range ips {
+		into = append(into, cache.Probe(ip, now))
+	}
+	return into
+}
+
+// FirstSuspicious returns the first of ips with a live suspicious verdict
+// (Suspicious) that rewrites an answer by its IP for a client that is
+// tagged (or not): its scope reaches the client, and the IP is not shared
+// (a CDN front is rewritten by name only). entries, if set, are the IPs'
+// cache entries (Probe at now), read instead of the suspicious index.
+func (e *Engine) FirstSuspicious(ips []netip.Addr, entries []verdicts.Entry, tagged bool, now time.Time) (verdicts.Verdict, int, bool) {
+	ranges := e.st.blocks.HasRanges()
+	if entries == nil && !ranges {
+		// The suspicious index alone, copying only the verdicts it holds.
+		for i := 0; i < len(ips); i++ {
+			v, j, ok := e.st.cache.FirstSuspicious(ips[i:], now)
+			if !ok {
+				break
+			}
+			if i += j; v.Scope.Reaches(tagged) && !e.Shared(v) {
+				return v, i, true
+			}
+		}
+		return verdicts.Verdict{}, 0, false
+	}
+	if entries == nil {
+		for i, ip := range ips {
+			if v, ok := e.Suspicious(ip, now); ok && v.Scope.Reaches(tagged) && !e.Shared(v) {
+				return v, i, true
+			}
+		}
+		return verdicts.Verdict{}, 0, false
+	}
+	for i, ip := range ips {
+		if !entries[i].MaySuspicious() && !ranges {
+			continue // what suspiciousEntry would conclude, without its copies
+		}
+		if v, ok := e.suspiciousEntry(ip, entries[i], now); ok && v.Scope.Reaches(tagged) && !e.Shared(v) {
+			return v, i, true
+		}
+	}
+	return verdicts.Verdict{}, 0, false
+}
+
+// suspiciousEntry is Suspicious for an IP whose cache entry en was read by
+// Probe at now.
+func (e *Engine) suspiciousEntry(ip netip.Addr, en verdicts.Entry, now time.Time) (verdicts.Verdict, bool) {
+	if v, ok := en.Suspicious(now); ok {
+		return v, true
+	}
+	if h, ok := e.st.blocks.InRange(ip, now); ok {
+		return rangeVerdict(ip.Unmap(), h, now), true
+	}
+	return verdicts.Verdict{}, false
+}
+
+// SubmitCached does for the IPs of a tagged client's answer whose entries
+// (Probe at now) hold a verdict what SubmitAnswer does for each of them,
+// and counts them at once: each is used (the LRU's recency), and counted
+// as submitted and answered from the cache. The others, whose entries
+// are not Cached, are SubmitAnswer's.
+func (e *Engine) SubmitCached(entries []verdicts.Entry, now time.Time) {
+	cache, n := e.st.cache, 0
+	for _, en := range entries {
+		if en.Cached() {
+			cache.Use(en, now)
+			n++
+		}
+	}
+	if n > 0 {
+		e.queue.CountCached(n)
+		e.obs.Submitted(FromAnswer, validate.Cached, n)
+	}
 }
 
 // submit queues job now and counts it under src.
 func (e *Engine) submit(src Source, job validate.Job) validate.Result {
 	r := e.queue.Submit(job)
-	e.obs.Submitted(src, r)
+	e.obs.Submitted(src, r, 1)
 	return r
 }
 

@@ -49,8 +49,8 @@ const (
 // Its methods run on the engine's goroutines (workers, the sweeper, API
 // requests) and must not block.
 type Observer interface {
-	// Submitted counts one IP submitted for validation.
-	Submitted(src Source, r validate.Result)
+	// Submitted counts n IPs submitted for validation with result r.
+	Submitted(src Source, r validate.Result, n int)
 	// Verdict counts a fresh verdict.
 	Verdict(v verdicts.Verdict)
 	// Block counts a new block decision (monitor: recorded, not pushed).
@@ -99,11 +99,11 @@ type Stats struct {
 
 type nopObserver struct{}
 
-func (nopObserver) Submitted(Source, validate.Result)   {}
-func (nopObserver) Verdict(verdicts.Verdict)            {}
-func (nopObserver) Block(bool)                          {}
-func (nopObserver) HookChanges(string, HookResult, int) {}
-func (nopObserver) Event()                              {}
-func (nopObserver) ConnlogLine(connlog.Format, bool)    {}
-func (nopObserver) APICall(criminalip.Attempt)          {}
-func (nopObserver) Swept(Stats)                         {}
+func (nopObserver) Submitted(Source, validate.Result, int) {}
+func (nopObserver) Verdict(verdicts.Verdict)               {}
+func (nopObserver) Block(bool)                             {}
+func (nopObserver) HookChanges(string, HookResult, int)    {}
+func (nopObserver) Event()                                 {}
+func (nopObserver) ConnlogLine(connlog.Format, bool)       {}
+func (nopObserver) APICall(criminalip.Attempt)             {}
+func (nopObserver) Swept(Stats)                            {}

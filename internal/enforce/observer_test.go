@@ -24,13 +24,13 @@ type sweepRecorder struct {
 	stats []enforce.Stats
 }
 
-func (*sweepRecorder) Submitted(enforce.Source, validate.Result)   {}
-func (*sweepRecorder) Verdict(verdicts.Verdict)                    {}
-func (*sweepRecorder) Block(bool)                                  {}
-func (*sweepRecorder) HookChanges(string, enforce.HookResult, int) {}
-func (*sweepRecorder) Event()                                      {}
-func (*sweepRecorder) ConnlogLine(connlog.Format, bool)            {}
-func (*sweepRecorder) APICall(criminalip.Attempt)                  {}
+func (*sweepRecorder) Submitted(enforce.Source, validate.Result, int) {}
+func (*sweepRecorder) Verdict(verdicts.Verdict)                       {}
+func (*sweepRecorder) Block(bool)                                     {}
+func (*sweepRecorder) HookChanges(string, enforce.HookResult, int)    {}
+func (*sweepRecorder) Event()                                         {}
+func (*sweepRecorder) ConnlogLine(connlog.Format, bool)               {}
+func (*sweepRecorder) APICall(criminalip.Attempt)                     {}
 func (r *sweepRecorder) Swept(s enforce.Stats) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"github.com/coredns-cip/coredns-cip/internal/enforce"
 	"github.com/coredns-cip/coredns-cip/internal/risk"
 	"github.com/coredns-cip/coredns-cip/internal/sink"
+	"github.com/coredns-cip/coredns-cip/internal/verdicts"
 )
 
 // TestRangeBlock: an operator's range block rewrites every address inside
@@ -143,4 +144,41 @@ func TestRangeBlockRefusals(t *testing.T) {
 			t.Errorf("range %s: %v, want an error naming range", bad, err)
 		}
 	}
+}
+
+// TestFirstSuspicious checks the scan of an answer's IPs, by the
+// suspicious index (entries nil) and by Probe's entries alike: the first
+// IP whose verdict reaches the client and is not shared, or the first in
+// a range block; clean, shared and out-of-scope verdicts are passed over.
+func TestFirstSuspicious(t *testing.T) {
+	f := newFixture(t)
+	e := enforce.New(t.Name(), enforce.Config{APIKey: "unit", APIURL: "http://127.0.0.1:9", Policy: risk.DefaultPolicy(),
+		Retain: 15 * time.Minute, Window: 5 * time.Minute, Shared: 20, Now: f.clock.Now})
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	now := f.clock.Now()
+	ips := []netip.Addr{netip.MustParseAddr("45.83.0.1"), netip.MustParseAddr("45.83.0.2"),
+		netip.MustParseAddr("2a01::3"), netip.MustParseAddr("45.83.0.4")}
+	cache := e.State().Cache()
+	cache.Put(verdicts.Verdict{IP: ips[0], Outcome: verdicts.Clean}, now)
+	cache.Put(verdicts.Verdict{IP: ips[1], Outcome: verdicts.Suspicious, Scope: risk.ScopeEveryone, Domains: 100}, now) // shared
+	cache.Put(verdicts.Verdict{IP: ips[2], Outcome: verdicts.Suspicious, Scope: risk.ScopeTagged}, now)
+	cache.Put(verdicts.Verdict{IP: ips[3], Outcome: verdicts.Suspicious, Scope: risk.ScopeEveryone}, now)
+	check := func(what string, tagged bool, want int) {
+		t.Helper()
+		for _, entries := range [][]verdicts.Entry{nil, e.Probe(ips, nil, now)} {
+			v, i, ok := e.FirstSuspicious(ips, entries, tagged, now)
+			if !ok || i != want || v.IP != ips[want] {
+				t.Errorf("%s (entries %v): FirstSuspicious = %s, %d, %v; want %s", what, entries != nil, v.IP, i, ok, ips[want])
+			}
+		}
+	}
+	check("tagged", true, 2)
+	check("untagged", false, 3)
+	if _, err := e.ManualRangeBlock(netip.MustParsePrefix("45.83.0.0/30"), time.Hour, "test", "test", false); err != nil {
+		t.Fatal(err)
+	}
+	check("untagged, range block", false, 0)
 }

@@ -345,6 +345,11 @@ func (q *Queue) cached(j Job, now time.Time) bool {
 	return ok && v.Outcome != verdicts.Error
 }
 
+// CountCached counts n submissions the caller answered from verdicts it
+// found cached (verdicts.Cache.Probe), as SubmitAt counts one it answers
+// Cached.
+func (q *Queue) CountCached(n int) { q.submitted[Cached].Add(uint64(n)) }
+
 func (q *Queue) count(r Result) Result {
 	q.submitted[r].Add(1)
 	return r

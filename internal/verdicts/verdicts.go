@@ -15,7 +15,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"maps"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -126,38 +125,6 @@ func ipHash(ip netip.Addr) uint64 {
 	return (binary.LittleEndian.Uint64(b[8:]) ^ binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
 }
 
-// recent is a direct-mapped table of the slots most recently put, indexed
-// by a hash of the IP, which a lookup reads before the LRU: one atomic
-// load and the slot, no lock, where the LRU's Peek takes its read lock and
-// reads the map's group, the list entry and then the slot. On a busy
-// server those reads are cache misses, and tagged clients pay them for
-// every answer IP (is it validated already?): 4% of the server's CPU.
-// Only writers, under writeMu, change it: put stores the slot it adds,
-// and the eviction callback clears the entry of the slot it evicts, so
-// every slot it holds is one the LRU holds for the same IP. A miss (an
-// IP whose entry another IP's put took) falls back to the LRU.
-type recent struct {
-	shift uint
-	slots []atomic.Pointer[slot]
-}
-
-// Bounds of the recent table's length: a power of two at least the cache
-// size, within these (8 bytes an entry: 512 KiB at most).
-const (
-	recentMin = 1 << 6
-	recentMax = 1 << 16
-)
-
-func newRecent(size int) recent {
-	n := recentMin
-	for n < size && n < recentMax {
-		n <<= 1
-	}
-	return recent{shift: uint(64 - bits.TrailingZeros(uint(n))), slots: make([]atomic.Pointer[slot], n)}
-}
-
-func (r recent) entry(ip netip.Addr) *atomic.Pointer[slot] { return &r.slots[ipHash(ip)>>r.shift] }
-
 // Cache is the verdict cache. It is safe for concurrent use.
 //
 // Every stored verdict is a *Verdict that is never modified after it is
@@ -213,19 +180,21 @@ func New(size int, ttls TTLs) *Cache {
 // released, for size evictions and removals. A verdict put for the same IP
 // in between has replaced the index entry, which dropSuspicious leaves.
 func (c *Cache) evicted(ip netip.Addr, s *slot) {
-	c.recent.entry(ip).CompareAndSwap(s, nil)
+	c.recent.entry(ip).clear(s)
 	if s.v.Suspicious() {
 		c.dropSuspicious(ip, s.v)
 	}
 }
 
 // slot is what the LRU holds for one IP: the verdict, and when a lookup
-// last moved it to the front of the LRU.
+// last moved it to the front of the LRU. What a lookup reads is in the
+// slot (and for an IPv4 address in recent too), not in the verdict.
 type slot struct {
-	v        *Verdict
-	ip       netip.Addr   // v.IP: a lookup through recent compares it without reading v
-	expires  int64        // v.Expires in unix ns, so a lookup reads one small struct
-	promoted atomic.Int64 // unix ns
+	v          *Verdict
+	ip         netip.Addr   // v.IP
+	expires    int64        // v.Expires in unix ns
+	promoted   atomic.Int64 // unix ns
+	suspicious bool         // v.Suspicious()
 }
 
 // recencyGrain is how stale an entry's place in the LRU may be. A lookup
@@ -239,24 +208,93 @@ const recencyGrain = int64(time.Second)
 // lookup returns ip's slot if its verdict has not expired at now, and
 // removes an expired one.
 func (c *Cache) lookup(ip netip.Addr, now time.Time) (*slot, bool) {
-	l := c.lru.Load()
-	s := c.recent.entry(ip).Load()
-	if s == nil || s.ip != ip {
-		var ok bool
-		if s, ok = l.Peek(ip); !ok {
-			return nil, false
-		}
-	}
-	at := now.UnixNano()
-	if at >= s.expires {
-		c.removeIfCurrent(ip, s)
+	e := c.probe(ip, now)
+	if e.s == nil {
 		return nil, false
 	}
-	if at-s.promoted.Load() >= recencyGrain {
-		s.promoted.Store(at)
-		l.Get(ip)
+	if !e.live {
+		c.removeIfCurrent(ip, e.s)
+		return nil, false
 	}
-	return s, true
+	c.use(e, now.UnixNano())
+	return e.s, true
+}
+
+// probe returns ip's entry at now: through recent, else the LRU's Peek.
+func (c *Cache) probe(ip netip.Addr, now time.Time) Entry {
+	re := c.recent.entry(ip)
+	s, expires, suspicious, ok := re.read(ip)
+	if !ok {
+		if s, ok = c.lru.Load().Peek(ip); !ok {
+			return Entry{}
+		}
+		re, expires, suspicious = nil, s.expires, s.suspicious
+	}
+	return Entry{s: s, re: re, live: now.UnixNano() < expires, suspicious: suspicious}
+}
+
+// use counts a lookup of e at at (unix ns) as a use: it moves e's slot to
+// the front of the LRU unless it was moved within the recency grain.
+func (c *Cache) use(e Entry, at int64) {
+	if re := e.re; re != nil && re.slot.Load() == e.s {
+		// Through recent: its promoted, in the line the probe read (the
+		// slot is read only to move it).
+		p := re.promoted.Load()
+		if at-p < recencyGrain {
+			return
+		}
+		if re.promoted.CompareAndSwap(p, at) {
+			e.s.promoted.Store(at)
+			c.lru.Load().Get(e.s.ip)
+			return
+		}
+	}
+	if at-e.s.promoted.Load() >= recencyGrain {
+		e.s.promoted.Store(at)
+		c.lru.Load().Get(e.s.ip)
+	}
+}
+
+// Entry is what Probe found for one IP: one read of the cache that
+// answers both questions the DNS path asks of a tagged client's answer IP,
+// whether a suspicious verdict stands (Suspicious, the index's answer) and
+// whether a verdict is cached (Has's answer), where asking Suspicious and
+// then Has reads two structures. The zero Entry is an IP without a
+// verdict.
+type Entry struct {
+	s          *slot
+	re         *recentEntry // the record s was read from; nil: the LRU's Peek
+	live       bool         // the verdict has not expired at the probe's time
+	suspicious bool         // the verdict is suspicious (expired or not)
+}
+
+// Probe returns ip's entry at now. Unlike Has it neither counts as a use
+// nor removes an expired verdict: Use does the first, and Has, Get or the
+// sweep the second.
+func (c *Cache) Probe(ip netip.Addr, now time.Time) Entry { return c.probe(ip.Unmap(), now) }
+
+// Cached reports whether e holds a verdict that had not expired at the
+// probe's time: Has's answer, without its use (see Use).
+func (e Entry) Cached() bool { return e.live }
+
+// MaySuspicious reports whether e holds a suspicious verdict, expired or
+// not: when false, Suspicious is false at any time.
+func (e Entry) MaySuspicious() bool { return e.suspicious }
+
+// Suspicious returns e's suspicious verdict if it stands at now, as
+// Suspicious does: it reads the verdict only for a suspicious entry.
+func (e Entry) Suspicious(now time.Time) (Verdict, bool) {
+	if !e.suspicious || !now.Before(e.s.v.Expires) {
+		return Verdict{}, false
+	}
+	return *e.s.v, true
+}
+
+// Use counts a lookup of the cached entry e at now, as Has does.
+func (c *Cache) Use(e Entry, now time.Time) {
+	if e.live {
+		c.use(e, now.UnixNano())
+	}
 }
 
 // Get returns ip's verdict if it has not expired at now. An expired verdict
@@ -317,9 +355,9 @@ func (c *Cache) put(v Verdict, until, now time.Time) Verdict {
 	stored := &v
 	// promoted starts at zero, so the first lookup moves the entry to the
 	// front as a plain LRU would.
-	s := &slot{v: stored, ip: v.IP, expires: stored.Expires.UnixNano()}
+	s := &slot{v: stored, ip: v.IP, expires: stored.Expires.UnixNano(), suspicious: stored.Suspicious()}
 	c.lru.Load().Add(v.IP, s)
-	c.recent.entry(v.IP).Store(s)
+	c.recent.entry(v.IP).set(s)
 	if stored.Suspicious() {
 		c.addSuspicious(stored)
 	} else {
@@ -345,6 +383,21 @@ func (c *Cache) Suspicious(ip netip.Addr, now time.Time) (Verdict, bool) {
 		return Verdict{}, false
 	}
 	return *v, true
+}
+
+// FirstSuspicious returns the first of ips that Suspicious finds a
+// verdict for, and its index, copying no other verdict.
+func (c *Cache) FirstSuspicious(ips []netip.Addr, now time.Time) (Verdict, int, bool) {
+	if c.nSuspicious.Load() == 0 {
+		return Verdict{}, 0, false
+	}
+	for i, ip := range ips {
+		ip = ip.Unmap()
+		if v, ok := (*c.suspicious[indexShard(ip)].Load())[ip]; ok && now.Before(v.Expires) {
+			return *v, i, true
+		}
+	}
+	return Verdict{}, 0, false
 }
 
 // addSuspicious publishes v in the suspicious index.

@@ -510,3 +510,100 @@ func TestLookupFollowsTheStore(t *testing.T) {
 		t.Fatalf("%d IPs have a verdict after Resize(10)", kept)
 	}
 }
+
+// TestProbeAnswersAsHasAndSuspicious checks Probe (and FirstSuspicious)
+// against the two lookups it stands for, for IPv4 and IPv6 addresses (recent keeps different
+// records for them) and an IPv4-mapped one: Cached is Has, Suspicious is
+// Suspicious, and Use moves the entry in the LRU as Has does.
+func TestProbeAnswersAsHasAndSuspicious(t *testing.T) {
+	const n = 300 // more than the table's 256 entries: some are shared
+	c := verdicts.New(2*n, verdicts.TTLs{})
+	v6 := func(i int) netip.Addr { return netip.AddrFrom16([16]byte{0x2a, 0x01, 15: byte(i), 14: byte(i >> 8)}) }
+	var ips []netip.Addr
+	for i := range n {
+		ips = append(ips, addr(i), v6(i))
+	}
+	for i, ip := range ips {
+		switch i % 3 {
+		case 0:
+			c.Put(suspicious(ip), t0)
+		case 1:
+			c.Put(verdicts.Verdict{IP: ip, Outcome: verdicts.Clean}, t0)
+		default:
+			c.Put(verdicts.Verdict{IP: ip, Outcome: verdicts.Error}, t0.Add(-time.Hour)) // expired
+		}
+	}
+	for _, ip := range append(ips, addr(n+1), netip.AddrFrom16(addr(7).As16())) {
+		e := c.Probe(ip, t0)
+		sv, sok := e.Suspicious(t0)
+		wantV, wantS := c.Suspicious(ip, t0)
+		if sok != wantS || sv.IP != wantV.IP || sv.Decision != wantV.Decision || (wantS && !e.MaySuspicious()) {
+			t.Errorf("%s: Probe's Suspicious = %v %s, Suspicious = %v %s", ip, sok, sv.Decision, wantS, wantV.Decision)
+		}
+		if fv, _, fok := c.FirstSuspicious([]netip.Addr{ip}, t0); fok != wantS || fv.Decision != wantV.Decision {
+			t.Errorf("%s: FirstSuspicious = %v %s, Suspicious = %v %s", ip, fok, fv.Decision, wantS, wantV.Decision)
+		}
+		if e.Cached() != c.Has(ip, t0) {
+			t.Errorf("%s: Probe's Cached = %v, Has the opposite", ip, e.Cached())
+		}
+	}
+	// Use is a use: of two verdicts read at the same time, the one Used
+	// afterwards survives the eviction of one.
+	small := verdicts.New(2, verdicts.TTLs{})
+	small.Put(verdicts.Verdict{IP: v6(1), Outcome: verdicts.Clean}, t0)
+	small.Put(verdicts.Verdict{IP: addr(2), Outcome: verdicts.Clean}, t0)
+	small.Has(addr(2), t0)
+	small.Use(small.Probe(v6(1), t0), t0)
+	small.Put(verdicts.Verdict{IP: addr(3), Outcome: verdicts.Clean}, t0)
+	if !small.Has(v6(1), t0) || small.Has(addr(2), t0) {
+		t.Error("Use did not move the probed verdict to the front of the LRU")
+	}
+}
+
+// TestProbeUnderConcurrentPuts probes IPs that share table entries while
+// other goroutines put them again: a probe must never mix one IP's record
+// with another's. Even IPs are always suspicious and live, odd ones
+// always clean and expired, and the cache holds all of them (nothing is
+// evicted), so every probe's answer is known.
+func TestProbeUnderConcurrentPuts(t *testing.T) {
+	const n = 100 // 128 table entries: shared ones are all but certain
+	c := verdicts.New(n, verdicts.TTLs{})
+	put := func(i int) {
+		if i%2 == 0 {
+			c.Put(suspicious(addr(i)), t0)
+		} else {
+			c.Put(verdicts.Verdict{IP: addr(i), Outcome: verdicts.Clean}, t0.Add(-2*verdicts.DefaultCleanTTL))
+		}
+	}
+	for i := range n {
+		put(i)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 2 {
+		wg.Go(func() {
+			for i := w; ; i += 7 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				put(i % n)
+			}
+		})
+	}
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for probes := 0; time.Now().Before(deadline) || probes < 10000; probes++ {
+		i := probes % n
+		e := c.Probe(addr(i), t0)
+		v, ok := e.Suspicious(t0)
+		if i%2 == 0 && (!e.Cached() || !ok || v.IP != addr(i)) {
+			t.Fatalf("%s (suspicious, live): Cached %v, Suspicious %v %s", addr(i), e.Cached(), ok, v.IP)
+		}
+		if i%2 == 1 && (e.Cached() || e.MaySuspicious()) {
+			t.Fatalf("%s (clean, expired): Cached %v, MaySuspicious %v", addr(i), e.Cached(), e.MaySuspicious())
+		}
+	}
+	close(stop)
+	wg.Wait()
+}

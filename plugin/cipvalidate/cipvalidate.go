@@ -114,13 +114,21 @@ func (c *CIPValidate) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 		// the writer that the plugin before us wrapped for the same purpose.
 		rc, err = c.Next.ServeDNS(ctx, cw, r)
 	}
-	*cw = writer{}
+	cw.writerState = writerState{}
 	writerPool.Put(cw)
 	return rc, err
 }
 
 // writer sees the answer on its way to the client.
 type writer struct {
+	writerState
+	// entryBuf holds a tagged client's IPs' verdict cache entries. It is
+	// not cleared with the rest: Probe overwrites what an answer uses.
+	entryBuf [inlineIPs]verdicts.Entry
+}
+
+// writerState is what ServeDNS clears between two answers.
+type writerState struct {
 	dns.ResponseWriter
 	c      *CIPValidate
 	ctx    context.Context
@@ -162,13 +170,19 @@ func (cw *writer) WriteMsg(res *dns.Msg) error {
 	if !tagged && !c.cfg.enforceAll {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
-	if v, i, ok := c.firstSuspicious(f.ips, tagged, cw.now); ok && !c.allowed(f.ips[i], qname, f.name(i), cw.now) {
+	// A tagged client's IPs are read from the verdict cache once, for
+	// both questions: suspicious, and validated already.
+	var entries []verdicts.Entry
+	if tagged {
+		entries = c.eng.Probe(f.ips, cw.entryBuf[:0], cw.now)
+	}
+	if v, i, ok := c.eng.FirstSuspicious(f.ips, entries, tagged, cw.now); ok && !c.allowed(f.ips[i], qname, f.name(i), cw.now) {
 		return cw.enforce(res, v, f.ips[i], f.name(i))
 	}
 	if !tagged {
 		return cw.ResponseWriter.WriteMsg(res)
 	}
-	return cw.tagged(res)
+	return cw.tagged(res, entries)
 }
 
 // allowed reports whether an answer pointing at ip is never rewritten: an
@@ -194,11 +208,16 @@ func (c *CIPValidate) enforceable(v verdicts.Verdict, tagged bool) bool {
 }
 
 // tagged handles the answer of a tagged client whose IPs are not known to
-// be suspicious: queue the unknown ones, maybe wait, maybe fail closed.
-func (cw *writer) tagged(res *dns.Msg) error {
+// be suspicious: queue the unknown ones (those whose verdict cache entries
+// hold no verdict), maybe wait, maybe fail closed.
+func (cw *writer) tagged(res *dns.Msg, entries []verdicts.Entry) error {
 	c, f := cw.c, &cw.found
 	pending := false
+	c.eng.SubmitCached(entries, cw.now)
 	for i, ip := range f.ips {
+		if entries[i].Cached() {
+			continue
+		}
 		r := c.eng.SubmitAnswer(validate.Job{IP: ip, Priority: validate.Low, Client: cw.client, Name: f.name(i)}, cw.now)
 		if r == validate.Queued || r == validate.InFlight {
 			pending = true
@@ -279,17 +298,6 @@ func (c *CIPValidate) reaches(v verdicts.Verdict, client netip.Addr, now time.Ti
 
 // Write is not used by plugins that build messages; pass it through.
 func (cw *writer) Write(b []byte) (int, error) { return cw.ResponseWriter.Write(b) }
-
-// firstSuspicious returns the first of ips with a live suspicious verdict
-// enforceable for a client that is tagged (or not), and its index.
-func (c *CIPValidate) firstSuspicious(ips []netip.Addr, tagged bool, now time.Time) (verdicts.Verdict, int, bool) {
-	for i, ip := range ips {
-		if v, ok := c.eng.Suspicious(ip, now); ok && c.enforceable(v, tagged) {
-			return v, i, true
-		}
-	}
-	return verdicts.Verdict{}, 0, false
-}
 
 // inZones reports whether qname is at or under one of the zones, without
 // allocating (plugin.Zones.Matches splits names into labels).

@@ -209,15 +209,15 @@ type observer struct {
 
 var _ enforce.Observer = observer{}
 
-// Submitted counts one submission and the verdict cache lookup it implies.
-// It is called for every IP of a tagged client's answers, so the counters
-// are resolved once, in init.
-func (observer) Submitted(src enforce.Source, r validate.Result) {
-	submitCounters[src][r].Inc()
+// Submitted counts n submissions and the verdict cache lookups they imply.
+// It is called for every tagged client's answer, so the counters are
+// resolved once, in init.
+func (observer) Submitted(src enforce.Source, r validate.Result, n int) {
+	submitCounters[src][r].Add(float64(n))
 	if r == validate.Cached {
-		cacheHits.Inc()
+		cacheHits.Add(float64(n))
 	} else {
-		cacheMisses.Inc()
+		cacheMisses.Add(float64(n))
 	}
 }
 
