@@ -23,7 +23,7 @@ import (
 type intake struct {
 	s      *Server
 	w      http.ResponseWriter
-	unit   pace.Unit
+	unit   *pace.Unit
 	start  time.Time
 	waited time.Duration
 }
@@ -51,7 +51,10 @@ func (in *intake) wait(r *http.Request) bool {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), intakeMaxWait)
 	defer cancel()
-	if err := in.s.cfg.Pace.Wait(ctx, pace.Event); err != nil && r.Context().Err() != nil {
+	in.unit.Wait()
+	err := in.s.cfg.Pace.Wait(ctx, pace.Event)
+	in.unit.Compute()
+	if err != nil && r.Context().Err() != nil {
 		return false
 	}
 	in.start = in.s.cfg.Pace.Now()
@@ -70,6 +73,20 @@ func (in *intake) clock() time.Time {
 func (in *intake) notProcessing(d time.Duration) {
 	if in != nil {
 		in.waited += d
+	}
+}
+
+// waiting and computing bracket a wait inside the request (the commit to
+// disk): the handler lets go of its thread meanwhile (pace.Unit).
+func (in *intake) waiting() {
+	if in != nil {
+		in.unit.Wait()
+	}
+}
+
+func (in *intake) computing() {
+	if in != nil {
+		in.unit.Compute()
 	}
 }
 

@@ -321,7 +321,9 @@ func (s *Server) submitEvents(r *http.Request, evs []Event, defaults Defaults, n
 			answers[i].Accepted, answers[i].Found = s.cfg.Backend.Submit(ev, ids[i])
 		}
 		submitting = in.clock().Sub(t)
+		in.waiting() // for the disk
 	})
+	in.computing()
 	in.notProcessing(in.clock().Sub(start) - submitting)
 	if err != nil {
 		return nil, err

@@ -201,6 +201,7 @@ func (c *Client) Report(ctx context.Context, ip netip.Addr) (*Report, error) {
 		return nil, &Error{Class: ErrNotPublic, IP: ip.String(), Message: why}
 	}
 	key := ip.Unmap().String()
+	ctx = WithMeter(ctx, nil) // the call runs on a goroutine of its own
 	ch := c.group.DoChan(key, func() (any, error) { return c.shared(ctx, key) })
 	select {
 	case res := <-ch:
@@ -219,7 +220,7 @@ func (c *Client) Report(ctx context.Context, ip netip.Addr) (*Report, error) {
 // validation worker under the CPU budget is charged its thread's CPU time.
 // A call for the same IP already under way is shared as with Report, but
 // waiting for it does not end with ctx (the call's own timeouts and Close
-// bound it).
+// bound it). A Meter in ctx (WithMeter) is told when the call waits.
 func (c *Client) ReportHere(ctx context.Context, ip netip.Addr) (*Report, error) {
 	if why := publicip.Why(ip); why != "" {
 		return nil, &Error{Class: ErrNotPublic, IP: ip.String(), Message: why}
@@ -230,6 +231,35 @@ func (c *Client) ReportHere(ctx context.Context, ip netip.Addr) (*Report, error)
 		return nil, err
 	}
 	return v.(*Report), nil
+}
+
+// Meter is told when a call made on the caller's goroutine (ReportHere)
+// waits (for the rate limit, a retry's pause, the HTTP exchange) and when
+// it computes again (building the request, reading and decoding the
+// answer), so that a caller measuring its thread's CPU time (pace.Unit)
+// can let go of its thread while the call waits.
+type Meter interface {
+	Wait()
+	Compute()
+}
+
+type meterKey struct{}
+
+// WithMeter returns ctx carrying m for ReportHere; nil removes one.
+func WithMeter(ctx context.Context, m Meter) context.Context {
+	return context.WithValue(ctx, meterKey{}, m)
+}
+
+type noMeter struct{}
+
+func (noMeter) Wait()    {}
+func (noMeter) Compute() {}
+
+func meterOf(ctx context.Context) Meter {
+	if m, ok := ctx.Value(meterKey{}).(Meter); ok && m != nil {
+		return m
+	}
+	return noMeter{}
 }
 
 // shared is the call that concurrent callers for one IP share. It must
@@ -246,12 +276,16 @@ func (c *Client) shared(ctx context.Context, key string) (*Report, error) {
 // fetch runs the attempts for one IP.
 func (c *Client) fetch(ctx context.Context, ip string) (*Report, error) {
 	var last *Error
+	m := meterOf(ctx)
 	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
 		if err := c.heldByBadKey(ip); err != nil {
 			return nil, err
 		}
-		if err := c.waitTurn(ctx); err != nil {
-			return nil, &Error{Class: ErrTransient, IP: ip, Message: "stopped while waiting for the rate limit", Attempts: attempt - 1, Err: err}
+		m.Wait()
+		turnErr := c.waitTurn(ctx)
+		m.Compute()
+		if turnErr != nil {
+			return nil, &Error{Class: ErrTransient, IP: ip, Message: "stopped while waiting for the rate limit", Attempts: attempt - 1, Err: turnErr}
 		}
 		rep, retryAfter, err := c.once(ctx, ip)
 		if err == nil {
@@ -271,7 +305,10 @@ func (c *Client) fetch(ctx context.Context, ip string) (*Report, error) {
 			wait = retryAfter
 			c.pauseUntil(time.Now().Add(retryAfter))
 		}
-		if sleep(ctx, wait) != nil {
+		m.Wait()
+		slept := sleep(ctx, wait)
+		m.Compute()
+		if slept != nil {
 			return nil, last
 		}
 	}
@@ -306,7 +343,10 @@ func (c *Client) once(ctx context.Context, ip string) (rep *Report, retryAfter t
 	req.Header.Set("x-api-key", string(c.cfg.APIKey))
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "coredns-cip")
+	m := meterOf(ctx)
+	m.Wait()
 	resp, err := c.http.Do(req)
+	m.Compute()
 	if err != nil {
 		return fail(&Error{Class: ErrTransient, Message: transportMessage(err), Err: transportCause(ctx, err)})
 	}

@@ -55,3 +55,36 @@ func TestReportHere(t *testing.T) {
 		t.Errorf("ReportHere(10.0.0.1) = %v, want ErrNotPublic", err)
 	}
 }
+
+// recordingMeter records the calls a Meter gets.
+type recordingMeter struct{ calls []string }
+
+func (m *recordingMeter) Wait()    { m.calls = append(m.calls, "wait") }
+func (m *recordingMeter) Compute() { m.calls = append(m.calls, "compute") }
+
+// TestReportHereTellsTheMeter: ReportHere tells a Meter in its context
+// when the call waits (the rate limit, the HTTP exchange) and when it
+// computes again, in pairs; Report, whose call runs on a goroutine of its
+// own, tells it nothing.
+func TestReportHereTellsTheMeter(t *testing.T) {
+	_, c := newFake(t, criminalip.Config{})
+	m := &recordingMeter{}
+	if _, err := c.ReportHere(criminalip.WithMeter(context.Background(), m), clean); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.calls) < 4 || len(m.calls)%2 != 0 {
+		t.Fatalf("meter calls %v; want wait/compute pairs for the rate limit and the exchange", m.calls)
+	}
+	for i, call := range m.calls {
+		if want := []string{"wait", "compute"}[i%2]; call != want {
+			t.Fatalf("meter calls %v: not in wait, compute pairs", m.calls)
+		}
+	}
+	other := &recordingMeter{}
+	if _, err := c.Report(criminalip.WithMeter(context.Background(), other), netip.MustParseAddr("45.83.0.11")); err != nil {
+		t.Fatal(err)
+	}
+	if len(other.calls) != 0 {
+		t.Fatalf("Report told the meter %v; its call runs on another goroutine", other.calls)
+	}
+}

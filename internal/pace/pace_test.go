@@ -346,3 +346,35 @@ func TestMeterWrites(t *testing.T) {
 		t.Fatal("a nil Pacer must leave the connection as it is, and only it")
 	}
 }
+
+// TestUnitWaitIsNotCharged: what a unit's goroutine does between Wait and
+// Compute is not charged: it has let go of its thread.
+func TestUnitWaitIsNotCharged(t *testing.T) {
+	if _, ok := threadCPU(); !ok {
+		t.Skip("no thread CPU clock on this system")
+	}
+	p := New(Config{})
+	u := p.Begin()
+	burn(5 * time.Millisecond)
+	u.Wait()
+	spinWall(60 * time.Millisecond) // computing, but not the unit's: not charged
+	u.Compute()
+	burn(5 * time.Millisecond)
+	if got := u.End(time.Hour); got < 10*time.Millisecond || got > 40*time.Millisecond {
+		t.Fatalf("unit charged %v; want its 10 ms, not the 60 ms between Wait and Compute", got)
+	}
+	var nilUnit *Unit
+	nilUnit.Wait()
+	nilUnit.Compute()
+}
+
+// spinWall computes for d of wall time.
+func spinWall(d time.Duration) {
+	x := uint64(1)
+	for start := time.Now(); time.Since(start) < d; {
+		for range 1000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	sink.Add(x)
+}

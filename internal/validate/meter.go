@@ -4,6 +4,8 @@ import (
 	"net/http/httptrace"
 	"sync"
 	"time"
+
+	"github.com/coredns-cip/coredns-cip/internal/pace"
 )
 
 // meter measures a job's processing time for the CPU budget where the
@@ -25,6 +27,7 @@ import (
 type meter struct {
 	now   func() time.Time
 	start time.Time
+	unit  *pace.Unit // the CPU clock's, told of the waits on Redis
 
 	mu          sync.Mutex
 	waited      time.Duration // not charged
@@ -36,7 +39,9 @@ type meter struct {
 	sending     time.Duration
 }
 
-func newMeter(now func() time.Time) *meter { return &meter{now: now, start: now()} }
+func newMeter(now func() time.Time, u *pace.Unit) *meter {
+	return &meter{now: now, start: now(), unit: u}
+}
 
 // clock reads the meter's clock; the zero time for a nil meter, which
 // measures nothing.
@@ -72,11 +77,13 @@ func (m *meter) trace() *httptrace.ClientTrace {
 func (m *meter) waitFrom(t time.Time) {
 	if m != nil {
 		m.waitStart = t
+		m.unit.Wait()
 	}
 }
 
 func (m *meter) waitTo(t time.Time) {
 	if m != nil {
+		m.unit.Compute()
 		m.waited += t.Sub(m.waitStart)
 	}
 }

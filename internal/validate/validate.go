@@ -477,8 +477,9 @@ func (q *Queue) run(p *pending) {
 		return
 	}
 	u := q.pace.Begin()
-	m := newMeter(q.pace.Now)
-	q.validate(httptrace.WithClientTrace(q.ctx, m.trace()), p, m)
+	m := newMeter(q.pace.Now, u)
+	ctx := criminalip.WithMeter(httptrace.WithClientTrace(q.ctx, m.trace()), u)
+	q.validate(ctx, p, m)
 	q.pace.Charge(pace.Validation, u.End(m.busy()))
 }
 
@@ -490,7 +491,8 @@ type hereReporter interface {
 
 // report calls the API for ip: on the worker's own goroutine under a CPU
 // budget, so that the answer's reading and decoding are on the thread
-// whose CPU time is charged.
+// whose CPU time is charged (the worker's Unit, in ctx, lets go of the
+// thread while the call waits).
 func (q *Queue) report(ctx context.Context, ip netip.Addr) (*criminalip.Report, error) {
 	if h, ok := q.client.(hereReporter); ok && q.pace != nil {
 		return h.ReportHere(ctx, ip)
