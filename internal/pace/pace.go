@@ -25,11 +25,16 @@ import (
 )
 
 // DefaultFraction is the share of the CPUs the paced work may take when
-// the configuration names none: 5% of runtime.GOMAXPROCS(0). A validation
-// costs some 50-300 µs of processing, so this is hundreds of validations a
-// second per CPU, far above any Criminal IP plan's rate, while a storm of
-// thousands of backtracked IPs at once leaves DNS 95% of the CPU.
-const DefaultFraction = 0.05
+// the configuration names none: 3% of runtime.GOMAXPROCS(0). A validation
+// costs some 50-300 µs of processing, so this is a hundred or more
+// validations a second per CPU, above any Criminal IP plan's rate, while a
+// storm of thousands of backtracked IPs at once leaves DNS the CPU it
+// needs: what the budget does not see (net/http's reading of the
+// requests, the transport's reading of the API's answers) comes on top,
+// and a tagged client's answers cost DNS a few percent of their own, so at
+// 5% a storm's worst second fell to 0.74-0.85 of a server without the
+// plugin, at 3% to 0.81-1.04, 0.92 at the median (BENCHMARKS.md).
+const DefaultFraction = 0.03
 
 // MinFraction is the smallest fraction accepted: below it, a storm's
 // validations would take hours.
