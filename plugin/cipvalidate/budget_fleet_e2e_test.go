@@ -86,8 +86,13 @@ func TestFleetBudget(t *testing.T) {
 	if n, warn, ex := slack.count(""), slack.count("% spent"), slack.count("API budget exhausted"); n != 2 || warn != 1 || ex != 1 {
 		t.Errorf("Slack got %d messages (%d at 80%%, %d at exhaustion), want one of each", n, warn, ex)
 	}
-	if n, warn := notices.count(`{"notice":{"kind":"api_budget"`), notices.count(`"level":"warning","title":"API budget 80% spent: 16 of 20 per day"`); n != 2 || warn != 1 {
-		t.Errorf("the webhook on notice got %d notices (%d at 80%%), want 2: %q", n, warn, notices.texts)
+	// The warning fires once, at the first count a node sees at or past
+	// 80%: 16 of 20, or 17 when another call of the same node was in
+	// flight as it crossed (its workers take concurrently).
+	warn := notices.count(`"level":"warning","title":"API budget 80% spent: 16 of 20 per day"`) +
+		notices.count(`"level":"warning","title":"API budget 85% spent: 17 of 20 per day"`)
+	if n := notices.count(`{"notice":{"kind":"api_budget"`); n != 2 || warn != 1 {
+		t.Errorf("the webhook on notice got %d notices (%d at 80-85%%), want 2: %q", n, warn, notices.texts)
 	}
 
 	// The next period: a quota error on A exhausts B.
