@@ -237,19 +237,30 @@ func TestParseFraction(t *testing.T) {
 func burn(d time.Duration) {
 	start, ok := threadCPU()
 	t0 := time.Now()
+	spinUntil(func() bool {
+		now, _ := threadCPU()
+		return ok && now-start >= d || !ok && time.Since(t0) >= d
+	})
+}
+
+// spinWall computes for d of wall time.
+func spinWall(d time.Duration) {
+	t0 := time.Now()
+	spinUntil(func() bool { return time.Since(t0) >= d })
+}
+
+// spinUntil computes until done says so.
+func spinUntil(done func() bool) {
 	x := uint64(1)
-	for {
+	for !done() {
 		for range 10000 {
 			x = x*6364136223846793005 + 1442695040888963407
-		}
-		if now, _ := threadCPU(); ok && now-start >= d || !ok && time.Since(t0) >= d {
-			break
 		}
 	}
 	sink.Add(x)
 }
 
-var sink atomic.Uint64 // keeps burn's loop
+var sink atomic.Uint64 // keeps spinUntil's loop
 
 // TestUnitIsChargedItsOwnWork: a unit that waits while other goroutines
 // keep the CPU busy (DNS, on a loaded server) is charged what it computed,
@@ -366,15 +377,4 @@ func TestUnitWaitIsNotCharged(t *testing.T) {
 	var nilUnit *Unit
 	nilUnit.Wait()
 	nilUnit.Compute()
-}
-
-// spinWall computes for d of wall time.
-func spinWall(d time.Duration) {
-	x := uint64(1)
-	for start := time.Now(); time.Since(start) < d; {
-		for range 1000 {
-			x = x*6364136223846793005 + 1442695040888963407
-		}
-	}
-	sink.Add(x)
 }
