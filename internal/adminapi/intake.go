@@ -35,7 +35,7 @@ type intake struct {
 var intakeMaxWait = 5 * time.Second
 
 // measureIntake starts measuring the request answered on w, at the start
-// of its handler, which must call end (or drop, if it never waits).
+// of its handler, which must call end.
 func (s *Server) measureIntake(w http.ResponseWriter) *intake {
 	if s.cfg.Pace == nil {
 		return nil
