@@ -417,7 +417,8 @@ perf_clean() { grep -v -e '^#' -e '^$' | sed -e 's/[[:space:]]*-[[:space:]]*-[[:
 
 # profile SCENARIO: one more (unrecorded) run of each block under perf, the
 # server's CPU samples with call chains, reported by symbol, self and
-# inclusive (children) time.
+# inclusive (children) time, and the self time of coredns-cip's own
+# functions, however small.
 profile() {
   local s=$1 side port out
   for side in with without; do
@@ -437,6 +438,9 @@ profile() {
       perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol -g none --percent-limit 0.5 2>/dev/null | perf_clean
       echo "## inclusive time (children)"
       perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none --percent-limit 0.8 2>/dev/null | perf_clean
+      echo "## coredns-cip's own functions, self time (down to 0.02%)"
+      perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol -g none --percent-limit 0.02 2>/dev/null | perf_clean |
+        grep -F 'coredns-cip/' || true
     } >"$out"
     log "  profile: $out"
   done
