@@ -78,7 +78,9 @@
 #   PROFILE [0]          1: profile one more run of each block with perf
 #                        after the pairs of n, a, b, c, e, f, g, and one
 #                        storm run of d
-#                        (bench/results/profile-SCENARIO-BLOCK.txt)
+#                        (bench/results/profile-SCENARIO-BLOCK.txt: self and
+#                        inclusive time, and coredns-cip's own functions
+#                        down to 0.02%)
 #   PLUGIN_EXTRA []      more lines for every cipvalidate block, e.g.
 #                        "validate_cpu 0.02" (an experiment; the results
 #                        file quotes it)
