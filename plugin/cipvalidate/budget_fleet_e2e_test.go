@@ -78,7 +78,7 @@ func TestFleetBudget(t *testing.T) {
 	a.postEvent("127.0.0.2", a.clock.Now(), "5m")
 	eventually(t, "20 API calls, idle queues and the two notices", func() bool {
 		return a.fake.Calls() == 20 && idle() && slack.count("API budget exhausted") == 1 && slack.count("% spent") == 1 &&
-			notices.count(`"level":"exhausted"`) == 1
+			notices.count(`"level":"exhausted"`) == 1 && notices.count(`"level":"warning"`) == 1
 	})
 	if b.fake.CallsFor("45.83.1.13") == 0 && b.fake.CallsFor("45.83.1.24") == 0 {
 		t.Error("B spent nothing: the test means both nodes to spend")
@@ -86,13 +86,17 @@ func TestFleetBudget(t *testing.T) {
 	if n, warn, ex := slack.count(""), slack.count("% spent"), slack.count("API budget exhausted"); n != 2 || warn != 1 || ex != 1 {
 		t.Errorf("Slack got %d messages (%d at 80%%, %d at exhaustion), want one of each", n, warn, ex)
 	}
-	// The warning fires once, at the first count a node sees at or past
-	// 80%: 16 of 20, or 17 when another call of the same node was in
-	// flight as it crossed (its workers take concurrently).
-	warn := notices.count(`"level":"warning","title":"API budget 80% spent: 16 of 20 per day"`) +
-		notices.count(`"level":"warning","title":"API budget 85% spent: 17 of 20 per day"`)
+	// The warning fires once per fleet, from the node that claims it first,
+	// with the count that node saw on crossing 80%: 16 of 20, or more when
+	// calls were in flight (a node's workers take concurrently) or the
+	// other node's claim reached Redis first although it crossed later
+	// (seen in CI at 17 and at 19), never at exhaustion.
+	warn := 0
+	for spent := 16; spent < 20; spent++ {
+		warn += notices.count(fmt.Sprintf(`"level":"warning","title":"API budget %d%% spent: %d of 20 per day"`, spent*5, spent))
+	}
 	if n := notices.count(`{"notice":{"kind":"api_budget"`); n != 2 || warn != 1 {
-		t.Errorf("the webhook on notice got %d notices (%d at 80-85%%), want 2: %q", n, warn, notices.texts)
+		t.Errorf("the webhook on notice got %d notices (%d at 80-95%%), want 2: %q", n, warn, notices.texts)
 	}
 
 	// The next period: a quota error on A exhausts B.
