@@ -270,15 +270,21 @@ func TestUnitIsChargedItsOwnWork(t *testing.T) {
 		t.Skip("no thread CPU clock on this system: units fall back to the caller's wall time")
 	}
 	p := New(Config{})
+	worked := make(chan struct{})
 	release := make(chan struct{})
 	result := make(chan [2]time.Duration, 1)
 	go func() {
 		start := time.Now()
 		u := p.Begin()
 		burn(5 * time.Millisecond) // its own work
-		<-release                  // meanwhile another goroutine burns 100 ms
+		close(worked)
+		<-release // meanwhile another goroutine burns 100 ms
 		result <- [2]time.Duration{u.End(time.Hour), time.Since(start)}
 	}()
+	// The other goroutine starts only once the unit has begun, so the
+	// unit's wall span covers all of its 100 ms (a thread's CPU time never
+	// runs ahead of the wall clock).
+	<-worked
 	done := make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
